@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// Runs the compiled test files with Node's built-in runner.
+// usage: node scripts/run-tests.mjs [unit|integration] [extra node --test flags...]
+// Node 20's `node --test` has no glob support, so the file list is collected here.
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+
+const args = process.argv.slice(2);
+const kinds = args.filter((a) => a === 'unit' || a === 'integration');
+const flags = args.filter((a) => a !== 'unit' && a !== 'integration');
+const roots = (kinds.length ? kinds : ['unit', 'integration']).map((k) => join('dist', 'test', k));
+
+function collect(dir, out) {
+  let entries;
+  try { entries = readdirSync(dir); } catch { return out; }
+  for (const e of entries.sort()) {
+    const p = join(dir, e);
+    if (statSync(p).isDirectory()) collect(p, out);
+    else if (e.endsWith('.test.js')) out.push(p);
+  }
+  return out;
+}
+const files = roots.flatMap((r) => collect(r, []));
+if (files.length === 0) { console.error('no test files found under ' + roots.join(', ')); process.exit(1); }
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=4', ...flags, ...files], { stdio: 'inherit' });
+process.exit(r.status ?? 1);

@@ -1,0 +1,111 @@
+// Direct libc calls through koffi. Every call here is synchronous, so it is safe inside a temporary setns()
+// of the main thread (KERNEL-NOTES: only synchronous work belongs inside a switch).
+import { createRequire } from 'node:module';
+import os from 'node:os';
+
+const require = createRequire(import.meta.url);
+// koffi is CommonJS; require() is faster than an ESM import of it and keeps start-up lean.
+const koffi = require('koffi') as typeof import('koffi');
+
+const libc = koffi.load('libc.so.6');
+
+export const CLONE_NEWNS = 0x00020000;
+export const CLONE_NEWNET = 0x40000000;
+export const MS_RDONLY = 1;
+export const MS_BIND = 4096;
+export const MS_REC = 16384;
+export const MS_PRIVATE = 1 << 18;
+export const MS_SLAVE = 1 << 19;
+export const MS_SHARED = 1 << 20;
+export const MNT_DETACH = 2;
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
+export const NETLINK_ROUTE = 0;
+export const SOL_SOCKET = 1;
+export const SO_RCVBUF = 8;
+export const SO_SNDBUF = 7;
+export const SOL_NETLINK = 270;
+export const NETLINK_EXT_ACK = 11;
+export const NETLINK_GET_STRICT_CHK = 12;
+export const O_RDONLY = 0;
+export const O_CLOEXEC = 0o2000000;
+
+const _setns = libc.func('int setns(int fd, int nstype)');
+const _unshare = libc.func('int unshare(int flags)');
+const _mount = libc.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const void *data)');
+const _umount2 = libc.func('int umount2(const char *target, int flags)');
+const _open = libc.func('int open(const char *path, int flags, int mode)');
+const _close = libc.func('int close(int fd)');
+const _socket = libc.func('int socket(int domain, int type, int protocol)');
+const _bind = libc.func('int bind(int fd, const void *addr, uint32_t addrlen)');
+const _send = libc.func('intptr_t send(int fd, const void *buf, size_t len, int flags)');
+const _recv = libc.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)');
+const _setsockopt = libc.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)');
+const _getsockname = libc.func('int getsockname(int fd, _Out_ void *addr, _Inout_ uint32_t *addrlen)');
+const _strerror = libc.func('const char *strerror(int errnum)');
+
+/** An error from a system call, carrying errno and its symbolic name (EEXIST, ENOENT, ...). */
+export class SysError extends Error {
+  readonly errno: number;
+  readonly code: string;
+  constructor(call: string, errno: number, detail?: string) {
+    const code = errnoName(errno);
+    super(`${call}${detail ? ` ${detail}` : ''}: ${code} (${_strerror(errno)})`);
+    this.errno = errno;
+    this.code = code;
+  }
+}
+
+const errnoNames = new Map<number, string>();
+for (const [name, num] of Object.entries(os.constants.errno)) errnoNames.set(num as number, name);
+export function errnoName(errno: number): string {
+  return errnoNames.get(errno) ?? `E${errno}`;
+}
+
+function check(call: string, rc: number | bigint, detail?: string): number {
+  const n = Number(rc);
+  if (n < 0) throw new SysError(call, koffi.errno(), detail);
+  return n;
+}
+
+export function setns(fd: number, nstype: number): void {
+  check('setns', _setns(fd, nstype));
+}
+export function unshare(flags: number): void {
+  check('unshare', _unshare(flags));
+}
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null = null): void {
+  check('mount', _mount(source, target, fstype, flags, data), target);
+}
+export function umount2(target: string, flags: number): void {
+  check('umount2', _umount2(target, flags), target);
+}
+export function openPath(path: string, flags = O_RDONLY | O_CLOEXEC): number {
+  return check('open', _open(path, flags, 0), path);
+}
+export function close(fd: number): void {
+  _close(fd);
+}
+export function socket(domain: number, type: number, protocol: number): number {
+  return check('socket', _socket(domain, type, protocol));
+}
+export function bind(fd: number, addr: Buffer): void {
+  check('bind', _bind(fd, addr, addr.length));
+}
+export function send(fd: number, buf: Buffer): number {
+  return check('send', _send(fd, buf, buf.length, 0));
+}
+export function recv(fd: number, buf: Buffer, flags = 0): number {
+  return check('recv', _recv(fd, buf, buf.length, flags));
+}
+export function setsockoptInt(fd: number, level: number, name: number, value: number): void {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(value, 0);
+  check('setsockopt', _setsockopt(fd, level, name, b, 4));
+}
+export function getsockname(fd: number, buf: Buffer): number {
+  const len = [buf.length];
+  check('getsockname', _getsockname(fd, buf, len));
+  return len[0];
+}
