@@ -1,0 +1,71 @@
+// The bridge driver: what the seed document does by hand with `ip link add ... type bridge`, veth pairs,
+// `ip addr add`, `ip route add default via`, done with a handful of rtnetlink requests.
+import { Netlink, NetlinkError } from '../kernel/netlink.js';
+import { writeSysctl } from '../kernel/sysctl.js';
+import type { EndpointRecord, NetworkRecord } from '../types.js';
+import { parseCidr } from '../util/ip.js';
+import type { Host } from '../engine/host.js';
+
+function prefixOf(n: NetworkRecord): number {
+  return parseCidr(n.subnet).prefix;
+}
+
+/** Creates (or adopts, if it is already ours) the bridge with the gateway address, and enables forwarding. */
+export function setupNetwork(h: Host, n: NetworkRecord): void {
+  const nl = h.nl;
+  let link = nl.linkByName(n.bridge);
+  if (link && link.alias !== h.owner) {
+    throw new NetlinkError(`interface ${n.bridge} already exists and is not nsnet's`, 'EEXIST', 17, 'createBridge');
+  }
+  const index = link ? link.index : nl.createBridge(n.bridge, { mtu: n.mtu, alias: h.owner, up: true });
+  if (link) nl.setUp(index);
+  const prefix = prefixOf(n);
+  const has = nl.addresses().some((a) => a.index === index && a.address === n.gateway && a.prefixLen === prefix);
+  if (!has) nl.addAddress(index, n.gateway, prefix);
+  link = null;
+  h.inHost(() => {
+    writeSysctl('net.ipv4.ip_forward', '1');
+    // Lets DNAT of 127.0.0.1:PORT to a container leave through the bridge (KERNEL-NOTES pitfall 10).
+    writeSysctl(`net.ipv4.conf.${n.bridge.replace(/\./g, '/')}.route_localnet`, '1');
+  });
+}
+
+export function teardownNetwork(h: Host, n: NetworkRecord): void {
+  const link = h.nl.linkByName(n.bridge);
+  if (link && link.alias === h.owner) h.nl.deleteLink(link.index);
+}
+
+export interface AttachOptions {
+  /** Container netns fd. */
+  nsFd: number;
+  /** Netlink socket bound to the container netns. */
+  cnl: Netlink;
+  defaultRoute: boolean;
+}
+
+/** veth pair with the host end on the bridge and the peer (named ep.ifname) inside the container. */
+export function attach(h: Host, n: NetworkRecord, ep: EndpointRecord, o: AttachOptions): void {
+  const br = h.nl.linkByName(n.bridge);
+  if (!br) throw new Error(`bridge ${n.bridge} of network ${n.name} is missing (run: nsnet reconcile)`);
+  h.nl.createVeth(ep.hostIf, ep.ifname, o.nsFd, { master: br.index, mtu: n.mtu, peerMac: ep.mac, alias: h.owner, up: true });
+  const peer = o.cnl.linkByName(ep.ifname);
+  if (!peer) throw new Error(`veth peer ${ep.ifname} did not appear in the container`);
+  const prefix = prefixOf(n);
+  o.cnl.batch((b) => {
+    b.setUp(peer.index);
+    b.addAddress(peer.index, ep.ip, prefix);
+    if (o.defaultRoute) b.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: n.gateway });
+  });
+}
+
+/** Removes the host end of the veth (the peer goes with it). Tolerates an already missing link. */
+export function detach(h: Host, ep: EndpointRecord): void {
+  const link = h.nl.linkByName(ep.hostIf);
+  if (link && link.alias === h.owner) {
+    try {
+      h.nl.deleteLink(link.index);
+    } catch (e) {
+      if (!(e instanceof NetlinkError) || e.code !== 'ENODEV') throw e;
+    }
+  }
+}

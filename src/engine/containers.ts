@@ -1,0 +1,462 @@
+// Container use cases: create/start/run, stop, rm, connect, disconnect, exec.
+// A container is a named sandbox: its own netns at /run/netns/<prefix><name> (unless host/container mode), its
+// own /etc/resolv.conf and /etc/hosts, and the processes nsnet started in it.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as bridge from '../drivers/bridge.js';
+import { allocateIp, checkStaticIp, macFromIp } from '../ipam/ipam.js';
+import { Netlink } from '../kernel/netlink.js';
+import { closeFd, createNetns, inNetns, deleteNetns, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
+import {
+  findExecutable, isAlive, launchDetached, launchForeground, pidsInNetns, runCaptured, signal, type LaunchSpec,
+} from '../kernel/proc.js';
+import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
+import { UserError } from '../util/errors.js';
+import { isIPv4 } from '../util/ip.js';
+import { validateAlias, validateContainerName } from '../util/validate.js';
+import { etcPaths, writeEtc } from './etc.js';
+import { crashPoint } from './faults.js';
+import { applyFirewall, applyPortDelta, containerPorts } from './firewall.js';
+import type { Host } from './host.js';
+import { DEFAULT_NETWORK, ensureDefaultNetwork, resolveNetwork } from './networks.js';
+import { resolvePorts } from './ports.js';
+import { notifyDns } from './dnsctl.js';
+
+export interface CreateOptions {
+  name?: string;
+  /** bridge (default) | host | none | container:NAME | a network name or id */
+  network?: string;
+  ip?: string;
+  aliases?: string[];
+  publish?: string[];
+  dns?: string[];
+  command: string[];
+  autoRemove?: boolean;
+}
+
+export interface Created {
+  container: ContainerRecord;
+  warnings: string[];
+}
+
+/** A netlink socket bound to the netns `fd`. */
+function netlinkIn(fd: number): Netlink {
+  return inNetns(fd, () => Netlink.open());
+}
+
+const HEX = () => crypto.randomBytes(32).toString('hex');
+
+function hostIfName(): string {
+  return 'nsv' + crypto.randomBytes(4).toString('hex');
+}
+
+export function resolveContainer(h: Host, ref: string): ContainerRecord {
+  const c = h.store.findContainer(ref);
+  if (!c) throw new UserError(`No such container: ${ref}`, 'notfound');
+  return c;
+}
+
+/** The container whose netns `c` lives in (itself, or the target of container:NAME, followed). */
+function netnsOwner(h: Host, c: ContainerRecord): ContainerRecord | null {
+  let cur: ContainerRecord | null = c;
+  for (let i = 0; cur && cur.mode === 'container' && i < 16; i++) cur = cur.modeTarget ? h.store.containerById(cur.modeTarget) : null;
+  return cur;
+}
+
+function generatedName(h: Host): string {
+  for (;;) {
+    const n = 'nsnet_' + crypto.randomBytes(3).toString('hex');
+    if (!h.store.nameTaken(n)) return n;
+  }
+}
+
+function networksById(h: Host): Map<string, NetworkRecord> {
+  return new Map(h.store.networks().map((n) => [n.id, n]));
+}
+
+/** Creates a container: validates everything first (nothing changes on bad input), then persists it as pending,
+ *  builds its netns and endpoint, and commits. The process is started separately (startContainer). */
+export function createContainer(h: Host, o: CreateOptions): Created {
+  const warnings: string[] = [];
+  if (!o.command.length) throw new UserError('no command given: nsnet run [OPTIONS] -- COMMAND [ARG...]', 'invalid');
+  if (!findExecutable(o.command[0])) {
+    throw new UserError(`exec: "${o.command[0]}": executable file not found in $PATH`, 'invalid');
+  }
+  for (const a of o.aliases ?? []) validateAlias(a);
+  for (const d of o.dns ?? []) if (!isIPv4(d)) throw new UserError(`invalid --dns address ${JSON.stringify(d)}: expected an IPv4 address`, 'invalid');
+  const netRef = o.network ?? DEFAULT_NETWORK;
+  const mode: ContainerRecord['mode'] = netRef === 'host' ? 'host' : netRef === 'none' ? 'none' : netRef.startsWith('container:') ? 'container' : 'bridge';
+  if (mode !== 'bridge') {
+    if (o.ip) throw new UserError(`--ip is only valid with a user-defined network, not --network ${netRef}`, 'invalid');
+    if (o.aliases?.length) throw new UserError(`--alias is only valid with a user-defined network, not --network ${netRef}`, 'invalid');
+  }
+  if (mode === 'container' && o.publish?.length) throw new UserError('conflicting options: port publishing and the container type network mode', 'invalid');
+  if (o.name !== undefined) validateContainerName(o.name);
+
+  return h.lock.with(() => {
+    if (o.name !== undefined && h.store.nameTaken(o.name)) {
+      throw new UserError(`Conflict. The container name "${o.name}" is already in use`, 'conflict');
+    }
+    let net: NetworkRecord | null = null;
+    let target: ContainerRecord | null = null;
+    if (mode === 'bridge') net = netRef === DEFAULT_NETWORK ? ensureDefaultNetwork(h) : resolveNetwork(h, netRef);
+    if (mode === 'container') {
+      const tref = netRef.slice('container:'.length);
+      if (!tref) throw new UserError('--network container: needs a container name', 'invalid');
+      target = resolveContainer(h, tref);
+      target = netnsOwner(h, target);
+      if (!target || target.mode === 'host') throw new UserError(`cannot join the network namespace of ${tref}: it has none of its own`, 'invalid');
+      if (refreshState(h, target).state !== 'running') throw new UserError(`cannot join network of a non running container: ${tref}`, 'refused');
+    }
+    if (o.ip && net?.isDefault) throw new UserError('user specified IP address is supported on user defined networks only', 'invalid');
+    if (o.aliases?.length && net?.isDefault) throw new UserError('network-scoped alias is supported only for containers in user defined networks', 'invalid');
+
+    let ports: PortMapping[] = [];
+    if (o.publish?.length) {
+      if (mode === 'host') warnings.push('Published ports are discarded when using host network mode');
+      else if (mode === 'none') warnings.push('Published ports are discarded when using the none network mode');
+      else ports = resolvePorts(h, o.publish);
+    }
+    if (net?.internal && ports.length) {
+      warnings.push(`network ${net.name} is internal: its containers' ports cannot be published`);
+    }
+
+    const name = o.name ?? generatedName(h);
+    const id = HEX();
+    const c: ContainerRecord = {
+      id, name, mode, modeTarget: target?.id ?? null,
+      netns: mode === 'bridge' || mode === 'none' ? h.netnsPrefix + name : '',
+      command: o.command, ports, dns: o.dns ?? [], autoRemove: !!o.autoRemove, state: 'created',
+      pid: null, pidStart: null, exitCode: null, created: new Date().toISOString(), started: null, finished: null,
+    };
+    if (c.netns && netnsExists(c.netns)) {
+      throw new UserError(`a network namespace named ${c.netns} already exists (not nsnet's?): choose another name`, 'conflict');
+    }
+    let ep: EndpointRecord | null = null;
+    h.store.tx(() => {
+      if (net) ep = planEndpoint(h, c, net, 'eth0', o.ip, o.aliases ?? []);
+      h.store.insertContainer(c, true);
+      if (ep) {
+        h.store.insertEndpoint(ep, true);
+        if (!ep.staticIp) h.store.setLastIp(net!.id, ep.ip);
+      }
+    });
+    crashPoint('create:persisted');
+    try {
+      buildSandbox(h, c, ep && net ? [[ep, net]] : []);
+      crashPoint('create:sandbox');
+      h.store.tx(() => h.store.commitContainer(c.id));
+      crashPoint('create:committed');
+      if (ports.length) applyPortDelta(h, containerPorts(h, c), []);
+      crashPoint('create:firewall');
+      if (net && !net.isDefault) notifyDns(h);
+    } catch (e) {
+      destroySandbox(h, c, ep ? [ep] : []);
+      h.store.tx(() => h.store.deleteContainer(c.id));
+      throw e;
+    }
+    return { container: c, warnings };
+  });
+}
+
+/** Plans one endpoint (address, MAC, interface names) inside the caller's transaction. */
+function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: string, ip: string | undefined, aliases: string[]): EndpointRecord {
+  const inUse = h.store.ipsInUse(net.id);
+  let addr: string;
+  if (ip) {
+    checkStaticIp(net, ip, inUse);
+    addr = ip;
+  } else {
+    addr = allocateIp(net, inUse, h.store.lastIp(net.id), net.name);
+  }
+  return {
+    containerId: c.id, containerName: c.name, networkId: net.id, ifname, hostIf: hostIfName(), ip: addr,
+    mac: macFromIp(addr), aliases, staticIp: !!ip,
+  };
+}
+
+/** Kernel side of create: netns (loopback up), endpoints, /etc files. */
+function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, NetworkRecord]>): void {
+  if (c.netns) {
+    let cnl: Netlink | null = null;
+    const fd = createNetns(c.netns, () => {
+      cnl = Netlink.open();
+    });
+    try {
+      const nl = cnl as unknown as Netlink;
+      const lo = nl.linkByName('lo');
+      if (lo) nl.setUp(lo.index);
+      eps.forEach(([ep, net], i) => bridge.attach(h, net, ep, { nsFd: fd, cnl: nl, defaultRoute: i === 0 }));
+    } finally {
+      (cnl as Netlink | null)?.close();
+      closeFd(fd);
+    }
+  }
+  writeEtc(h, c, eps.map(([e]) => e), networksById(h));
+}
+
+/** Removes everything a container made in the kernel; tolerant of objects already gone. */
+function destroySandbox(h: Host, c: ContainerRecord, eps: EndpointRecord[]): void {
+  for (const ep of eps) {
+    try { bridge.detach(h, ep); } catch { /* reconcile will retry */ }
+  }
+  if (c.netns) {
+    try { deleteNetns(c.netns); } catch { /* reconcile will retry */ }
+  }
+  fs.rmSync(h.containerDir(c.id), { recursive: true, force: true });
+}
+
+/** How to start a process in this container. */
+export function launchSpec(h: Host, c: ContainerRecord, command: string[]): LaunchSpec {
+  if (c.mode === 'host') return { command, netnsFd: h.hostFd, netnsPath: null, etc: null };
+  const owner = c.mode === 'container' ? netnsOwner(h, c) : c;
+  if (!owner || !owner.netns) throw new UserError(`container ${c.name} has no network namespace to join`, 'refused');
+  return { command, netnsFd: null, netnsPath: netnsPath(owner.netns), etc: etcPaths(h, owner) };
+}
+
+function exitFile(h: Host, c: ContainerRecord): string {
+  return path.join(h.containerDir(c.id), 'exitcode');
+}
+
+export function logFile(h: Host, c: ContainerRecord): string {
+  return path.join(h.containerDir(c.id), 'log');
+}
+
+/** Brings the stored state up to date with reality (a detached process may have ended since). */
+export function refreshState(h: Host, c: ContainerRecord): ContainerRecord {
+  if (c.state !== 'running' || isAlive(c.pid, c.pidStart)) return c;
+  let code: number | null = null;
+  try {
+    code = Number(fs.readFileSync(exitFile(h, c), 'utf8').trim());
+  } catch {
+    /* killed before it could record one */
+  }
+  const upd = { state: 'exited' as const, exitCode: code ?? 137, finished: new Date().toISOString(), pid: null, pidStart: null };
+  try {
+    h.store.tx(() => h.store.updateContainer(c.id, upd));
+  } catch {
+    /* read-only use: show it anyway */
+  }
+  return { ...c, ...upd };
+}
+
+/** Path of the nsnet launcher, for the detached supervisor's `rm` of --rm containers. */
+function nsnetBin(): string {
+  return process.env.NSNET_BIN ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../bin/nsnet');
+}
+
+/** Starts the container's command detached (its output goes to `logs`). */
+export function startContainer(h: Host, ref: string): ContainerRecord {
+  return h.lock.with(() => {
+    let c = refreshState(h, resolveContainer(h, ref));
+    if (c.state === 'running') return c;
+    const spec = launchSpec(h, c, c.command);
+    fs.rmSync(exitFile(h, c), { force: true });
+    const env = { ...process.env, NSNET_ROOT: h.root };
+    const { pid, start } = launchDetached({ ...spec, netnsFd: null, env }, logFile(h, c), exitFile(h, c),
+      c.autoRemove ? { bin: nsnetBin(), id: c.id } : undefined);
+    const upd = { state: 'running' as const, pid, pidStart: start, started: new Date().toISOString(), exitCode: null, finished: null };
+    h.store.tx(() => h.store.updateContainer(c.id, upd));
+    c = { ...c, ...upd };
+    return c;
+  });
+}
+
+/** Runs the container's command in the foreground, attached to our stdio; returns its exit code. */
+export async function runForeground(h: Host, c: ContainerRecord): Promise<number> {
+  const spec = launchSpec(h, c, c.command);
+  const code = await launchForeground(spec, (pid) => {
+    h.store.tx(() => h.store.updateContainer(c.id, { state: 'running', pid, pidStart: null, started: new Date().toISOString() }));
+  });
+  h.store.tx(() => h.store.updateContainer(c.id, { state: 'exited', exitCode: code, pid: null, pidStart: null, finished: new Date().toISOString() }));
+  return code;
+}
+
+/** Runs a command inside a running (or created) container; foreground, returns the exit code. */
+export async function execIn(h: Host, ref: string, command: string[]): Promise<number> {
+  const c = resolveContainer(h, ref);
+  if (!command.length) throw new UserError('no command given: nsnet exec CONTAINER -- COMMAND [ARG...]', 'invalid');
+  if (!findExecutable(command[0])) throw new UserError(`exec: "${command[0]}": executable file not found in $PATH`, 'invalid');
+  const spec = launchSpec(h, c, command);
+  if (spec.netnsPath) {
+    const fd = openNetns(path.basename(spec.netnsPath));
+    try {
+      return await launchForeground({ ...spec, netnsFd: fd });
+    } finally {
+      closeFd(fd);
+    }
+  }
+  return launchForeground(spec);
+}
+
+/** exec with captured output (library use and tests). */
+export function execCaptured(h: Host, ref: string, command: string[]): { status: number; stdout: string; stderr: string } {
+  const c = resolveContainer(h, ref);
+  const spec = launchSpec(h, c, command);
+  if (!spec.netnsPath) return runCaptured(spec);
+  const fd = openNetns(path.basename(spec.netnsPath));
+  try {
+    return runCaptured({ ...spec, netnsFd: fd });
+  } finally {
+    closeFd(fd);
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Ends the container's processes: SIGTERM to its process group, SIGKILL after `timeoutSec`; then any process
+ *  still inside its own netns (a daemon that escaped the group) gets SIGKILL too. */
+export async function stopContainer(h: Host, ref: string, timeoutSec = 10): Promise<ContainerRecord> {
+  const c0 = refreshState(h, resolveContainer(h, ref));
+  if (c0.state === 'running' && c0.pid) {
+    signal(-c0.pid, timeoutSec <= 0 ? 'SIGKILL' : 'SIGTERM');
+    const deadline = Date.now() + timeoutSec * 1000;
+    while (isAlive(c0.pid, c0.pidStart) && Date.now() < deadline) await sleep(20);
+    if (isAlive(c0.pid, c0.pidStart)) signal(-c0.pid, 'SIGKILL');
+    while (isAlive(c0.pid, c0.pidStart)) await sleep(10);
+  }
+  killNetnsProcesses(c0);
+  const c = refreshState(h, h.store.containerById(c0.id) ?? c0);
+  if (c.state === 'running') {
+    h.store.tx(() => h.store.updateContainer(c.id, { state: 'exited', pid: null, pidStart: null, exitCode: 137, finished: new Date().toISOString() }));
+  }
+  return h.store.containerById(c.id) ?? c;
+}
+
+function killNetnsProcesses(c: ContainerRecord): void {
+  if (!c.netns || !netnsExists(c.netns)) return;
+  let ino: number;
+  try {
+    ino = fs.statSync(netnsPath(c.netns)).ino;
+  } catch {
+    return;
+  }
+  for (const pid of pidsInNetns(ino)) if (pid !== process.pid) signal(pid, 'SIGKILL');
+}
+
+/** Removes a container and everything it made. Running containers need force (they are killed first). */
+export async function removeContainer(h: Host, ref: string, force = false): Promise<ContainerRecord> {
+  let c = refreshState(h, resolveContainer(h, ref));
+  if (c.state === 'running') {
+    if (!force) throw new UserError(`You cannot remove a running container ${c.name}. Stop the container before attempting removal or force remove`, 'refused');
+    c = await stopContainer(h, c.id, 0);
+  }
+  return h.lock.with(() => {
+    const deps = h.store.dependents(c.id).filter((d) => refreshState(h, d).state === 'running');
+    if (deps.length) throw new UserError(`container ${c.name} is in use by ${deps.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first`, 'refused');
+    const eps = h.store.endpointsOf(c.id);
+    const ports = containerPorts(h, c);
+    const ids: number[] = [];
+    h.store.tx(() => {
+      for (const ep of eps) ids.push(h.store.addGarbage('link', ep.hostIf));
+      if (c.netns) ids.push(h.store.addGarbage('netns', c.netns));
+      ids.push(h.store.addGarbage('dir', c.id));
+      h.store.deleteContainer(c.id);
+    });
+    crashPoint('rm:persisted');
+    if (ports.length) applyPortDelta(h, [], ports);
+    crashPoint('rm:firewall');
+    killNetnsProcesses(c);
+    destroySandbox(h, c, eps);
+    crashPoint('rm:sandbox');
+    h.store.tx(() => h.store.dropGarbage(ids));
+    if (eps.some((e) => !networksById(h).get(e.networkId)?.isDefault)) notifyDns(h);
+    return c;
+  });
+}
+
+export interface ConnectOptions {
+  ip?: string;
+  aliases?: string[];
+}
+
+/** Adds an interface on another network to a container (multi-homing). */
+export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptions = {}): EndpointRecord {
+  for (const a of o.aliases ?? []) validateAlias(a);
+  return h.lock.with(() => {
+    if (netRef === 'host' || netRef === 'none') throw new UserError(`container cannot be connected to the ${netRef} network`, 'refused');
+    const net = resolveNetwork(h, netRef);
+    const c = resolveContainer(h, ctrRef);
+    if (c.mode !== 'bridge') {
+      throw new UserError(`container ${c.name} uses --network ${c.mode === 'container' ? 'container:...' : c.mode}: it cannot be connected to other networks`, 'refused');
+    }
+    if (o.ip && net.isDefault) throw new UserError('user specified IP address is supported on user defined networks only', 'invalid');
+    if (o.aliases?.length && net.isDefault) throw new UserError('network-scoped alias is supported only for containers in user defined networks', 'invalid');
+    const existing = h.store.endpointsOf(c.id);
+    if (existing.some((e) => e.networkId === net.id)) throw new UserError(`endpoint with name ${c.name} already exists in network ${net.name}`, 'conflict');
+    let n = 0;
+    while (existing.some((e) => e.ifname === `eth${n}`)) n++;
+    const ep = h.store.tx(() => {
+      const e = planEndpoint(h, c, net, `eth${n}`, o.ip, o.aliases ?? []);
+      h.store.insertEndpoint(e, true);
+      if (!e.staticIp) h.store.setLastIp(net.id, e.ip);
+      return e;
+    });
+    crashPoint('connect:persisted');
+    const fd = openNetns(c.netns);
+    let cnl: Netlink | null = null;
+    try {
+      cnl = netlinkIn(fd);
+      const hasDefault = cnl.routes(4).some((r) => r.prefixLen === 0);
+      bridge.attach(h, net, ep, { nsFd: fd, cnl, defaultRoute: !hasDefault });
+      crashPoint('connect:attached');
+      h.store.tx(() => h.store.commitEndpoint(c.id, net.id));
+    } catch (e) {
+      try { bridge.detach(h, ep); } catch { /* reconcile */ }
+      h.store.tx(() => h.store.deleteEndpoint(c.id, net.id));
+      throw e;
+    } finally {
+      cnl?.close();
+      closeFd(fd);
+    }
+    writeEtc(h, c, h.store.endpointsOf(c.id), networksById(h));
+    if (c.ports.length) applyFirewall(h);
+    if (!net.isDefault) notifyDns(h);
+    return ep;
+  });
+}
+
+/** Removes a container's interface on a network; its address returns to the pool. */
+export function disconnect(h: Host, netRef: string, ctrRef: string, force = false): void {
+  h.lock.with(() => {
+    const net = h.store.findNetwork(netRef);
+    if (!net) throw new UserError(`network ${netRef} not found`, 'notfound');
+    const c = h.store.findContainer(ctrRef);
+    if (!c) {
+      if (force) return;
+      throw new UserError(`No such container: ${ctrRef}`, 'notfound');
+    }
+    const eps = h.store.endpointsOf(c.id);
+    const ep = eps.find((e) => e.networkId === net.id);
+    if (!ep) throw new UserError(`container ${c.name} is not connected to network ${net.name}`, 'notfound');
+    let gid = 0;
+    h.store.tx(() => {
+      gid = h.store.addGarbage('link', ep.hostIf);
+      h.store.deleteEndpoint(c.id, net.id);
+    });
+    crashPoint('disconnect:persisted');
+    bridge.detach(h, ep);
+    h.store.tx(() => h.store.dropGarbage([gid]));
+    const rest = h.store.endpointsOf(c.id);
+    if (rest.length && c.netns) {
+      // If the default route went with that interface, route through the next network's gateway.
+      const fd = openNetns(c.netns);
+      const cnl = netlinkIn(fd);
+      try {
+        if (!cnl.routes(4).some((r) => r.prefixLen === 0)) {
+          const next = h.store.networkById(rest[0].networkId);
+          if (next) cnl.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: next.gateway });
+        }
+      } finally {
+        cnl.close();
+        closeFd(fd);
+      }
+    }
+    writeEtc(h, c, rest, networksById(h));
+    if (c.ports.length) applyFirewall(h);
+    if (!net.isDefault) notifyDns(h);
+  });
+}
+
+export { HEX as newId };

@@ -1,0 +1,53 @@
+// Each container's own /etc/resolv.conf and /etc/hosts (bound over /etc in its private mount namespace).
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseResolvConf, renderResolvConf } from '../dns/resolvconf.js';
+import type { ContainerRecord, EndpointRecord, NetworkRecord } from '../types.js';
+import type { Host } from './host.js';
+
+/** The host's upstream resolver configuration: NSNET_RESOLV_CONF if set, else /etc/resolv.conf. */
+export function hostResolvConf(): { nameservers: string[]; search: string[]; options: string[] } {
+  const file = process.env.NSNET_RESOLV_CONF || '/etc/resolv.conf';
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    /* no resolv.conf: no upstreams */
+  }
+  return parseResolvConf(text);
+}
+
+/** Loopback resolvers (e.g. systemd-resolved's 127.0.0.53) are unreachable from a container's own netns. */
+export function usableUpstreams(ns: string[]): string[] {
+  return ns.filter((s) => !s.startsWith('127.') && s !== '::1');
+}
+
+export function etcPaths(h: Host, c: ContainerRecord): { resolvConf: string; hosts: string } {
+  const dir = h.containerDir(c.id);
+  return { resolvConf: path.join(dir, 'resolv.conf'), hosts: path.join(dir, 'hosts') };
+}
+
+/** Writes the container's resolv.conf and hosts. On a user-defined network the nameserver is nsnet's resolver
+ *  on the first network's gateway; on the default bridge (no name service, as Docker) the host's upstreams
+ *  (or --dns) are used directly. */
+export function writeEtc(h: Host, c: ContainerRecord, eps: EndpointRecord[], nets: Map<string, NetworkRecord>): void {
+  const dir = h.containerDir(c.id);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
+  const host = hostResolvConf();
+  const first = eps[0] ? nets.get(eps[0].networkId) : undefined;
+  let nameservers: string[];
+  if (first && !first.isDefault) nameservers = [first.gateway];
+  else nameservers = c.dns.length ? c.dns : usableUpstreams(host.nameservers);
+  const p = etcPaths(h, c);
+  writeAtomic(p.resolvConf, renderResolvConf(nameservers, host.search, host.options));
+  const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
+  for (const e of eps) lines.push(`${e.ip}\t${c.name} ${c.id.slice(0, 12)}`);
+  if (!eps.length) lines.push(`127.0.1.1\t${c.name} ${c.id.slice(0, 12)}`);
+  writeAtomic(p.hosts, lines.join('\n') + '\n');
+}
+
+/** Rewrites in place (same inode): the file is bind-mounted into running containers, so a rename would not
+ *  be seen by them. */
+function writeAtomic(file: string, content: string): void {
+  fs.writeFileSync(file, content, { mode: 0o644 });
+}

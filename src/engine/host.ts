@@ -1,0 +1,88 @@
+// The "host" nsnet acts on: a state directory plus a host network namespace (the process's own by default).
+// Everything kernel-side is reached through explicit namespace fds, so one process can drive several hosts.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { FileLock } from '../kernel/flock.js';
+import { Netlink } from '../kernel/netlink.js';
+import { openPath } from '../kernel/libc.js';
+import { inNetns, selfNetnsFd } from '../kernel/netns.js';
+import { Nft } from '../kernel/nft.js';
+import { Store } from '../store/store.js';
+
+export const DEFAULT_ROOT = '/var/lib/nsnet';
+
+export interface HostOptions {
+  /** State directory (default NSNET_ROOT or /var/lib/nsnet). */
+  root?: string;
+  /** Path of the host netns (default: the netns this process runs in). */
+  hostNetns?: string;
+}
+
+export class Host {
+  readonly root: string;
+  readonly store: Store;
+  readonly lock: FileLock;
+  /** Short stable id of this host (hash of the state directory): marks every kernel object nsnet makes. */
+  readonly hostId: string;
+  /** Prefix of container netns names under /run/netns: '' for the default root, so `ip netns exec NAME` works;
+   *  `nsnet-<hostId>-` otherwise, so several nsnet hosts on one machine never collide. */
+  readonly netnsPrefix: string;
+  readonly hostFd: number;
+  private _nl: Netlink | null = null;
+  private _nft: Nft | null = null;
+
+  private constructor(root: string, hostFd: number) {
+    this.root = root;
+    this.hostFd = hostFd;
+    fs.mkdirSync(path.join(root, 'containers'), { recursive: true, mode: 0o711 });
+    this.store = new Store(path.join(root, 'nsnet.db'));
+    this.lock = new FileLock(path.join(root, 'lock'));
+    this.hostId = crypto.createHash('sha256').update(root).digest('hex').slice(0, 6);
+    this.netnsPrefix = root === DEFAULT_ROOT ? '' : `nsnet-${this.hostId}-`;
+  }
+
+  static open(opts: HostOptions = {}): Host {
+    const raw = opts.root ?? process.env.NSNET_ROOT ?? DEFAULT_ROOT;
+    fs.mkdirSync(raw, { recursive: true, mode: 0o711 });
+    const root = fs.realpathSync(raw);
+    const nsPath = opts.hostNetns ?? process.env.NSNET_HOST_NETNS;
+    // Already inside that netns (the CLI enters it at start-up): use our own fd, no switching needed.
+    const same = nsPath ? fs.statSync(nsPath).ino === fs.statSync('/proc/thread-self/ns/net').ino : true;
+    const hostFd = same ? selfNetnsFd() : openPath(nsPath!);
+    return new Host(root, hostFd);
+  }
+
+  /** Marker written as the alias of every link nsnet creates on this host. */
+  get owner(): string {
+    return `nsnet/${this.hostId}`;
+  }
+
+  /** rtnetlink socket bound to the host netns. */
+  get nl(): Netlink {
+    if (!this._nl) this._nl = this.inHost(() => Netlink.open());
+    return this._nl;
+  }
+
+  /** libnftables context bound to the host netns. */
+  get nft(): Nft {
+    if (!this._nft) this._nft = Nft.open(this.hostFd);
+    return this._nft;
+  }
+
+  inHost<T>(fn: () => T): T {
+    return this.hostFd === selfNetnsFd() ? fn() : inNetns(this.hostFd, fn);
+  }
+
+  containerDir(id: string): string {
+    return path.join(this.root, 'containers', id);
+  }
+
+  close(): void {
+    this._nl?.close();
+    this._nl = null;
+    this._nft?.close();
+    this._nft = null;
+    this.store.close();
+  }
+}

@@ -1,0 +1,163 @@
+// Network use cases: create, remove, prune, list. Each mutation: validate and plan (pure), persist as pending,
+// apply to the kernel, commit; on failure the kernel work is undone and the pending row removed.
+import crypto from 'node:crypto';
+import * as bridge from '../drivers/bridge.js';
+import { DEFAULT_BRIDGE_SUBNET, pickSubnet, planNetworkIpam } from '../ipam/ipam.js';
+import type { NetworkRecord } from '../types.js';
+import { UserError } from '../util/errors.js';
+import { validateIfName, validateLabel, validateMtu, validateNetworkName } from '../util/validate.js';
+import { applyFirewall } from './firewall.js';
+import type { Host } from './host.js';
+import { hostRouteCidrs } from './hostinfo.js';
+import { crashPoint } from './faults.js';
+
+export const DEFAULT_NETWORK = 'bridge';
+export const DEFAULT_BRIDGE_IF = 'nsnet0';
+export const PSEUDO_NETWORKS = ['host', 'none'] as const;
+
+export interface NetworkCreateOptions {
+  name: string;
+  driver?: string;
+  subnet?: string;
+  gateway?: string;
+  ipRange?: string;
+  internal?: boolean;
+  labels?: Record<string, string>;
+  /** --opt key=value: bridge.name, mtu, icc (also Docker's com.docker.network.* spellings). */
+  options?: Record<string, string>;
+}
+
+const OPT_ALIASES: Record<string, string> = {
+  'com.docker.network.bridge.name': 'bridge.name',
+  'com.docker.network.driver.mtu': 'mtu',
+  'com.docker.network.bridge.enable_icc': 'icc',
+};
+
+function newId(): string {
+  return crypto.randomBytes(32).toString('hex');
+}
+
+function parseBool(key: string, v: string): boolean {
+  if (/^(true|1|yes)$/i.test(v)) return true;
+  if (/^(false|0|no)$/i.test(v)) return false;
+  throw new UserError(`invalid value for option ${key}: ${JSON.stringify(v)} (expected true or false)`, 'invalid');
+}
+
+/** Pure part of network create: validates everything and returns the record to store. */
+export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false): NetworkRecord {
+  if (!isDefault) {
+    validateNetworkName(o.name);
+    if ((PSEUDO_NETWORKS as readonly string[]).includes(o.name) || o.name === DEFAULT_NETWORK) {
+      throw new UserError(`network name ${o.name} is reserved (a predefined network)`, 'invalid');
+    }
+  }
+  const driver = o.driver ?? 'bridge';
+  if (driver !== 'bridge') throw new UserError(`unsupported network driver ${JSON.stringify(driver)}: only "bridge" is available`, 'invalid');
+  if (h.store.findNetwork(o.name) || h.store.allNetworksIncludingPending().some((n) => n.name === o.name)) {
+    throw new UserError(`network with name ${o.name} already exists`, 'conflict');
+  }
+  const opts: Record<string, string> = {};
+  for (const [k0, v] of Object.entries(o.options ?? {})) {
+    const k = OPT_ALIASES[k0] ?? k0;
+    if (!['bridge.name', 'mtu', 'icc'].includes(k)) throw new UserError(`unknown network option ${JSON.stringify(k0)} (known: bridge.name, mtu, icc)`, 'invalid');
+    opts[k] = v;
+  }
+  for (const [k, v] of Object.entries(o.labels ?? {})) validateLabel(`${k}=${v}`);
+  const mtu = opts.mtu !== undefined ? Number(opts.mtu) : 1500;
+  if (opts.mtu !== undefined) validateMtu(opts.mtu);
+  const icc = opts.icc !== undefined ? parseBool('icc', opts.icc) : true;
+  const id = newId();
+  const existing = h.store.allNetworksIncludingPending();
+  let bridgeName = opts['bridge.name'] ?? (isDefault ? DEFAULT_BRIDGE_IF : `nsbr-${id.slice(0, 10)}`);
+  validateIfName(bridgeName);
+  if (existing.some((n) => n.bridge === bridgeName)) throw new UserError(`bridge name ${bridgeName} is already used by another network`, 'conflict');
+  const link = h.nl.linkByName(bridgeName);
+  if (link && link.alias !== h.owner) throw new UserError(`interface ${bridgeName} already exists on the host`, 'conflict');
+  const taken = [...existing.map((n) => n.subnet), ...hostRouteCidrs(h, existing.map((n) => n.bridge))];
+  let ipam;
+  if (isDefault) {
+    ipam = planNetworkIpam({ subnet: o.subnet ?? DEFAULT_BRIDGE_SUBNET, gateway: o.gateway }, taken);
+  } else if (o.subnet || o.gateway || o.ipRange) {
+    ipam = planNetworkIpam({ subnet: o.subnet, gateway: o.gateway, ipRange: o.ipRange }, taken);
+  } else {
+    ipam = planNetworkIpam({ subnet: pickSubnet(taken) }, taken);
+  }
+  bridgeName = bridgeName.trim();
+  return {
+    id, name: o.name, driver: 'bridge', bridge: bridgeName, subnet: ipam.subnet, gateway: ipam.gateway,
+    ipRange: ipam.ipRange ?? null, internal: !!o.internal, icc, mtu, isDefault,
+    labels: { ...(o.labels ?? {}) }, options: opts, created: new Date().toISOString(),
+  };
+}
+
+export function createNetwork(h: Host, o: NetworkCreateOptions, isDefault = false): NetworkRecord {
+  return h.lock.with(() => {
+    const n = h.store.tx(() => {
+      const rec = planNetwork(h, o, isDefault);
+      h.store.insertNetwork(rec, true);
+      return rec;
+    });
+    crashPoint('network-create:persisted');
+    try {
+      bridge.setupNetwork(h, n);
+      crashPoint('network-create:bridge');
+      h.store.tx(() => h.store.commitNetwork(n.id));
+      applyFirewall(h);
+      crashPoint('network-create:firewall');
+    } catch (e) {
+      try { bridge.teardownNetwork(h, n); } catch { /* best effort */ }
+      h.store.tx(() => h.store.deleteNetwork(n.id));
+      try { applyFirewall(h); } catch { /* best effort */ }
+      throw e;
+    }
+    return n;
+  });
+}
+
+/** The default network "bridge", created on first use. */
+export function ensureDefaultNetwork(h: Host): NetworkRecord {
+  const n = h.store.findNetwork(DEFAULT_NETWORK);
+  if (n) return n;
+  return createNetwork(h, { name: DEFAULT_NETWORK }, true);
+}
+
+export function resolveNetwork(h: Host, ref: string): NetworkRecord {
+  const n = h.store.findNetwork(ref);
+  if (!n) {
+    if (ref === DEFAULT_NETWORK) return ensureDefaultNetwork(h);
+    throw new UserError(`network ${ref} not found`, 'notfound');
+  }
+  return n;
+}
+
+export function removeNetwork(h: Host, ref: string): NetworkRecord {
+  return h.lock.with(() => {
+    if ((PSEUDO_NETWORKS as readonly string[]).includes(ref)) throw new UserError(`${ref} is a pre-defined network and cannot be removed`, 'refused');
+    const n = h.store.findNetwork(ref);
+    if (!n) throw new UserError(`network ${ref} not found`, 'notfound');
+    if (n.isDefault) throw new UserError(`${n.name} is a pre-defined network and cannot be removed`, 'refused');
+    const eps = h.store.endpointsOn(n.id);
+    if (eps.length) {
+      const names = [...new Set(eps.map((e) => e.containerName))].sort().join(', ');
+      throw new UserError(`error while removing network: network ${n.name} id ${n.id} has active endpoints (${names})`, 'refused');
+    }
+    bridge.teardownNetwork(h, n);
+    crashPoint('network-rm:bridge');
+    h.store.tx(() => h.store.deleteNetwork(n.id));
+    applyFirewall(h);
+    return n;
+  });
+}
+
+/** Removes every user-defined network without endpoints. Returns the removed names. */
+export function pruneNetworks(h: Host): string[] {
+  return h.lock.with(() => {
+    const removed: string[] = [];
+    for (const n of h.store.networks()) {
+      if (n.isDefault || h.store.endpointsOn(n.id).length) continue;
+      removeNetwork(h, n.name);
+      removed.push(n.name);
+    }
+    return removed;
+  });
+}

@@ -1,0 +1,89 @@
+// Published ports: parse -p specs, choose ephemeral host ports, refuse conflicts before anything is created.
+import fs from 'node:fs';
+import type { PortMapping, Proto } from '../types.js';
+import { UserError } from '../util/errors.js';
+import { parsePortSpec } from '../util/ports.js';
+import type { Host } from './host.js';
+
+interface Bound { proto: Proto; ip: string; port: number }
+
+function overlaps(a: { hostIp: string; proto: Proto; lo: number; hi: number }, b: { hostIp: string; proto: Proto; lo: number; hi: number }): boolean {
+  return a.proto === b.proto && (a.hostIp === '' || b.hostIp === '' || a.hostIp === b.hostIp) && a.lo <= b.hi && b.lo <= a.hi;
+}
+
+/** Sockets bound in the host netns (TCP listeners, UDP sockets), read from /proc/thread-self/net. */
+export function boundSockets(h: Host): Bound[] {
+  return h.inHost(() => {
+    const out: Bound[] = [];
+    const read = (file: string, proto: Proto, listenOnly: boolean) => {
+      let text = '';
+      try { text = fs.readFileSync(`/proc/thread-self/net/${file}`, 'utf8'); } catch { return; }
+      for (const line of text.split('\n').slice(1)) {
+        const f = line.trim().split(/\s+/);
+        if (f.length < 4) continue;
+        if (listenOnly && f[3] !== '0A') continue;
+        const [hexIp, hexPort] = f[1].split(':');
+        const port = parseInt(hexPort, 16);
+        let ip = '';
+        if (hexIp.length === 8) {
+          const n = parseInt(hexIp, 16);
+          ip = [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join('.');
+        } else {
+          ip = /^0+$/.test(hexIp) ? '0.0.0.0' : '::';
+        }
+        out.push({ proto, ip: ip === '0.0.0.0' || ip === '::' ? '' : ip, port });
+      }
+    };
+    read('tcp', 'tcp', true); read('tcp6', 'tcp', true); read('udp', 'udp', false); read('udp6', 'udp', false);
+    return out;
+  });
+}
+
+function ephemeralRange(h: Host): [number, number] {
+  try {
+    const [lo, hi] = h.inHost(() => fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch { /* default below */ }
+  return [49153, 60999];
+}
+
+/** Turns -p specs into mappings with concrete host ports; throws on any conflict. Call under the host lock. */
+export function resolvePorts(h: Host, specs: string[], exceptContainer?: string): PortMapping[] {
+  const taken: Array<{ hostIp: string; proto: Proto; lo: number; hi: number; who: string }> = [];
+  for (const c of h.store.containers()) {
+    if (c.id === exceptContainer) continue;
+    for (const p of c.ports) taken.push({ hostIp: p.hostIp, proto: p.proto, lo: p.hostPort, hi: p.hostPortEnd, who: `container ${c.name}` });
+  }
+  const sockets = boundSockets(h);
+  const conflictsSocket = (m: { hostIp: string; proto: Proto; lo: number; hi: number }) =>
+    sockets.find((s) => overlaps(m, { hostIp: s.ip, proto: s.proto, lo: s.port, hi: s.port }));
+  const out: PortMapping[] = [];
+  const [elo, ehi] = ephemeralRange(h);
+  for (const spec of specs) {
+    const p = parsePortSpec(spec);
+    let m: PortMapping;
+    if (p.hostPort === null) {
+      const len = p.containerPortEnd - p.containerPort;
+      let chosen = -1;
+      for (let port = elo; port + len <= ehi; port++) {
+        const cand = { hostIp: p.hostIp, proto: p.proto, lo: port, hi: port + len };
+        if (taken.some((t) => overlaps(t, cand)) || conflictsSocket(cand)) continue;
+        chosen = port;
+        break;
+      }
+      if (chosen < 0) throw new UserError(`no free host port for ${spec} in the ephemeral range ${elo}-${ehi}`, 'conflict');
+      m = { hostIp: p.hostIp, hostPort: chosen, hostPortEnd: chosen + len, containerPort: p.containerPort, containerPortEnd: p.containerPortEnd, proto: p.proto };
+    } else {
+      m = { hostIp: p.hostIp, hostPort: p.hostPort, hostPortEnd: p.hostPortEnd, containerPort: p.containerPort, containerPortEnd: p.containerPortEnd, proto: p.proto };
+    }
+    const cand = { hostIp: m.hostIp, proto: m.proto, lo: m.hostPort, hi: m.hostPortEnd };
+    const t = taken.find((x) => overlaps(x, cand));
+    const where = `${m.hostIp || '0.0.0.0'}:${m.hostPort}${m.hostPortEnd !== m.hostPort ? '-' + m.hostPortEnd : ''}/${m.proto}`;
+    if (t) throw new UserError(`Bind for ${where} failed: port is already allocated (by ${t.who})`, 'conflict');
+    const s = conflictsSocket(cand);
+    if (s) throw new UserError(`Bind for ${where} failed: port ${s.port}/${s.proto} is already in use on the host`, 'conflict');
+    taken.push({ ...cand, who: 'this container' });
+    out.push(m);
+  }
+  return out;
+}

@@ -1,0 +1,146 @@
+// Make the kernel match the store (and finish what a crash interrupted), or just report the differences.
+import fs from 'node:fs';
+import * as bridge from '../drivers/bridge.js';
+import { deleteNetns, listNetns, netnsExists, netnsPath } from '../kernel/netns.js';
+import { pidsInNetns, signal } from '../kernel/proc.js';
+import { applyFirewall } from './firewall.js';
+import type { Host } from './host.js';
+import { refreshState } from './containers.js';
+import { notifyDns } from './dnsctl.js';
+
+export interface Difference {
+  kind: string;
+  detail: string;
+}
+
+/** Differences between store and kernel, without changing anything. */
+export function check(h: Host): Difference[] {
+  const diffs: Difference[] = [];
+  for (const g of h.store.garbage()) diffs.push({ kind: 'unfinished-removal', detail: `${g.kind} ${g.name}` });
+  for (const n of h.store.allNetworksIncludingPending()) if (n.pending) diffs.push({ kind: 'unfinished-create', detail: `network ${n.name}` });
+  for (const c of h.store.allContainersIncludingPending()) if (c.pending) diffs.push({ kind: 'unfinished-create', detail: `container ${c.name}` });
+  for (const e of h.store.allEndpointsIncludingPending()) if (e.pending) diffs.push({ kind: 'unfinished-connect', detail: `${e.containerName} ${e.hostIf}` });
+
+  const links = h.nl.links();
+  const byName = new Map(links.map((l) => [l.name, l]));
+  const networks = h.store.networks();
+  const endpoints = h.store.endpoints();
+  const addrs = h.nl.addresses();
+  for (const n of networks) {
+    const l = byName.get(n.bridge);
+    if (!l) { diffs.push({ kind: 'missing-bridge', detail: `${n.name}: ${n.bridge}` }); continue; }
+    if (!addrs.some((a) => a.index === l.index && a.address === n.gateway)) diffs.push({ kind: 'missing-gateway', detail: `${n.name}: ${n.gateway} on ${n.bridge}` });
+  }
+  const containers = new Map(h.store.containers().map((c) => [c.id, c]));
+  for (const e of endpoints) {
+    const c = containers.get(e.containerId);
+    if (c && c.netns && !netnsExists(c.netns)) continue; // reported below
+    if (!byName.has(e.hostIf)) diffs.push({ kind: 'missing-veth', detail: `${e.containerName}: ${e.hostIf}` });
+  }
+  for (const c of containers.values()) {
+    if (c.netns && !netnsExists(c.netns)) diffs.push({ kind: 'missing-netns', detail: `${c.name}: ${c.netns}` });
+  }
+  const knownLinks = new Set([...networks.map((n) => n.bridge), ...endpoints.map((e) => e.hostIf)]);
+  for (const l of links) if (l.alias === h.owner && !knownLinks.has(l.name)) diffs.push({ kind: 'orphan-link', detail: l.name });
+  const knownNs = new Set([...containers.values()].map((c) => c.netns).filter(Boolean));
+  if (h.netnsPrefix) {
+    for (const ns of listNetns()) if (ns.startsWith(h.netnsPrefix) && !knownNs.has(ns)) diffs.push({ kind: 'orphan-netns', detail: ns });
+  }
+  if (!firewallMatches(h)) diffs.push({ kind: 'firewall', detail: 'nsnet tables differ from the store' });
+  return diffs;
+}
+
+function firewallMatches(h: Host): boolean {
+  // nsnet's table must exist exactly when the store has networks (a `flush ruleset` by someone else removes it).
+  const present = h.nft.listTable('inet', 'nsnet') !== null;
+  return present === h.store.networks().length > 0;
+}
+
+function removeNetnsAndProcesses(name: string): void {
+  if (!netnsExists(name)) return;
+  try {
+    const ino = fs.statSync(netnsPath(name)).ino;
+    for (const pid of pidsInNetns(ino)) if (pid !== process.pid) signal(pid, 'SIGKILL');
+  } catch { /* gone */ }
+  deleteNetns(name);
+}
+
+/** Completes or rolls back interrupted operations, removes orphans nsnet owns, recreates what is missing. */
+export function reconcile(h: Host): { actions: string[] } {
+  return h.lock.with(() => {
+    const actions: string[] = [];
+    // 1. Interrupted creates/connects: roll back (their kernel objects become garbage).
+    h.store.tx(() => {
+      for (const c of h.store.allContainersIncludingPending()) {
+        if (!c.pending) continue;
+        for (const e of h.store.endpointsOf(c.id)) h.store.addGarbage('link', e.hostIf);
+        if (c.netns) h.store.addGarbage('netns', c.netns);
+        h.store.addGarbage('dir', c.id);
+        h.store.deleteContainer(c.id);
+        actions.push(`rolled back container ${c.name}`);
+      }
+      for (const e of h.store.allEndpointsIncludingPending()) {
+        if (!e.pending) continue;
+        h.store.addGarbage('link', e.hostIf);
+        h.store.deleteEndpoint(e.containerId, e.networkId);
+        actions.push(`rolled back connect of ${e.containerName}`);
+      }
+      for (const n of h.store.allNetworksIncludingPending()) {
+        if (!n.pending) continue;
+        h.store.addGarbage('link', n.bridge);
+        h.store.deleteNetwork(n.id);
+        actions.push(`rolled back network ${n.name}`);
+      }
+    });
+    // 2. Finish removals.
+    const done: number[] = [];
+    for (const g of h.store.garbage()) {
+      if (g.kind === 'link') {
+        const l = h.nl.linkByName(g.name);
+        if (l && l.alias === h.owner) h.nl.deleteLink(l.index);
+      } else if (g.kind === 'netns') {
+        removeNetnsAndProcesses(g.name);
+      } else if (g.kind === 'dir' && /^[0-9a-f]{64}$/.test(g.name)) {
+        fs.rmSync(h.containerDir(g.name), { recursive: true, force: true });
+      }
+      done.push(g.id);
+      actions.push(`removed ${g.kind} ${g.name}`);
+    }
+    h.store.tx(() => h.store.dropGarbage(done));
+    // 3. Orphans nsnet owns but the store does not know.
+    const networks = h.store.networks();
+    const endpoints = h.store.endpoints();
+    const known = new Set([...networks.map((n) => n.bridge), ...endpoints.map((e) => e.hostIf)]);
+    for (const l of h.nl.links()) {
+      if (l.alias === h.owner && !known.has(l.name)) {
+        h.nl.deleteLink(l.index);
+        actions.push(`removed orphan link ${l.name}`);
+      }
+    }
+    const containers = h.store.containers();
+    if (h.netnsPrefix) {
+      const knownNs = new Set(containers.map((c) => c.netns));
+      for (const ns of listNetns()) {
+        if (ns.startsWith(h.netnsPrefix) && !knownNs.has(ns)) {
+          removeNetnsAndProcesses(ns);
+          actions.push(`removed orphan netns ${ns}`);
+        }
+      }
+    }
+    // 4. Recreate networks' bridges and gateways.
+    for (const n of networks) {
+      const l = h.nl.linkByName(n.bridge);
+      const has = l && h.nl.addresses().some((a) => a.index === l.index && a.address === n.gateway);
+      if (!has) {
+        bridge.setupNetwork(h, n);
+        actions.push(`recreated bridge ${n.bridge} of ${n.name}`);
+      }
+    }
+    // 5. Containers whose processes ended or whose namespace is gone (reboot-like loss).
+    for (const c of containers) refreshState(h, c);
+    // 6. Firewall from the store, in one transaction.
+    applyFirewall(h);
+    notifyDns(h);
+    return { actions };
+  });
+}

@@ -1,0 +1,58 @@
+// An exclusive advisory lock on a file (flock(2)), held by the open file description: released when the fd is
+// closed or the process dies, so a crashed nsnet never leaves a stale lock behind.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+let _flock: ((fd: number, op: number) => number) | null = null;
+function flockFn() {
+  if (!_flock) {
+    const koffi = require('koffi') as typeof import('koffi');
+    _flock = koffi.load('libc.so.6').func('int flock(int fd, int op)') as (fd: number, op: number) => number;
+  }
+  return _flock;
+}
+const LOCK_EX = 2;
+const LOCK_UN = 8;
+
+export class FileLock {
+  private fd: number | null = null;
+  private depth = 0;
+  constructor(readonly path: string) {}
+
+  /** Blocks until the lock is held. Re-entrant within this process. */
+  acquire(): void {
+    if (this.depth++ > 0) return;
+    this.fd = fs.openSync(this.path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    for (;;) {
+      if (flockFn()(this.fd, LOCK_EX) === 0) return;
+      // EINTR: retry; anything else is fatal.
+      const koffi = require('koffi') as typeof import('koffi');
+      if (koffi.errno() !== 4) {
+        fs.closeSync(this.fd);
+        this.fd = null;
+        this.depth = 0;
+        throw new Error(`flock ${this.path} failed: errno ${koffi.errno()}`);
+      }
+    }
+  }
+
+  release(): void {
+    if (this.depth === 0) return;
+    if (--this.depth > 0) return;
+    if (this.fd !== null) {
+      flockFn()(this.fd, LOCK_UN);
+      fs.closeSync(this.fd);
+      this.fd = null;
+    }
+  }
+
+  with<T>(fn: () => T): T {
+    this.acquire();
+    try {
+      return fn();
+    } finally {
+      this.release();
+    }
+  }
+}

@@ -1,0 +1,173 @@
+// Starting and ending the processes of a sandbox ("container").
+// A process is started with the main thread switched into the container's netns (spawn forks synchronously,
+// so the child is born there). When the container has its own /etc/resolv.conf and /etc/hosts, the child goes
+// through util-linux `unshare --mount --propagation slave` and binds them over /etc in its private mount
+// namespace, exactly what `ip netns exec` does with /etc/netns/NAME/ (KERNEL-NOTES pitfall 9). "slave"
+// propagation matters: when nsnet later unmounts a /run/netns entry on the host, the unmount propagates into
+// the container's mount namespace, so the copy there does not keep a deleted netns (and its veths) alive.
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { inNetns } from './netns.js';
+
+export interface EtcFiles {
+  resolvConf: string;
+  hosts: string;
+}
+
+export interface LaunchSpec {
+  command: string[];
+  /** Netns to start in (fd, for in-process starts); null = the host netns. */
+  netnsFd: number | null;
+  /** The same netns as a path (for detached starts, which enter it with nsenter). */
+  netnsPath: string | null;
+  etc: EtcFiles | null;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+const UNSHARE = ['/usr/bin/unshare', '/bin/unshare'].find((p) => fs.existsSync(p)) ?? 'unshare';
+const NSENTER = ['/usr/bin/nsenter', '/bin/nsenter'].find((p) => fs.existsSync(p)) ?? 'nsenter';
+
+// Inside the container's private mount namespace: $1 resolv.conf, $2 hosts, then the command.
+const MOUNT_ETC = 'mount --bind -- "$1" /etc/resolv.conf && mount --bind -- "$2" /etc/hosts || exit 125; shift 2; exec "$@"';
+
+// Detached supervisor, in the host netns and the host mount namespace: runs the command, records its exit
+// code, and for --rm containers removes the container through nsnet itself when the command ends.
+const SUPERVISE = [
+  'ec=$1; shift',
+  'arb=$NSNET_AUTOREMOVE_BIN; arid=$NSNET_AUTOREMOVE_ID; unset NSNET_AUTOREMOVE_BIN NSNET_AUTOREMOVE_ID',
+  '"$@"; rc=$?',
+  'echo $rc > "$ec"',
+  'if [ -n "$arid" ]; then exec "$arb" rm -f "$arid" >/dev/null 2>&1; fi',
+  'exit $rc',
+].join('\n');
+
+/** argv that runs the command with the container's /etc files (the caller is already in its netns). */
+function innerArgv(spec: LaunchSpec): string[] {
+  if (!spec.etc) return spec.command;
+  return [UNSHARE, '--mount', '--propagation', 'slave', '--', '/bin/sh', '-c', MOUNT_ETC, 'nsnet-init', spec.etc.resolvConf, spec.etc.hosts, ...spec.command];
+}
+
+function spawnIn(spec: LaunchSpec, args: string[], opts: SpawnOptions): ChildProcess {
+  const go = () => spawn(args[0], args.slice(1), { ...opts, env: spec.env ?? process.env, cwd: spec.cwd });
+  return spec.netnsFd === null ? go() : inNetns(spec.netnsFd, go);
+}
+
+/** Resolves a command name through PATH the way execvp would; null when not found/executable. */
+export function findExecutable(cmd: string, envPath = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'): string | null {
+  const ok = (p: string) => {
+    try {
+      const st = fs.statSync(p);
+      if (!st.isFile()) return false;
+      fs.accessSync(p, fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (cmd.includes('/')) return ok(cmd) ? path.resolve(cmd) : null;
+  for (const dir of envPath.split(':')) {
+    if (!dir) continue;
+    const p = path.join(dir, cmd);
+    if (ok(p)) return p;
+  }
+  return null;
+}
+
+/** Starts a detached process (own session and process group) writing to `logPath`; returns the pid of its
+ *  supervisor (the process group leader). The command's exit code is written to `exitFile` when it ends; with
+ *  `autoRemove`, the supervisor then runs `<nsnetBin> rm -f <id>`. */
+export function launchDetached(spec: LaunchSpec, logPath: string, exitFile: string, autoRemove?: { bin: string; id: string }): { pid: number; start: string } {
+  const log = fs.openSync(logPath, 'a', 0o640);
+  try {
+    let inner = innerArgv(spec);
+    if (spec.netnsPath) inner = [NSENTER, `--net=${spec.netnsPath}`, '--', ...inner];
+    const env = { ...(spec.env ?? process.env) };
+    if (autoRemove) {
+      env.NSNET_AUTOREMOVE_BIN = autoRemove.bin;
+      env.NSNET_AUTOREMOVE_ID = autoRemove.id;
+    }
+    const args = ['/bin/sh', '-c', SUPERVISE, 'nsnet-supervise', exitFile, ...inner];
+    const child = spawn(args[0], args.slice(1), { detached: true, stdio: ['ignore', log, log], env, cwd: spec.cwd });
+    if (child.pid === undefined) throw new Error(`cannot start ${spec.command[0]}`);
+    child.unref();
+    const start = processStart(child.pid) ?? '';
+    return { pid: child.pid, start };
+  } finally {
+    fs.closeSync(log);
+  }
+}
+
+/** Starts a foreground process attached to our stdio. Resolves with its exit code (128+signal if killed). */
+export function launchForeground(spec: LaunchSpec, onStart?: (pid: number) => void): Promise<number> {
+  const child = spawnIn(spec, innerArgv(spec), { stdio: 'inherit' });
+  if (child.pid !== undefined) onStart?.(child.pid);
+  const forward = (sig: NodeJS.Signals) => () => { try { child.kill(sig); } catch { /* gone */ } };
+  const handlers: Array<[NodeJS.Signals, () => void]> = (['SIGINT', 'SIGTERM', 'SIGHUP'] as NodeJS.Signals[]).map((s) => [s, forward(s)]);
+  for (const [s, h] of handlers) process.on(s, h);
+  return new Promise((resolve) => {
+    child.on('error', () => resolve(127));
+    child.on('exit', (code, signal) => {
+      for (const [s, h] of handlers) process.off(s, h);
+      resolve(code ?? 128 + (signal ? (osSignal(signal) ?? 1) : 1));
+    });
+  });
+}
+
+/** Runs a command to completion with captured output (for tests and `exec` with captured output). */
+export function runCaptured(spec: LaunchSpec): { status: number; stdout: string; stderr: string } {
+  const args = innerArgv(spec);
+  const go = () => spawnSync(args[0], args.slice(1), { env: spec.env ?? process.env, encoding: 'utf8' });
+  const r = spec.netnsFd === null ? go() : inNetns(spec.netnsFd, go);
+  return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+}
+
+function osSignal(sig: NodeJS.Signals): number | undefined {
+  const n = (fs.constants as unknown as Record<string, number>)[sig];
+  if (n) return n;
+  const map: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15, SIGPIPE: 13 };
+  return map[sig];
+}
+
+/** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or null if the process is gone/zombie. */
+export function processStart(pid: number): string | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (rest[0] === 'Z' || rest[0] === 'X') return null;
+    return rest[19];
+  } catch {
+    return null;
+  }
+}
+
+/** True if `pid` is still the process we started (same start time), not a recycled PID. */
+export function isAlive(pid: number | null, start: string | null): boolean {
+  if (!pid) return false;
+  const s = processStart(pid);
+  return s !== null && (start === null || start === '' || s === start);
+}
+
+/** PIDs of processes whose network namespace is the one with inode `nsIno`. */
+export function pidsInNetns(nsIno: number): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (fs.statSync(`/proc/${d}/ns/net`).ino === nsIno) out.push(Number(d));
+    } catch {
+      /* exited or not ours to read */
+    }
+  }
+  return out;
+}
+
+export function signal(pid: number, sig: NodeJS.Signals | number): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,24 @@
+// Per-netns sysctls under /proc/sys/net. Writes are synchronous, so inside inNetns() they land in that netns.
+import fs from 'node:fs';
+import { inNetns } from './netns.js';
+
+function path(key: string): string {
+  if (!/^net\.[A-Za-z0-9_.\-]+$/.test(key)) throw new Error(`refusing sysctl outside net.*: ${key}`);
+  // Interface names may contain dots; callers pass them with '/' already in place of the separator.
+  return '/proc/sys/' + key.replace(/\./g, '/');
+}
+
+export function readSysctl(key: string, netnsFd?: number): string {
+  const read = () => fs.readFileSync(path(key), 'utf8').trim();
+  return netnsFd === undefined ? read() : inNetns(netnsFd, read);
+}
+
+/** Writes a net.* sysctl (only if it differs) in the current netns or the one given by fd. */
+export function writeSysctl(key: string, value: string, netnsFd?: number): void {
+  const write = () => {
+    const p = path(key);
+    if (fs.readFileSync(p, 'utf8').trim() !== value) fs.writeFileSync(p, value);
+  };
+  if (netnsFd === undefined) write();
+  else inNetns(netnsFd, write);
+}

@@ -1,0 +1,239 @@
+// The single source of desired state: SQLite through better-sqlite3 (synchronous, fast, transactional).
+// Writers take BEGIN IMMEDIATE transactions; uniqueness that matters (names, bridge names, one address per
+// network) is enforced by the schema itself, so even a bug above cannot hand out one address twice.
+import { createRequire } from 'node:module';
+import type BetterSqlite3 from 'better-sqlite3';
+import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
+
+const require = createRequire(import.meta.url);
+
+const MIGRATIONS: string[] = [
+  `CREATE TABLE networks(
+     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, driver TEXT NOT NULL, bridge TEXT NOT NULL UNIQUE,
+     subnet TEXT NOT NULL, gateway TEXT NOT NULL, ip_range TEXT, internal INTEGER NOT NULL, icc INTEGER NOT NULL,
+     mtu INTEGER NOT NULL, is_default INTEGER NOT NULL, labels TEXT NOT NULL, options TEXT NOT NULL,
+     created TEXT NOT NULL, last_ip TEXT, pending INTEGER NOT NULL DEFAULT 0);
+   CREATE TABLE containers(
+     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, mode TEXT NOT NULL, mode_target TEXT, netns TEXT NOT NULL,
+     command TEXT NOT NULL, ports TEXT NOT NULL, dns TEXT NOT NULL, auto_remove INTEGER NOT NULL,
+     state TEXT NOT NULL, pid INTEGER, pid_start TEXT, exit_code INTEGER, created TEXT NOT NULL, started TEXT,
+     finished TEXT, pending INTEGER NOT NULL DEFAULT 0);
+   CREATE TABLE endpoints(
+     container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+     network_id TEXT NOT NULL REFERENCES networks(id),
+     ifname TEXT NOT NULL, host_if TEXT NOT NULL UNIQUE, ip TEXT NOT NULL, mac TEXT NOT NULL, aliases TEXT NOT NULL,
+     static_ip INTEGER NOT NULL, pending INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY(container_id, network_id), UNIQUE(network_id, ip), UNIQUE(container_id, ifname));
+   CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+   CREATE TABLE garbage(id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, name TEXT NOT NULL);`,
+];
+
+type Row = Record<string, unknown>;
+/** link: a host-side interface name; netns: a name under /run/netns; dir: a container state directory. */
+export type GarbageKind = 'link' | 'netns' | 'dir';
+
+function netFromRow(r: Row): NetworkRecord {
+  return {
+    id: r.id as string, name: r.name as string, driver: 'bridge', bridge: r.bridge as string,
+    subnet: r.subnet as string, gateway: r.gateway as string, ipRange: (r.ip_range as string | null) ?? null,
+    internal: !!r.internal, icc: !!r.icc, mtu: r.mtu as number, isDefault: !!r.is_default,
+    labels: JSON.parse(r.labels as string), options: JSON.parse(r.options as string), created: r.created as string,
+  };
+}
+
+function ctrFromRow(r: Row): ContainerRecord {
+  return {
+    id: r.id as string, name: r.name as string, mode: r.mode as ContainerRecord['mode'],
+    modeTarget: (r.mode_target as string | null) ?? null, netns: r.netns as string,
+    command: JSON.parse(r.command as string), ports: JSON.parse(r.ports as string) as PortMapping[],
+    dns: JSON.parse(r.dns as string), autoRemove: !!r.auto_remove, state: r.state as ContainerRecord['state'],
+    pid: (r.pid as number | null) ?? null, pidStart: (r.pid_start as string | null) ?? null,
+    exitCode: (r.exit_code as number | null) ?? null, created: r.created as string,
+    started: (r.started as string | null) ?? null, finished: (r.finished as string | null) ?? null,
+  };
+}
+
+function epFromRow(r: Row): EndpointRecord {
+  return {
+    containerId: r.container_id as string, containerName: r.container_name as string, networkId: r.network_id as string,
+    ifname: r.ifname as string, hostIf: r.host_if as string, ip: r.ip as string, mac: r.mac as string,
+    aliases: JSON.parse(r.aliases as string), staticIp: !!r.static_ip,
+  };
+}
+
+const EP_SELECT = `SELECT e.*, c.name AS container_name FROM endpoints e JOIN containers c ON c.id = e.container_id`;
+
+export class Store {
+  readonly db: BetterSqlite3.Database;
+
+  constructor(file: string) {
+    const Database = require('better-sqlite3') as typeof BetterSqlite3;
+    this.db = new Database(file, { timeout: 30000 });
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version >= MIGRATIONS.length) return;
+    this.tx(() => {
+      const v = this.db.pragma('user_version', { simple: true }) as number;
+      for (let i = v; i < MIGRATIONS.length; i++) this.db.exec(MIGRATIONS[i]);
+      this.db.pragma(`user_version = ${MIGRATIONS.length}`);
+    });
+  }
+
+  /** Runs fn in a BEGIN IMMEDIATE transaction (writers serialize; readers are never blocked under WAL). */
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  // ---- networks
+  networks(): NetworkRecord[] {
+    return (this.db.prepare('SELECT * FROM networks WHERE pending = 0 ORDER BY name').all() as Row[]).map(netFromRow);
+  }
+  allNetworksIncludingPending(): Array<NetworkRecord & { pending: boolean }> {
+    return (this.db.prepare('SELECT * FROM networks ORDER BY name').all() as Row[]).map((r) => ({ ...netFromRow(r), pending: !!r.pending }));
+  }
+  /** By exact name, full id, or unique id prefix (as Docker). */
+  findNetwork(ref: string): NetworkRecord | null {
+    const byName = this.db.prepare('SELECT * FROM networks WHERE name = ? AND pending = 0').get(ref) as Row | undefined;
+    if (byName) return netFromRow(byName);
+    if (!/^[0-9a-f]{1,64}$/.test(ref)) return null;
+    const rows = this.db.prepare('SELECT * FROM networks WHERE id LIKE ? AND pending = 0').all(ref + '%') as Row[];
+    return rows.length === 1 ? netFromRow(rows[0]) : null;
+  }
+  networkById(id: string): NetworkRecord | null {
+    const r = this.db.prepare('SELECT * FROM networks WHERE id = ?').get(id) as Row | undefined;
+    return r ? netFromRow(r) : null;
+  }
+  insertNetwork(n: NetworkRecord, pending: boolean): void {
+    this.db.prepare(`INSERT INTO networks(id,name,driver,bridge,subnet,gateway,ip_range,internal,icc,mtu,is_default,labels,options,created,pending)
+      VALUES(@id,@name,@driver,@bridge,@subnet,@gateway,@ipRange,@internal,@icc,@mtu,@isDefault,@labels,@options,@created,@pending)`).run({
+      ...n, internal: n.internal ? 1 : 0, icc: n.icc ? 1 : 0, isDefault: n.isDefault ? 1 : 0,
+      labels: JSON.stringify(n.labels), options: JSON.stringify(n.options), pending: pending ? 1 : 0,
+    });
+  }
+  commitNetwork(id: string): void {
+    this.db.prepare('UPDATE networks SET pending = 0 WHERE id = ?').run(id);
+  }
+  deleteNetwork(id: string): void {
+    this.db.prepare('DELETE FROM networks WHERE id = ?').run(id);
+  }
+  lastIp(networkId: string): string | null {
+    const r = this.db.prepare('SELECT last_ip FROM networks WHERE id = ?').get(networkId) as Row | undefined;
+    return (r?.last_ip as string | null) ?? null;
+  }
+  setLastIp(networkId: string, ip: string): void {
+    this.db.prepare('UPDATE networks SET last_ip = ? WHERE id = ?').run(ip, networkId);
+  }
+
+  // ---- containers
+  containers(): ContainerRecord[] {
+    return (this.db.prepare('SELECT * FROM containers WHERE pending = 0 ORDER BY created').all() as Row[]).map(ctrFromRow);
+  }
+  allContainersIncludingPending(): Array<ContainerRecord & { pending: boolean }> {
+    return (this.db.prepare('SELECT * FROM containers ORDER BY created').all() as Row[]).map((r) => ({ ...ctrFromRow(r), pending: !!r.pending }));
+  }
+  findContainer(ref: string): ContainerRecord | null {
+    const byName = this.db.prepare('SELECT * FROM containers WHERE name = ? AND pending = 0').get(ref) as Row | undefined;
+    if (byName) return ctrFromRow(byName);
+    if (!/^[0-9a-f]{1,64}$/.test(ref)) return null;
+    const rows = this.db.prepare('SELECT * FROM containers WHERE id LIKE ? AND pending = 0').all(ref + '%') as Row[];
+    return rows.length === 1 ? ctrFromRow(rows[0]) : null;
+  }
+  containerById(id: string): ContainerRecord | null {
+    const r = this.db.prepare('SELECT * FROM containers WHERE id = ?').get(id) as Row | undefined;
+    return r ? ctrFromRow(r) : null;
+  }
+  nameTaken(name: string): boolean {
+    return !!this.db.prepare('SELECT 1 FROM containers WHERE name = ?').get(name);
+  }
+  insertContainer(c: ContainerRecord, pending: boolean): void {
+    this.db.prepare(`INSERT INTO containers(id,name,mode,mode_target,netns,command,ports,dns,auto_remove,state,pid,pid_start,exit_code,created,started,finished,pending)
+      VALUES(@id,@name,@mode,@modeTarget,@netns,@command,@ports,@dns,@autoRemove,@state,@pid,@pidStart,@exitCode,@created,@started,@finished,@pending)`).run({
+      ...c, command: JSON.stringify(c.command), ports: JSON.stringify(c.ports), dns: JSON.stringify(c.dns),
+      autoRemove: c.autoRemove ? 1 : 0, pending: pending ? 1 : 0,
+    });
+  }
+  commitContainer(id: string): void {
+    this.db.prepare('UPDATE containers SET pending = 0 WHERE id = ?').run(id);
+    this.db.prepare('UPDATE endpoints SET pending = 0 WHERE container_id = ?').run(id);
+  }
+  updateContainer(id: string, f: Partial<Pick<ContainerRecord, 'state' | 'pid' | 'pidStart' | 'exitCode' | 'started' | 'finished' | 'ports'>>): void {
+    const cols: Record<string, string> = { state: 'state', pid: 'pid', pidStart: 'pid_start', exitCode: 'exit_code', started: 'started', finished: 'finished', ports: 'ports' };
+    const sets: string[] = [];
+    const vals: unknown[] = [];
+    for (const [k, v] of Object.entries(f)) {
+      sets.push(`${cols[k]} = ?`);
+      vals.push(k === 'ports' ? JSON.stringify(v) : v);
+    }
+    if (sets.length) this.db.prepare(`UPDATE containers SET ${sets.join(', ')} WHERE id = ?`).run(...vals, id);
+  }
+  deleteContainer(id: string): void {
+    this.db.prepare('DELETE FROM endpoints WHERE container_id = ?').run(id);
+    this.db.prepare('DELETE FROM containers WHERE id = ?').run(id);
+  }
+  /** Containers in mode container:<id>. */
+  dependents(id: string): ContainerRecord[] {
+    return (this.db.prepare('SELECT * FROM containers WHERE mode_target = ?').all(id) as Row[]).map(ctrFromRow);
+  }
+
+  // ---- endpoints
+  endpoints(): EndpointRecord[] {
+    return (this.db.prepare(`${EP_SELECT} WHERE e.pending = 0 ORDER BY e.container_id, e.ifname`).all() as Row[]).map(epFromRow);
+  }
+  allEndpointsIncludingPending(): Array<EndpointRecord & { pending: boolean }> {
+    return (this.db.prepare(`${EP_SELECT} ORDER BY e.container_id, e.ifname`).all() as Row[]).map((r) => ({ ...epFromRow(r), pending: !!r.pending }));
+  }
+  endpointsOf(containerId: string): EndpointRecord[] {
+    return (this.db.prepare(`${EP_SELECT} WHERE e.container_id = ? ORDER BY e.ifname`).all(containerId) as Row[]).map(epFromRow);
+  }
+  endpointsOn(networkId: string): EndpointRecord[] {
+    return (this.db.prepare(`${EP_SELECT} WHERE e.network_id = ? ORDER BY e.ip`).all(networkId) as Row[]).map(epFromRow);
+  }
+  ipsInUse(networkId: string): Set<string> {
+    return new Set((this.db.prepare('SELECT ip FROM endpoints WHERE network_id = ?').all(networkId) as Row[]).map((r) => r.ip as string));
+  }
+  insertEndpoint(e: EndpointRecord, pending: boolean): void {
+    this.db.prepare(`INSERT INTO endpoints(container_id,network_id,ifname,host_if,ip,mac,aliases,static_ip,pending)
+      VALUES(@containerId,@networkId,@ifname,@hostIf,@ip,@mac,@aliases,@staticIp,@pending)`).run({
+      ...e, aliases: JSON.stringify(e.aliases), staticIp: e.staticIp ? 1 : 0, pending: pending ? 1 : 0,
+    });
+  }
+  commitEndpoint(containerId: string, networkId: string): void {
+    this.db.prepare('UPDATE endpoints SET pending = 0 WHERE container_id = ? AND network_id = ?').run(containerId, networkId);
+  }
+  deleteEndpoint(containerId: string, networkId: string): void {
+    this.db.prepare('DELETE FROM endpoints WHERE container_id = ? AND network_id = ?').run(containerId, networkId);
+  }
+
+  // ---- garbage: kernel objects whose store rows are gone but which may still exist in the kernel. Written in
+  // the same transaction that deletes the rows, removed after the kernel objects are gone; reconcile finishes
+  // whatever a crash interrupted.
+  addGarbage(kind: GarbageKind, name: string): number {
+    return Number(this.db.prepare('INSERT INTO garbage(kind, name) VALUES(?, ?)').run(kind, name).lastInsertRowid);
+  }
+  garbage(): Array<{ id: number; kind: GarbageKind; name: string }> {
+    return this.db.prepare('SELECT id, kind, name FROM garbage ORDER BY id').all() as Array<{ id: number; kind: GarbageKind; name: string }>;
+  }
+  dropGarbage(ids: number[]): void {
+    const st = this.db.prepare('DELETE FROM garbage WHERE id = ?');
+    for (const id of ids) st.run(id);
+  }
+
+  // ---- meta
+  getMeta(key: string): string | null {
+    const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
+    return (r?.value as string | undefined) ?? null;
+  }
+  setMeta(key: string, value: string): void {
+    this.db.prepare('INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+  }
+}
