@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs everything nsnet and its tests need on a fresh Debian machine (as root), then builds.
+# Debian: nftables (libnftables.so.1, used in-process), iproute2 + iputils-ping + python3 (tests and demo only),
+# util-linux (unshare/nsenter/mount for starting container processes). npm: the pinned lockfile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+for p in nftables libnftables1 iproute2 iputils-ping util-linux mount python3 procps; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update
+  apt-get install -y --no-install-recommends "${need[@]}"
+fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run build --silent
