@@ -1,0 +1,92 @@
+// nsnet's typed library API: the same use cases the CLI runs, in-process.
+//
+//   import { Nsnet } from 'nsnet';
+//   const ns = Nsnet.open({ root: '/var/lib/nsnet' });
+//   ns.createNetwork({ name: 'oa-net' });
+//   const { container } = ns.create({ name: 'redis-sys', network: 'oa-net', command: ['redis-server'] });
+//   ns.start('redis-sys');
+//   ...
+//   await ns.remove('redis-sys', true);
+//   ns.close();
+import * as C from './engine/containers.js';
+import { Host, type HostOptions } from './engine/host.js';
+import * as N from './engine/networks.js';
+import * as R from './engine/reconcile.js';
+import { containerView, networkView } from './engine/views.js';
+import type { ContainerRecord, EndpointRecord, NetworkRecord } from './types.js';
+
+export type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping, NetworkMode, FirewallState } from './types.js';
+export type { HostOptions } from './engine/host.js';
+export type { CreateOptions, ConnectOptions } from './engine/containers.js';
+export type { NetworkCreateOptions } from './engine/networks.js';
+export { UserError } from './util/errors.js';
+
+export class Nsnet {
+  private constructor(readonly host: Host) {}
+
+  static open(opts: HostOptions = {}): Nsnet {
+    return new Nsnet(Host.open(opts));
+  }
+
+  createNetwork(o: N.NetworkCreateOptions): NetworkRecord {
+    return N.createNetwork(this.host, o);
+  }
+  removeNetwork(ref: string): NetworkRecord {
+    return N.removeNetwork(this.host, ref);
+  }
+  pruneNetworks(): string[] {
+    return N.pruneNetworks(this.host);
+  }
+  networks(): NetworkRecord[] {
+    return this.host.store.networks();
+  }
+  inspectNetwork(ref: string): Record<string, unknown> {
+    const n = N.resolveNetwork(this.host, ref);
+    return networkView(n, this.host.store.endpointsOn(n.id));
+  }
+
+  create(o: C.CreateOptions): C.Created {
+    return C.createContainer(this.host, o);
+  }
+  start(ref: string): ContainerRecord {
+    return C.startContainer(this.host, ref);
+  }
+  run(o: C.CreateOptions): ContainerRecord {
+    const { container } = this.create(o);
+    return this.start(container.id);
+  }
+  stop(ref: string, timeoutSec = 10): Promise<ContainerRecord> {
+    return C.stopContainer(this.host, ref, timeoutSec);
+  }
+  remove(ref: string, force = false): Promise<ContainerRecord> {
+    return C.removeContainer(this.host, ref, force);
+  }
+  exec(ref: string, command: string[]): { status: number; stdout: string; stderr: string } {
+    return C.execCaptured(this.host, ref, command);
+  }
+  connect(network: string, container: string, o: C.ConnectOptions = {}): EndpointRecord {
+    return C.connect(this.host, network, container, o);
+  }
+  disconnect(network: string, container: string, force = false): void {
+    C.disconnect(this.host, network, container, force);
+  }
+  containers(): ContainerRecord[] {
+    return this.host.store.containers().map((c) => C.refreshState(this.host, c));
+  }
+  inspect(ref: string): Record<string, unknown> {
+    const c = C.refreshState(this.host, C.resolveContainer(this.host, ref));
+    const nets = new Map(this.host.store.networks().map((n) => [n.id, n]));
+    return containerView(c, this.host.store.endpointsOf(c.id), nets, c.netns);
+  }
+
+  reconcile(): { actions: string[] } {
+    return R.reconcile(this.host);
+  }
+  check(): R.Difference[] {
+    return R.check(this.host);
+  }
+
+  close(): void {
+    this.host.close();
+  }
+}
