@@ -1,0 +1,130 @@
+// Published ports: Docker's `-p [HOSTIP:][HOSTPORT[-END]:]CPORT[-END][/tcp|udp]`. Pure.
+import type { PortMapping, Proto } from '../types.js';
+import { UserError, showValue } from './errors.js';
+import { isIPv4 } from './ip.js';
+
+/**
+ * A parsed -p spec before ephemeral host ports are chosen. hostPort/hostPortEnd are both null when the host
+ * port is to be chosen (`-p 80`, `-p 127.0.0.1::80`, `-p 0:80`); then the chosen block has the container range's length.
+ */
+export type PortSpec = {
+  /** '' = every host address (also what 0.0.0.0 normalizes to). */
+  hostIp: string;
+  containerPort: number;
+  containerPortEnd: number;
+  proto: Proto;
+} & ({ hostPort: number; hostPortEnd: number } | { hostPort: null; hostPortEnd: null });
+
+const PROTOS: readonly string[] = ['tcp', 'udp'];
+const RANGE_RE = /^([0-9]{1,5})(?:-([0-9]{1,5}))?$/;
+
+/**
+ * Parses one -p value. Rules follow Docker's (go-connections nat.ParsePortSpec), except:
+ * - a host port range with a single container port (Docker: "any one free port of this range") is refused;
+ * - IPv6 host addresses are refused for now;
+ * - sctp is refused (only tcp and udp are published).
+ * A host port of exactly `0` means "choose one", as in Docker. The protocol is case-insensitive.
+ */
+export function parsePortSpec(spec: string): PortSpec {
+  const bad = (why: string): never => {
+    throw new UserError(`invalid port spec ${showValue(spec)}: ${why}`, 'invalid');
+  };
+  if (typeof spec !== 'string' || spec === '') return bad('no port specified');
+  if (/\s/.test(spec)) return bad('must not contain whitespace');
+  if (spec.includes('[')) return bad('IPv6 host addresses are not supported yet');
+  if (spec.split(':').length > 3) return bad('too many colons (expected [HOSTIP:][HOSTPORT:]CPORT; IPv6 host addresses are not supported yet)');
+  const parts = spec.split(':');
+  const cpart = parts[parts.length - 1];
+  const hpart = parts.length >= 2 ? parts[parts.length - 2] : '';
+  const ipart = parts.length === 3 ? parts[0] : '';
+
+  // container port and protocol
+  const slash = cpart.indexOf('/');
+  const cports = slash < 0 ? cpart : cpart.slice(0, slash);
+  let proto: Proto = 'tcp';
+  if (slash >= 0) {
+    const p = cpart.slice(slash + 1).toLowerCase();
+    if (p === 'sctp') bad('protocol sctp is not supported (only tcp and udp)');
+    if (!PROTOS.includes(p)) bad(`invalid proto: ${showValue(cpart.slice(slash + 1))} (expected tcp or udp)`);
+    proto = p as Proto;
+  }
+  if (cports === '') bad('no container port specified');
+  const [containerPort, containerPortEnd] = parseRange(cports, 'containerPort', bad);
+
+  // host address
+  let hostIp = '';
+  if (ipart !== '') {
+    if (!isIPv4(ipart)) bad(`invalid IP address: ${showValue(ipart)} (expected an IPv4 address of the host)`);
+    hostIp = ipart === '0.0.0.0' ? '' : ipart;
+  }
+
+  // host port(s)
+  const base = { hostIp, containerPort, containerPortEnd, proto };
+  if (hpart === '' || hpart === '0') return { ...base, hostPort: null, hostPortEnd: null };
+  if (parts.length === 2 && isIPv4(hpart)) {
+    bad(`invalid hostPort: ${hpart} (to publish on one host address write ${hpart}::${cpart} or ${hpart}:HOSTPORT:${cpart})`);
+  }
+  const [hostPort, hostPortEnd] = parseRange(hpart, 'hostPort', bad);
+  if (hostPortEnd - hostPort !== containerPortEnd - containerPort) {
+    if (containerPort === containerPortEnd) {
+      bad(`a host port range needs a container port range of the same length (choosing one free port of a host range is not supported)`);
+    }
+    bad(`invalid ranges specified for container and host Ports: ${cports} and ${hpart} (they must have the same length)`);
+  }
+  return { ...base, hostPort, hostPortEnd };
+}
+
+function parseRange(s: string, what: string, bad: (why: string) => never): [number, number] {
+  const m = RANGE_RE.exec(s);
+  if (!m) return bad(`invalid ${what}: ${showValue(s)} (expected a port 1-65535 or a range like 8000-8010)`);
+  const lo = Number(m[1]);
+  const hi = m[2] === undefined ? lo : Number(m[2]);
+  if (lo < 1 || lo > 65535 || hi < 1 || hi > 65535) return bad(`invalid ${what}: ${s} (ports are 1-65535)`);
+  if (hi < lo) return bad(`invalid ${what}: ${s} (the range ends before it starts)`);
+  return [lo, hi];
+}
+
+function range(a: number, b: number): string {
+  return a === b ? String(a) : `${a}-${b}`;
+}
+
+/** `docker port` style: `80/tcp -> 0.0.0.0:8080` (a range: `80-90/tcp -> 0.0.0.0:8080-8090`). */
+export function formatPortMapping(m: PortMapping): string {
+  return `${range(m.containerPort, m.containerPortEnd)}/${m.proto} -> ${m.hostIp || '0.0.0.0'}:${range(m.hostPort, m.hostPortEnd)}`;
+}
+
+/** `docker port` output: one line per port of the mapping. */
+export function formatPortLines(m: PortMapping): string[] {
+  return expandPorts(m).map(formatPortMapping);
+}
+
+/** `docker ps` PORTS column style: `0.0.0.0:8080->80/tcp` (ranges: `0.0.0.0:8080-8090->80-90/tcp`). */
+export function formatPortBinding(m: PortMapping): string {
+  return `${m.hostIp || '0.0.0.0'}:${range(m.hostPort, m.hostPortEnd)}->${range(m.containerPort, m.containerPortEnd)}/${m.proto}`;
+}
+
+/** The -p spec that parses back to `m`: `[HOSTIP:]HOSTPORT[-END]:CPORT[-END]/proto`. */
+export function formatPortSpec(m: PortMapping): string {
+  return `${m.hostIp ? m.hostIp + ':' : ''}${range(m.hostPort, m.hostPortEnd)}:${range(m.containerPort, m.containerPortEnd)}/${m.proto}`;
+}
+
+/** Splits a range mapping into single-port mappings, in order (host port i maps to container port i). */
+export function expandPorts(m: PortMapping): PortMapping[] {
+  const out: PortMapping[] = [];
+  for (let i = 0; i <= m.hostPortEnd - m.hostPort; i++) {
+    out.push({ ...m, hostPort: m.hostPort + i, hostPortEnd: m.hostPort + i, containerPort: m.containerPort + i, containerPortEnd: m.containerPort + i });
+  }
+  return out;
+}
+
+/**
+ * Whether two mappings claim a common host port: same protocol, host port ranges intersect, and host addresses
+ * intersect ('' = every address, which meets any address).
+ */
+export function portRangesOverlap(
+  a: Pick<PortMapping, 'hostIp' | 'hostPort' | 'hostPortEnd' | 'proto'>,
+  b: Pick<PortMapping, 'hostIp' | 'hostPort' | 'hostPortEnd' | 'proto'>,
+): boolean {
+  return a.proto === b.proto && (a.hostIp === '' || b.hostIp === '' || a.hostIp === b.hostIp) &&
+    a.hostPort <= b.hostPortEnd && b.hostPort <= a.hostPortEnd;
+}
