@@ -1,0 +1,218 @@
+// Golden-file tests of the pure firewall generator: one scenario per file under test/unit/golden/firewall/.
+// The .nft files are the exact scripts nsnet hands to libnftables; they double as documentation (docs/firewall.md).
+// Regenerate after an intended change with:  UPDATE_GOLDEN=1 node --test dist/test/unit/firewall.test.js
+// (then review the diff: it is the change in behaviour).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  FirewallInputError, MAP_ANY, MAP_ADDR, TABLE, renderDeleteAll, renderPortDelta, renderRuleset,
+} from '../../src/firewall/ruleset.js';
+import type { FirewallState } from '../../src/types.js';
+
+// Tests run from the repository root (npm test, node --test dist/...): goldens are read from the source tree.
+const GOLDEN = path.join(process.cwd(), 'test/unit/golden/firewall');
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+function golden(name: string, actual: string): void {
+  const file = path.join(GOLDEN, `${name}.nft`);
+  if (UPDATE) {
+    fs.mkdirSync(GOLDEN, { recursive: true });
+    fs.writeFileSync(file, actual);
+    return;
+  }
+  assert.ok(fs.existsSync(file), `golden file ${file} is missing (run from the repo root; UPDATE_GOLDEN=1 creates it)`);
+  assert.equal(actual, fs.readFileSync(file, 'utf8'), `${name}.nft differs (UPDATE_GOLDEN=1 regenerates it after an intended change)`);
+}
+
+type Net = FirewallState['networks'][number];
+type Port = FirewallState['ports'][number];
+
+/** A 64-hex id derived from a label, as Docker's ids look. */
+function hexId(label: string): string {
+  return createHash('sha256').update(label).digest('hex');
+}
+
+function net(name: string, subnet: string, o: Partial<Net> = {}): Net {
+  const id = hexId(`net-${name}`);
+  const gateway = subnet.replace(/\.0\/\d+$/, '.1');
+  return { id, name, bridge: `br-${id.slice(0, 12)}`, subnet, gateway, internal: false, icc: true, ...o };
+}
+
+/** `-p [HOSTIP:]HOSTPORT[-END]:CPORT[-END][/proto]` for container `container` at `ip` on network `n`. */
+function port(spec: string, container: string, ip: string, n: Net): Port {
+  const m = /^(?:(\d+\.\d+\.\d+\.\d+):)?(\d+)(?:-(\d+))?:(\d+)(?:-(\d+))?(?:\/(tcp|udp))?$/.exec(spec);
+  if (!m) throw new Error(`bad spec ${spec}`);
+  const hp = Number(m[2]);
+  const cp = Number(m[4]);
+  return {
+    hostIp: m[1] ?? '', hostPort: hp, hostPortEnd: m[3] ? Number(m[3]) : hp, containerPort: cp, containerPortEnd: m[5] ? Number(m[5]) : cp,
+    proto: (m[6] as 'tcp' | 'udp' | undefined) ?? 'tcp', containerId: hexId(`ctr-${container}`), containerIp: ip, networkId: n.id,
+  };
+}
+
+const bridge = net('bridge', '172.17.0.0/16', { bridge: 'nsnet0' });
+const oa = net('oa-net', '172.18.0.0/16');
+const backend = net('backend', '172.19.0.0/16', { internal: true });
+const quiet = net('quiet', '172.20.0.0/16', { icc: false });
+const tools = net('tools', '10.99.0.0/24');
+
+const scenarios: Record<string, FirewallState> = {
+  // No networks: nsnet's tables are removed (they exist exactly when nsnet has networks).
+  empty: { networks: [], ports: [] },
+  // One user network, no published port: masquerade, isolation, no direct access.
+  plain: { networks: [oa], ports: [] },
+  // Every -p form: any address, one host address, 127.0.0.1 only, udp, a range, 0.0.0.0 spelled out.
+  'published-ports': {
+    networks: [oa],
+    ports: [
+      port('8080:80', 'web', '172.18.0.2', oa),
+      port('198.51.100.1:8443:443', 'web', '172.18.0.2', oa),
+      port('127.0.0.1:5432:5432', 'db', '172.18.0.3', oa),
+      port('5353:53/udp', 'dns', '172.18.0.4', oa),
+      port('9000-9002:7000-7002/tcp', 'app', '172.18.0.5', oa),
+      { ...port('6379:6379', 'redis', '172.18.0.6', oa), hostIp: '0.0.0.0' },
+    ],
+  },
+  // An internal network next to a normal one: nothing in or out of the internal bridge, no masquerade for it.
+  internal: { networks: [oa, backend], ports: [port('8080:80', 'web', '172.18.0.2', oa)] },
+  // icc=false: the inet forward rule (routed / br_netfilter) plus the bridge table (bridged frames).
+  'icc-off': { networks: [quiet], ports: [port('8080:80', 'web', '172.20.0.2', quiet)] },
+  // Several networks given in no particular order, ports on several of them: output is sorted by network name.
+  'several-networks': {
+    networks: [tools, quiet, oa, bridge, backend],
+    ports: [
+      port('8081:80', 'web2', '10.99.0.2', tools),
+      port('8080:80', 'web', '172.18.0.2', oa),
+      port('2222:22', 'ssh', '172.17.0.2', bridge),
+      port('127.0.0.1:9090:9090', 'metrics', '172.20.0.3', quiet),
+      port('53:53/udp', 'dns', '172.17.0.3', bridge),
+    ],
+  },
+};
+
+for (const [name, state] of Object.entries(scenarios)) {
+  test(`golden: ${name}`, () => {
+    golden(name, renderRuleset(state));
+  });
+}
+
+test('golden: port-delta (one container removed, one added with a range and a host address)', () => {
+  const removed = [port('8080:80', 'web', '172.18.0.2', oa), port('198.51.100.1:8443:443', 'web', '172.18.0.2', oa)];
+  const added = [port('8080:8000', 'web-v2', '172.18.0.7', oa), port('5000-5001:5000-5001/udp', 'web-v2', '172.18.0.7', oa), port('127.0.0.1:8443:443', 'web-v2', '172.18.0.7', oa)];
+  golden('port-delta', renderPortDelta(added, removed));
+});
+
+test('empty state renders exactly the tolerant delete of nsnet\'s tables', () => {
+  assert.equal(renderRuleset({ networks: [], ports: [] }), renderDeleteAll());
+  const del = renderDeleteAll();
+  assert.match(del, /^table inet nsnet \{\}\ndelete table inet nsnet\ntable bridge nsnet \{\}\ndelete table bridge nsnet\n$/m);
+});
+
+test('a full render first removes both nsnet tables, then defines them, and never touches anything else', () => {
+  for (const [name, state] of Object.entries(scenarios)) {
+    const s = renderRuleset(state);
+    assert.doesNotMatch(s, /flush\s+ruleset/, name);
+    const code = s.split('\n').filter((l) => !l.startsWith('#'));
+    for (const l of code) {
+      const m = /^\s*(?:add |delete |flush )?table\s+(\S+)\s+(\S+)/.exec(l);
+      if (m) assert.equal(m[2], TABLE, `${name}: only nsnet's tables: ${l}`);
+    }
+    assert.deepEqual(code.slice(0, 4), ['table inet nsnet {}', 'delete table inet nsnet', 'table bridge nsnet {}', 'delete table bridge nsnet'], name);
+    if (state.networks.length) assert.equal(code.filter((l) => l === 'table inet nsnet {').length, 1, name);
+    assert.equal(code.filter((l) => l === 'table bridge nsnet {').length, state.networks.some((n) => !n.icc) ? 1 : 0, `${name}: bridge table only with icc=false`);
+  }
+});
+
+test('output does not depend on the order of the input', () => {
+  const s = scenarios['several-networks'];
+  const expected = renderRuleset(s);
+  for (let seed = 1; seed <= 5; seed++) {
+    const shuffle = <T>(a: T[]) => a.map((x, i) => [((i + 1) * 7919 * seed) % 101, x] as const).sort((x, y) => x[0] - y[0]).map((x) => x[1]);
+    assert.equal(renderRuleset({ networks: shuffle(s.networks), ports: shuffle(s.ports) }), expected);
+  }
+  const a = [port('8080:80', 'web', '172.18.0.2', oa), port('5353:53/udp', 'dns', '172.18.0.4', oa)];
+  assert.equal(renderPortDelta(a, []), renderPortDelta([...a].reverse(), []));
+});
+
+test('every rule, set, map and chain comment fits nft\'s 128-character limit, even for a long network name', () => {
+  const long = net('n'.repeat(200), '10.50.0.0/16', { internal: true, icc: false });
+  const s = renderRuleset({ networks: [long, oa], ports: [port('8080:80', 'web', '172.18.0.2', oa)] });
+  const comments = [...s.matchAll(/comment "([^"]*)"/g)].map((m) => m[1]);
+  assert.ok(comments.length > 20);
+  for (const c of comments) assert.ok(c.length <= 128, c);
+  assert.match(s, /network n{37}\.\.\. is internal/);
+});
+
+test('every rule carries a comment saying why', () => {
+  const s = renderRuleset(scenarios['several-networks']);
+  const rules = s.split('\n').filter((l) => /^\t\t(?:iifname|oifname|ip |ct |fib |dnat |ether )/.test(l));
+  assert.ok(rules.length > 15);
+  for (const r of rules) assert.match(r, / comment "[^"]+"$/, r);
+});
+
+test('500 published ports: still one script, one table definition, one map element per port', () => {
+  const big = net('big', '10.128.0.0/16');
+  const ports: Port[] = [];
+  for (let i = 0; i < 500; i++) ports.push(port(`${20000 + i}:80`, `c${i}`, `10.128.${(i + 2) >> 8}.${(i + 2) & 255}`, big));
+  const t0 = performance.now();
+  const s = renderRuleset({ networks: [big], ports });
+  const ms = performance.now() - t0;
+  assert.equal(s.split('\n').filter((l) => l === 'table inet nsnet {').length, 1);
+  assert.equal([...s.matchAll(/^\t\t\ttcp \. \d+ comment "container [0-9a-f]{12}" : 10\.128\.\d+\.\d+ \. 80,?$/gm)].length, 500);
+  assert.ok(ms < 500, `rendering 500 ports took ${ms} ms`);
+});
+
+test('ranges are expanded port by port: host port i leads to container port i', () => {
+  const s = renderPortDelta([port('9000-9002:7000-7002/udp', 'app', '172.18.0.5', oa)], []);
+  assert.match(s, /udp \. 9000 comment "[^"]+" : 172\.18\.0\.5 \. 7000,\n\tudp \. 9001 comment "[^"]+" : 172\.18\.0\.5 \. 7001,\n\tudp \. 9002 comment "[^"]+" : 172\.18\.0\.5 \. 7002\n/);
+});
+
+test('port delta: removals come first, each as add-then-delete (tolerant), additions last', () => {
+  const web = port('8080:80', 'web', '172.18.0.2', oa);
+  const moved = port('8080:80', 'web-v2', '172.18.0.9', oa);
+  const s = renderPortDelta([moved], [web]);
+  const lines = s.split('\n').filter((l) => l && !l.startsWith('#'));
+  assert.deepEqual(lines, [
+    `add element inet nsnet ${MAP_ANY} { tcp . 8080 comment "container ${web.containerId.slice(0, 12)}" : 172.18.0.2 . 80 }`,
+    `delete element inet nsnet ${MAP_ANY} { tcp . 8080 }`,
+    `add element inet nsnet ${MAP_ANY} { tcp . 8080 comment "container ${moved.containerId.slice(0, 12)}" : 172.18.0.9 . 80 }`,
+  ]);
+  assert.equal(renderPortDelta([], []), '');
+  assert.match(renderPortDelta([port('127.0.0.1:80:80', 'x', '172.18.0.2', oa)], []), new RegExp(`add element inet nsnet ${MAP_ADDR} \\{ 127\\.0\\.0\\.1 \\. tcp \\. 80 `));
+});
+
+test('invalid input is refused before anything is emitted (nft would resolve a non-address as a host name)', () => {
+  const ok = scenarios['published-ports'];
+  const bad = (mutate: (s: FirewallState) => void, re: RegExp) => {
+    const s: FirewallState = structuredClone(ok);
+    mutate(s);
+    assert.throws(() => renderRuleset(s), (e: unknown) => e instanceof FirewallInputError && re.test((e as Error).message));
+  };
+  bad((s) => { s.ports[0].containerIp = 'example.com'; }, /containerIp: "example.com" is not an IPv4 address/);
+  bad((s) => { s.ports[0].containerIp = '172.18.0.02'; }, /not an IPv4 address/);
+  bad((s) => { s.ports[0].hostIp = 'localhost'; }, /hostIp: "localhost" is not an IPv4 address/);
+  bad((s) => { s.ports[0].hostIp = '::1'; }, /not an IPv4 address/);
+  bad((s) => { s.ports[0].hostPort = 0; }, /not a port number/);
+  bad((s) => { s.ports[0].containerPort = 65536; s.ports[0].containerPortEnd = 65536; }, /not a port number/);
+  bad((s) => { s.ports[0].hostPortEnd = 8081; }, /differ in length/);
+  bad((s) => { s.ports[0].hostPort = 8090; }, /reversed/);
+  bad((s) => { (s.ports[0] as { proto: string }).proto = 'sctp'; }, /not tcp or udp/);
+  bad((s) => { s.ports[1] = { ...s.ports[0], containerId: hexId('other') }; }, /0\.0\.0\.0:8080\/tcp is published twice/);
+  bad((s) => { s.ports[0].containerIp = '10.1.2.3'; }, /outside network oa-net/);
+  bad((s) => { s.ports[0].networkId = hexId('nope'); }, /is not in the state/);
+  bad((s) => { s.networks[0].bridge = 'br"; flush ruleset'; }, /not a valid interface name/);
+  bad((s) => { s.networks[0].bridge = 'br*'; }, /not a valid interface name/);
+  bad((s) => { s.networks[0].bridge = 'a-very-long-bridge-name'; }, /not a valid interface name/);
+  bad((s) => { s.networks[0].subnet = '172.18.0.1/16'; }, /host bits set/);
+  bad((s) => { s.networks[0].subnet = 'oa.example/16'; }, /not a canonical IPv4 CIDR/);
+  bad((s) => { s.networks[0].gateway = '10.0.0.1'; }, /outside its subnet/);
+  bad((s) => { s.networks[0].name = 'oa net'; }, /not a valid name/);
+  bad((s) => { (s.networks[0] as { internal: unknown }).internal = 'no'; }, /not a boolean/);
+  bad((s) => { s.networks.push({ ...s.networks[0], id: hexId('x'), name: 'twin', subnet: '172.18.128.0/17', gateway: '172.18.128.1', bridge: 'br-twin' }); }, /overlapping subnets/);
+  bad((s) => { s.networks.push({ ...s.networks[0], id: hexId('x'), name: 'twin', subnet: '172.30.0.0/16', gateway: '172.30.0.1' }); }, /same bridge/);
+  assert.throws(() => renderPortDelta([{ ...ok.ports[0], containerIp: 'evil.example' }], []), FirewallInputError);
+  assert.throws(() => renderPortDelta([], [{ ...ok.ports[0], hostIp: 'x' }]), FirewallInputError);
+});
