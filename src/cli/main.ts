@@ -181,6 +181,7 @@ function addCreateOptions(c: Command): Command {
 type CreateOpts = { name?: string; network: string; net?: string; ip?: string; alias: string[]; networkAlias: string[]; publish: string[]; dns: string[]; rm?: boolean; detach?: boolean };
 
 async function doCreate(command: string[], o: CreateOpts) {
+  if (command[0] === '--') command = command.slice(1);
   const h = await openHost();
   const { createContainer } = await import('../engine/containers.js');
   const r = createContainer(h, {
@@ -297,6 +298,7 @@ program.command('exec')
   .argument('<command...>')
   .passThroughOptions()
   .action(async (ref: string, command: string[]) => {
+    if (command[0] === '--') command = command.slice(1);
     const h = await openHost();
     const { execIn } = await import('../engine/containers.js');
     process.exitCode = await execIn(h, ref, command);

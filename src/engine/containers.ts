@@ -278,29 +278,12 @@ export async function execIn(h: Host, ref: string, command: string[]): Promise<n
   const c = resolveContainer(h, ref);
   if (!command.length) throw new UserError('no command given: nsnet exec CONTAINER -- COMMAND [ARG...]', 'invalid');
   if (!findExecutable(command[0])) throw new UserError(`exec: "${command[0]}": executable file not found in $PATH`, 'invalid');
-  const spec = launchSpec(h, c, command);
-  if (spec.netnsPath) {
-    const fd = openNetns(path.basename(spec.netnsPath));
-    try {
-      return await launchForeground({ ...spec, netnsFd: fd });
-    } finally {
-      closeFd(fd);
-    }
-  }
-  return launchForeground(spec);
+  return launchForeground(launchSpec(h, c, command));
 }
 
 /** exec with captured output (library use and tests). */
 export function execCaptured(h: Host, ref: string, command: string[]): { status: number; stdout: string; stderr: string } {
-  const c = resolveContainer(h, ref);
-  const spec = launchSpec(h, c, command);
-  if (!spec.netnsPath) return runCaptured(spec);
-  const fd = openNetns(path.basename(spec.netnsPath));
-  try {
-    return runCaptured({ ...spec, netnsFd: fd });
-  } finally {
-    closeFd(fd);
-  }
+  return runCaptured(launchSpec(h, resolveContainer(h, ref), command));
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -8,6 +8,7 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { close, openPath } from './libc.js';
 import { inNetns } from './netns.js';
 
 export interface EtcFiles {
@@ -37,7 +38,11 @@ const MOUNT_ETC = 'mount --bind -- "$1" /etc/resolv.conf && mount --bind -- "$2"
 const SUPERVISE = [
   'ec=$1; shift',
   'arb=$NSNET_AUTOREMOVE_BIN; arid=$NSNET_AUTOREMOVE_ID; unset NSNET_AUTOREMOVE_BIN NSNET_AUTOREMOVE_ID',
-  '"$@"; rc=$?',
+  // Background + wait so that SIGTERM/SIGHUP reach the command and the supervisor lives on to record its status.
+  '"$@" & pid=$!',
+  "trap 'kill -TERM $pid 2>/dev/null' TERM",
+  "trap 'kill -HUP $pid 2>/dev/null' HUP",
+  'while :; do wait $pid; rc=$?; if ! kill -0 $pid 2>/dev/null; then wait $pid 2>/dev/null; r2=$?; [ $r2 -ne 127 ] && rc=$r2; break; fi; done',
   'echo $rc > "$ec"',
   'if [ -n "$arid" ]; then exec "$arb" rm -f "$arid" >/dev/null 2>&1; fi',
   'exit $rc',
@@ -49,9 +54,20 @@ function innerArgv(spec: LaunchSpec): string[] {
   return [UNSHARE, '--mount', '--propagation', 'slave', '--', '/bin/sh', '-c', MOUNT_ETC, 'nsnet-init', spec.etc.resolvConf, spec.etc.hosts, ...spec.command];
 }
 
+/** Runs `fn` (which forks synchronously) inside the spec's netns: by fd, by path, or in the host netns. */
+function within<T>(spec: LaunchSpec, fn: () => T): T {
+  if (spec.netnsFd !== null) return inNetns(spec.netnsFd, fn);
+  if (!spec.netnsPath) return fn();
+  const fd = openPath(spec.netnsPath);
+  try {
+    return inNetns(fd, fn);
+  } finally {
+    close(fd);
+  }
+}
+
 function spawnIn(spec: LaunchSpec, args: string[], opts: SpawnOptions): ChildProcess {
-  const go = () => spawn(args[0], args.slice(1), { ...opts, env: spec.env ?? process.env, cwd: spec.cwd });
-  return spec.netnsFd === null ? go() : inNetns(spec.netnsFd, go);
+  return within(spec, () => spawn(args[0], args.slice(1), { ...opts, env: spec.env ?? process.env, cwd: spec.cwd }));
 }
 
 /** Resolves a command name through PATH the way execvp would; null when not found/executable. */
@@ -119,7 +135,7 @@ export function launchForeground(spec: LaunchSpec, onStart?: (pid: number) => vo
 export function runCaptured(spec: LaunchSpec): { status: number; stdout: string; stderr: string } {
   const args = innerArgv(spec);
   const go = () => spawnSync(args[0], args.slice(1), { env: spec.env ?? process.env, encoding: 'utf8' });
-  const r = spec.netnsFd === null ? go() : inNetns(spec.netnsFd, go);
+  const r = within(spec, go);
   return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
 }
 
