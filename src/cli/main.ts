@@ -205,7 +205,8 @@ addCreateOptions(program.command('run').description('create and start a containe
     try {
       created = await doCreate(command, o);
     } catch (e) {
-      throw Object.assign(e as Error, { exitCode: 125 });
+      // As `docker run`: 125 when the container could not be created (the command never ran).
+      throw new CliError((e as Error).message, 125);
     }
     const { h, c } = created;
     const E = await import('../engine/containers.js');
