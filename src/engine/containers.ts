@@ -17,6 +17,8 @@ import { isIPv4 } from '../util/ip.js';
 import { validateAlias, validateContainerName } from '../util/validate.js';
 import { etcPaths, writeEtc } from './etc.js';
 import { crashPoint } from './faults.js';
+import { recoverIfNeeded } from './reconcile.js';
+import { exitFile, logFile, refreshState } from './state.js';
 import { applyFirewall, applyPortDelta, containerPorts } from './firewall.js';
 import type { Host } from './host.js';
 import { DEFAULT_NETWORK, ensureDefaultNetwork, resolveNetwork } from './networks.js';
@@ -95,6 +97,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
   if (o.name !== undefined) validateContainerName(o.name);
 
   return h.lock.with(() => {
+    recoverIfNeeded(h);
     if (o.name !== undefined && h.store.nameTaken(o.name)) {
       throw new UserError(`Conflict. The container name "${o.name}" is already in use`, 'conflict');
     }
@@ -184,10 +187,14 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
       cnl = Netlink.open();
     });
     try {
+      crashPoint('create:netns');
       const nl = cnl as unknown as Netlink;
       const lo = nl.linkByName('lo');
       if (lo) nl.setUp(lo.index);
-      eps.forEach(([ep, net], i) => bridge.attach(h, net, ep, { nsFd: fd, cnl: nl, defaultRoute: i === 0 }));
+      eps.forEach(([ep, net], i) => {
+        bridge.attach(h, net, ep, { nsFd: fd, cnl: nl, defaultRoute: i === 0 });
+        crashPoint('create:endpoint');
+      });
     } finally {
       (cnl as Netlink | null)?.close();
       closeFd(fd);
@@ -215,32 +222,6 @@ export function launchSpec(h: Host, c: ContainerRecord, command: string[]): Laun
   return { command, netnsFd: null, netnsPath: netnsPath(owner.netns), etc: etcPaths(h, owner) };
 }
 
-function exitFile(h: Host, c: ContainerRecord): string {
-  return path.join(h.containerDir(c.id), 'exitcode');
-}
-
-export function logFile(h: Host, c: ContainerRecord): string {
-  return path.join(h.containerDir(c.id), 'log');
-}
-
-/** Brings the stored state up to date with reality (a detached process may have ended since). */
-export function refreshState(h: Host, c: ContainerRecord): ContainerRecord {
-  if (c.state !== 'running' || isAlive(c.pid, c.pidStart)) return c;
-  let code: number | null = null;
-  try {
-    code = Number(fs.readFileSync(exitFile(h, c), 'utf8').trim());
-  } catch {
-    /* killed before it could record one */
-  }
-  const upd = { state: 'exited' as const, exitCode: code ?? 137, finished: new Date().toISOString(), pid: null, pidStart: null };
-  try {
-    h.store.tx(() => h.store.updateContainer(c.id, upd));
-  } catch {
-    /* read-only use: show it anyway */
-  }
-  return { ...c, ...upd };
-}
-
 /** Path of the nsnet launcher, for the detached supervisor's `rm` of --rm containers. */
 function nsnetBin(): string {
   return process.env.NSNET_BIN ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../bin/nsnet');
@@ -249,6 +230,7 @@ function nsnetBin(): string {
 /** Starts the container's command detached (its output goes to `logs`). */
 export function startContainer(h: Host, ref: string): ContainerRecord {
   return h.lock.with(() => {
+    recoverIfNeeded(h);
     let c = refreshState(h, resolveContainer(h, ref));
     if (c.state === 'running') return c;
     const spec = launchSpec(h, c, c.command);
@@ -256,6 +238,7 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
     const env = { ...process.env, NSNET_ROOT: h.root };
     const { pid, start } = launchDetached({ ...spec, netnsFd: null, env }, logFile(h, c), exitFile(h, c),
       c.autoRemove ? { bin: nsnetBin(), id: c.id } : undefined);
+    crashPoint('start:launched');
     const upd = { state: 'running' as const, pid, pidStart: start, started: new Date().toISOString(), exitCode: null, finished: null };
     h.store.tx(() => h.store.updateContainer(c.id, upd));
     c = { ...c, ...upd };
@@ -326,6 +309,7 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
     c = await stopContainer(h, c.id, 0);
   }
   return h.lock.with(() => {
+    recoverIfNeeded(h);
     const deps = h.store.dependents(c.id).filter((d) => refreshState(h, d).state === 'running');
     if (deps.length) throw new UserError(`container ${c.name} is in use by ${deps.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first`, 'refused');
     const eps = h.store.endpointsOf(c.id);
@@ -358,6 +342,7 @@ export interface ConnectOptions {
 export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptions = {}): EndpointRecord {
   for (const a of o.aliases ?? []) validateAlias(a);
   return h.lock.with(() => {
+    recoverIfNeeded(h);
     if (netRef === 'host' || netRef === 'none') throw new UserError(`container cannot be connected to the ${netRef} network`, 'refused');
     const net = resolveNetwork(h, netRef);
     const c = resolveContainer(h, ctrRef);
@@ -403,6 +388,7 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
 /** Removes a container's interface on a network; its address returns to the pool. */
 export function disconnect(h: Host, netRef: string, ctrRef: string, force = false): void {
   h.lock.with(() => {
+    recoverIfNeeded(h);
     const net = h.store.findNetwork(netRef);
     if (!net) throw new UserError(`network ${netRef} not found`, 'notfound');
     const c = h.store.findContainer(ctrRef);
@@ -442,4 +428,4 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
   });
 }
 
-export { HEX as newId };
+export { HEX as newId, logFile, refreshState };

@@ -10,6 +10,7 @@ import { applyFirewall } from './firewall.js';
 import type { Host } from './host.js';
 import { hostRouteCidrs } from './hostinfo.js';
 import { crashPoint } from './faults.js';
+import { recoverIfNeeded } from './reconcile.js';
 
 export const DEFAULT_NETWORK = 'bridge';
 export const DEFAULT_BRIDGE_IF = 'nsnet0';
@@ -92,6 +93,7 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
 
 export function createNetwork(h: Host, o: NetworkCreateOptions, isDefault = false): NetworkRecord {
   return h.lock.with(() => {
+    recoverIfNeeded(h);
     const n = h.store.tx(() => {
       const rec = planNetwork(h, o, isDefault);
       h.store.insertNetwork(rec, true);
@@ -132,6 +134,7 @@ export function resolveNetwork(h: Host, ref: string): NetworkRecord {
 
 export function removeNetwork(h: Host, ref: string): NetworkRecord {
   return h.lock.with(() => {
+    recoverIfNeeded(h);
     if ((PSEUDO_NETWORKS as readonly string[]).includes(ref)) throw new UserError(`${ref} is a pre-defined network and cannot be removed`, 'refused');
     const n = h.store.findNetwork(ref);
     if (!n) throw new UserError(`network ${ref} not found`, 'notfound');
@@ -141,9 +144,15 @@ export function removeNetwork(h: Host, ref: string): NetworkRecord {
       const names = [...new Set(eps.map((e) => e.containerName))].sort().join(', ');
       throw new UserError(`error while removing network: network ${n.name} id ${n.id} has active endpoints (${names})`, 'refused');
     }
+    let gid = 0;
+    h.store.tx(() => {
+      gid = h.store.addGarbage('link', n.bridge);
+      h.store.deleteNetwork(n.id);
+    });
+    crashPoint('network-rm:persisted');
     bridge.teardownNetwork(h, n);
     crashPoint('network-rm:bridge');
-    h.store.tx(() => h.store.deleteNetwork(n.id));
+    h.store.tx(() => h.store.dropGarbage([gid]));
     applyFirewall(h);
     return n;
   });

@@ -5,7 +5,7 @@ import { deleteNetns, listNetns, netnsExists, netnsPath } from '../kernel/netns.
 import { pidsInNetns, signal } from '../kernel/proc.js';
 import { applyFirewall } from './firewall.js';
 import type { Host } from './host.js';
-import { refreshState } from './containers.js';
+import { refreshState } from './state.js';
 import { notifyDns } from './dnsctl.js';
 
 export interface Difference {
@@ -143,4 +143,9 @@ export function reconcile(h: Host): { actions: string[] } {
     notifyDns(h);
     return { actions };
   });
+}
+
+/** Every mutating command first finishes what an interrupted one left. Call with the host lock held. */
+export function recoverIfNeeded(h: Host): void {
+  if (h.store.hasUnfinished()) reconcile(h);
 }

@@ -228,6 +228,12 @@ export class Store {
     for (const id of ids) st.run(id);
   }
 
+  /** True when an operation was interrupted: pending rows or unfinished removals exist (cheap: indexed probes). */
+  hasUnfinished(): boolean {
+    return !!this.db.prepare(`SELECT 1 WHERE EXISTS(SELECT 1 FROM garbage) OR EXISTS(SELECT 1 FROM networks WHERE pending = 1)
+      OR EXISTS(SELECT 1 FROM containers WHERE pending = 1) OR EXISTS(SELECT 1 FROM endpoints WHERE pending = 1)`).get();
+  }
+
   // ---- meta
   getMeta(key: string): string | null {
     const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;

@@ -1,0 +1,33 @@
+// Container run state: whether the process nsnet started is still the one running, and its exit code.
+import fs from 'node:fs';
+import path from 'node:path';
+import { isAlive } from '../kernel/proc.js';
+import type { ContainerRecord } from '../types.js';
+import type { Host } from './host.js';
+
+export function exitFile(h: Host, c: ContainerRecord): string {
+  return path.join(h.containerDir(c.id), 'exitcode');
+}
+
+export function logFile(h: Host, c: ContainerRecord): string {
+  return path.join(h.containerDir(c.id), 'log');
+}
+
+/** Brings the stored state up to date with reality (a detached process may have ended since). */
+export function refreshState(h: Host, c: ContainerRecord): ContainerRecord {
+  if (c.state !== 'running' || isAlive(c.pid, c.pidStart)) return c;
+  let code: number | null = null;
+  try {
+    code = Number(fs.readFileSync(exitFile(h, c), 'utf8').trim());
+  } catch {
+    /* killed before it could record one */
+  }
+  const upd = { state: 'exited' as const, exitCode: code ?? 137, finished: new Date().toISOString(), pid: null, pidStart: null };
+  try {
+    h.store.tx(() => h.store.updateContainer(c.id, upd));
+  } catch {
+    /* read-only use: show it anyway */
+  }
+  return { ...c, ...upd };
+}
+
