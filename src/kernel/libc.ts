@@ -25,9 +25,14 @@ export const NETLINK_ROUTE = 0;
 export const SOL_SOCKET = 1;
 export const SO_RCVBUF = 8;
 export const SO_SNDBUF = 7;
+/** SO_RCVTIMEO (the struct timeval variant) on x86-64 and arm64. */
+export const SO_RCVTIMEO = 20;
 export const SOL_NETLINK = 270;
 export const NETLINK_EXT_ACK = 11;
 export const NETLINK_GET_STRICT_CHK = 12;
+export const NETLINK_CAP_ACK = 10;
+export const MSG_TRUNC = 0x20;
+export const SIOCGIFINDEX = 0x8933;
 export const O_RDONLY = 0;
 export const O_CLOEXEC = 0o2000000;
 
@@ -44,6 +49,8 @@ const _recv = libc.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int 
 const _setsockopt = libc.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)');
 const _getsockname = libc.func('int getsockname(int fd, _Out_ void *addr, _Inout_ uint32_t *addrlen)');
 const _strerror = libc.func('const char *strerror(int errnum)');
+// ioctl is variadic; declaring its one pointer argument is call-compatible on x86-64 and arm64 Linux.
+const _ioctl = libc.func('int ioctl(int fd, unsigned long request, void *arg)');
 
 /** An error from a system call, carrying errno and its symbolic name (EEXIST, ENOENT, ...). */
 export class SysError extends Error {
@@ -96,6 +103,11 @@ export function bind(fd: number, addr: Buffer): void {
 export function send(fd: number, buf: Buffer): number {
   return check('send', _send(fd, buf, buf.length, 0));
 }
+/** send(2) of the first `len` bytes of `buf` (no subarray allocation). */
+export function sendPart(fd: number, buf: Buffer, len: number, flags = 0): number {
+  if (len > buf.length) throw new RangeError(`sendPart: len ${len} > buffer ${buf.length}`);
+  return check('send', _send(fd, buf, len, flags));
+}
 export function recv(fd: number, buf: Buffer, flags = 0): number {
   return check('recv', _recv(fd, buf, buf.length, flags));
 }
@@ -104,8 +116,20 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
   b.writeInt32LE(value, 0);
   check('setsockopt', _setsockopt(fd, level, name, b, 4));
 }
+/** setsockopt(2) with an arbitrary option value (e.g. a struct timeval). */
+export function setsockoptBuf(fd: number, level: number, name: number, value: Buffer): void {
+  check('setsockopt', _setsockopt(fd, level, name, value, value.length));
+}
 export function getsockname(fd: number, buf: Buffer): number {
   const len = [buf.length];
   check('getsockname', _getsockname(fd, buf, len));
   return len[0];
+}
+/** ioctl(2) with a pointer argument (e.g. a struct ifreq); returns the call's result. */
+export function ioctlPtr(fd: number, request: number, arg: Buffer): number {
+  return check('ioctl', _ioctl(fd, request, arg));
+}
+/** strerror(3): the C library's text for an errno value. */
+export function strerror(errno: number): string {
+  return _strerror(errno);
 }

@@ -1,0 +1,128 @@
+// Micro-benchmark of src/kernel/netlink.ts: attaching network namespaces to a bridge.
+//
+// Everything happens inside a throwaway "host" netns (nlb-<tag>) that the process enters for the whole run; the
+// container namespaces (nlb-<tag>-<i>) are created in-process. All of them are deleted at the end, even on error.
+//
+// One attach = host side: veth created with its peer directly in the container netns, enslaved to the bridge,
+// host end up; container side: lo up, eth0 up, address, default route via the bridge's address, i.e.
+//   nl.createVeth(...)  +  cnl.ifindex('eth0')  +  cnl.batch(lo up, eth0 up, address, default route)
+// = 2 netlink round trips and one ioctl. Not timed as part of attach: creating the container netns and opening
+// its socket (reported separately), nor detach (deleteLink of the host end, reported separately).
+//
+// usage: node dist/bench/netlink-attach.js [N=200]   (as root)
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { CLONE_NEWNET, close, openPath, setns } from '../src/kernel/libc.js';
+import { Netlink } from '../src/kernel/netlink.js';
+import { createNetns, deleteNetns, enterHostNetns, netnsPath } from '../src/kernel/netns.js';
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+const fmt = (x: number): string => x.toFixed(3);
+
+async function main(): Promise<void> {
+  const N = Number(process.argv[2] ?? 200);
+  if (!Number.isInteger(N) || N < 1 || N > 5000) throw new Error('N must be 1..5000');
+  // Start libuv's threadpool in the original netns before any switch (KERNEL-NOTES pitfall 1).
+  await fs.promises.stat('/');
+
+  const tag = crypto.randomBytes(3).toString('hex');
+  const hostNs = `nlb-${tag}`;
+  const origFd = openPath('/proc/thread-self/ns/net');
+  const made: string[] = [];
+  const sockets: Netlink[] = [];
+  const fds: number[] = [];
+  const netnsMs: number[] = [];
+  const openMs: number[] = [];
+  const attachMs: number[] = [];
+  const hostMs: number[] = [];
+  const ctrMs: number[] = [];
+  const detachMs: number[] = [];
+  let nl: Netlink | null = null;
+  try {
+    close(createNetns(hostNs));
+    made.push(hostNs);
+    enterHostNetns(netnsPath(hostNs)); // from here on, "the host" is the throwaway netns
+    nl = Netlink.open();
+    const br = nl.createBridge('nlb0', { up: true });
+    nl.addAddress(br, '10.77.0.1', 16);
+
+    const hostIfs: number[] = [];
+    for (let i = 0; i < N; i++) {
+      const name = `${hostNs}-${i}`;
+      const t0 = performance.now();
+      let opened: Netlink | null = null;
+      const fd = createNetns(name, () => {
+        const t = performance.now();
+        opened = Netlink.open();
+        openMs.push(performance.now() - t);
+      });
+      made.push(name);
+      fds.push(fd);
+      const cnl = opened as unknown as Netlink;
+      sockets.push(cnl);
+      const t1 = performance.now();
+
+      const ip = `10.77.${(i + 2) >> 8}.${(i + 2) & 255}`;
+      hostIfs.push(nl.createVeth(`nlb${tag}-${i}`, 'eth0', fd, { master: br, up: true }));
+      const th = performance.now();
+      const peer = cnl.ifindex('eth0');
+      if (peer === null) throw new Error('peer eth0 missing');
+      cnl.batch((b) => {
+        b.setUp(1); // lo is ifindex 1 in every netns
+        b.setUp(peer);
+        b.addAddress(peer, ip, 16);
+        b.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: '10.77.0.1' });
+      });
+      const t2 = performance.now();
+      netnsMs.push(t1 - t0);
+      attachMs.push(t2 - t1);
+      hostMs.push(th - t1);
+      ctrMs.push(t2 - th);
+    }
+    // Sanity: every container has its default route, the bridge has every port.
+    const ports = nl.links().filter((l) => l.master === br).length;
+    if (ports !== N) throw new Error(`expected ${N} bridge ports, found ${ports}`);
+    if (!sockets[N - 1].routes(4).some((r) => r.prefixLen === 0 && r.gateway === '10.77.0.1')) throw new Error('no default route');
+
+    for (const idx of hostIfs) {
+      const t = performance.now();
+      nl.deleteLink(idx);
+      detachMs.push(performance.now() - t);
+    }
+
+    console.log(`netlink attach benchmark: N=${N}, kernel ${fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, node ${process.version}`);
+    console.log(`  attach per namespace      median ${fmt(median(attachMs))} ms  p10 ${fmt(pct(attachMs, 10))}  p90 ${fmt(pct(attachMs, 90))}`);
+    console.log(`    host: createVeth        median ${fmt(median(hostMs))} ms`);
+    console.log(`    container: ifindex + batch(4)  median ${fmt(median(ctrMs))} ms`);
+    console.log(`  netns create (in-process, incl. Netlink.open)  median ${fmt(median(netnsMs))} ms`);
+    console.log(`  Netlink.open() alone      median ${fmt(median(openMs))} ms`);
+    console.log(`  detach: deleteLink(host veth)  median ${fmt(median(detachMs))} ms`);
+  } finally {
+    for (const s of sockets) s.close();
+    for (const fd of fds) close(fd);
+    nl?.close();
+    setns(origFd, CLONE_NEWNET);
+    close(origFd);
+    for (const name of made.reverse()) {
+      try {
+        deleteNetns(name);
+      } catch (e) {
+        console.error(`could not delete netns ${name}: ${(e as Error).message}`);
+      }
+    }
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exitCode = 1;
+});
