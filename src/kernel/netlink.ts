@@ -16,9 +16,9 @@
 // an NLMSG_ERROR whether or not it asked for an ack, and processes the requests strictly in order, so the ack of
 // the last request means "everything before it has been processed": one recv() per send() when all succeeds.
 import {
-  AF_NETLINK, MSG_TRUNC, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK,
+  AF_NETLINK, CLONE_NEWNET, MSG_TRUNC, NETLINK_CAP_ACK, NETLINK_EXT_ACK, NETLINK_ROUTE, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK,
   SIOCGIFINDEX, SOL_SOCKET, SO_RCVTIMEO, SysError, close as closeFd, errnoName, ioctlPtr, recv, sendPart,
-  setsockoptBuf, setsockoptInt, socket, strerror,
+  openPath, setns, setsockoptBuf, setsockoptInt, socket, strerror,
 } from './libc.js';
 
 // ---- protocol constants (linux/netlink.h, linux/rtnetlink.h, linux/if_link.h, linux/if_addr.h) ----
@@ -1089,6 +1089,24 @@ export class Netlink {
       throw sysToNl(e, 'open');
     }
     return new Netlink(fd);
+  }
+
+  /**
+   * Opens a socket bound to the netns open as `nsFd`: switches the calling thread there, opens, and switches it
+   * back to the netns it was in (synchronously, so nothing else runs while switched).
+   */
+  static openIn(nsFd: number): Netlink {
+    const back = openPath('/proc/thread-self/ns/net');
+    try {
+      setns(nsFd, CLONE_NEWNET);
+      try {
+        return Netlink.open();
+      } finally {
+        setns(back, CLONE_NEWNET);
+      }
+    } finally {
+      closeFd(back);
+    }
   }
 
   /** True after close(). */

@@ -115,6 +115,18 @@ test('a fresh netns: only lo (ifindex 1, down); sockets act in their own netns',
     'the bridge is not in the test process\'s netns');
 });
 
+test('Netlink.openIn(fd) binds the socket to that netns and leaves the thread where it was', (t) => {
+  const a = netns(t);
+  a.nl.createBridge('nlt-marker');
+  const nl = Netlink.openIn(a.fd);
+  try {
+    assert.equal(fs.statSync('/proc/thread-self/ns/net').ino, SELF_INO);
+    assert.ok(nl.linkByName('nlt-marker'));
+  } finally {
+    nl.close();
+  }
+});
+
 test('bridge: create with mtu/mac/alias/up, read back, change, delete', (t) => {
   const h = netns(t);
   const br = h.nl.createBridge('nlt-br0', { mtu: 1400, mac: '02:42:ac:11:00:01', alias: 'nsnet-test', up: true });
