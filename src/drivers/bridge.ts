@@ -41,19 +41,26 @@ export interface AttachOptions {
   /** Netlink socket bound to the container netns. */
   cnl: Netlink;
   defaultRoute: boolean;
+  /** Also bring the container's loopback (always ifindex 1 in a new netns) up in the same batch. */
+  loUp?: boolean;
 }
 
-/** veth pair with the host end on the bridge and the peer (named ep.ifname) inside the container. */
+/** veth pair with the host end on the bridge and the peer (named ep.ifname) inside the container, then the
+ *  container side in one batch: up, address, default route. The host port gets hairpin mode (as Docker without
+ *  userland proxy): with br_netfilter on, a container reaching its own published port is DNATed back out of
+ *  the port it came in through, which a bridge otherwise refuses. */
 export function attach(h: Host, n: NetworkRecord, ep: EndpointRecord, o: AttachOptions): void {
-  const br = h.nl.linkByName(n.bridge);
-  if (!br) throw new Error(`bridge ${n.bridge} of network ${n.name} is missing (run: nsnet reconcile)`);
-  h.nl.createVeth(ep.hostIf, ep.ifname, o.nsFd, { master: br.index, mtu: n.mtu, peerMac: ep.mac, alias: h.owner, up: true });
-  const peer = o.cnl.linkByName(ep.ifname);
-  if (!peer) throw new Error(`veth peer ${ep.ifname} did not appear in the container`);
+  const br = h.nl.ifindex(n.bridge);
+  if (br === null) throw new Error(`bridge ${n.bridge} of network ${n.name} is missing (run: nsnet reconcile)`);
+  const hostIdx = h.nl.createVeth(ep.hostIf, ep.ifname, o.nsFd, { master: br, mtu: n.mtu, peerMac: ep.mac, alias: h.owner, up: true });
+  h.nl.setBridgePort(hostIdx, { hairpin: true });
+  const peer = o.cnl.ifindex(ep.ifname);
+  if (peer === null) throw new Error(`veth peer ${ep.ifname} did not appear in the container`);
   const prefix = prefixOf(n);
   o.cnl.batch((b) => {
-    b.setUp(peer.index);
-    b.addAddress(peer.index, ep.ip, prefix);
+    if (o.loUp) b.setUp(1);
+    b.setUp(peer);
+    b.addAddress(peer, ep.ip, prefix);
     if (o.defaultRoute) b.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: n.gateway });
   });
 }

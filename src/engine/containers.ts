@@ -7,6 +7,7 @@ import path from 'node:path';
 import * as bridge from '../drivers/bridge.js';
 import { allocateIp, checkStaticIp, macFromIp } from '../ipam/ipam.js';
 import { Netlink } from '../kernel/netlink.js';
+import { writeSysctl } from '../kernel/sysctl.js';
 import { closeFd, createNetns, inNetns, deleteNetns, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
 import {
   findExecutable, isAlive, launchDetached, launchForeground, pidsInNetns, runCaptured, signal, type LaunchSpec,
@@ -185,14 +186,16 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
     let cnl: Netlink | null = null;
     const fd = createNetns(c.netns, () => {
       cnl = Netlink.open();
+      // IPv4-only networks: interfaces created in this netns from now on get no IPv6 (as Docker does), so no
+      // link-local IPv6 path between containers bypasses the IPv4 firewall (icc=false, isolation).
+      writeSysctl('net.ipv6.conf.default.disable_ipv6', '1');
     });
     try {
       crashPoint('create:netns');
       const nl = cnl as unknown as Netlink;
-      const lo = nl.linkByName('lo');
-      if (lo) nl.setUp(lo.index);
+      if (!eps.length) nl.setUp(1);
       eps.forEach(([ep, net], i) => {
-        bridge.attach(h, net, ep, { nsFd: fd, cnl: nl, defaultRoute: i === 0 });
+        bridge.attach(h, net, ep, { nsFd: fd, cnl: nl, defaultRoute: i === 0, loUp: i === 0 });
         crashPoint('create:endpoint');
       });
     } finally {
@@ -406,6 +409,7 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
     });
     crashPoint('disconnect:persisted');
     bridge.detach(h, ep);
+    crashPoint('disconnect:detached');
     h.store.tx(() => h.store.dropGarbage([gid]));
     const rest = h.store.endpointsOf(c.id);
     if (rest.length && c.netns) {

@@ -1,7 +1,8 @@
 // Make the kernel match the store (and finish what a crash interrupted), or just report the differences.
 import fs from 'node:fs';
 import * as bridge from '../drivers/bridge.js';
-import { deleteNetns, listNetns, netnsExists, netnsPath } from '../kernel/netns.js';
+import { Netlink } from '../kernel/netlink.js';
+import { closeFd, deleteNetns, inNetns, listNetns, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
 import { pidsInNetns, signal } from '../kernel/proc.js';
 import { applyFirewall } from './firewall.js';
 import type { Host } from './host.js';
@@ -37,8 +38,36 @@ export function check(h: Host): Difference[] {
     if (c && c.netns && !netnsExists(c.netns)) continue; // reported below
     if (!byName.has(e.hostIf)) diffs.push({ kind: 'missing-veth', detail: `${e.containerName}: ${e.hostIf}` });
   }
+  const bridgeIndex = new Map(networks.map((n) => [n.id, byName.get(n.bridge)?.index]));
+  for (const e of endpoints) {
+    const l = byName.get(e.hostIf);
+    if (l && l.master !== bridgeIndex.get(e.networkId)) diffs.push({ kind: 'veth-not-on-bridge', detail: `${e.containerName}: ${e.hostIf}` });
+  }
   for (const c of containers.values()) {
-    if (c.netns && !netnsExists(c.netns)) diffs.push({ kind: 'missing-netns', detail: `${c.name}: ${c.netns}` });
+    if (!c.netns) continue;
+    if (!netnsExists(c.netns)) {
+      diffs.push({ kind: 'missing-netns', detail: `${c.name}: ${c.netns}` });
+      continue;
+    }
+    // Inside the container: every endpoint's interface carries its address.
+    const fd = openNetns(c.netns);
+    try {
+      const cnl = inNetns(fd, () => Netlink.open());
+      try {
+        const clinks = new Map(cnl.links().map((l) => [l.name, l.index]));
+        const caddrs = cnl.addresses();
+        for (const e of endpoints.filter((x) => x.containerId === c.id)) {
+          const idx = clinks.get(e.ifname);
+          if (idx === undefined || !caddrs.some((a) => a.index === idx && a.address === e.ip)) {
+            diffs.push({ kind: 'missing-address', detail: `${c.name}: ${e.ifname} ${e.ip}` });
+          }
+        }
+      } finally {
+        cnl.close();
+      }
+    } finally {
+      closeFd(fd);
+    }
   }
   const knownLinks = new Set([...networks.map((n) => n.bridge), ...endpoints.map((e) => e.hostIf)]);
   for (const l of links) if (l.alias === h.owner && !knownLinks.has(l.name)) diffs.push({ kind: 'orphan-link', detail: l.name });
@@ -137,7 +166,16 @@ export function reconcile(h: Host): { actions: string[] } {
       }
     }
     // 5. Containers whose processes ended or whose namespace is gone (reboot-like loss).
-    for (const c of containers) refreshState(h, c);
+    for (const c0 of containers) {
+      const c = refreshState(h, c0);
+      // A start interrupted between launching and recording leaves unrecorded processes: end them.
+      if (c.state !== 'running' && c.netns && netnsExists(c.netns)) {
+        const ino = fs.statSync(netnsPath(c.netns)).ino;
+        const strays = pidsInNetns(ino).filter((p) => p !== process.pid);
+        for (const pid of strays) signal(pid, 'SIGKILL');
+        if (strays.length) actions.push(`ended ${strays.length} unrecorded process(es) of ${c.name}`);
+      }
+    }
     // 6. Firewall from the store, in one transaction.
     applyFirewall(h);
     notifyDns(h);

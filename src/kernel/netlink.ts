@@ -91,6 +91,10 @@ const RT_SCOPE_NOWHERE = 255;
 const RTN_UNICAST = 1;
 
 const NLA_F_NESTED = 0x8000;
+const AF_BRIDGE = 7;
+const IFLA_PROTINFO = 12;
+const IFLA_BRPORT_MODE = 4;
+const IFLA_BRPORT_ISOLATED = 33;
 const NLA_TYPE_MASK = 0x3fff;
 
 const OPER_STATES = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'];
@@ -542,6 +546,14 @@ export class NlWriter {
     this.len = pe;
   }
 
+  u8(type: number, v: number): void {
+    this.reserve(8);
+    const o = this.len;
+    this.buf.writeUInt16LE(type, o + 2);
+    this.buf.writeUInt8(v & 0xff, o + 4);
+    this.attrEnd(o, 1);
+  }
+
   u32(type: number, v: number): void {
     this.reserve(8);
     const o = this.len;
@@ -787,6 +799,22 @@ export class NetlinkBatch {
     encSetLink(this.w, index, 0, 0);
     this.w.u32(IFLA_MTU, mtu);
     this.w.end(op, `${op}(${index}, ${mtu})`);
+    return this;
+  }
+
+  /** Bridge-port flags of an enslaved interface (RTM_SETLINK, family AF_BRIDGE, IFLA_PROTINFO):
+   *  `hairpin` lets frames go back out of the port they came in (a container reaching its own published port
+   *  while br_netfilter is on), `isolated` forbids traffic between isolated ports of the bridge. */
+  setBridgePort(index: number, o: { hairpin?: boolean; isolated?: boolean }): this {
+    const op = 'setBridgePort';
+    checkIndex(op, index);
+    this.w.begin(RTM_SETLINK, NLM_F_REQUEST);
+    this.w.ifinfomsg(AF_BRIDGE, index, 0, 0);
+    const pi = this.w.nestStart(IFLA_PROTINFO | NLA_F_NESTED);
+    if (o.hairpin !== undefined) this.w.u8(IFLA_BRPORT_MODE, o.hairpin ? 1 : 0);
+    if (o.isolated !== undefined) this.w.u8(IFLA_BRPORT_ISOLATED, o.isolated ? 1 : 0);
+    this.w.nestEnd(pi);
+    this.w.end(op, `${op}(${index}, ${JSON.stringify(o)})`);
     return this;
   }
 
@@ -1190,6 +1218,11 @@ export class Netlink {
   /** Sets the interface administratively down. */
   setDown(index: number): void {
     this.exec(this.single().setDown(index).w, false, MODE_ACK, null);
+  }
+
+  /** See NetlinkBatch.setBridgePort. */
+  setBridgePort(index: number, o: { hairpin?: boolean; isolated?: boolean }): void {
+    this.exec(this.single().setBridgePort(index, o).w, false, MODE_ACK, null);
   }
 
   /** Enslaves the interface to the bridge `master`, or releases it (null). */

@@ -1,0 +1,114 @@
+// Fault injection: NSNET_CRASH_AT=<point> makes nsnet SIGKILL itself at that point. For every mutating operation
+// the points it passes are discovered first (NSNET_TRACE_POINTS), then each is injected in a fresh host; after
+// each crash, `reconcile` must leave store and kernel in exact agreement (`check` exits 0, nothing extra in the
+// kernel, no address held by nobody), and the operation must work again.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { TestHost } from '../helpers/host.js';
+
+interface Op {
+  name: string;
+  setup: string[][];
+  cmd: string[];
+  /** A command that must succeed after recovery (proves nothing stays stuck, e.g. "already allocated"). */
+  after: string[][];
+}
+
+const RUN = ['run', '-d', '--name', 'c', '--network', 'n1', '--ip', '10.44.0.10', '-p', '8088:80', '--', 'sleep', '300'];
+const OPS: Op[] = [
+  { name: 'network create', setup: [], cmd: ['network', 'create', '--subnet', '10.44.0.0/24', 'n1'],
+    after: [['network', 'rm', 'n1'], ['network', 'create', '--subnet', '10.44.0.0/24', 'n1']] },
+  { name: 'network rm', setup: [['network', 'create', '--subnet', '10.44.0.0/24', 'n1']], cmd: ['network', 'rm', 'n1'],
+    after: [['network', 'create', '--subnet', '10.44.0.0/24', 'n3']] },
+  { name: 'run', setup: [['network', 'create', '--subnet', '10.44.0.0/24', 'n1']], cmd: RUN,
+    after: [['rm', '-f', 'c'], RUN.map((a) => (a === 'c' ? 'c2' : a))] },
+  { name: 'rm', setup: [['network', 'create', '--subnet', '10.44.0.0/24', 'n1'], RUN], cmd: ['rm', '-f', 'c'],
+    after: [['rm', '-f', 'c'], RUN.map((a) => (a === 'c' ? 'c2' : a))] },
+  { name: 'connect', setup: [['network', 'create', '--subnet', '10.44.0.0/24', 'n1'], ['network', 'create', '--subnet', '10.45.0.0/24', 'n2'], RUN],
+    cmd: ['network', 'connect', '--ip', '10.45.0.7', 'n2', 'c'], after: [['network', 'disconnect', '-f', 'n2', 'c'], ['network', 'connect', '--ip', '10.45.0.7', 'n2', 'c']] },
+  { name: 'disconnect', setup: [['network', 'create', '--subnet', '10.44.0.0/24', 'n1'], ['network', 'create', '--subnet', '10.45.0.0/24', 'n2'], RUN,
+    ['network', 'connect', '--ip', '10.45.0.7', 'n2', 'c']], cmd: ['network', 'disconnect', 'n2', 'c'], after: [['network', 'connect', '--ip', '10.45.0.7', 'n2', 'c']] },
+  { name: 'start', setup: [['network', 'create', '--subnet', '10.44.0.0/24', 'n1'], ['create', '--name', 'c', '--network', 'n1', '--', 'sleep', '300']],
+    cmd: ['start', 'c'], after: [['rm', '-f', 'c']] },
+];
+
+function points(op: Op): string[] {
+  const h = TestHost.create('fpts');
+  try {
+    for (const s of op.setup) h.ok(s);
+    const r = h.nsnet(op.cmd, { env: { NSNET_TRACE_POINTS: '1' } });
+    assert.equal(r.status, 0, r.stderr);
+    return [...new Set(r.stderr.split('\n').filter((l) => l.startsWith('crashpoint ')).map((l) => l.slice(11)))];
+  } finally {
+    h.cleanup();
+  }
+}
+
+/** Kernel objects of the host must be exactly what the store describes. */
+function assertExact(h: TestHost): void {
+  const chk = h.nsnet(['check']);
+  assert.equal(chk.status, 0, `check after reconcile:\n${chk.stdout}${chk.stderr}`);
+  const nets = h.nsnet(['network', 'ls', '--format', 'json']).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const bridges = nets.filter((n) => n.Driver === 'bridge').map((n) => JSON.parse(h.ok(['network', 'inspect', n.Name]))[0]);
+  const expected = new Set<string>(['lo', ...bridges.map((b) => b.Options['com.docker.network.bridge.name'])]);
+  const ids = h.ok(['ps', '-a', '-q']).split('\n').filter(Boolean);
+  const ips: string[] = [];
+  for (const id of ids) {
+    const c = JSON.parse(h.ok(['inspect', id]))[0];
+    for (const n of Object.values(c.NetworkSettings.Networks) as Array<{ HostInterface?: string; IPAddress: string }>) {
+      if (n.HostInterface) expected.add(n.HostInterface);
+      if (n.IPAddress) ips.push(n.IPAddress);
+    }
+  }
+  assert.deepEqual(h.links().sort(), [...expected].sort(), 'host links are exactly the store\'s bridges and veths');
+  assert.equal(new Set(ips).size, ips.length, 'no address handed out twice');
+  assert.equal(h.containerNetns().length, ids.filter((id) => JSON.parse(h.ok(['inspect', id]))[0].NetworkSettings.SandboxKey).length,
+    'container namespaces are exactly the store\'s');
+}
+
+test('fault injection: kill -9 at every point of every mutating operation, then reconcile makes the state exact', async (t) => {
+  let total = 0;
+  for (const op of OPS) {
+    const pts = points(op);
+    assert.ok(pts.length >= 1, `${op.name} passes at least one crash point (got ${pts.join(', ')})`);
+    for (const p of pts) {
+      await t.test(`${op.name} @ ${p}`, () => {
+        const h = TestHost.create('fault');
+        try {
+          for (const s of op.setup) h.ok(s);
+          const r = h.nsnet(op.cmd, { env: { NSNET_CRASH_AT: p } });
+          assert.equal(r.status, 128, `killed at ${p} (status ${r.status}: ${r.stderr})`);
+          // check only reports; it must not repair anything itself.
+          const before = h.nsnet(['check']);
+          const again = h.nsnet(['check']);
+          assert.equal(again.stdout, before.stdout, 'check changes nothing');
+          h.ok(['reconcile']);
+          assertExact(h);
+          for (const a of op.after) {
+            const ar = h.nsnet(a);
+            // Undo steps (rm -f / disconnect -f) may find nothing to undo; the rest must succeed.
+            if (!(a[0] === 'rm' || a[1] === 'rm' || a[1] === 'disconnect')) assert.equal(ar.status, 0, `${a.join(' ')}: ${ar.stderr}`);
+          }
+          assertExact(h);
+        } finally {
+          h.cleanup();
+        }
+      });
+      total++;
+    }
+  }
+  t.diagnostic(`fault injection points exercised: ${total} across ${OPS.length} operations`);
+  assert.ok(total >= 15, `ran ${total} injections`);
+});
+
+test('the next mutating command recovers automatically after a crash', async (t) => {
+  const h = TestHost.create('autorec');
+  t.after(() => h.cleanup());
+  h.ok(['network', 'create', '--subnet', '10.44.0.0/24', 'n1']);
+  const r = h.nsnet(RUN, { env: { NSNET_CRASH_AT: 'create:endpoint' } });
+  assert.equal(r.status, 128);
+  assert.equal(h.nsnet(['check']).status, 1, 'the crash left a difference');
+  // Same name and same static address again: no "already in use" left behind.
+  h.ok(RUN);
+  assertExact(h);
+});
