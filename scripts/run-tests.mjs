@@ -23,5 +23,13 @@ function collect(dir, out) {
 }
 const files = roots.flatMap((r) => collect(r, []));
 if (files.length === 0) { console.error('no test files found under ' + roots.join(', ')); process.exit(1); }
+// Leak guard: integration tests must remove every namespace they create, even when they fail.
+const netns = () => { try { return new Set(readdirSync('/run/netns')); } catch { return new Set(); } };
+const before = netns();
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=4', ...flags, ...files], { stdio: 'inherit' });
+const leaked = [...netns()].filter((n) => !before.has(n) && /^(nst-|nsu-|nsnet-|nlt-|fwt-)/.test(n));
+if (leaked.length) {
+  console.error(`LEAK: network namespaces left behind by the tests: ${leaked.join(' ')}`);
+  process.exit(1);
+}
 process.exit(r.status ?? 1);
