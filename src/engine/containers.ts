@@ -239,8 +239,10 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
     const spec = launchSpec(h, c, c.command);
     fs.rmSync(exitFile(h, c), { force: true });
     const env = { ...process.env, NSNET_ROOT: h.root };
-    const { pid, start } = launchDetached({ ...spec, netnsFd: null, env }, logFile(h, c), exitFile(h, c),
-      c.autoRemove ? { bin: nsnetBin(), id: c.id } : undefined);
+    // The supervisor lives in the host netns (it enters the container's with nsenter): host-mode commands run
+    // there, and the `rm` of --rm containers acts on the right host.
+    const { pid, start } = h.inHost(() => launchDetached({ ...spec, netnsFd: null, env }, logFile(h, c), exitFile(h, c),
+      c.autoRemove ? { bin: nsnetBin(), id: c.id } : undefined));
     crashPoint('start:launched');
     const upd = { state: 'running' as const, pid, pidStart: start, started: new Date().toISOString(), exitCode: null, finished: null };
     h.store.tx(() => h.store.updateContainer(c.id, upd));

@@ -91,7 +91,8 @@ export function findExecutable(cmd: string, envPath = process.env.PATH ?? '/usr/
   return null;
 }
 
-/** Starts a detached process (own session and process group) writing to `logPath`; returns the pid of its
+/** Starts a detached process (own session and process group) writing to `logPath`, in the caller's current
+ *  netns (the container's is entered through `spec.netnsPath`); returns the pid of its
  *  supervisor (the process group leader). The command's exit code is written to `exitFile` when it ends; with
  *  `autoRemove`, the supervisor then runs `<nsnetBin> rm -f <id>`. */
 export function launchDetached(spec: LaunchSpec, logPath: string, exitFile: string, autoRemove?: { bin: string; id: string }): { pid: number; start: string } {
