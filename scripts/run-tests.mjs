@@ -26,7 +26,7 @@ if (files.length === 0) { console.error('no test files found under ' + roots.joi
 // Leak guard: integration tests must remove every namespace they create, even when they fail.
 const netns = () => { try { return new Set(readdirSync('/run/netns')); } catch { return new Set(); } };
 const before = netns();
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=4', ...flags, ...files], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--expose-gc', '--test', '--test-concurrency=4', ...flags, ...files], { stdio: 'inherit' });
 const leaked = [...netns()].filter((n) => !before.has(n) && /^(nst-|nsu-|nsnet-|nlt-|fwt-)/.test(n));
 if (leaked.length) {
   console.error(`LEAK: network namespaces left behind by the tests: ${leaked.join(' ')}`);

@@ -1,7 +1,140 @@
-// Keeps the embedded resolver in step with the store (wired to src/dns by the DNS work).
+// Keeps the embedded resolver (src/dns/main.ts, one long-lived process per host) in step with the store.
+// The view (networks, names, upstreams) is written to <root>/dns/view.json; the resolver reloads it on SIGHUP and
+// acknowledges by writing the view's generation to view.json.loaded, which we wait for: a container is
+// resolvable as soon as the command that started it returns.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { isAlive, processStart, signal } from '../kernel/proc.js';
+import { hostResolvConf } from './etc.js';
 import type { Host } from './host.js';
 
-/** Called after any change to names or addresses on user-defined networks. */
-export function notifyDns(_h: Host): void {
-  // The resolver is started and signalled here once src/dns/main.ts exists (issue 4).
+export interface DnsView {
+  generation: number;
+  networks: Array<{ id: string; name: string; gateway: string; subnet: string }>;
+  entries: Array<{ networkId: string; names: string[]; ip: string; containerId: string }>;
+  upstreams: string[];
+  overrides: Record<string, string[]>;
+}
+
+function dir(h: Host): string {
+  return path.join(h.root, 'dns');
+}
+const viewFile = (h: Host) => path.join(dir(h), 'view.json');
+const pidFile = (h: Host) => path.join(dir(h), 'pid');
+
+/** The resolver's view, derived from the store: user-defined networks only (the default bridge has no name
+ *  service, as Docker). The resolver runs in the host netns, so loopback upstreams (127.0.0.53) work for it. */
+export function dnsView(h: Host, generation: number): DnsView {
+  const nets = h.store.networks().filter((n) => !n.isDefault);
+  const ids = new Set(nets.map((n) => n.id));
+  const containers = new Map(h.store.containers().map((c) => [c.id, c]));
+  const entries: DnsView['entries'] = [];
+  const overrides: DnsView['overrides'] = {};
+  for (const e of h.store.endpoints()) {
+    if (!ids.has(e.networkId)) continue;
+    const c = containers.get(e.containerId);
+    if (!c) continue;
+    entries.push({ networkId: e.networkId, names: [c.name, ...e.aliases], ip: e.ip, containerId: c.id });
+    if (c.dns.length) overrides[e.ip] = c.dns;
+  }
+  return {
+    generation,
+    networks: nets.map((n) => ({ id: n.id, name: n.name, gateway: n.gateway, subnet: n.subnet })),
+    entries, upstreams: hostResolvConf().nameservers, overrides,
+  };
+}
+
+function readPid(h: Host): { pid: number; start: string } | null {
+  try {
+    const [pid, start] = fs.readFileSync(pidFile(h), 'utf8').trim().split(' ');
+    return { pid: Number(pid), start: start ?? '' };
+  } catch {
+    return null;
+  }
+}
+
+export function resolverRunning(h: Host): boolean {
+  const p = readPid(h);
+  return !!p && isAlive(p.pid, p.start);
+}
+
+function resolverMain(): string {
+  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '../dns/main.js');
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
+
+function waitLoaded(h: Host, generation: number, timeoutMs = 3000): boolean {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (Number(fs.readFileSync(viewFile(h) + '.loaded', 'utf8')) >= generation) return true;
+    } catch { /* not yet */ }
+    if (Date.now() > end) return false;
+    sleepSync(2);
+  }
+}
+
+/** Called after any change to names or addresses on user-defined networks (with the host lock held). A failing
+ *  resolver never fails the network operation itself: it is reported, and `reconcile` restarts it. */
+export function notifyDns(h: Host): void {
+  if (!fs.existsSync(resolverMain())) return; // resolver not built
+  try {
+    syncDns(h);
+  } catch (e) {
+    process.stderr.write(`WARNING: ${(e as Error).message}\n`);
+  }
+}
+
+function syncDns(h: Host): void {
+  const d = dir(h);
+  fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  const gen = Number(h.store.getMeta('dns.generation') ?? '0') + 1;
+  h.store.setMeta('dns.generation', String(gen));
+  const view = dnsView(h, gen);
+  const running = resolverRunning(h);
+  if (!view.networks.length) {
+    if (running) stopResolver(h);
+    return;
+  }
+  const tmp = viewFile(h) + '.tmp';
+  fs.writeFileSync(tmp, JSON.stringify(view));
+  fs.renameSync(tmp, viewFile(h));
+  if (running) {
+    signal(readPid(h)!.pid, 'SIGHUP');
+  } else {
+    startResolver(h);
+  }
+  if (!waitLoaded(h, gen)) throw new Error(`the DNS resolver did not load its configuration (see ${path.join(d, 'log')})`);
+}
+
+function startResolver(h: Host): void {
+  const log = fs.openSync(path.join(dir(h), 'log'), 'a', 0o600);
+  try {
+    const env = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    const child = h.inHost(() => spawn(process.execPath, [resolverMain(), '--view', viewFile(h)], {
+      detached: true, stdio: ['ignore', log, log], env,
+    }));
+    if (child.pid === undefined) throw new Error('cannot start the DNS resolver');
+    child.unref();
+    fs.writeFileSync(pidFile(h), `${child.pid} ${processStart(child.pid) ?? ''}\n`);
+  } finally {
+    fs.closeSync(log);
+  }
+}
+
+export function stopResolver(h: Host): void {
+  const p = readPid(h);
+  if (p && isAlive(p.pid, p.start)) {
+    signal(p.pid, 'SIGTERM');
+    const end = Date.now() + 2000;
+    while (isAlive(p.pid, p.start) && Date.now() < end) sleepSync(5);
+    if (isAlive(p.pid, p.start)) signal(p.pid, 'SIGKILL');
+  }
+  fs.rmSync(pidFile(h), { force: true });
 }

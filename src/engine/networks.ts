@@ -10,6 +10,7 @@ import { applyFirewall } from './firewall.js';
 import type { Host } from './host.js';
 import { hostRouteCidrs } from './hostinfo.js';
 import { crashPoint } from './faults.js';
+import { notifyDns } from './dnsctl.js';
 import { recoverIfNeeded } from './reconcile.js';
 
 export const DEFAULT_NETWORK = 'bridge';
@@ -106,6 +107,7 @@ export function createNetwork(h: Host, o: NetworkCreateOptions, isDefault = fals
       h.store.tx(() => h.store.commitNetwork(n.id));
       applyFirewall(h);
       crashPoint('network-create:firewall');
+      if (!n.isDefault) notifyDns(h);
     } catch (e) {
       try { bridge.teardownNetwork(h, n); } catch { /* best effort */ }
       h.store.tx(() => h.store.deleteNetwork(n.id));
@@ -154,6 +156,7 @@ export function removeNetwork(h: Host, ref: string): NetworkRecord {
     crashPoint('network-rm:bridge');
     h.store.tx(() => h.store.dropGarbage([gid]));
     applyFirewall(h);
+    notifyDns(h);
     return n;
   });
 }
