@@ -207,14 +207,49 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
 }
 
 /** Removes everything a container made in the kernel; tolerant of objects already gone. */
-function destroySandbox(h: Host, c: ContainerRecord, eps: EndpointRecord[]): void {
+function destroySandbox(h: Host, c: ContainerRecord, eps: EndpointRecord[], keepDir = false): void {
   for (const ep of eps) {
     try { bridge.detach(h, ep); } catch { /* reconcile will retry */ }
   }
   if (c.netns) {
     try { deleteNetns(c.netns); } catch { /* reconcile will retry */ }
   }
-  fs.rmSync(h.containerDir(c.id), { recursive: true, force: true });
+  if (!keepDir) fs.rmSync(h.containerDir(c.id), { recursive: true, force: true });
+}
+
+/** Recreates a lost sandbox (after a reboot-like loss) from the remembered attachments: dynamic addresses are
+ *  allocated anew, static ones must still be free. */
+function rebuildSandbox(h: Host, c: ContainerRecord): void {
+  const saved = h.store.savedEndpoints(c.id);
+  const nets = networksById(h);
+  const planned: Array<[EndpointRecord, NetworkRecord]> = [];
+  if (netnsExists(c.netns)) deleteNetns(c.netns); // left by an interrupted earlier attempt
+  h.store.tx(() => {
+    for (const s of saved) {
+      const net = nets.get(s.networkId);
+      if (!net) continue; // the network was removed meanwhile
+      // Pending until the kernel side exists: a crash in between is rolled back (the attachments stay saved).
+      const ep = planEndpoint(h, c, net, s.ifname, s.ip ?? undefined, s.aliases);
+      h.store.insertEndpoint(ep, true);
+      if (!ep.staticIp) h.store.setLastIp(net.id, ep.ip);
+      planned.push([ep, net]);
+    }
+  });
+  try {
+    buildSandbox(h, c, planned);
+    h.store.tx(() => {
+      h.store.commitContainer(c.id);
+      h.store.setSavedEndpoints(c.id, []);
+    });
+  } catch (e) {
+    destroySandbox(h, c, planned.map(([ep]) => ep), true);
+    h.store.tx(() => {
+      for (const [ep] of planned) h.store.deleteEndpoint(c.id, ep.networkId);
+    });
+    throw e;
+  }
+  if (c.ports.length) applyFirewall(h);
+  notifyDns(h);
 }
 
 /** How to start a process in this container. */
@@ -236,6 +271,7 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
     recoverIfNeeded(h);
     let c = refreshState(h, resolveContainer(h, ref));
     if (c.state === 'running') return c;
+    if (c.netns && (!netnsExists(c.netns) || h.store.savedEndpoints(c.id).length)) rebuildSandbox(h, c);
     const spec = launchSpec(h, c, c.command);
     fs.rmSync(exitFile(h, c), { force: true });
     const env = { ...process.env, NSNET_ROOT: h.root };

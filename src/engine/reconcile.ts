@@ -6,6 +6,7 @@ import { closeFd, deleteNetns, inNetns, listNetns, netnsExists, netnsPath, openN
 import { pidsInNetns, signal } from '../kernel/proc.js';
 import { applyFirewall } from './firewall.js';
 import type { Host } from './host.js';
+import type { ContainerRecord } from '../types.js';
 import { refreshState } from './state.js';
 import { notifyDns } from './dnsctl.js';
 
@@ -46,7 +47,9 @@ export function check(h: Host): Difference[] {
   for (const c of containers.values()) {
     if (!c.netns) continue;
     if (!netnsExists(c.netns)) {
-      diffs.push({ kind: 'missing-netns', detail: `${c.name}: ${c.netns}` });
+      // A lost sandbox of an exited container (reboot-like) is a known state: `start` rebuilds it.
+      const lost = c.state !== 'running' && !endpoints.some((e) => e.containerId === c.id);
+      if (!lost) diffs.push({ kind: 'missing-netns', detail: `${c.name}: ${c.netns}` });
       continue;
     }
     // Inside the container: every endpoint's interface carries its address.
@@ -167,8 +170,16 @@ export function reconcile(h: Host): { actions: string[] } {
     }
     // 5. Containers whose processes ended or whose namespace is gone (reboot-like loss).
     for (const c0 of containers) {
-      const c = refreshState(h, c0);
+      let c = refreshState(h, c0);
+      if (c.netns && !netnsExists(c.netns)) {
+        // The sandbox is gone (reboot-like loss): the container is exited, its addresses return to the pools,
+        // its attachments are remembered for the next `start`.
+        lostSandbox(h, c);
+        actions.push(`container ${c.name}: sandbox lost, marked exited`);
+        continue;
+      }
       // A start interrupted between launching and recording leaves unrecorded processes: end them.
+      c = h.store.containerById(c.id) ?? c;
       if (c.state !== 'running' && c.netns && netnsExists(c.netns)) {
         const ino = fs.statSync(netnsPath(c.netns)).ino;
         const strays = pidsInNetns(ino).filter((p) => p !== process.pid);
@@ -181,6 +192,20 @@ export function reconcile(h: Host): { actions: string[] } {
     notifyDns(h);
     return { actions };
   });
+}
+
+function lostSandbox(h: Host, c: ContainerRecord): void {
+  const eps = h.store.endpointsOf(c.id);
+  h.store.tx(() => {
+    const saved = [...h.store.savedEndpoints(c.id), ...eps.map((e) => ({ networkId: e.networkId, ifname: e.ifname, aliases: e.aliases, ip: e.staticIp ? e.ip : null }))];
+    h.store.setSavedEndpoints(c.id, saved);
+    for (const e of eps) h.store.deleteEndpoint(c.id, e.networkId);
+    if (c.state === 'running') h.store.updateContainer(c.id, { state: 'exited', exitCode: 137, pid: null, pidStart: null, finished: new Date().toISOString() });
+  });
+  for (const e of eps) {
+    const l = h.nl.linkByName(e.hostIf);
+    if (l && l.alias === h.owner) h.nl.deleteLink(l.index);
+  }
 }
 
 /** Every mutating command first finishes what an interrupted one left. Call with the host lock held. */

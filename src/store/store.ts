@@ -26,7 +26,19 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY(container_id, network_id), UNIQUE(network_id, ip), UNIQUE(container_id, ifname));
    CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
    CREATE TABLE garbage(id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, name TEXT NOT NULL);`,
+  // Attachments of a container whose sandbox was lost (reboot-like): its addresses are freed, the attachments are
+  // kept so that `start` can rebuild the sandbox.
+  `ALTER TABLE containers ADD COLUMN saved_endpoints TEXT NOT NULL DEFAULT '[]';`,
 ];
+
+/** A network attachment remembered while its endpoint does not exist. */
+export interface SavedEndpoint {
+  networkId: string;
+  ifname: string;
+  aliases: string[];
+  /** The user's --ip, if any (dynamic addresses are allocated anew). */
+  ip: string | null;
+}
 
 type Row = Record<string, unknown>;
 /** link: a host-side interface name; netns: a name under /run/netns; dir: a container state directory. */
@@ -183,6 +195,14 @@ export class Store {
   /** Containers in mode container:<id>. */
   dependents(id: string): ContainerRecord[] {
     return (this.db.prepare('SELECT * FROM containers WHERE mode_target = ?').all(id) as Row[]).map(ctrFromRow);
+  }
+
+  savedEndpoints(containerId: string): SavedEndpoint[] {
+    const r = this.db.prepare('SELECT saved_endpoints FROM containers WHERE id = ?').get(containerId) as Row | undefined;
+    return r ? JSON.parse(r.saved_endpoints as string) : [];
+  }
+  setSavedEndpoints(containerId: string, saved: SavedEndpoint[]): void {
+    this.db.prepare('UPDATE containers SET saved_endpoints = ? WHERE id = ?').run(JSON.stringify(saved), containerId);
   }
 
   // ---- endpoints
