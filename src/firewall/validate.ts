@@ -5,6 +5,8 @@
 // and a `"` inside a quoted string ends it. So nothing reaches a script without passing one of these checks,
 // and each check accepts only the canonical spelling (no leading zeros, no host bits set in a subnet).
 
+import { cidrContains, cidrOverlaps, tryParseCidr, tryParseIPv4, type Cidr } from '../util/ip.js';
+
 /** Thrown when the desired state handed to the firewall generator is not something it can render safely. */
 export class FirewallInputError extends Error {
   constructor(message: string) {
@@ -13,14 +15,8 @@ export class FirewallInputError extends Error {
   }
 }
 
-const OCTET = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])';
-const IPV4 = new RegExp(`^${OCTET}(?:\\.${OCTET}){3}$`);
-
-/** Parses a canonical dotted-quad IPv4 address into an unsigned 32-bit integer, or null. */
-export function parseIpv4(s: unknown): number | null {
-  if (typeof s !== 'string' || !IPV4.test(s)) return null;
-  return s.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-}
+/** Parses a canonical dotted-quad IPv4 address into an unsigned 32-bit integer, or null (src/util/ip.ts). */
+export const parseIpv4 = tryParseIPv4;
 
 /** Throws unless `s` is a canonical dotted-quad IPv4 address; returns it unchanged. */
 export function checkIpv4(s: unknown, what: string): string {
@@ -28,34 +24,15 @@ export function checkIpv4(s: unknown, what: string): string {
   return s as string;
 }
 
-export interface Cidr {
-  /** Network address as an unsigned 32-bit integer. */
-  base: number;
-  prefix: number;
-  /** Number of addresses covered (2^(32-prefix)). */
-  size: number;
-}
+export type { Cidr };
+export { cidrContains, cidrOverlaps as cidrsOverlap };
 
 /** Throws unless `s` is an IPv4 CIDR in canonical form (host bits zero), e.g. "172.18.0.0/16". */
 export function checkCidr(s: unknown, what: string): Cidr {
-  const bad = () => new FirewallInputError(`${what}: ${JSON.stringify(s)} is not a canonical IPv4 CIDR (like 172.18.0.0/16)`);
-  if (typeof s !== 'string') throw bad();
-  const m = /^([0-9.]+)\/(3[0-2]|[12][0-9]|[0-9])$/.exec(s);
-  if (!m) throw bad();
-  const base = parseIpv4(m[1]);
-  const prefix = Number(m[2]);
-  if (base === null) throw bad();
-  const size = 2 ** (32 - prefix);
-  if (base % size !== 0) throw new FirewallInputError(`${what}: ${s} has host bits set (not a network address)`);
-  return { base, prefix, size };
-}
-
-export function cidrContains(c: Cidr, ip: number): boolean {
-  return ip >= c.base && ip < c.base + c.size;
-}
-
-export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
-  return a.base < b.base + b.size && b.base < a.base + a.size;
+  const c = tryParseCidr(s);
+  if (!c) throw new FirewallInputError(`${what}: ${JSON.stringify(s)} is not a canonical IPv4 CIDR (like 172.18.0.0/16)`);
+  if (c.addr !== c.network) throw new FirewallInputError(`${what}: ${String(s)} has host bits set (not a network address)`);
+  return c;
 }
 
 /**
