@@ -4,7 +4,7 @@ import * as bridge from '../drivers/bridge.js';
 import { Netlink } from '../kernel/netlink.js';
 import { closeFd, deleteNetns, inNetns, listNetns, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
 import { pidsInNetns, signal } from '../kernel/proc.js';
-import { applyFirewall } from './firewall.js';
+import { applyFirewall, firewallState } from './firewall.js';
 import type { Host } from './host.js';
 import type { ContainerRecord } from '../types.js';
 import { refreshState } from './state.js';
@@ -78,14 +78,48 @@ export function check(h: Host): Difference[] {
   if (h.netnsPrefix) {
     for (const ns of listNetns()) if (ns.startsWith(h.netnsPrefix) && !knownNs.has(ns)) diffs.push({ kind: 'orphan-netns', detail: ns });
   }
-  if (!firewallMatches(h)) diffs.push({ kind: 'firewall', detail: 'nsnet tables differ from the store' });
+  const fw = firewallDiff(h);
+  if (fw) diffs.push({ kind: 'firewall', detail: fw });
   return diffs;
 }
 
-function firewallMatches(h: Host): boolean {
-  // nsnet's table must exist exactly when the store has networks (a `flush ruleset` by someone else removes it).
-  const present = h.nft.listTable('inet', 'nsnet') !== null;
-  return present === h.store.networks().length > 0;
+type Elem = [unknown, unknown];
+function flat(v: unknown): string {
+  // Elements with a comment come wrapped: {"elem": {"val": ..., "comment": ...}}.
+  if (v && typeof v === 'object' && 'elem' in (v as object)) return flat((v as { elem: { val: unknown } }).elem.val);
+  if (v && typeof v === 'object' && 'concat' in (v as object)) return (v as { concat: unknown[] }).concat.map(String).join(' ');
+  return String(v);
+}
+
+/** Compares nsnet's tables in the kernel with the store: table presence, bridges set, every published port's
+ *  DNAT element. Returns what differs ('' when they agree). */
+function firewallDiff(h: Host): string {
+  const state = firewallState(h);
+  const listing = h.nft.listTable('inet', 'nsnet') as { nftables: Array<Record<string, { name: string; elem?: unknown[] }>> } | null;
+  if (!listing) return state.networks.length ? 'table inet nsnet is missing' : '';
+  if (!state.networks.length) return 'table inet nsnet exists but there are no networks';
+  const objs = listing.nftables;
+  const named = (kind: string, name: string) => objs.find((o) => o[kind]?.name === name)?.[kind];
+  const bridges = new Set(((named('set', 'bridges')?.elem ?? []) as unknown[]).map(flat));
+  const wantBridges = new Set(state.networks.map((n) => n.bridge));
+  if (bridges.size !== wantBridges.size || [...wantBridges].some((b) => !bridges.has(b))) return 'the bridges set differs from the networks';
+  const have = new Set<string>();
+  for (const m of ['dnat_any', 'dnat_addr']) {
+    for (const e of (named('map', m)?.elem ?? []) as Elem[]) have.add(`${m} ${flat(e[0])} -> ${flat(e[1])}`);
+  }
+  const want = new Set<string>();
+  for (const p of state.ports) {
+    for (let i = 0; i <= p.hostPortEnd - p.hostPort; i++) {
+      const key = p.hostIp ? `dnat_addr ${p.hostIp} ${p.proto} ${p.hostPort + i}` : `dnat_any ${p.proto} ${p.hostPort + i}`;
+      want.add(`${key} -> ${p.containerIp} ${p.containerPort + i}`);
+    }
+  }
+  const missing = [...want].filter((w) => !have.has(w));
+  const extra = [...have].filter((x) => !want.has(x));
+  if (missing.length || extra.length) return `published ports differ (missing ${missing.length}, unexpected ${extra.length})`;
+  const needBridgeTable = state.networks.some((n) => !n.icc);
+  if ((h.nft.listTable('bridge', 'nsnet') !== null) !== needBridgeTable) return 'table bridge nsnet (icc=false) differs';
+  return '';
 }
 
 function removeNetnsAndProcesses(name: string): void {

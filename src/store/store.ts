@@ -87,6 +87,17 @@ export class Store {
     this.migrate();
   }
 
+  private readonly stmts = new Map<string, BetterSqlite3.Statement>();
+  /** Prepared statements are compiled once per process and reused. */
+  private st(sql: string): BetterSqlite3.Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version >= MIGRATIONS.length) return;
@@ -108,75 +119,75 @@ export class Store {
 
   // ---- networks
   networks(): NetworkRecord[] {
-    return (this.db.prepare('SELECT * FROM networks WHERE pending = 0 ORDER BY name').all() as Row[]).map(netFromRow);
+    return (this.st('SELECT * FROM networks WHERE pending = 0 ORDER BY name').all() as Row[]).map(netFromRow);
   }
   allNetworksIncludingPending(): Array<NetworkRecord & { pending: boolean }> {
-    return (this.db.prepare('SELECT * FROM networks ORDER BY name').all() as Row[]).map((r) => ({ ...netFromRow(r), pending: !!r.pending }));
+    return (this.st('SELECT * FROM networks ORDER BY name').all() as Row[]).map((r) => ({ ...netFromRow(r), pending: !!r.pending }));
   }
   /** By exact name, full id, or unique id prefix (as Docker). */
   findNetwork(ref: string): NetworkRecord | null {
-    const byName = this.db.prepare('SELECT * FROM networks WHERE name = ? AND pending = 0').get(ref) as Row | undefined;
+    const byName = this.st('SELECT * FROM networks WHERE name = ? AND pending = 0').get(ref) as Row | undefined;
     if (byName) return netFromRow(byName);
     if (!/^[0-9a-f]{1,64}$/.test(ref)) return null;
-    const rows = this.db.prepare('SELECT * FROM networks WHERE id LIKE ? AND pending = 0').all(ref + '%') as Row[];
+    const rows = this.st('SELECT * FROM networks WHERE id LIKE ? AND pending = 0').all(ref + '%') as Row[];
     return rows.length === 1 ? netFromRow(rows[0]) : null;
   }
   networkById(id: string): NetworkRecord | null {
-    const r = this.db.prepare('SELECT * FROM networks WHERE id = ?').get(id) as Row | undefined;
+    const r = this.st('SELECT * FROM networks WHERE id = ?').get(id) as Row | undefined;
     return r ? netFromRow(r) : null;
   }
   insertNetwork(n: NetworkRecord, pending: boolean): void {
-    this.db.prepare(`INSERT INTO networks(id,name,driver,bridge,subnet,gateway,ip_range,internal,icc,mtu,is_default,labels,options,created,pending)
+    this.st(`INSERT INTO networks(id,name,driver,bridge,subnet,gateway,ip_range,internal,icc,mtu,is_default,labels,options,created,pending)
       VALUES(@id,@name,@driver,@bridge,@subnet,@gateway,@ipRange,@internal,@icc,@mtu,@isDefault,@labels,@options,@created,@pending)`).run({
       ...n, internal: n.internal ? 1 : 0, icc: n.icc ? 1 : 0, isDefault: n.isDefault ? 1 : 0,
       labels: JSON.stringify(n.labels), options: JSON.stringify(n.options), pending: pending ? 1 : 0,
     });
   }
   commitNetwork(id: string): void {
-    this.db.prepare('UPDATE networks SET pending = 0 WHERE id = ?').run(id);
+    this.st('UPDATE networks SET pending = 0 WHERE id = ?').run(id);
   }
   deleteNetwork(id: string): void {
-    this.db.prepare('DELETE FROM networks WHERE id = ?').run(id);
+    this.st('DELETE FROM networks WHERE id = ?').run(id);
   }
   lastIp(networkId: string): string | null {
-    const r = this.db.prepare('SELECT last_ip FROM networks WHERE id = ?').get(networkId) as Row | undefined;
+    const r = this.st('SELECT last_ip FROM networks WHERE id = ?').get(networkId) as Row | undefined;
     return (r?.last_ip as string | null) ?? null;
   }
   setLastIp(networkId: string, ip: string): void {
-    this.db.prepare('UPDATE networks SET last_ip = ? WHERE id = ?').run(ip, networkId);
+    this.st('UPDATE networks SET last_ip = ? WHERE id = ?').run(ip, networkId);
   }
 
   // ---- containers
   containers(): ContainerRecord[] {
-    return (this.db.prepare('SELECT * FROM containers WHERE pending = 0 ORDER BY created').all() as Row[]).map(ctrFromRow);
+    return (this.st('SELECT * FROM containers WHERE pending = 0 ORDER BY created').all() as Row[]).map(ctrFromRow);
   }
   allContainersIncludingPending(): Array<ContainerRecord & { pending: boolean }> {
-    return (this.db.prepare('SELECT * FROM containers ORDER BY created').all() as Row[]).map((r) => ({ ...ctrFromRow(r), pending: !!r.pending }));
+    return (this.st('SELECT * FROM containers ORDER BY created').all() as Row[]).map((r) => ({ ...ctrFromRow(r), pending: !!r.pending }));
   }
   findContainer(ref: string): ContainerRecord | null {
-    const byName = this.db.prepare('SELECT * FROM containers WHERE name = ? AND pending = 0').get(ref) as Row | undefined;
+    const byName = this.st('SELECT * FROM containers WHERE name = ? AND pending = 0').get(ref) as Row | undefined;
     if (byName) return ctrFromRow(byName);
     if (!/^[0-9a-f]{1,64}$/.test(ref)) return null;
-    const rows = this.db.prepare('SELECT * FROM containers WHERE id LIKE ? AND pending = 0').all(ref + '%') as Row[];
+    const rows = this.st('SELECT * FROM containers WHERE id LIKE ? AND pending = 0').all(ref + '%') as Row[];
     return rows.length === 1 ? ctrFromRow(rows[0]) : null;
   }
   containerById(id: string): ContainerRecord | null {
-    const r = this.db.prepare('SELECT * FROM containers WHERE id = ?').get(id) as Row | undefined;
+    const r = this.st('SELECT * FROM containers WHERE id = ?').get(id) as Row | undefined;
     return r ? ctrFromRow(r) : null;
   }
   nameTaken(name: string): boolean {
-    return !!this.db.prepare('SELECT 1 FROM containers WHERE name = ?').get(name);
+    return !!this.st('SELECT 1 FROM containers WHERE name = ?').get(name);
   }
   insertContainer(c: ContainerRecord, pending: boolean): void {
-    this.db.prepare(`INSERT INTO containers(id,name,mode,mode_target,netns,command,ports,dns,auto_remove,state,pid,pid_start,exit_code,created,started,finished,pending)
+    this.st(`INSERT INTO containers(id,name,mode,mode_target,netns,command,ports,dns,auto_remove,state,pid,pid_start,exit_code,created,started,finished,pending)
       VALUES(@id,@name,@mode,@modeTarget,@netns,@command,@ports,@dns,@autoRemove,@state,@pid,@pidStart,@exitCode,@created,@started,@finished,@pending)`).run({
       ...c, command: JSON.stringify(c.command), ports: JSON.stringify(c.ports), dns: JSON.stringify(c.dns),
       autoRemove: c.autoRemove ? 1 : 0, pending: pending ? 1 : 0,
     });
   }
   commitContainer(id: string): void {
-    this.db.prepare('UPDATE containers SET pending = 0 WHERE id = ?').run(id);
-    this.db.prepare('UPDATE endpoints SET pending = 0 WHERE container_id = ?').run(id);
+    this.st('UPDATE containers SET pending = 0 WHERE id = ?').run(id);
+    this.st('UPDATE endpoints SET pending = 0 WHERE container_id = ?').run(id);
   }
   updateContainer(id: string, f: Partial<Pick<ContainerRecord, 'state' | 'pid' | 'pidStart' | 'exitCode' | 'started' | 'finished' | 'ports'>>): void {
     const cols: Record<string, string> = { state: 'state', pid: 'pid', pidStart: 'pid_start', exitCode: 'exit_code', started: 'started', finished: 'finished', ports: 'ports' };
@@ -186,80 +197,80 @@ export class Store {
       sets.push(`${cols[k]} = ?`);
       vals.push(k === 'ports' ? JSON.stringify(v) : v);
     }
-    if (sets.length) this.db.prepare(`UPDATE containers SET ${sets.join(', ')} WHERE id = ?`).run(...vals, id);
+    if (sets.length) this.st(`UPDATE containers SET ${sets.join(', ')} WHERE id = ?`).run(...vals, id);
   }
   deleteContainer(id: string): void {
-    this.db.prepare('DELETE FROM endpoints WHERE container_id = ?').run(id);
-    this.db.prepare('DELETE FROM containers WHERE id = ?').run(id);
+    this.st('DELETE FROM endpoints WHERE container_id = ?').run(id);
+    this.st('DELETE FROM containers WHERE id = ?').run(id);
   }
   /** Containers in mode container:<id>. */
   dependents(id: string): ContainerRecord[] {
-    return (this.db.prepare('SELECT * FROM containers WHERE mode_target = ?').all(id) as Row[]).map(ctrFromRow);
+    return (this.st('SELECT * FROM containers WHERE mode_target = ?').all(id) as Row[]).map(ctrFromRow);
   }
 
   savedEndpoints(containerId: string): SavedEndpoint[] {
-    const r = this.db.prepare('SELECT saved_endpoints FROM containers WHERE id = ?').get(containerId) as Row | undefined;
+    const r = this.st('SELECT saved_endpoints FROM containers WHERE id = ?').get(containerId) as Row | undefined;
     return r ? JSON.parse(r.saved_endpoints as string) : [];
   }
   setSavedEndpoints(containerId: string, saved: SavedEndpoint[]): void {
-    this.db.prepare('UPDATE containers SET saved_endpoints = ? WHERE id = ?').run(JSON.stringify(saved), containerId);
+    this.st('UPDATE containers SET saved_endpoints = ? WHERE id = ?').run(JSON.stringify(saved), containerId);
   }
 
   // ---- endpoints
   endpoints(): EndpointRecord[] {
-    return (this.db.prepare(`${EP_SELECT} WHERE e.pending = 0 ORDER BY e.container_id, e.ifname`).all() as Row[]).map(epFromRow);
+    return (this.st(`${EP_SELECT} WHERE e.pending = 0 ORDER BY e.container_id, e.ifname`).all() as Row[]).map(epFromRow);
   }
   allEndpointsIncludingPending(): Array<EndpointRecord & { pending: boolean }> {
-    return (this.db.prepare(`${EP_SELECT} ORDER BY e.container_id, e.ifname`).all() as Row[]).map((r) => ({ ...epFromRow(r), pending: !!r.pending }));
+    return (this.st(`${EP_SELECT} ORDER BY e.container_id, e.ifname`).all() as Row[]).map((r) => ({ ...epFromRow(r), pending: !!r.pending }));
   }
   endpointsOf(containerId: string): EndpointRecord[] {
-    return (this.db.prepare(`${EP_SELECT} WHERE e.container_id = ? ORDER BY e.ifname`).all(containerId) as Row[]).map(epFromRow);
+    return (this.st(`${EP_SELECT} WHERE e.container_id = ? ORDER BY e.ifname`).all(containerId) as Row[]).map(epFromRow);
   }
   endpointsOn(networkId: string): EndpointRecord[] {
-    return (this.db.prepare(`${EP_SELECT} WHERE e.network_id = ? ORDER BY e.ip`).all(networkId) as Row[]).map(epFromRow);
+    return (this.st(`${EP_SELECT} WHERE e.network_id = ? ORDER BY e.ip`).all(networkId) as Row[]).map(epFromRow);
   }
   ipsInUse(networkId: string): Set<string> {
-    return new Set((this.db.prepare('SELECT ip FROM endpoints WHERE network_id = ?').all(networkId) as Row[]).map((r) => r.ip as string));
+    return new Set((this.st('SELECT ip FROM endpoints WHERE network_id = ?').all(networkId) as Row[]).map((r) => r.ip as string));
   }
   insertEndpoint(e: EndpointRecord, pending: boolean): void {
-    this.db.prepare(`INSERT INTO endpoints(container_id,network_id,ifname,host_if,ip,mac,aliases,static_ip,pending)
+    this.st(`INSERT INTO endpoints(container_id,network_id,ifname,host_if,ip,mac,aliases,static_ip,pending)
       VALUES(@containerId,@networkId,@ifname,@hostIf,@ip,@mac,@aliases,@staticIp,@pending)`).run({
       ...e, aliases: JSON.stringify(e.aliases), staticIp: e.staticIp ? 1 : 0, pending: pending ? 1 : 0,
     });
   }
   commitEndpoint(containerId: string, networkId: string): void {
-    this.db.prepare('UPDATE endpoints SET pending = 0 WHERE container_id = ? AND network_id = ?').run(containerId, networkId);
+    this.st('UPDATE endpoints SET pending = 0 WHERE container_id = ? AND network_id = ?').run(containerId, networkId);
   }
   deleteEndpoint(containerId: string, networkId: string): void {
-    this.db.prepare('DELETE FROM endpoints WHERE container_id = ? AND network_id = ?').run(containerId, networkId);
+    this.st('DELETE FROM endpoints WHERE container_id = ? AND network_id = ?').run(containerId, networkId);
   }
 
   // ---- garbage: kernel objects whose store rows are gone but which may still exist in the kernel. Written in
   // the same transaction that deletes the rows, removed after the kernel objects are gone; reconcile finishes
   // whatever a crash interrupted.
   addGarbage(kind: GarbageKind, name: string): number {
-    return Number(this.db.prepare('INSERT INTO garbage(kind, name) VALUES(?, ?)').run(kind, name).lastInsertRowid);
+    return Number(this.st('INSERT INTO garbage(kind, name) VALUES(?, ?)').run(kind, name).lastInsertRowid);
   }
   garbage(): Array<{ id: number; kind: GarbageKind; name: string }> {
-    return this.db.prepare('SELECT id, kind, name FROM garbage ORDER BY id').all() as Array<{ id: number; kind: GarbageKind; name: string }>;
+    return this.st('SELECT id, kind, name FROM garbage ORDER BY id').all() as Array<{ id: number; kind: GarbageKind; name: string }>;
   }
   dropGarbage(ids: number[]): void {
-    const st = this.db.prepare('DELETE FROM garbage WHERE id = ?');
+    const st = this.st('DELETE FROM garbage WHERE id = ?');
     for (const id of ids) st.run(id);
   }
 
   /** True when an operation was interrupted: pending rows or unfinished removals exist (cheap: indexed probes). */
   hasUnfinished(): boolean {
-    return !!this.db.prepare(`SELECT 1 WHERE EXISTS(SELECT 1 FROM garbage) OR EXISTS(SELECT 1 FROM networks WHERE pending = 1)
+    return !!this.st(`SELECT 1 WHERE EXISTS(SELECT 1 FROM garbage) OR EXISTS(SELECT 1 FROM networks WHERE pending = 1)
       OR EXISTS(SELECT 1 FROM containers WHERE pending = 1) OR EXISTS(SELECT 1 FROM endpoints WHERE pending = 1)`).get();
   }
 
   // ---- meta
   getMeta(key: string): string | null {
-    const r = this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
+    const r = this.st('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
     return (r?.value as string | undefined) ?? null;
   }
   setMeta(key: string, value: string): void {
-    this.db.prepare('INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
+    this.st('INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);
   }
 }
