@@ -324,8 +324,8 @@ program.command('stop')
   .option('-t, --time <seconds>', 'seconds to wait before killing', '10')
   .argument('<container...>')
   .action(async (refs: string[], o) => {
+    if (!/^\d{1,6}$/.test(String(o.time))) throw new CliError(`invalid --time ${JSON.stringify(o.time)}: expected a number of seconds`, 2);
     const t = Number(o.time);
-    if (!Number.isFinite(t) || t < 0) throw new CliError(`invalid --time ${JSON.stringify(o.time)}`, 2);
     const h = await openHost();
     const E = await import('../engine/containers.js');
     for (const r of refs) {
@@ -378,14 +378,20 @@ program.command('check')
 // ---------------------------------------------------------------- entry
 async function main(argv: string[]): Promise<void> {
   // The host netns must be entered before any helper thread exists (KERNEL-NOTES pitfall 1).
-  const hn = hostNetnsArg(argv) ?? process.env.NSNET_HOST_NETNS;
-  if (hn) {
-    const { enterHostNetns } = await import('../kernel/netns.js');
-    enterHostNetns(hn);
-  }
-  // One async fs call now, so the libuv threadpool is born in the host netns, never inside a temporary switch.
-  await fs.promises.stat('/');
   try {
+    const hn = hostNetnsArg(argv) ?? process.env.NSNET_HOST_NETNS;
+    if (hn !== undefined) {
+      const { enterHostNetns } = await import('../kernel/netns.js');
+      try {
+        if (hn === '') throw new Error('empty path');
+        enterHostNetns(hn);
+      } catch (e) {
+        const why = (e as { code?: string }).code === 'EINVAL' ? 'not a network namespace' : (e as { code?: string }).code ?? (e as Error).message;
+        throw new CliError(`--host-netns / NSNET_HOST_NETNS ${JSON.stringify(hn)}: ${why}`, 2);
+      }
+    }
+    // One async fs call now, so the libuv threadpool is born in the host netns, never inside a temporary switch.
+    await fs.promises.stat('/');
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {

@@ -91,7 +91,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
   const netRef = o.network ?? DEFAULT_NETWORK;
   const mode: ContainerRecord['mode'] = netRef === 'host' ? 'host' : netRef === 'none' ? 'none' : netRef.startsWith('container:') ? 'container' : 'bridge';
   if (mode !== 'bridge') {
-    if (o.ip) throw new UserError(`--ip is only valid with a user-defined network, not --network ${netRef}`, 'invalid');
+    if (o.ip !== undefined) throw new UserError(`--ip is only valid with a user-defined network, not --network ${netRef}`, 'invalid');
     if (o.aliases?.length) throw new UserError(`--alias is only valid with a user-defined network, not --network ${netRef}`, 'invalid');
   }
   if (mode === 'container' && o.publish?.length) throw new UserError('conflicting options: port publishing and the container type network mode', 'invalid');
@@ -104,7 +104,12 @@ export function createContainer(h: Host, o: CreateOptions): Created {
     }
     let net: NetworkRecord | null = null;
     let target: ContainerRecord | null = null;
-    if (mode === 'bridge') net = netRef === DEFAULT_NETWORK ? ensureDefaultNetwork(h) : resolveNetwork(h, netRef);
+    // Everything that can be refused is checked before the default network is created on first use.
+    const existingNet = mode === 'bridge' ? h.store.findNetwork(netRef) : null;
+    if (mode === 'bridge' && !existingNet && netRef !== DEFAULT_NETWORK) throw new UserError(`network ${netRef} not found`, 'notfound');
+    const onDefault = mode === 'bridge' && (existingNet ? existingNet.isDefault : netRef === DEFAULT_NETWORK);
+    if (o.ip !== undefined && onDefault) throw new UserError('user specified IP address is supported on user defined networks only', 'invalid');
+    if (o.aliases?.length && onDefault) throw new UserError('network-scoped alias is supported only for containers in user defined networks', 'invalid');
     if (mode === 'container') {
       const tref = netRef.slice('container:'.length);
       if (!tref) throw new UserError('--network container: needs a container name', 'invalid');
@@ -113,15 +118,13 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       if (!target || target.mode === 'host') throw new UserError(`cannot join the network namespace of ${tref}: it has none of its own`, 'invalid');
       if (refreshState(h, target).state !== 'running') throw new UserError(`cannot join network of a non running container: ${tref}`, 'refused');
     }
-    if (o.ip && net?.isDefault) throw new UserError('user specified IP address is supported on user defined networks only', 'invalid');
-    if (o.aliases?.length && net?.isDefault) throw new UserError('network-scoped alias is supported only for containers in user defined networks', 'invalid');
-
     let ports: PortMapping[] = [];
     if (o.publish?.length) {
       if (mode === 'host') warnings.push('Published ports are discarded when using host network mode');
       else if (mode === 'none') warnings.push('Published ports are discarded when using the none network mode');
       else ports = resolvePorts(h, o.publish);
     }
+    if (mode === 'bridge') net = existingNet ?? ensureDefaultNetwork(h);
     if (net?.internal && ports.length) {
       warnings.push(`network ${net.name} is internal: its containers' ports cannot be published`);
     }
@@ -168,7 +171,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
 function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: string, ip: string | undefined, aliases: string[]): EndpointRecord {
   const inUse = h.store.ipsInUse(net.id);
   let addr: string;
-  if (ip) {
+  if (ip !== undefined) {
     checkStaticIp(net, ip, inUse);
     addr = ip;
   } else {
@@ -176,7 +179,7 @@ function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: s
   }
   return {
     containerId: c.id, containerName: c.name, networkId: net.id, ifname, hostIf: hostIfName(), ip: addr,
-    mac: macFromIp(addr), aliases, staticIp: !!ip,
+    mac: macFromIp(addr), aliases, staticIp: ip !== undefined,
   };
 }
 
@@ -385,13 +388,16 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
   return h.lock.with(() => {
     recoverIfNeeded(h);
     if (netRef === 'host' || netRef === 'none') throw new UserError(`container cannot be connected to the ${netRef} network`, 'refused');
-    const net = resolveNetwork(h, netRef);
+    const found = h.store.findNetwork(netRef);
+    if (!found && netRef !== DEFAULT_NETWORK) throw new UserError(`network ${netRef} not found`, 'notfound');
+    const onDefault = found ? found.isDefault : true;
+    if (o.ip !== undefined && onDefault) throw new UserError('user specified IP address is supported on user defined networks only', 'invalid');
+    if (o.aliases?.length && onDefault) throw new UserError('network-scoped alias is supported only for containers in user defined networks', 'invalid');
     const c = resolveContainer(h, ctrRef);
     if (c.mode !== 'bridge') {
       throw new UserError(`container ${c.name} uses --network ${c.mode === 'container' ? 'container:...' : c.mode}: it cannot be connected to other networks`, 'refused');
     }
-    if (o.ip && net.isDefault) throw new UserError('user specified IP address is supported on user defined networks only', 'invalid');
-    if (o.aliases?.length && net.isDefault) throw new UserError('network-scoped alias is supported only for containers in user defined networks', 'invalid');
+    const net = found ?? resolveNetwork(h, netRef);
     const existing = h.store.endpointsOf(c.id);
     if (existing.some((e) => e.networkId === net.id)) throw new UserError(`endpoint with name ${c.name} already exists in network ${net.name}`, 'conflict');
     let n = 0;

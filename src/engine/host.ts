@@ -9,6 +9,7 @@ import { openPath } from '../kernel/libc.js';
 import { inNetns, selfNetnsFd } from '../kernel/netns.js';
 import { Nft } from '../kernel/nft.js';
 import { Store } from '../store/store.js';
+import { UserError } from '../util/errors.js';
 
 export const DEFAULT_ROOT = '/var/lib/nsnet';
 
@@ -44,7 +45,14 @@ export class Host {
 
   static open(opts: HostOptions = {}): Host {
     const raw = opts.root ?? process.env.NSNET_ROOT ?? DEFAULT_ROOT;
-    fs.mkdirSync(raw, { recursive: true, mode: 0o711 });
+    if (raw === '') throw new UserError('state directory "" (NSNET_ROOT / --root): must not be empty', 'invalid');
+    try {
+      fs.mkdirSync(raw, { recursive: true, mode: 0o711 });
+      if (!fs.statSync(raw).isDirectory()) throw Object.assign(new Error(), { code: 'ENOTDIR' });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new UserError(`state directory ${JSON.stringify(raw)}: ${code === 'EEXIST' || code === 'ENOTDIR' ? 'not a directory' : code ?? (e as Error).message}`, 'invalid');
+    }
     const root = fs.realpathSync(raw);
     const nsPath = opts.hostNetns ?? process.env.NSNET_HOST_NETNS;
     // Already inside that netns (the CLI enters it at start-up): use our own fd, no switching needed.

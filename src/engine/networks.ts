@@ -75,11 +75,15 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
   if (existing.some((n) => n.bridge === bridgeName)) throw new UserError(`bridge name ${bridgeName} is already used by another network`, 'conflict');
   const link = h.nl.linkByName(bridgeName);
   if (link && link.alias !== h.owner) throw new UserError(`interface ${bridgeName} already exists on the host`, 'conflict');
+  for (const [what, v] of [['subnet', o.subnet], ['gateway', o.gateway], ['ip-range', o.ipRange]] as const) {
+    if (v !== undefined && v.trim() === '') throw new UserError(`invalid ${what} "": must not be empty`, 'invalid');
+  }
+  if (!isDefault && bridgeName === DEFAULT_BRIDGE_IF) throw new UserError(`bridge name ${DEFAULT_BRIDGE_IF} is reserved for the default network`, 'invalid');
   const taken = [...existing.map((n) => n.subnet), ...hostRouteCidrs(h, existing.map((n) => n.bridge))];
   let ipam;
   if (isDefault) {
     ipam = planNetworkIpam({ subnet: o.subnet ?? DEFAULT_BRIDGE_SUBNET, gateway: o.gateway }, taken);
-  } else if (o.subnet || o.gateway || o.ipRange) {
+  } else if (o.subnet !== undefined || o.gateway !== undefined || o.ipRange !== undefined) {
     ipam = planNetworkIpam({ subnet: o.subnet, gateway: o.gateway, ipRange: o.ipRange }, taken);
   } else {
     ipam = planNetworkIpam({ subnet: pickSubnet(taken) }, taken);

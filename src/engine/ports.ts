@@ -59,8 +59,16 @@ export function resolvePorts(h: Host, specs: string[], exceptContainer?: string)
     sockets.find((s) => overlaps(m, { hostIp: s.ip, proto: s.proto, lo: s.port, hi: s.port }));
   const out: PortMapping[] = [];
   const [elo, ehi] = ephemeralRange(h);
+  let hostAddrs: Set<string> | null = null;
   for (const spec of specs) {
     const p = parsePortSpec(spec);
+    if (p.hostIp && !p.hostIp.startsWith('127.')) {
+      // As Docker's bind would: the address must be one the host has (not multicast, broadcast or foreign).
+      hostAddrs ??= new Set(h.nl.addresses(4).map((a) => a.address));
+      if (!hostAddrs.has(p.hostIp)) {
+        throw new UserError(`Bind for ${p.hostIp}:${p.hostPort ?? p.containerPort} failed: ${p.hostIp} is not an address of this host`, 'invalid');
+      }
+    }
     let m: PortMapping;
     if (p.hostPort === null) {
       const len = p.containerPortEnd - p.containerPort;

@@ -77,6 +77,7 @@ export function validateAlias(alias: string): void {
     if (label === '') bad('empty label (leading, trailing or doubled dot)');
     if (label.length > 63) bad('a label is longer than 63 characters');
     if (!LABEL_RE.test(label)) bad('only letters, digits, "_" and "-" are allowed in each dot-separated label');
+    if (label.startsWith('-') || label.endsWith('-')) bad('a label cannot start or end with "-"');
   }
 }
 
