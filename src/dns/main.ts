@@ -1,0 +1,142 @@
+// The resolver process: `node dist/src/dns/main.js --view FILE [--pidfile FILE] [--port N] [--ttl S]`.
+// Started by the engine inside the host netns (src/engine/dnsctl.ts), one per host. Loads the view, serves, and
+// on SIGHUP reloads it; after every successful load it writes the view's generation to FILE.loaded (the engine
+// waits for that acknowledgement). SIGTERM/SIGINT: close the sockets and exit 0. SIGUSR2: one line of stats.
+// Problems are logged one line each to stderr (rate-limited).
+import fs from 'node:fs';
+import { loadView } from './load.js';
+import { Resolver } from './server.js';
+
+// Before anything else: SIGHUP's default action would kill us.
+let reloadRequested = false;
+let reload: (() => void) | null = null;
+process.on('SIGHUP', () => (reload ? reload() : (reloadRequested = true)));
+
+const USAGE = 'usage: main.js --view FILE [--pidfile FILE] [--port N] [--ttl SECONDS]';
+
+function parseArgs(argv: string[]): { view: string; pidfile?: string; port: number; ttl?: number } {
+  const out: { view?: string; pidfile?: string; port: number; ttl?: number } = { port: 53 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value\n${USAGE}`);
+      return v;
+    };
+    if (a === '--view') out.view = val();
+    else if (a === '--pidfile') out.pidfile = val();
+    else if (a === '--port') out.port = Number(val());
+    else if (a === '--ttl') out.ttl = Number(val());
+    else throw new Error(`unknown argument ${a}\n${USAGE}`);
+  }
+  if (!out.view) throw new Error(USAGE);
+  if (!Number.isInteger(out.port) || out.port < 1 || out.port > 65535) throw new Error(`invalid --port\n${USAGE}`);
+  if (out.ttl !== undefined && (!Number.isInteger(out.ttl) || out.ttl < 0)) throw new Error(`invalid --ttl\n${USAGE}`);
+  return out as { view: string; pidfile?: string; port: number; ttl?: number };
+}
+
+/** At most `burst` lines per 10 s; then one line saying how many were left out. */
+function makeLogger(burst = 50): (msg: string) => void {
+  let windowStart = 0;
+  let n = 0;
+  let suppressed = 0;
+  return (msg: string) => {
+    const now = Date.now();
+    if (now - windowStart > 10000) {
+      if (suppressed) process.stderr.write(`${new Date(now).toISOString()} nsnet-dns: (${suppressed} messages suppressed)\n`);
+      windowStart = now;
+      n = 0;
+      suppressed = 0;
+    }
+    if (++n > burst) {
+      suppressed++;
+      return;
+    }
+    process.stderr.write(`${new Date(now).toISOString()} nsnet-dns: ${String(msg).replace(/\s*\n\s*/g, ' | ')}\n`);
+  };
+}
+
+function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
+
+async function main(): Promise<void> {
+  const log = makeLogger();
+  let args: ReturnType<typeof parseArgs>;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    process.exit(2);
+  }
+  process.on('uncaughtException', (e) => log(`uncaught: ${e.stack ?? e}`));
+  process.on('unhandledRejection', (e) => log(`unhandled rejection: ${(e as Error)?.stack ?? e}`));
+
+  const resolver = new Resolver({ port: args.port, ttl: args.ttl, log });
+
+  const loadOnce = async (): Promise<void> => {
+    const v = await loadView(args.view);
+    await resolver.setView(v);
+    writeAtomic(`${args.view}.loaded`, `${v.generation ?? 0}\n`);
+  };
+
+  try {
+    await loadOnce();
+  } catch (e) {
+    log(`cannot load the view: ${(e as Error).message}`);
+    await resolver.close();
+    process.exit(1);
+  }
+  if (args.pidfile) writeAtomic(args.pidfile, `${process.pid}\n`);
+
+  // Reloads never overlap; a SIGHUP during a reload causes one more reload after it.
+  let running = false;
+  let again = false;
+  reload = () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    void (async () => {
+      do {
+        again = false;
+        try {
+          await loadOnce();
+        } catch (e) {
+          log(`reload failed, keeping the previous view: ${(e as Error).message}`);
+        }
+      } while (again);
+      running = false;
+    })();
+  };
+  if (reloadRequested) reload();
+  // Stay up even when no address is bound at the moment (e.g. every gateway is waiting to be retried).
+  setInterval(() => {}, 1 << 30);
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    try {
+      await resolver.close();
+    } catch (e) {
+      log(`close: ${(e as Error).message}`);
+    }
+    if (args.pidfile) {
+      try {
+        if (fs.readFileSync(args.pidfile, 'utf8').trim() === String(process.pid)) fs.rmSync(args.pidfile, { force: true });
+      } catch {
+        /* gone */
+      }
+    }
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+  process.on('SIGUSR2', () => process.stderr.write(`${JSON.stringify(resolver.stats())}\n`));
+}
+
+void main();
