@@ -8,7 +8,7 @@ import { applyFirewall, firewallState } from './firewall.js';
 import type { Host } from './host.js';
 import type { ContainerRecord } from '../types.js';
 import { refreshState } from './state.js';
-import { notifyDns } from './dnsctl.js';
+import { notifyDns, resolverRunning } from './dnsctl.js';
 
 export interface Difference {
   kind: string;
@@ -80,6 +80,8 @@ export function check(h: Host): Difference[] {
   }
   const fw = firewallDiff(h);
   if (fw) diffs.push({ kind: 'firewall', detail: fw });
+  const needDns = networks.some((n) => !n.isDefault);
+  if (needDns !== resolverRunning(h)) diffs.push({ kind: 'dns', detail: needDns ? 'the resolver is not running' : 'a resolver runs without user-defined networks' });
   return diffs;
 }
 
