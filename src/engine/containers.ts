@@ -7,7 +7,6 @@ import path from 'node:path';
 import * as bridge from '../drivers/bridge.js';
 import { allocateIp, checkStaticIp, macFromIp } from '../ipam/ipam.js';
 import { Netlink } from '../kernel/netlink.js';
-import { writeSysctl } from '../kernel/sysctl.js';
 import { closeFd, createNetns, inNetns, deleteNetns, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
 import {
   findExecutable, isAlive, launchDetached, launchForeground, pidsInNetns, runCaptured, signal, type LaunchSpec,
@@ -191,7 +190,7 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
       cnl = Netlink.open();
       // IPv4-only networks: interfaces created in this netns from now on get no IPv6 (as Docker does), so no
       // link-local IPv6 path between containers bypasses the IPv4 firewall (icc=false, isolation).
-      writeSysctl('net.ipv6.conf.default.disable_ipv6', '1');
+      fs.writeFileSync('/proc/sys/net/ipv6/conf/default/disable_ipv6', '1');
     });
     try {
       crashPoint('create:netns');

@@ -75,7 +75,7 @@ function waitLoaded(h: Host, generation: number, timeoutMs = 3000): boolean {
       if (Number(fs.readFileSync(viewFile(h) + '.loaded', 'utf8')) >= generation) return true;
     } catch { /* not yet */ }
     if (Date.now() > end) return false;
-    sleepSync(2);
+    sleepSync(0.25);
   }
 }
 

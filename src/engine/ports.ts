@@ -4,39 +4,10 @@ import type { PortMapping, Proto } from '../types.js';
 import { UserError } from '../util/errors.js';
 import { parsePortSpec } from '../util/ports.js';
 import type { Host } from './host.js';
-
-interface Bound { proto: Proto; ip: string; port: number }
+import { portFree } from '../kernel/sock.js';
 
 function overlaps(a: { hostIp: string; proto: Proto; lo: number; hi: number }, b: { hostIp: string; proto: Proto; lo: number; hi: number }): boolean {
   return a.proto === b.proto && (a.hostIp === '' || b.hostIp === '' || a.hostIp === b.hostIp) && a.lo <= b.hi && b.lo <= a.hi;
-}
-
-/** Sockets bound in the host netns (TCP listeners, UDP sockets), read from /proc/thread-self/net. */
-export function boundSockets(h: Host): Bound[] {
-  return h.inHost(() => {
-    const out: Bound[] = [];
-    const read = (file: string, proto: Proto, listenOnly: boolean) => {
-      let text = '';
-      try { text = fs.readFileSync(`/proc/thread-self/net/${file}`, 'utf8'); } catch { return; }
-      for (const line of text.split('\n').slice(1)) {
-        const f = line.trim().split(/\s+/);
-        if (f.length < 4) continue;
-        if (listenOnly && f[3] !== '0A') continue;
-        const [hexIp, hexPort] = f[1].split(':');
-        const port = parseInt(hexPort, 16);
-        let ip = '';
-        if (hexIp.length === 8) {
-          const n = parseInt(hexIp, 16);
-          ip = [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join('.');
-        } else {
-          ip = /^0+$/.test(hexIp) ? '0.0.0.0' : '::';
-        }
-        out.push({ proto, ip: ip === '0.0.0.0' || ip === '::' ? '' : ip, port });
-      }
-    };
-    read('tcp', 'tcp', true); read('tcp6', 'tcp', true); read('udp', 'udp', false); read('udp6', 'udp', false);
-    return out;
-  });
 }
 
 function ephemeralRange(h: Host): [number, number] {
@@ -54,11 +25,13 @@ export function resolvePorts(h: Host, specs: string[], exceptContainer?: string)
     if (c.id === exceptContainer) continue;
     for (const p of c.ports) taken.push({ hostIp: p.hostIp, proto: p.proto, lo: p.hostPort, hi: p.hostPortEnd, who: `container ${c.name}` });
   }
-  const sockets = boundSockets(h);
+  // A socket bound in the host netns on any port of the range: the port that cannot be bound, or null.
   const conflictsSocket = (m: { hostIp: string; proto: Proto; lo: number; hi: number }) =>
-    sockets.find((s) => overlaps(m, { hostIp: s.ip, proto: s.proto, lo: s.port, hi: s.port }));
+    h.inHost(() => {
+      for (let port = m.lo; port <= m.hi; port++) if (!portFree(m.proto, m.hostIp, port)) return { port, proto: m.proto };
+      return null;
+    });
   const out: PortMapping[] = [];
-  const [elo, ehi] = ephemeralRange(h);
   let hostAddrs: Set<string> | null = null;
   for (const spec of specs) {
     const p = parsePortSpec(spec);
@@ -71,6 +44,7 @@ export function resolvePorts(h: Host, specs: string[], exceptContainer?: string)
     }
     let m: PortMapping;
     if (p.hostPort === null) {
+      const [elo, ehi] = ephemeralRange(h);
       const len = p.containerPortEnd - p.containerPort;
       let chosen = -1;
       for (let port = elo; port + len <= ehi; port++) {
