@@ -1,12 +1,14 @@
 // DNS load generator: many queries in flight over UDP from one socket, against nsnet's resolver (started here as
 // its own process, as the engine starts it) or any server given with --target. Loopback only. Prints JSON.
 //
-//   node dist/bench/dns-qps.js [--target IP:PORT] [--duration S] [--warmup S] [--inflight N] [--mix a|aaaa|nx|mixed]
-//                              [--names N] [--clients N]
+//   node dist/bench/dns-qps.js [--target IP:PORT] [--compare] [--duration S] [--warmup S] [--inflight N]
+//                              [--mix a|aaaa|nx|mixed] [--names N] [--clients N]
 //
 // Without --target it writes a view with one network (gateway 127.0.0.2, --names containers) and runs
-// dist/src/dns/main.js on a random port. Latency is measured per query (send -> reply) into a 1-µs histogram.
-import { spawn, type ChildProcess } from 'node:child_process';
+// dist/src/dns/main.js on a random port; --compare then runs the same load against Podman's aardvark-dns
+// (Debian package aardvark-dns) serving the same names on 127.0.0.5. Latency is measured per query (send ->
+// reply) into a 1-µs histogram.
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,6 +25,7 @@ interface Opts {
   names: number;
   clients: number;
   timeoutMs: number;
+  compare: boolean;
 }
 
 interface ClientResult {
@@ -42,9 +45,13 @@ function isLoopback(host: string): boolean {
 }
 
 function parseOpts(argv: string[]): Opts {
-  const o: Opts = { target: '', duration: 5, warmup: 1, inflight: 128, mix: 'a', names: 1000, clients: 1, timeoutMs: 1000 };
+  const o: Opts = { target: '', duration: 5, warmup: 1, inflight: 128, mix: 'a', names: 1000, clients: 1, timeoutMs: 1000, compare: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
+    if (a === '--compare') {
+      o.compare = true;
+      continue;
+    }
     const v = argv[++i];
     if (v === undefined) throw new Error(`${a} needs a value`);
     if (a === '--target') o.target = v;
@@ -183,69 +190,128 @@ function percentile(hist: Map<number, number>, total: number, p: number): number
   return 0;
 }
 
-async function startOwnServer(o: Opts): Promise<{ target: string; child: ChildProcess; dir: string }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsnet-dnsbench-'));
-  const view = {
+/** The bench view: one network, gateway `gateway`, `names` containers c<i> (alias alias<i>) at 127.1.x.y. */
+function benchView(o: Opts, gateway: string) {
+  return {
     generation: 1,
-    networks: [{ id: 'bench', name: 'benchnet', gateway: '127.0.0.2', subnet: '127.0.0.0/8' }],
+    networks: [{ id: 'bench', name: 'benchnet', gateway, subnet: '127.0.0.0/8' }],
     entries: Array.from({ length: o.names }, (_, i) => ({
       networkId: 'bench', names: [`c${i}`, `alias${i}`], ip: `127.1.${(i >> 8) & 255}.${i & 255}`,
-      containerId: (i.toString(16).padStart(12, '0') + 'f'.repeat(52)),
+      containerId: i.toString(16).padStart(12, '0') + 'f'.repeat(52),
     })),
-    upstreams: [],
+    upstreams: [] as string[],
   };
+}
+
+interface Server {
+  name: string;
+  target: string;
+  pid: number;
+  stop(): void;
+}
+
+/** Is something listening on UDP addr:port? */
+function udpBusy(addr: string, port: number): Promise<boolean> {
+  return new Promise((r) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', () => {
+      s.close();
+      r(true);
+    });
+    s.bind(port, addr, () => {
+      s.close();
+      r(false);
+    });
+  });
+}
+
+async function waitFor(fn: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await fn()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
+
+/** nsnet's resolver as the engine runs it: dist/src/dns/main.js --view FILE, on 127.0.0.2. */
+async function startNsnet(o: Opts): Promise<Server> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsnet-dnsbench-'));
   const viewFile = path.join(dir, 'view.json');
-  fs.writeFileSync(viewFile, JSON.stringify(view));
+  fs.writeFileSync(viewFile, JSON.stringify(benchView(o, '127.0.0.2')));
   const main = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../src/dns/main.js');
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = 20000 + Math.floor(Math.random() * 40000);
+    if (await udpBusy('127.0.0.2', port)) continue;
     fs.rmSync(viewFile + '.loaded', { force: true });
     const child = spawn(process.execPath, [main, '--view', viewFile, '--port', String(port)], { stdio: ['ignore', 'inherit', 'inherit'] });
-    const end = Date.now() + 5000;
-    while (Date.now() < end && child.exitCode === null) {
-      if (fs.existsSync(viewFile + '.loaded')) break;
-      await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => fs.existsSync(viewFile + '.loaded') || child.exitCode !== null, 5000);
+    if (child.exitCode === null && (await udpBusy('127.0.0.2', port))) {
+      return {
+        name: 'nsnet', target: `127.0.0.2:${port}`, pid: child.pid!,
+        stop: () => {
+          child.kill('SIGTERM');
+          fs.rmSync(dir, { recursive: true, force: true });
+        },
+      };
     }
-    // Bound? (the resolver logs and retries when the port is taken; try another port then)
-    const ok = await new Promise<boolean>((r) => {
-      const s = dgram.createSocket('udp4');
-      s.once('error', () => { s.close(); r(true); }); // in use: by our server
-      s.bind(port, '127.0.0.2', () => { s.close(); r(false); });
-    });
-    if (ok && child.exitCode === null) return { target: `127.0.0.2:${port}`, child, dir };
     child.kill('SIGTERM');
   }
+  fs.rmSync(dir, { recursive: true, force: true });
   throw new Error('could not start the resolver');
 }
 
-async function mainThread(): Promise<void> {
-  const o = parseOpts(process.argv.slice(2));
-  let own: Awaited<ReturnType<typeof startOwnServer>> | null = null;
-  if (!o.target) own = await startOwnServer(o);
-  const target = own ? own.target : o.target;
+export const AARDVARK = '/usr/lib/podman/aardvark-dns';
+
+/** Podman's aardvark-dns (Debian package aardvark-dns) with the same names, on 127.0.0.5. Its configuration is a
+ *  directory with one file per network: first line the listen addresses, then one line per container
+ *  "ID IPV4S IPV6S NAMES". `aardvark-dns --config DIR -p PORT run` daemonizes and writes DIR/aardvark.pid. */
+async function startAardvark(o: Opts): Promise<Server> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsnet-aardvark-'));
+  const v = benchView(o, '127.0.0.5');
+  const lines = ['127.0.0.5', ...v.entries.map((e) => `${e.containerId} ${e.ip}  ${e.names.join(',')}`)];
+  fs.writeFileSync(path.join(dir, 'benchnet'), lines.join('\n') + '\n');
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 40000);
+    if (await udpBusy('127.0.0.5', port)) continue;
+    const parent = spawn(AARDVARK, ['--config', dir, '-p', String(port), 'run'], { stdio: 'ignore' });
+    await new Promise((r) => parent.once('exit', r));
+    const pidFile = path.join(dir, 'aardvark.pid');
+    await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim() !== '', 5000);
+    const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+    if (pid > 0 && (await waitFor(() => udpBusy('127.0.0.5', port), 3000))) {
+      return {
+        name: 'aardvark-dns', target: `127.0.0.5:${port}`, pid,
+        stop: () => {
+          try {
+            process.kill(pid, 'SIGTERM');
+          } catch {
+            /* gone */
+          }
+          fs.rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    }
+    if (pid > 0) process.kill(pid, 'SIGTERM');
+  }
+  throw new Error('could not start aardvark-dns');
+}
+
+async function load(o: Opts, target: string, name: string, pid: number | null): Promise<Record<string, unknown>> {
   const i = target.lastIndexOf(':');
   const host = target.slice(0, i);
   const port = Number(target.slice(i + 1));
   if (!isLoopback(host)) throw new Error(`refusing a non-loopback target ${host}`);
-  const cpu0 = own ? cpuOf(own.child.pid!) : null;
-  let results: ClientResult[];
-  try {
-    results = await Promise.all(
-      Array.from({ length: o.clients }, () =>
-        new Promise<ClientResult>((resolve, reject) => {
-          const w = new Worker(new URL(import.meta.url), { workerData: { o, host, port } });
-          w.once('message', resolve);
-          w.once('error', reject);
-        })),
-    );
-  } finally {
-    if (own) {
-      const cpu1 = cpuOf(own.child.pid!);
-      serverCpuTicks = cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null;
-      own.child.kill('SIGTERM');
-      fs.rmSync(own.dir, { recursive: true, force: true });
-    }
-  }
+  const cpu0 = pid ? cpuOf(pid) : null;
+  const results = await Promise.all(
+    Array.from({ length: o.clients }, () =>
+      new Promise<ClientResult>((resolve, reject) => {
+        const w = new Worker(new URL(import.meta.url), { workerData: { o, host, port } });
+        w.once('message', resolve);
+        w.once('error', reject);
+      })),
+  );
+  const cpu1 = pid ? cpuOf(pid) : null;
   const hist = new Map<number, number>();
   let received = 0;
   let sent = 0;
@@ -262,11 +328,11 @@ async function mainThread(): Promise<void> {
     r.rcodes.forEach((n, j) => (rc[j] += n));
     ms = Math.max(ms, r.measuredMs);
   }
-  const names = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
+  const rnames = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
   const rcodes: Record<string, number> = {};
-  rc.forEach((n, j) => n && (rcodes[names[j] ?? `rcode${j}`] = n));
-  const out = {
-    target: own ? `nsnet (dist/src/dns/main.js) ${target}` : target,
+  rc.forEach((n, j) => n && (rcodes[rnames[j] ?? `rcode${j}`] = n));
+  return {
+    server: name, target,
     mix: o.mix, names: o.names, clients: o.clients, inflight_per_client: o.inflight, duration_s: +(ms / 1000).toFixed(2),
     sent, received, lost, bad,
     qps: Math.round(received / (ms / 1000)),
@@ -275,13 +341,32 @@ async function mainThread(): Promise<void> {
       p999: percentile(hist, received, 99.9), max: Math.max(0, ...hist.keys()),
     },
     rcodes,
-    server_cpu_s: serverCpuTicks === null ? undefined : +(serverCpuTicks / 100).toFixed(2),
-    cpus: os.cpus().length,
+    // CPU of the server process over warm-up + measurement (clock ticks of 10 ms).
+    server_cpu_s: cpu0 !== null && cpu1 !== null ? +((cpu1 - cpu0) / 100).toFixed(2) : undefined,
   };
-  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
 }
 
-let serverCpuTicks: number | null = null;
+async function mainThread(): Promise<void> {
+  const o = parseOpts(process.argv.slice(2));
+  const out: Record<string, unknown> = { cpus: os.cpus().length, loadavg: os.loadavg().map((x) => +x.toFixed(2)) };
+  if (o.target) {
+    out.results = [await load(o, o.target, o.target, null)];
+  } else {
+    const starters = [startNsnet, ...(o.compare ? [startAardvark] : [])];
+    const results: Array<Record<string, unknown>> = [];
+    for (const start of starters) {
+      const srv = await start(o);
+      try {
+        results.push(await load(o, srv.target, srv.name, srv.pid));
+      } finally {
+        srv.stop();
+      }
+    }
+    out.results = results;
+    if (results.length === 2) out.qps_ratio = +((results[0].qps as number) / (results[1].qps as number)).toFixed(1);
+  }
+  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+}
 
 /** utime + stime of a process in clock ticks (USER_HZ, 100 on Linux). */
 function cpuOf(pid: number): number | null {
