@@ -21,7 +21,7 @@ function ephemeralRange(h: Host): [number, number] {
 /** Turns -p specs into mappings with concrete host ports; throws on any conflict. Call under the host lock. */
 export function resolvePorts(h: Host, specs: string[], exceptContainer?: string): PortMapping[] {
   const taken: Array<{ hostIp: string; proto: Proto; lo: number; hi: number; who: string }> = [];
-  for (const c of h.store.containers()) {
+  for (const c of h.store.publishedPorts()) {
     if (c.id === exceptContainer) continue;
     for (const p of c.ports) taken.push({ hostIp: p.hostIp, proto: p.proto, lo: p.hostPort, hi: p.hostPortEnd, who: `container ${c.name}` });
   }

@@ -161,6 +161,11 @@ export class Store {
   containers(): ContainerRecord[] {
     return (this.st('SELECT * FROM containers WHERE pending = 0 ORDER BY created').all() as Row[]).map(ctrFromRow);
   }
+  /** Published ports of every container (committed or pending: a pending one is being created right now). */
+  publishedPorts(): Array<{ id: string; name: string; ports: PortMapping[] }> {
+    return (this.st(`SELECT id, name, ports FROM containers WHERE ports != '[]'`).all() as Row[])
+      .map((r) => ({ id: r.id as string, name: r.name as string, ports: JSON.parse(r.ports as string) as PortMapping[] }));
+  }
   allContainersIncludingPending(): Array<ContainerRecord & { pending: boolean }> {
     return (this.st('SELECT * FROM containers ORDER BY created').all() as Row[]).map((r) => ({ ...ctrFromRow(r), pending: !!r.pending }));
   }
