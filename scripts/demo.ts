@@ -33,18 +33,20 @@ try {
   nsnet('run', '-d', '--name', 'redis-sys', '--network', 'oa-net', '--', 'python3', SERV, 'redis', '6379');
   nsnet('run', '-d', '--name', 'postgres', '--network', 'oa-net', '--', 'python3', SERV, 'pg', '5432');
 
-  say('the app, published on host port 8088');
-  const rip = JSON.parse(h.ok(['inspect', 'redis-sys']))[0].NetworkSettings.Networks['oa-net'].IPAddress;
-  const pip = JSON.parse(h.ok(['inspect', 'postgres']))[0].NetworkSettings.Networks['oa-net'].IPAddress;
+  say('the app, published on host port 8088; it finds its backends by name (nsnet\'s embedded DNS)');
   nsnet('run', '-d', '--name', 'oa-java', '--network', 'oa-net', '-p', '8088:8088', '--', 'python3', SERV, 'http', '8088',
-    `redis-sys=${rip}:6379`, `postgres=${pip}:5432`);
+    'redis-sys=redis-sys:6379', 'postgres=postgres:5432');
   nsnet('ps');
 
   say("inside oa-java's own network stack");
   show(['exec', 'oa-java', '--', 'ip', '-br', 'addr'], h.nsnet(['exec', 'oa-java', '--', 'ip', '-br', 'addr']));
   show(['exec', 'oa-java', '--', 'ip', 'route'], h.nsnet(['exec', 'oa-java', '--', 'ip', 'route']));
 
-  say('the app reaches both backends over the bridge');
+  say("names resolve inside the containers");
+  show(['exec', 'oa-java', '--', 'getent', 'hosts', 'redis-sys'], h.nsnet(['exec', 'oa-java', '--', 'getent', 'hosts', 'redis-sys']));
+  show(['exec', 'oa-java', '--', 'cat', '/etc/resolv.conf'], h.nsnet(['exec', 'oa-java', '--', 'cat', '/etc/resolv.conf']));
+
+  say('the app reaches both backends by name over the bridge');
   const java = JSON.parse(h.ok(['inspect', 'oa-java']))[0].NetworkSettings.Networks['oa-net'].IPAddress;
   const get = (url: string) => h.sh(`python3 -c "import urllib.request;print(urllib.request.urlopen('${url}',timeout=2).read().decode().strip())"`).stdout.trim();
   const deps = await waitFor(() => get(`http://${java}:8088/deps`), 10000, 200);

@@ -69,7 +69,10 @@ export class TestHost {
     this.ns = `nst-${tag}-${rand()}`;
     this.root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'nsnet-test-')));
     this.hostId = crypto.createHash('sha256').update(this.root).digest('hex').slice(0, 6);
-    this.env = { ...process.env, NSNET_ROOT: this.root };
+    // Upstream resolvers: only ever the test's own "upstream" netns address, never the machine's real ones.
+    const resolv = path.join(this.root, 'test-resolv.conf');
+    fs.writeFileSync(resolv, 'nameserver 198.51.100.2\n');
+    this.env = { ...process.env, NSNET_ROOT: this.root, NSNET_RESOLV_CONF: resolv };
     delete this.env.NSNET_HOST_NETNS;
   }
 
