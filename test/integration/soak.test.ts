@@ -15,6 +15,7 @@ function fds(): number {
 test(`soak: ${CYCLES} run/rm cycles leave no growth`, async (t) => {
   const h = TestHost.create('soak');
   t.after(() => h.cleanup());
+  process.env.NSNET_RESOLV_CONF = `${h.root}/test-resolv.conf`; // never the machine's real resolvers
   const ns = Nsnet.open({ root: h.root, hostNetns: `/run/netns/${h.ns}` });
   t.after(() => ns.close());
   ns.createNetwork({ name: 'soak', subnet: '10.60.0.0/24' });
