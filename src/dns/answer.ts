@@ -4,8 +4,8 @@ import { isIP } from 'node:net';
 import { tryParseCidr, tryParseIPv4 } from '../util/ip.js';
 import {
   CLASS_ANY, CLASS_IN, PARSE_DROP, PARSE_FORMERR, PARSE_NOTIMP, RCODE_FORMERR, RCODE_NOERROR, RCODE_NOTIMP,
-  RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_A, TYPE_ANY, TYPE_PTR, buildReply, emptyReply, encodeName,
-  encodeRR, headerReply, newParsedQuery, parseQuery, udpLimitLocal, type ParsedQuery,
+  RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_A, TYPE_ANY, TYPE_PTR, buildAReply, buildReply, emptyReply,
+  encodeName, encodeRR, headerReply, newParsedQuery, parseQuery, udpLimitLocal, type ParsedQuery,
 } from './wire.js';
 
 /** What the engine hands the resolver (see src/engine/dnsctl.ts, which writes it as JSON). */
@@ -34,12 +34,6 @@ export interface Upstream {
   text: string;
 }
 
-interface NameRec {
-  /** `count` A records, 16 bytes each, owner = pointer to the question. */
-  rrs: Buffer;
-  count: number;
-}
-
 export interface NetIndex {
   id: string;
   name: string;
@@ -48,9 +42,10 @@ export interface NetIndex {
   base: number;
   mask: number;
   internal: boolean;
-  names: Map<string, NameRec>;
-  /** uint32 address -> one PTR record (owner = pointer to the question). */
-  ptr: Map<number, Buffer>;
+  /** Lowercase name -> its addresses (uint32), usually one; several for an alias shared by containers. */
+  names: Map<string, number[]>;
+  /** uint32 address -> the PTR target ("container.network"). */
+  ptr: Map<number, string>;
   /** Container address on this network -> container id (to find the asker's other networks). */
   ipToContainer: Map<string, string>;
 }
@@ -92,12 +87,25 @@ export function parseUpstream(s: string): Upstream | null {
  *  label > 63 bytes, whitespace or control characters). */
 export function nameKey(name: string): string | null {
   if (typeof name !== 'string') return null;
-  let n = name.endsWith('.') ? name.slice(0, -1) : name;
-  if (n.length === 0 || n.length > 253) return null;
-  if (!/^[\x21-\x7e]+$/.test(n)) return null;
-  n = n.replace(/[A-Z]+/g, (c) => c.toLowerCase());
-  for (const l of n.split('.')) if (l.length === 0 || l.length > 63) return null;
-  return n;
+  let end = name.length;
+  if (end > 0 && name.charCodeAt(end - 1) === 0x2e) end--;
+  if (end === 0 || end > 253) return null;
+  let upper = false;
+  let label = 0;
+  for (let i = 0; i < end; i++) {
+    const c = name.charCodeAt(i);
+    if (c === 0x2e) {
+      if (label === 0) return null;
+      label = 0;
+      continue;
+    }
+    if (c < 0x21 || c > 0x7e) return null;
+    if (c >= 0x41 && c <= 0x5a) upper = true;
+    if (++label > 63) return null;
+  }
+  if (label === 0) return null;
+  const n = end === name.length ? name : name.slice(0, end);
+  return upper ? n.replace(/[A-Z]+/g, (c) => c.toLowerCase()) : n;
 }
 
 function upstreamList(list: unknown, warnings: string[], what: string): Upstream[] {
@@ -109,6 +117,13 @@ function upstreamList(list: unknown, warnings: string[], what: string): Upstream
     else warnings.push(`ignoring invalid ${what} ${JSON.stringify(s)}`);
   }
   return out;
+}
+
+function addName(names: Map<string, number[]>, key: string, ip: number): void {
+  const list = names.get(key);
+  if (list === undefined) names.set(key, [ip]);
+  // A shared alias: linear duplicate check, fine for the dozens of replicas an alias has in practice.
+  else if (!list.includes(ip)) list.push(ip);
 }
 
 /** Builds the index: O(entries). Never throws for well-typed input; bad items are skipped with a warning. */
@@ -133,8 +148,8 @@ export function indexView(v: DnsView, opts: { ttl?: number } = {}): IndexedView 
     else byGateway.set(n.gateway, ni);
   }
 
-  const ips = new Map<NetIndex, Map<string, number[]>>();
   const containerNets = new Map<string, NetIndex[]>();
+  const netKeys = new Map<NetIndex, string | null>();
   for (const e of v.entries ?? []) {
     const ni = nets.get(e.networkId);
     if (!ni) continue;
@@ -143,50 +158,30 @@ export function indexView(v: DnsView, opts: { ttl?: number } = {}): IndexedView 
       warnings.push(`container ${e.names?.[0]}: invalid address ${JSON.stringify(e.ip)}, skipped`);
       continue;
     }
-    const netKey = nameKey(ni.name);
-    let byName = ips.get(ni);
-    if (!byName) ips.set(ni, (byName = new Map()));
-    const names = Array.isArray(e.names) ? [...e.names] : [];
+    let netKey = netKeys.get(ni);
+    if (netKey === undefined) netKeys.set(ni, (netKey = nameKey(ni.name)));
+    const names = ni.names;
+    const given = Array.isArray(e.names) ? e.names : [];
     // Docker (>= 25, DNSNames) also resolves the container's short id, which is its hostname.
-    if (typeof e.containerId === 'string' && e.containerId.length >= 12) names.push(e.containerId.slice(0, 12));
-    for (const raw of names) {
+    const shortId = typeof e.containerId === 'string' && e.containerId.length >= 12 ? e.containerId.slice(0, 12) : null;
+    const n = given.length + (shortId ? 1 : 0);
+    for (let i = 0; i < n; i++) {
+      const raw = i < given.length ? given[i] : (shortId as string);
       const k = nameKey(raw);
       if (!k) {
-        warnings.push(`container ${e.names?.[0]}: invalid name ${JSON.stringify(raw)}, skipped`);
+        warnings.push(`container ${given[0]}: invalid name ${JSON.stringify(raw)}, skipped`);
         continue;
       }
       // "name" and, as Docker, "name.network".
-      for (const key of netKey ? [k, `${k}.${netKey}`] : [k]) {
-        let list = byName.get(key);
-        if (!list) byName.set(key, (list = []));
-        if (!list.includes(ip)) list.push(ip);
-      }
-    }
-    if (!ni.ptr.has(ip)) {
-      const first = nameKey(names[0] ?? '');
-      const target = first && encodeName(netKey ? `${first}.${netKey}` : first);
-      if (target) ni.ptr.set(ip, encodeRR(TYPE_PTR, ttl, target));
+      addName(names, k, ip);
+      if (netKey) addName(names, `${k}.${netKey}`, ip);
+      if (i === 0 && !ni.ptr.has(ip)) ni.ptr.set(ip, netKey ? `${k}.${netKey}` : k);
     }
     if (typeof e.containerId === 'string' && e.containerId) {
       ni.ipToContainer.set(e.ip, e.containerId);
       let cn = containerNets.get(e.containerId);
       if (!cn) containerNets.set(e.containerId, (cn = []));
       if (!cn.includes(ni)) cn.push(ni);
-    }
-  }
-  for (const [ni, byName] of ips) {
-    for (const [key, list] of byName) {
-      const rrs = Buffer.allocUnsafe(16 * list.length);
-      list.forEach((ip, i) => {
-        const o = i * 16;
-        rrs.writeUInt16BE(0xc00c, o);
-        rrs.writeUInt16BE(TYPE_A, o + 2);
-        rrs.writeUInt16BE(CLASS_IN, o + 4);
-        rrs.writeUInt32BE(ttl >>> 0, o + 6);
-        rrs.writeUInt16BE(4, o + 10);
-        rrs.writeUInt32BE(ip, o + 12);
-      });
-      ni.names.set(key, { rrs, count: list.length });
     }
   }
 
@@ -302,8 +297,7 @@ export function answerOn(
     if (rec !== undefined) {
       if (q.qtype === TYPE_A || q.qtype === TYPE_ANY) {
         // Round robin among several addresses of one name (a shared alias), driven by the random query id.
-        const first = rec.count > 1 ? q.id % rec.count : 0;
-        return buildReply(msg, q, RCODE_NOERROR, true, rec.rrs, rec.count, 16, first, limit);
+        return buildAReply(msg, q, rec, rec.length > 1 ? q.id % rec.length : 0, view.ttl, limit);
       }
       // AAAA and every other type of a known name: NODATA (we are IPv4-only).
       return emptyReply(msg, q, RCODE_NOERROR, true);
@@ -324,7 +318,11 @@ export function answerOn(
       }
       if (ptr !== undefined) {
         if (q.qtype === TYPE_PTR || q.qtype === TYPE_ANY) {
-          return buildReply(msg, q, RCODE_NOERROR, true, ptr, 1, ptr.length, 0, limit);
+          const target = encodeName(ptr);
+          if (target) {
+            const rr = encodeRR(TYPE_PTR, view.ttl, target);
+            return buildReply(msg, q, RCODE_NOERROR, true, rr, 1, rr.length, limit);
+          }
         }
         return emptyReply(msg, q, RCODE_NOERROR, true);
       }

@@ -55,6 +55,8 @@ class Listener {
   net: NetIndex | null = null;
   closed = false;
   retry: NodeJS.Timeout | null = null;
+  failures = 0;
+  lastProblem = '';
   constructor(readonly address: string) {}
 }
 
@@ -150,8 +152,19 @@ export class Resolver {
       return;
     }
     if (problems.length) {
-      this.log(`cannot listen on ${l.address}:${this.port} (${problems.join('; ')}); retrying`);
+      // Log the first failure, any change, and then once a minute: an address that never comes must not flood
+      // the log.
+      const problem = problems.join('; ');
+      l.failures++;
+      if (problem !== l.lastProblem || l.failures % 60 === 1) {
+        this.log(`cannot listen on ${l.address}:${this.port} (${problem}); retrying every ${this.opts.rebindMs ?? 1000} ms`);
+      }
+      l.lastProblem = problem;
       this.scheduleRebind(l);
+    } else if (l.failures) {
+      this.log(`listening on ${l.address}:${this.port} after ${l.failures} failed attempts`);
+      l.failures = 0;
+      l.lastProblem = '';
     }
   }
 

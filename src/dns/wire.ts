@@ -196,25 +196,10 @@ function writeOpt(out: Buffer, off: number, q: ParsedQuery, extRcode: number): v
 }
 const OPT_LEN = 11;
 
-/**
- * A reply to a parsed query: header, the question copied from `msg`, then `count` answer records of `rrSize`
- * bytes each taken from `rrs` starting at record `first` (wrapping around: round-robin order), then an OPT
- * record when the query had one. When the records do not all fit in `limit` bytes, as many as fit are sent
- * and TC is set. `rcode` may be BADVERS (16): it goes to the OPT record's extended bits.
- */
-export function buildReply(
-  msg: Buffer, q: ParsedQuery, rcode: number, aa: boolean, rrs: Buffer | null, count: number, rrSize: number,
-  first: number, limit: number,
-): Buffer {
-  const qlen = q.qEnd - 12;
-  const fixed = 12 + qlen + (q.edns ? OPT_LEN : 0);
-  let n = count;
-  let tc = false;
-  if (n > 0 && fixed + n * rrSize > limit) {
-    n = rrSize > 0 ? Math.max(0, Math.floor((limit - fixed) / rrSize)) : 0;
-    tc = true;
-  }
-  const out = Buffer.allocUnsafe(fixed + n * rrSize);
+/** Allocates a reply of `len` bytes and writes its header and the question copied from `msg`; returns the
+ *  buffer and the offset after the question. */
+function startReply(msg: Buffer, q: ParsedQuery, rcode: number, aa: boolean, tc: boolean, an: number, len: number): Buffer {
+  const out = Buffer.allocUnsafe(len);
   out[0] = q.id >> 8;
   out[1] = q.id & 255;
   const f = replyFlags(q, rcode, aa, tc);
@@ -222,33 +207,83 @@ export function buildReply(
   out[3] = f & 255;
   out[4] = 0;
   out[5] = 1;
-  out[6] = n >> 8;
-  out[7] = n & 255;
+  out[6] = an >> 8;
+  out[7] = an & 255;
   out[8] = 0;
   out[9] = 0;
   out[10] = 0;
   out[11] = q.edns ? 1 : 0;
   msg.copy(out, 12, 12, q.qEnd);
-  let off = 12 + qlen;
+  return out;
+}
+
+/** How many records of `rrSize` bytes fit after the fixed part within `limit`; sets `fit.tc` when not all. */
+function fitting(q: ParsedQuery, count: number, rrSize: number, limit: number): { n: number; tc: boolean; fixed: number } {
+  const fixed = q.qEnd + (q.edns ? OPT_LEN : 0);
+  if (count === 0 || fixed + count * rrSize <= limit) return { n: count, tc: false, fixed };
+  return { n: Math.max(0, Math.floor((limit - fixed) / rrSize)), tc: true, fixed };
+}
+
+/**
+ * A reply to a parsed query: header, the question copied from `msg`, then `count` answer records of `rrSize`
+ * bytes each taken from `rrs`, then an OPT record when the query had one. When the records do not all fit in
+ * `limit` bytes, as many as fit are sent and TC is set. `rcode` may be BADVERS (16): it goes to the OPT
+ * record's extended bits.
+ */
+export function buildReply(
+  msg: Buffer, q: ParsedQuery, rcode: number, aa: boolean, rrs: Buffer | null, count: number, rrSize: number, limit: number,
+): Buffer {
+  const { n, tc, fixed } = fitting(q, count, rrSize, limit);
+  const out = startReply(msg, q, rcode, aa, tc, n, fixed + n * rrSize);
+  let off = q.qEnd;
   if (n > 0 && rrs) {
-    if (first === 0 || n < count) {
-      rrs.copy(out, off, 0, n * rrSize);
-      off += n * rrSize;
-    } else {
-      const cut = first * rrSize;
-      rrs.copy(out, off, cut);
-      off += rrs.length - cut;
-      rrs.copy(out, off, 0, cut);
-      off += cut;
-    }
+    rrs.copy(out, off, 0, n * rrSize);
+    off += n * rrSize;
   }
   if (q.edns) writeOpt(out, off, q, rcode >> 4);
   return out;
 }
 
+/** A NOERROR authoritative reply with A records for `ips` (uint32), owner = the question's name, starting at
+ *  index `first` and wrapping around (round robin), truncated (TC) to what fits in `limit`. */
+export function buildAReply(msg: Buffer, q: ParsedQuery, ips: number[], first: number, ttl: number, limit: number): Buffer {
+  const count = ips.length;
+  const { n, tc, fixed } = fitting(q, count, 16, limit);
+  const out = startReply(msg, q, 0, true, tc, n, fixed + n * 16);
+  let off = q.qEnd;
+  const t0 = (ttl >>> 24) & 255;
+  const t1 = (ttl >>> 16) & 255;
+  const t2 = (ttl >>> 8) & 255;
+  const t3 = ttl & 255;
+  for (let i = 0; i < n; i++) {
+    let j = first + i;
+    if (j >= count) j -= count;
+    const ip = ips[j];
+    out[off] = 0xc0;
+    out[off + 1] = 0x0c;
+    out[off + 2] = 0;
+    out[off + 3] = TYPE_A;
+    out[off + 4] = 0;
+    out[off + 5] = CLASS_IN;
+    out[off + 6] = t0;
+    out[off + 7] = t1;
+    out[off + 8] = t2;
+    out[off + 9] = t3;
+    out[off + 10] = 0;
+    out[off + 11] = 4;
+    out[off + 12] = (ip >>> 24) & 255;
+    out[off + 13] = (ip >>> 16) & 255;
+    out[off + 14] = (ip >>> 8) & 255;
+    out[off + 15] = ip & 255;
+    off += 16;
+  }
+  if (q.edns) writeOpt(out, off, q, 0);
+  return out;
+}
+
 /** A reply with the question and no records (NXDOMAIN, NODATA, SERVFAIL, REFUSED...). */
 export function emptyReply(msg: Buffer, q: ParsedQuery, rcode: number, aa: boolean): Buffer {
-  return buildReply(msg, q, rcode, aa, null, 0, 0, 0, 65535);
+  return buildReply(msg, q, rcode, aa, null, 0, 0, 65535);
 }
 
 /** A 12-byte header-only reply (FORMERR, NOTIMP): for queries whose question could not be read. Returns null when
