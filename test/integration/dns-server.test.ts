@@ -376,6 +376,39 @@ test('setView: new and removed names, networks and addresses take effect at once
   assert.equal((await udp(GW1, port, q('newbie'), '127.0.1.10')).rcode, 'NXDOMAIN');
 });
 
+test('setView: an address that cannot be bound yet is retried until it can; rapid setViews apply in order', async () => {
+  const NET9 = { id: '9'.repeat(64), name: 'late', gateway: '127.0.0.9', subnet: '127.0.9.0/24' };
+  // Something else holds 127.0.0.9:port (as a gateway address that is not there yet would fail).
+  const blocker = dgram.createSocket('udp4');
+  await new Promise<void>((r) => blocker.bind(port, '127.0.0.9', () => r()));
+  const nlogs = logs.length;
+  await resolver.setView({
+    ...baseView, networks: [NET1, NET2, NET9],
+    entries: [...baseView.entries, { networkId: NET9.id, names: ['late-one'], ip: '127.0.9.2', containerId: cid(90) }],
+  });
+  assert.ok(!resolver.addresses().includes('127.0.0.9'));
+  assert.match(logs.slice(nlogs).join('\n'), /cannot listen on 127\.0\.0\.9:\d+ \(udp: .*EADDRINUSE.*\); retrying/);
+  // the other networks are not held up
+  assert.deepEqual(ips(await udp(GW1, port, q('web'), '127.0.1.10')), ['127.0.1.2']);
+  await new Promise<void>((r) => blocker.close(() => r()));
+  for (let i = 0; i < 50 && !resolver.addresses().includes('127.0.0.9'); i++) await sleep(50);
+  assert.deepEqual(ips(await udp('127.0.0.9', port, q('late-one'), '127.0.9.5')), ['127.0.9.2']);
+  assert.match(logs.slice(nlogs).join('\n'), /listening on 127\.0\.0\.9:\d+ after \d+ failed attempts/);
+  // many views in a row, not awaited one by one: they apply in order, the last one wins
+  const all: Promise<void>[] = [];
+  for (let i = 0; i < 20; i++) {
+    all.push(resolver.setView({
+      ...baseView, generation: 100 + i,
+      entries: [...baseView.entries, { networkId: NET1.id, names: ['counter'], ip: `127.0.1.${200 + i}`, containerId: cid(200) }],
+    }));
+  }
+  await Promise.all(all);
+  assert.deepEqual(ips(await udp(GW1, port, q('counter'), '127.0.1.10')), ['127.0.1.219']);
+  assert.equal(resolver.stats().generation, 119);
+  await resolver.setView(baseView);
+  assert.deepEqual(resolver.addresses().sort(), [GW1, GW2]);
+});
+
 test('a real client (c-ares, node:dns Resolver) resolves names, forwards and PTR', async () => {
   const r = new dnsp.Resolver({ timeout: 2000, tries: 1 });
   r.setServers([`${GW1}:${port}`]);
