@@ -2,6 +2,7 @@
 // Started by the engine inside the host netns (src/engine/dnsctl.ts), one per host. Loads the view, serves, and
 // on SIGHUP reloads it; after every successful load it writes the view's generation to FILE.loaded (the engine
 // waits for that acknowledgement). SIGTERM/SIGINT: close the sockets and exit 0. SIGUSR2: one line of stats.
+// When the view file disappears (its state directory was removed), the process exits by itself.
 // Problems are logged one line each to stderr (rate-limited).
 import fs from 'node:fs';
 import { loadView } from './load.js';
@@ -113,8 +114,6 @@ async function main(): Promise<void> {
     })();
   };
   if (reloadRequested) reload();
-  // Stay up even when no address is bound at the moment (e.g. every gateway is waiting to be retried).
-  setInterval(() => {}, 1 << 30);
 
   let stopping = false;
   const stop = async () => {
@@ -134,6 +133,21 @@ async function main(): Promise<void> {
     }
     process.exit(0);
   };
+  // The view file going away means our host's state directory was removed (a throwaway test host, a bench run,
+  // a purge): nobody will stop us, and we would keep its network namespace alive. Exit. (Two misses in a row:
+  // the engine replaces the file by rename, which is atomic, but be conservative.) This timer also keeps the
+  // process up while no address is bound.
+  let misses = 0;
+  setInterval(() => {
+    if (fs.existsSync(args.view)) {
+      misses = 0;
+      return;
+    }
+    if (++misses >= 2) {
+      log(`view file ${args.view} is gone; exiting`);
+      void stop();
+    }
+  }, 1000);
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
   process.on('SIGUSR2', () => process.stderr.write(`${JSON.stringify(resolver.stats())}\n`));

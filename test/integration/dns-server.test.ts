@@ -554,6 +554,29 @@ test('process entry: --view, --pidfile, SIGHUP reload with acknowledgement, bad 
   }
 });
 
+test('process entry: exits by itself when its view file (state directory) is removed', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsnet-dns-test-'));
+  const viewFile = path.join(dir, 'view.json');
+  const main = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../src/dns/main.js');
+  const NETP = { id: 'e'.repeat(64), name: 'procnet', gateway: '127.0.0.8', subnet: '127.0.4.0/24' };
+  fs.writeFileSync(viewFile, JSON.stringify({ generation: 1, networks: [NETP], entries: [], upstreams: [] }));
+  const child = spawn(process.execPath, [main, '--view', viewFile, '--port', String(rport())], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  try {
+    for (let i = 0; i < 200 && !fs.existsSync(viewFile + '.loaded'); i++) await sleep(25);
+    assert.ok(fs.existsSync(viewFile + '.loaded'), stderr);
+    fs.rmSync(dir, { recursive: true, force: true });
+    const code = await Promise.race([exited, sleep(6000).then(() => 'still running')]);
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /view file .* is gone; exiting/);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('process entry: an unreadable view at start exits 1 with one line on stderr', async () => {
   const main = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../src/dns/main.js');
   const child = spawn(process.execPath, [main, '--view', '/nonexistent/view.json', '--port', String(rport())], { stdio: ['ignore', 'ignore', 'pipe'] });
