@@ -45,6 +45,7 @@ try {
   };
   console.log(JSON.stringify({ ...res, create_ratio_last_vs_first: +(res.create_last_median_ms / res.create_first_median_ms).toFixed(2), nft_ratio_last_vs_first: +(res.nft_add_last_median_ms / res.nft_add_first_median_ms).toFixed(2) }));
   for (let i = 0; i < N; i++) await ns.remove(`p${i}`, true);
+  ns.removeNetwork('ps'); // also stops the host's DNS resolver
 } finally {
   ns?.close();
   for (const f of fs.readdirSync('/run/netns')) if (f.startsWith('nsnet-') && fs.existsSync(root) && f.includes(crypto.createHash('sha256').update(fs.realpathSync(root)).digest('hex').slice(0, 6))) execFileSync('ip', ['netns', 'del', f]);

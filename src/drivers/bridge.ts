@@ -4,6 +4,7 @@ import { Netlink, NetlinkError } from '../kernel/netlink.js';
 import { writeSysctl } from '../kernel/sysctl.js';
 import type { EndpointRecord, NetworkRecord } from '../types.js';
 import { parseCidr } from '../util/ip.js';
+import { macFromIp } from '../ipam/ipam.js';
 import type { Host } from '../engine/host.js';
 
 function prefixOf(n: NetworkRecord): number {
@@ -17,7 +18,9 @@ export function setupNetwork(h: Host, n: NetworkRecord): void {
   if (link && link.alias !== h.owner) {
     throw new NetlinkError(`interface ${n.bridge} already exists and is not nsnet's`, 'EEXIST', 17, 'createBridge');
   }
-  const index = link ? link.index : nl.createBridge(n.bridge, { mtu: n.mtu, alias: h.owner, up: true });
+  // A fixed MAC (derived from the gateway, like containers' own): otherwise the bridge takes the lowest MAC of
+  // its ports, changing whenever a container comes or goes, and containers' ARP entries for the gateway go stale.
+  const index = link ? link.index : nl.createBridge(n.bridge, { mtu: n.mtu, alias: h.owner, up: true, mac: macFromIp(n.gateway) });
   if (link) nl.setUp(index);
   const prefix = prefixOf(n);
   const has = nl.addresses().some((a) => a.index === index && a.address === n.gateway && a.prefixLen === prefix);

@@ -11,7 +11,7 @@ import type { Host } from './host.js';
 
 export interface DnsView {
   generation: number;
-  networks: Array<{ id: string; name: string; gateway: string; subnet: string }>;
+  networks: Array<{ id: string; name: string; gateway: string; subnet: string; internal: boolean }>;
   entries: Array<{ networkId: string; names: string[]; ip: string; containerId: string }>;
   upstreams: string[];
   overrides: Record<string, string[]>;
@@ -40,7 +40,7 @@ export function dnsView(h: Host, generation: number): DnsView {
   }
   return {
     generation,
-    networks: nets.map((n) => ({ id: n.id, name: n.name, gateway: n.gateway, subnet: n.subnet })),
+    networks: nets.map((n) => ({ id: n.id, name: n.name, gateway: n.gateway, subnet: n.subnet, internal: n.internal })),
     entries, upstreams: hostResolvConf().nameservers, overrides,
   };
 }
