@@ -36,6 +36,20 @@ function out(s: string): void {
   process.stdout.write(s);
 }
 
+/** As Docker's multi-argument commands: act on each, print its name on success, one error line per failure,
+ *  exit 1 if any failed. */
+async function eachRef(refs: string[], fn: (ref: string) => unknown): Promise<void> {
+  for (const r of refs) {
+    try {
+      await fn(r);
+      out(r + '\n');
+    } catch (e) {
+      process.stderr.write(`Error: ${(e as Error).message}\n`);
+      process.exitCode = 1;
+    }
+  }
+}
+
 function warn(ws: string[]): void {
   for (const w of ws) process.stderr.write(`WARNING: ${w}\n`);
 }
@@ -116,17 +130,7 @@ network.command('rm').alias('remove')
   .action(async (refs: string[]) => {
     const h = await openHost();
     const { removeNetwork } = await import('../engine/networks.js');
-    let failed = 0;
-    for (const r of refs) {
-      try {
-        removeNetwork(h, r);
-        out(r + '\n');
-      } catch (e) {
-        failed++;
-        process.stderr.write(`Error: ${(e as Error).message}\n`);
-      }
-    }
-    if (failed) process.exitCode = 1;
+    await eachRef(refs, (r) => removeNetwork(h, r));
   });
 
 network.command('prune')
@@ -226,10 +230,7 @@ program.command('start')
   .action(async (refs: string[]) => {
     const h = await openHost();
     const { startContainer } = await import('../engine/containers.js');
-    for (const r of refs) {
-      startContainer(h, r);
-      out(r + '\n');
-    }
+    await eachRef(refs, (r) => startContainer(h, r));
   });
 
 program.command('ps')
@@ -328,11 +329,10 @@ program.command('stop')
     const t = Number(o.time);
     const h = await openHost();
     const E = await import('../engine/containers.js');
-    for (const r of refs) {
+    await eachRef(refs, async (r) => {
       const c = await E.stopContainer(h, r, t);
       if (c.autoRemove) await E.removeContainer(h, c.id, true).catch(() => undefined);
-      out(r + '\n');
-    }
+    });
   });
 
 program.command('rm')
@@ -342,17 +342,7 @@ program.command('rm')
   .action(async (refs: string[], o) => {
     const h = await openHost();
     const { removeContainer } = await import('../engine/containers.js');
-    let failed = 0;
-    for (const r of refs) {
-      try {
-        await removeContainer(h, r, !!o.force);
-        out(r + '\n');
-      } catch (e) {
-        failed++;
-        process.stderr.write(`Error: ${(e as Error).message}\n`);
-      }
-    }
-    if (failed) process.exitCode = 1;
+    await eachRef(refs, (r) => removeContainer(h, r, !!o.force));
   });
 
 program.command('reconcile')
