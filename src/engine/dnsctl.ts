@@ -28,15 +28,12 @@ const pidFile = (h: Host) => path.join(dir(h), 'pid');
 export function dnsView(h: Host, generation: number): DnsView {
   const nets = h.store.networks().filter((n) => !n.isDefault);
   const ids = new Set(nets.map((n) => n.id));
-  const containers = new Map(h.store.containers().map((c) => [c.id, c]));
   const entries: DnsView['entries'] = [];
   const overrides: DnsView['overrides'] = {};
-  for (const e of h.store.endpoints()) {
+  for (const e of h.store.dnsEntries()) {
     if (!ids.has(e.networkId)) continue;
-    const c = containers.get(e.containerId);
-    if (!c) continue;
-    entries.push({ networkId: e.networkId, names: [c.name, ...e.aliases], ip: e.ip, containerId: c.id });
-    if (c.dns.length) overrides[e.ip] = c.dns;
+    entries.push({ networkId: e.networkId, names: [e.name, ...e.aliases], ip: e.ip, containerId: e.containerId });
+    if (e.dns.length) overrides[e.ip] = e.dns;
   }
   return {
     generation,

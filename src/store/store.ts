@@ -221,6 +221,15 @@ export class Store {
     this.st('UPDATE containers SET saved_endpoints = ? WHERE id = ?').run(JSON.stringify(saved), containerId);
   }
 
+  /** Everything the DNS view needs about committed endpoints, in one query (no full-row decoding). */
+  dnsEntries(): Array<{ networkId: string; ip: string; aliases: string[]; containerId: string; name: string; dns: string[] }> {
+    return (this.st(`SELECT e.network_id, e.ip, e.aliases, c.id, c.name, c.dns FROM endpoints e JOIN containers c ON c.id = e.container_id
+      WHERE e.pending = 0 AND c.pending = 0`).all() as Row[]).map((r) => ({
+      networkId: r.network_id as string, ip: r.ip as string, aliases: JSON.parse(r.aliases as string), containerId: r.id as string,
+      name: r.name as string, dns: JSON.parse(r.dns as string),
+    }));
+  }
+
   // ---- endpoints
   endpoints(): EndpointRecord[] {
     return (this.st(`${EP_SELECT} WHERE e.pending = 0 ORDER BY e.container_id, e.ifname`).all() as Row[]).map(epFromRow);
