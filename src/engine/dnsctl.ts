@@ -113,7 +113,7 @@ function startResolver(h: Host): void {
   const log = fs.openSync(path.join(dir(h), 'log'), 'a', 0o600);
   try {
     // Long-lived: fewer malloc arenas keep its RSS from creeping (glibc per-thread arenas fragment).
-    const env = { ...process.env, MALLOC_ARENA_MAX: '2' };
+    const env: NodeJS.ProcessEnv = { ...process.env, MALLOC_ARENA_MAX: '2' };
     delete env.NODE_EXTRA_CA_CERTS;
     const child = h.inHost(() => spawn(process.execPath, [resolverMain(), '--view', viewFile(h)], {
       detached: true, stdio: ['ignore', log, log], env,
