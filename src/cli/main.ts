@@ -409,4 +409,4 @@ function hostNetnsArg(argv: string[]): string | undefined {
   return undefined;
 }
 
-await main(process.argv);
+void main(process.argv);

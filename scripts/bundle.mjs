@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// Builds the CLI's fast start path: one CommonJS bundle of src/cli/main.ts (and everything it imports, except the
+// native addons), loaded by dist/nsnet-start.cjs with a V8 code cache. Measured on this machine kind: `network ls`
+// 63 ms (ESM modules from dist/src) -> 50 ms (bundle + code cache); Node's own start-up is ~25 ms of that.
+import { build } from 'esbuild';
+import fs from 'node:fs';
+
+await build({
+  entryPoints: ['src/cli/main.ts'],
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  outfile: 'dist/nsnet.cjs',
+  external: ['better-sqlite3', 'koffi'],
+  // Modules locate files relative to themselves (the resolver's entry, bin/nsnet): in the bundle, as if they
+  // were dist/src/cli/main.js, which resolves to the same places.
+  define: { 'import.meta.url': '__nsnet_url' },
+  banner: { js: "const __nsnet_url = require('url').pathToFileURL(require('path').join(__dirname, 'src/cli/main.js')).href;" },
+  logLevel: 'error',
+});
+fs.rmSync('dist/nsnet.cjs.v8cache', { force: true });
+fs.copyFileSync('scripts/nsnet-start.cjs', 'dist/nsnet-start.cjs');
