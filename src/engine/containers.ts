@@ -347,6 +347,8 @@ function killNetnsProcesses(c: ContainerRecord): void {
 /** Removes a container and everything it made. Running containers need force (they are killed first). */
 export async function removeContainer(h: Host, ref: string, force = false): Promise<ContainerRecord> {
   let c = refreshState(h, resolveContainer(h, ref));
+  const users = h.store.dependents(c.id).filter((d) => refreshState(h, d).state === 'running');
+  if (users.length) throw new UserError(`container ${c.name} is in use by ${users.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first`, 'refused');
   if (c.state === 'running') {
     if (!force) throw new UserError(`You cannot remove a running container ${c.name}. Stop the container before attempting removal or force remove`, 'refused');
     c = await stopContainer(h, c.id, 0);

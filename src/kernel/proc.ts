@@ -44,7 +44,8 @@ const SUPERVISE = [
   "trap 'kill -HUP $pid 2>/dev/null' HUP",
   'while :; do wait $pid; rc=$?; if ! kill -0 $pid 2>/dev/null; then wait $pid 2>/dev/null; r2=$?; [ $r2 -ne 127 ] && rc=$r2; break; fi; done',
   'echo $rc > "$ec"',
-  'if [ -n "$arid" ]; then exec "$arb" rm -f "$arid" >/dev/null 2>&1; fi',
+  // rm ends the container's process group, this supervisor included: run it in a session of its own.
+  'if [ -n "$arid" ]; then setsid -f "$arb" rm -f "$arid" >/dev/null 2>&1 </dev/null; fi',
   'exit $rc',
 ].join('\n');
 
