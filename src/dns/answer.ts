@@ -50,8 +50,18 @@ export interface NetIndex {
   ipToContainer: Map<string, string>;
 }
 
+/** What one (container, network) entry put into a NetIndex, so that a delta can take it out again. */
+interface EntryRecord {
+  ni: NetIndex;
+  ip: number;
+  ipText: string;
+  keys: string[];
+}
+
 export interface IndexedView {
   nets: Map<string, NetIndex>;
+  /** container id -> what each of its entries added (for removal by a delta). */
+  entryRecords: Map<string, EntryRecord[]>;
   byGateway: Map<string, NetIndex>;
   /** container id -> the networks it is on (for names on the asker's other networks, as Docker does). */
   containerNets: Map<string, NetIndex[]>;
@@ -126,6 +136,93 @@ function addName(names: Map<string, number[]>, key: string, ip: number): void {
   else if (!list.includes(ip)) list.push(ip);
 }
 
+type EntryTarget = Pick<IndexedView, 'nets' | 'containerNets' | 'entryRecords'>;
+
+/** Adds one (container, network) entry to the index: its names, "name.network", the short id, PTR. */
+function addEntry(idx: EntryTarget, e: DnsView['entries'][number], warnings: string[]): void {
+  const ni = idx.nets.get(e.networkId);
+  if (!ni) return;
+  const ip = tryParseIPv4(e.ip);
+  if (ip === null) {
+    warnings.push(`container ${e.names?.[0]}: invalid address ${JSON.stringify(e.ip)}, skipped`);
+    return;
+  }
+  const netKey = nameKey(ni.name);
+  const names = ni.names;
+  const keys: string[] = [];
+  const given = Array.isArray(e.names) ? e.names : [];
+  // Docker (>= 25, DNSNames) also resolves the container's short id, which is its hostname.
+  const shortId = typeof e.containerId === 'string' && e.containerId.length >= 12 ? e.containerId.slice(0, 12) : null;
+  const n = given.length + (shortId ? 1 : 0);
+  for (let i = 0; i < n; i++) {
+    const raw = i < given.length ? given[i] : (shortId as string);
+    const k = nameKey(raw);
+    if (!k) {
+      warnings.push(`container ${given[0]}: invalid name ${JSON.stringify(raw)}, skipped`);
+      continue;
+    }
+    // "name" and, as Docker, "name.network".
+    addName(names, k, ip);
+    keys.push(k);
+    if (netKey) {
+      addName(names, `${k}.${netKey}`, ip);
+      keys.push(`${k}.${netKey}`);
+    }
+    if (i === 0 && !ni.ptr.has(ip)) ni.ptr.set(ip, netKey ? `${k}.${netKey}` : k);
+  }
+  if (typeof e.containerId === 'string' && e.containerId) {
+    ni.ipToContainer.set(e.ip, e.containerId);
+    let cn = idx.containerNets.get(e.containerId);
+    if (!cn) idx.containerNets.set(e.containerId, (cn = []));
+    if (!cn.includes(ni)) cn.push(ni);
+    let recs = idx.entryRecords.get(e.containerId);
+    if (!recs) idx.entryRecords.set(e.containerId, (recs = []));
+    recs.push({ ni, ip, ipText: e.ip, keys });
+  }
+}
+
+/** Takes every entry of one container out of the index (the inverse of addEntry). */
+function removeContainerEntries(idx: IndexedView, containerId: string): void {
+  for (const r of idx.entryRecords.get(containerId) ?? []) {
+    for (const k of r.keys) {
+      const list = r.ni.names.get(k);
+      if (!list) continue;
+      const i = list.indexOf(r.ip);
+      if (i >= 0) list.splice(i, 1);
+      if (!list.length) r.ni.names.delete(k);
+    }
+    if (r.ni.ipToContainer.get(r.ipText) === containerId) {
+      r.ni.ipToContainer.delete(r.ipText);
+      r.ni.ptr.delete(r.ip);
+    }
+    idx.overrides.delete(r.ipText);
+  }
+  idx.entryRecords.delete(containerId);
+  idx.containerNets.delete(containerId);
+}
+
+/** A change to some containers' entries (what the engine appends to the view's delta log). */
+export interface DnsDelta {
+  generation: number;
+  /** Containers whose entries are replaced: all their old entries go, `add` brings the current ones. */
+  containers: string[];
+  add: DnsView['entries'];
+  overrides?: Record<string, string[]>;
+}
+
+/** Applies a delta to the index in place: O(entries of the containers concerned), not O(view). */
+export function applyDelta(idx: IndexedView, d: DnsDelta): string[] {
+  const warnings: string[] = [];
+  for (const c of d.containers ?? []) removeContainerEntries(idx, c);
+  for (const e of d.add ?? []) addEntry(idx, e, warnings);
+  for (const [ip, list] of Object.entries(d.overrides ?? {})) {
+    const ups = upstreamList(list, warnings, `--dns server for ${ip}`);
+    if (ups.length) idx.overrides.set(ip, ups);
+  }
+  if (typeof d.generation === 'number' && d.generation > idx.generation) idx.generation = d.generation;
+  return warnings;
+}
+
 /** Builds the index: O(entries). Never throws for well-typed input; bad items are skipped with a warning. */
 export function indexView(v: DnsView, opts: { ttl?: number } = {}): IndexedView {
   const ttl = opts.ttl ?? DEFAULT_TTL;
@@ -149,41 +246,9 @@ export function indexView(v: DnsView, opts: { ttl?: number } = {}): IndexedView 
   }
 
   const containerNets = new Map<string, NetIndex[]>();
-  const netKeys = new Map<NetIndex, string | null>();
-  for (const e of v.entries ?? []) {
-    const ni = nets.get(e.networkId);
-    if (!ni) continue;
-    const ip = tryParseIPv4(e.ip);
-    if (ip === null) {
-      warnings.push(`container ${e.names?.[0]}: invalid address ${JSON.stringify(e.ip)}, skipped`);
-      continue;
-    }
-    let netKey = netKeys.get(ni);
-    if (netKey === undefined) netKeys.set(ni, (netKey = nameKey(ni.name)));
-    const names = ni.names;
-    const given = Array.isArray(e.names) ? e.names : [];
-    // Docker (>= 25, DNSNames) also resolves the container's short id, which is its hostname.
-    const shortId = typeof e.containerId === 'string' && e.containerId.length >= 12 ? e.containerId.slice(0, 12) : null;
-    const n = given.length + (shortId ? 1 : 0);
-    for (let i = 0; i < n; i++) {
-      const raw = i < given.length ? given[i] : (shortId as string);
-      const k = nameKey(raw);
-      if (!k) {
-        warnings.push(`container ${given[0]}: invalid name ${JSON.stringify(raw)}, skipped`);
-        continue;
-      }
-      // "name" and, as Docker, "name.network".
-      addName(names, k, ip);
-      if (netKey) addName(names, `${k}.${netKey}`, ip);
-      if (i === 0 && !ni.ptr.has(ip)) ni.ptr.set(ip, netKey ? `${k}.${netKey}` : k);
-    }
-    if (typeof e.containerId === 'string' && e.containerId) {
-      ni.ipToContainer.set(e.ip, e.containerId);
-      let cn = containerNets.get(e.containerId);
-      if (!cn) containerNets.set(e.containerId, (cn = []));
-      if (!cn.includes(ni)) cn.push(ni);
-    }
-  }
+  const entryRecords = new Map<string, EntryRecord[]>();
+  const partial = { nets, containerNets, entryRecords };
+  for (const e of v.entries ?? []) addEntry(partial, e, warnings);
 
   const overrides = new Map<string, Upstream[]>();
   for (const [ip, list] of Object.entries(v.overrides ?? {})) {
@@ -191,7 +256,7 @@ export function indexView(v: DnsView, opts: { ttl?: number } = {}): IndexedView 
     if (ups.length) overrides.set(ip, ups);
   }
   return {
-    nets, byGateway, containerNets, upstreams: upstreamList(v.upstreams, warnings, 'upstream'), overrides, ttl, warnings,
+    nets, byGateway, containerNets, entryRecords, upstreams: upstreamList(v.upstreams, warnings, 'upstream'), overrides, ttl, warnings,
     generation: typeof v.generation === 'number' ? v.generation : 0,
   };
 }

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import { loadView } from './load.js';
 import { Resolver } from './server.js';
+import type { DnsDelta } from './answer.js';
 
 // Before anything else: SIGHUP's default action would kill us.
 let reloadRequested = false;
@@ -77,10 +78,51 @@ async function main(): Promise<void> {
 
   const resolver = new Resolver({ port: args.port, ttl: args.ttl, log });
 
+  // The view file is rewritten whole by the engine only now and then (network changes, reconcile); container
+  // changes are appended to FILE.delta as JSON lines, each applied in place (O(that container)). A rewritten view
+  // (new inode or size or mtime) is loaded whole; deltas not newer than the loaded view are skipped.
+  let loadedStat = '';
+  let deltaOffset = 0;
+  const deltaFile = `${args.view}.delta`;
+  const statKey = () => {
+    const st = fs.statSync(args.view);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  };
+  const readDeltas = async (): Promise<void> => {
+    let fd: number;
+    try {
+      fd = fs.openSync(deltaFile, 'r');
+    } catch {
+      return;
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size < deltaOffset) deltaOffset = 0; // truncated by a full rewrite
+      if (size === deltaOffset) return;
+      const buf = Buffer.alloc(size - deltaOffset);
+      fs.readSync(fd, buf, 0, buf.length, deltaOffset);
+      const text = buf.toString('utf8');
+      const end = text.lastIndexOf('\n') + 1; // only complete lines
+      for (const line of text.slice(0, end).split('\n')) {
+        if (!line) continue;
+        const d = JSON.parse(line) as DnsDelta;
+        if (d.generation > resolver.generation) await resolver.applyDelta(d);
+      }
+      deltaOffset += Buffer.byteLength(text.slice(0, end));
+    } finally {
+      fs.closeSync(fd);
+    }
+  };
   const loadOnce = async (): Promise<void> => {
-    const v = await loadView(args.view);
-    await resolver.setView(v);
-    writeAtomic(`${args.view}.loaded`, `${v.generation ?? 0}\n`);
+    const key = statKey();
+    if (key !== loadedStat) {
+      const v = await loadView(args.view);
+      await resolver.setView(v);
+      loadedStat = key;
+      deltaOffset = 0;
+    }
+    await readDeltas();
+    writeAtomic(`${args.view}.loaded`, `${resolver.generation}\n`);
   };
 
   try {

@@ -3,7 +3,7 @@
 // assignment and rebinds only the addresses that came or went.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { answerOn, indexView, upstreamsFor, type DnsView, type IndexedView, type NetIndex } from './answer.js';
+import { answerOn, applyDelta as applyDeltaToIndex, indexView, upstreamsFor, type DnsDelta, type DnsView, type IndexedView, type NetIndex } from './answer.js';
 import { Forwarder, type ForwarderStats } from './forward.js';
 import { RCODE_SERVFAIL, emptyReply, newParsedQuery, udpLimitClient, type ParsedQuery } from './wire.js';
 
@@ -90,6 +90,21 @@ export class Resolver {
     const run = this.chain.then(() => this.applyView(v));
     this.chain = run.catch(() => {});
     return run;
+  }
+
+  /** Applies an incremental change to the current index in place (after any pending setView). */
+  applyDelta(d: DnsDelta): Promise<void> {
+    const run = this.chain.then(() => {
+      if (this.closed) throw new Error('resolver closed');
+      for (const w of applyDeltaToIndex(this.view, d)) this.log(`view: ${w}`);
+    });
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  /** Generation of the data currently served. */
+  get generation(): number {
+    return this.view.generation;
   }
 
   private async applyView(v: DnsView): Promise<void> {

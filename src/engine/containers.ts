@@ -23,7 +23,7 @@ import { applyFirewall, applyPortDelta, containerPorts } from './firewall.js';
 import type { Host } from './host.js';
 import { DEFAULT_NETWORK, ensureDefaultNetwork, resolveNetwork } from './networks.js';
 import { resolvePorts } from './ports.js';
-import { notifyDns } from './dnsctl.js';
+import { notifyDnsContainer } from './dnsctl.js';
 
 export interface CreateOptions {
   name?: string;
@@ -156,7 +156,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       crashPoint('create:committed');
       if (ports.length) applyPortDelta(h, containerPorts(h, c), []);
       crashPoint('create:firewall');
-      if (net && !net.isDefault) notifyDns(h);
+      if (net && !net.isDefault) notifyDnsContainer(h, c.id);
     } catch (e) {
       destroySandbox(h, c, ep ? [ep] : []);
       h.store.tx(() => h.store.deleteContainer(c.id));
@@ -251,7 +251,7 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
     throw e;
   }
   if (c.ports.length) applyFirewall(h);
-  notifyDns(h);
+  notifyDnsContainer(h, c.id);
 }
 
 /** How to start a process in this container. */
@@ -373,7 +373,7 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
     destroySandbox(h, c, eps);
     crashPoint('rm:sandbox');
     h.store.tx(() => h.store.dropGarbage(ids));
-    if (eps.some((e) => !networksById(h).get(e.networkId)?.isDefault)) notifyDns(h);
+    if (eps.some((e) => !networksById(h).get(e.networkId)?.isDefault)) notifyDnsContainer(h, c.id);
     return c;
   });
 }
@@ -428,7 +428,7 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
     }
     writeEtc(h, c, h.store.endpointsOf(c.id), networksById(h));
     if (c.ports.length) applyFirewall(h);
-    if (!net.isDefault) notifyDns(h);
+    if (!net.isDefault) notifyDnsContainer(h, c.id);
     return ep;
   });
 }
@@ -473,7 +473,7 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
     }
     writeEtc(h, c, rest, networksById(h));
     if (c.ports.length) applyFirewall(h);
-    if (!net.isDefault) notifyDns(h);
+    if (!net.isDefault) notifyDnsContainer(h, c.id);
   });
 }
 

@@ -101,12 +101,52 @@ function syncDns(h: Host): void {
   const tmp = viewFile(h) + '.tmp';
   fs.writeFileSync(tmp, JSON.stringify(view));
   fs.renameSync(tmp, viewFile(h));
+  fs.writeFileSync(deltaFile(h), '');
   if (running) {
     signal(readPid(h)!.pid, 'SIGHUP');
   } else {
     startResolver(h);
   }
   if (!waitLoaded(h, gen)) throw new Error(`the DNS resolver did not load its configuration (see ${path.join(d, 'log')})`);
+}
+
+const deltaFile = (h: Host) => viewFile(h) + '.delta';
+/** Past this size the delta log is folded into a full view (amortized O(1) per change). */
+const MAX_DELTA_BYTES = 256 * 1024;
+
+/** Called after a change to one container's names or addresses (create, rm, connect, disconnect): appends a
+ *  delta with that container's current entries to the log the resolver applies in place, instead of rewriting
+ *  and reloading the whole view (which made every create O(containers)). */
+export function notifyDnsContainer(h: Host, containerId: string): void {
+  if (!fs.existsSync(resolverMain())) return;
+  try {
+    let size = -1;
+    try {
+      size = fs.statSync(deltaFile(h)).size;
+    } catch { /* no log yet */ }
+    if (size < 0 || size > MAX_DELTA_BYTES || !resolverRunning(h) || !fs.existsSync(viewFile(h))) {
+      syncDns(h);
+      return;
+    }
+    const gen = Number(h.store.getMeta('dns.generation') ?? '0') + 1;
+    h.store.setMeta('dns.generation', String(gen));
+    const c = h.store.containerById(containerId);
+    const add: DnsView['entries'] = [];
+    const overrides: DnsView['overrides'] = {};
+    if (c) {
+      for (const e of h.store.endpointsOf(containerId)) {
+        const n = h.store.networkById(e.networkId);
+        if (!n || n.isDefault) continue;
+        add.push({ networkId: e.networkId, names: [c.name, ...e.aliases], ip: e.ip, containerId });
+        if (c.dns.length) overrides[e.ip] = c.dns;
+      }
+    }
+    fs.appendFileSync(deltaFile(h), JSON.stringify({ generation: gen, containers: [containerId], add, overrides }) + '\n');
+    signal(readPid(h)!.pid, 'SIGHUP');
+    if (!waitLoaded(h, gen)) throw new Error(`the DNS resolver did not load its configuration (see ${path.join(dir(h), 'log')})`);
+  } catch (e) {
+    process.stderr.write(`WARNING: ${(e as Error).message}\n`);
+  }
 }
 
 function startResolver(h: Host): void {
