@@ -168,7 +168,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
 
 /** Plans one endpoint (address, MAC, interface names) inside the caller's transaction. */
 function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: string, ip: string | undefined, aliases: string[]): EndpointRecord {
-  const inUse = h.store.ipsInUse(net.id);
+  const inUse = h.store.addressesOf(net.id);
   let addr: string;
   if (ip !== undefined) {
     checkStaticIp(net, ip, inUse);

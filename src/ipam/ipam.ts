@@ -156,7 +156,12 @@ export function dynamicBounds(net: IpamNetwork): { first: number; last: number }
  * addresses of the ip-range when there is one. Cost: one set lookup per address stepped over, so O(1) in the usual
  * case and a full scan of the range only when it is nearly full. Throws UserError('refused') when none is left.
  */
-export function allocateIp(net: IpamNetwork, inUse: ReadonlySet<string>, last?: string | null, name?: string): string {
+/** Anything that can answer "is this address taken?" (a Set, or an indexed store lookup). */
+export interface AddressSet {
+  has(ip: string): boolean;
+}
+
+export function allocateIp(net: IpamNetwork, inUse: AddressSet, last?: string | null, name?: string): string {
   const { first, last: end } = dynamicBounds(net);
   const gw = tryParseIPv4(net.gateway);
   const n = end - first + 1;
@@ -179,7 +184,7 @@ export function allocateIp(net: IpamNetwork, inUse: ReadonlySet<string>, last?: 
  * ip-range: that is how static addresses are kept apart from dynamic ones), not the network, broadcast or
  * gateway address and not in use.
  */
-export function checkStaticIp(net: IpamNetwork, ip: string, inUse: ReadonlySet<string>): void {
+export function checkStaticIp(net: IpamNetwork, ip: string, inUse: AddressSet): void {
   const n = parseIPv4(ip, 'IPv4 address');
   const s = parseCidr(net.subnet);
   if (n < s.network || n > s.broadcast) {

@@ -29,6 +29,11 @@ const MIGRATIONS: string[] = [
   // Attachments of a container whose sandbox was lost (reboot-like): its addresses are freed, the attachments are
   // kept so that `start` can rebuild the sandbox.
   `ALTER TABLE containers ADD COLUMN saved_endpoints TEXT NOT NULL DEFAULT '[]';`,
+  // hasUnfinished() runs before every mutating command: partial indexes make it O(1).
+  `CREATE INDEX networks_pending ON networks(pending) WHERE pending = 1;
+   CREATE INDEX containers_pending ON containers(pending) WHERE pending = 1;
+   CREATE INDEX endpoints_pending ON endpoints(pending) WHERE pending = 1;
+   CREATE INDEX containers_mode_target ON containers(mode_target) WHERE mode_target IS NOT NULL;`,
 ];
 
 /** A network attachment remembered while its endpoint does not exist. */
@@ -243,9 +248,12 @@ export class Store {
   endpointsOn(networkId: string): EndpointRecord[] {
     return (this.st(`${EP_SELECT} WHERE e.network_id = ? ORDER BY e.ip`).all(networkId) as Row[]).map(epFromRow);
   }
-  ipsInUse(networkId: string): Set<string> {
-    return new Set((this.st('SELECT ip FROM endpoints WHERE network_id = ?').all(networkId) as Row[]).map((r) => r.ip as string));
+  /** "Is this address taken on this network?" as an O(1) indexed lookup (UNIQUE(network_id, ip)). */
+  addressesOf(networkId: string): { has(ip: string): boolean } {
+    const st = this.st('SELECT 1 FROM endpoints WHERE network_id = ? AND ip = ?');
+    return { has: (ip: string) => st.get(networkId, ip) !== undefined };
   }
+
   insertEndpoint(e: EndpointRecord, pending: boolean): void {
     this.st(`INSERT INTO endpoints(container_id,network_id,ifname,host_if,ip,mac,aliases,static_ip,pending)
       VALUES(@containerId,@networkId,@ifname,@hostIf,@ip,@mac,@aliases,@staticIp,@pending)`).run({
