@@ -50,6 +50,14 @@ async function eachRef(refs: string[], fn: (ref: string) => unknown): Promise<vo
   }
 }
 
+/** A listing: IDs only (-q), one JSON object per line (--format json, as Docker), or an aligned table. */
+function printList<R extends { ID: string }>(o: { quiet?: boolean; format: string }, rows: R[], headers: string[], cells: (r: R) => string[]): void {
+  if (o.quiet) return out(rows.map((r) => r.ID + '\n').join(''));
+  if (o.format === 'json') return out(jsonLines(rows));
+  if (o.format !== 'table') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (table or json)`, 2);
+  out(table(headers, rows.map(cells)));
+}
+
 function warn(ws: string[]): void {
   for (const w of ws) process.stderr.write(`WARNING: ${w}\n`);
 }
@@ -99,10 +107,7 @@ network.command('ls').alias('list')
       ...h.store.networks().map((n) => ({ ID: n.id.slice(0, 12), Name: n.name, Driver: n.driver, Scope: 'local', Internal: n.internal, Subnet: n.subnet })),
       ...(['host', 'none'] as const).map((p) => ({ ID: (pseudoNetworkView(p).Id as string).slice(0, 12), Name: p, Driver: p === 'host' ? 'host' : 'null', Scope: 'local', Internal: false, Subnet: '' })),
     ].sort((a, b) => a.Name.localeCompare(b.Name));
-    if (o.quiet) return out(rows.map((r) => r.ID + '\n').join(''));
-    if (o.format === 'json') return out(jsonLines(rows));
-    if (o.format !== 'table') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (table or json)`, 2);
-    out(table(['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], rows.map((r) => [r.ID, r.Name, r.Driver, r.Scope])));
+    printList(o, rows, ['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], (r) => [r.ID, r.Name, r.Driver, r.Scope]);
   });
 
 network.command('inspect')
@@ -253,11 +258,8 @@ program.command('ps')
         Networks: c.mode === 'bridge' ? eps.map((e) => nets.get(e.networkId)?.name ?? '?').join(',') : c.mode === 'container' ? 'container' : c.mode,
       };
     });
-    if (o.quiet) return out(rows.map((r) => r.ID + '\n').join(''));
-    if (o.format === 'json') return out(jsonLines(rows));
-    if (o.format !== 'table') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (table or json)`, 2);
-    out(table(['CONTAINER ID', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NETWORKS', 'NAMES'],
-      rows.map((r) => [r.ID, r.Command.length > 30 ? r.Command.slice(0, 28) + '…"' : r.Command, ago(r.CreatedAt), r.Status.replace(/^Up since .*/, 'Up'), r.Ports, r.Networks, r.Names])));
+    printList(o, rows, ['CONTAINER ID', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NETWORKS', 'NAMES'],
+      (r) => [r.ID, r.Command.length > 30 ? r.Command.slice(0, 28) + '…"' : r.Command, ago(r.CreatedAt), r.Status.replace(/^Up since .*/, 'Up'), r.Ports, r.Networks, r.Names]);
   });
 
 program.command('inspect')
