@@ -9,13 +9,20 @@
 // = 2 netlink round trips and one ioctl. Not timed as part of attach: creating the container netns and opening
 // its socket (reported separately), nor detach (deleteLink of the host end, reported separately).
 //
-// usage: node dist/bench/netlink-attach.js [N=200]   (as root)
+// usage: node dist/bench/netlink-attach.js [--full] [--json] [N=200]   (as root)
+//   --full  issue exactly the kernel requests nsnet's create/rm issue for one container (the "kernel floor" of
+//           bench/compare.ts): in the new netns IPv6 off by default (sysctl), veth with MTU, peer MAC and alias
+//           (alias = a second request), hairpin on the bridge port, then ifindex + batch(lo up, eth0 up, address,
+//           route); detach = deleteLink of the host end, then the netns is deleted (both timed).
+//   --json  also print one JSON line with every sample (attach, netns creation, detach, netns deletion), for
+//           bench/compare.ts.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { CLONE_NEWNET, close, openPath, setns } from '../src/kernel/libc.js';
 import { Netlink } from '../src/kernel/netlink.js';
 import { createNetns, deleteNetns, enterHostNetns, netnsPath } from '../src/kernel/netns.js';
+import { writeSysctl } from '../src/kernel/sysctl.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -29,7 +36,10 @@ function pct(xs: number[], p: number): number {
 const fmt = (x: number): string => x.toFixed(3);
 
 async function main(): Promise<void> {
-  const N = Number(process.argv[2] ?? 200);
+  const args = process.argv.slice(2);
+  const full = args.includes('--full');
+  const asJson = args.includes('--json');
+  const N = Number(args.find((a) => !a.startsWith('--')) ?? 200);
   if (!Number.isInteger(N) || N < 1 || N > 5000) throw new Error('N must be 1..5000');
   // Start libuv's threadpool in the original netns before any switch (KERNEL-NOTES pitfall 1).
   await fs.promises.stat('/');
@@ -48,6 +58,7 @@ async function main(): Promise<void> {
   const hostMs: number[] = [];
   const ctrMs: number[] = [];
   const detachMs: number[] = [];
+  const netnsDelMs: number[] = [];
   let nl: Netlink | null = null;
   try {
     close(createNetns(hostNs));
@@ -66,6 +77,7 @@ async function main(): Promise<void> {
         const t = performance.now();
         opened = Netlink.open();
         openMs.push(performance.now() - t);
+        if (full) writeSysctl('net.ipv6.conf.default.disable_ipv6', '1');
       });
       made.push(name);
       fds.push(fd);
@@ -74,7 +86,14 @@ async function main(): Promise<void> {
       const t1 = performance.now();
 
       const ip = `10.77.${(i + 2) >> 8}.${(i + 2) & 255}`;
-      hostIfs.push(nl.createVeth(`nlb${tag}-${i}`, 'eth0', fd, { master: br, up: true }));
+      if (full) {
+        const mac = `02:42:0a:4d:${((i + 2) >> 8).toString(16).padStart(2, '0')}:${((i + 2) & 255).toString(16).padStart(2, '0')}`;
+        const idx = nl.createVeth(`nlb${tag}-${i}`, 'eth0', fd, { master: br, mtu: 1500, peerMac: mac, alias: `nlb/${tag}`, up: true });
+        nl.setBridgePort(idx, { hairpin: true });
+        hostIfs.push(idx);
+      } else {
+        hostIfs.push(nl.createVeth(`nlb${tag}-${i}`, 'eth0', fd, { master: br, up: true }));
+      }
       const th = performance.now();
       const peer = cnl.ifindex('eth0');
       if (peer === null) throw new Error('peer eth0 missing');
@@ -95,22 +114,33 @@ async function main(): Promise<void> {
     if (ports !== N) throw new Error(`expected ${N} bridge ports, found ${ports}`);
     if (!sockets[N - 1].routes(4).some((r) => r.prefixLen === 0 && r.gateway === '10.77.0.1')) throw new Error('no default route');
 
-    for (const idx of hostIfs) {
+    for (let i = 0; i < hostIfs.length; i++) {
       const t = performance.now();
-      nl.deleteLink(idx);
+      nl.deleteLink(hostIfs[i]);
       detachMs.push(performance.now() - t);
+      if (full) {
+        // As nsnet's rm: every handle on the netns closed first (pitfall 4), then the name is unmounted.
+        sockets[i].close();
+        close(fds[i]);
+        fds[i] = -1;
+        const t2 = performance.now();
+        deleteNetns(`${hostNs}-${i}`);
+        netnsDelMs.push(performance.now() - t2);
+      }
     }
 
-    console.log(`netlink attach benchmark: N=${N}, kernel ${fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, node ${process.version}`);
+    console.log(`netlink attach benchmark${full ? ' (--full: nsnet\'s requests)' : ''}: N=${N}, kernel ${fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}, node ${process.version}`);
     console.log(`  attach per namespace      median ${fmt(median(attachMs))} ms  p10 ${fmt(pct(attachMs, 10))}  p90 ${fmt(pct(attachMs, 90))}`);
     console.log(`    host: createVeth        median ${fmt(median(hostMs))} ms`);
     console.log(`    container: ifindex + batch(4)  median ${fmt(median(ctrMs))} ms`);
     console.log(`  netns create (in-process, incl. Netlink.open)  median ${fmt(median(netnsMs))} ms`);
     console.log(`  Netlink.open() alone      median ${fmt(median(openMs))} ms`);
     console.log(`  detach: deleteLink(host veth)  median ${fmt(median(detachMs))} ms`);
+    if (full) console.log(`  netns delete (umount + unlink)  median ${fmt(median(netnsDelMs))} ms`);
+    if (asJson) console.log(JSON.stringify({ full, n: N, attachMs, hostMs, ctrMs, netnsMs, openMs, detachMs, netnsDelMs }));
   } finally {
     for (const s of sockets) s.close();
-    for (const fd of fds) close(fd);
+    for (const fd of fds) if (fd >= 0) close(fd);
     nl?.close();
     setns(origFd, CLONE_NEWNET);
     close(origFd);
