@@ -149,7 +149,6 @@ function setupPlain(runId: string, reg: (s: Setup) => void): Setup {
 }
 
 // ------------------------------------------------------------------------------------------------ measuring
-interface Sample { gbps: number | null; connsPerS: number | null; note: string | null }
 
 function iperf(fromNs: string, dst: string, seconds: number): { gbps: number | null; note: string | null } {
   const r = run('nsenter', [`--net=/run/netns/${fromNs}`, 'iperf3', '-c', dst, '-p', '5201', '-t', String(seconds), '-J', '--connect-timeout', '2000'], { timeout: (seconds + 20) * 1000 });

@@ -3,7 +3,7 @@
 import { isIP } from 'node:net';
 import { tryParseCidr, tryParseIPv4 } from '../util/ip.js';
 import {
-  CLASS_ANY, CLASS_IN, PARSE_DROP, PARSE_FORMERR, PARSE_NOTIMP, RCODE_FORMERR, RCODE_NOERROR, RCODE_NOTIMP,
+  CLASS_ANY, CLASS_IN, PARSE_DROP, PARSE_NOTIMP, RCODE_FORMERR, RCODE_NOERROR, RCODE_NOTIMP,
   RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_A, TYPE_ANY, TYPE_PTR, buildAReply, buildReply, emptyReply,
   encodeName, encodeRR, headerReply, newParsedQuery, parseQuery, udpLimitLocal, type ParsedQuery,
 } from './wire.js';

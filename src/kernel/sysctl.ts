@@ -8,11 +8,6 @@ function path(key: string): string {
   return '/proc/sys/' + key.replace(/\./g, '/');
 }
 
-export function readSysctl(key: string, netnsFd?: number): string {
-  const read = () => fs.readFileSync(path(key), 'utf8').trim();
-  return netnsFd === undefined ? read() : inNetns(netnsFd, read);
-}
-
 /** Writes a net.* sysctl (only if it differs) in the current netns or the one given by fd. */
 export function writeSysctl(key: string, value: string, netnsFd?: number): void {
   const write = () => {
