@@ -390,11 +390,12 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = e.exitCode === 0 ? 0 : 2;
       return;
     }
-    const err = e as Error & { exitCode?: number; code?: string };
-    const { UserError } = await import('../util/errors.js');
+    // UserError (bad input: 2, refused/not found/conflict: 1) and CliError carry their exit status; anything
+    // else is an unexpected failure: 1, one line (NSNET_DEBUG=1 shows the stack).
+    const err = e as Error & { exitCode?: number };
     if (process.env.NSNET_DEBUG) process.stderr.write(String(err.stack) + '\n');
     process.stderr.write(`Error: ${err.message.split('\n').join('\nError: ')}\n`);
-    process.exitCode = err instanceof CliError ? err.exitCode : err.exitCode ?? (err instanceof UserError ? 1 : 1);
+    process.exitCode = typeof err.exitCode === 'number' ? err.exitCode : 1;
   } finally {
     host?.close();
   }
