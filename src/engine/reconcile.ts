@@ -2,8 +2,8 @@
 import fs from 'node:fs';
 import * as bridge from '../drivers/bridge.js';
 import { Netlink } from '../kernel/netlink.js';
-import { closeFd, deleteNetns, inNetns, listNetns, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
-import { pidsInNetns, signal } from '../kernel/proc.js';
+import { closeFd, deleteNetns, listNetns, netnsExists, openNetns } from '../kernel/netns.js';
+import { killNetnsProcesses } from '../kernel/proc.js';
 import { applyFirewall, firewallState } from './firewall.js';
 import type { Host } from './host.js';
 import type { ContainerRecord } from '../types.js';
@@ -55,7 +55,7 @@ export function check(h: Host): Difference[] {
     // Inside the container: every endpoint's interface carries its address.
     const fd = openNetns(c.netns);
     try {
-      const cnl = inNetns(fd, () => Netlink.open());
+      const cnl = Netlink.openIn(fd);
       try {
         const clinks = new Map(cnl.links().map((l) => [l.name, l.index]));
         const caddrs = cnl.addresses();
@@ -126,10 +126,7 @@ function firewallDiff(h: Host): string {
 
 function removeNetnsAndProcesses(name: string): void {
   if (!netnsExists(name)) return;
-  try {
-    const ino = fs.statSync(netnsPath(name)).ino;
-    for (const pid of pidsInNetns(ino)) if (pid !== process.pid) signal(pid, 'SIGKILL');
-  } catch { /* gone */ }
+  killNetnsProcesses(name);
   deleteNetns(name);
 }
 
@@ -217,10 +214,8 @@ export function reconcile(h: Host): { actions: string[] } {
       // A start interrupted between launching and recording leaves unrecorded processes: end them.
       c = h.store.containerById(c.id) ?? c;
       if (c.state !== 'running' && c.netns && netnsExists(c.netns)) {
-        const ino = fs.statSync(netnsPath(c.netns)).ino;
-        const strays = pidsInNetns(ino).filter((p) => p !== process.pid);
-        for (const pid of strays) signal(pid, 'SIGKILL');
-        if (strays.length) actions.push(`ended ${strays.length} unrecorded process(es) of ${c.name}`);
+        const strays = killNetnsProcesses(c.netns);
+        if (strays) actions.push(`ended ${strays} unrecorded process(es) of ${c.name}`);
       }
     }
     // 6. Firewall from the store, in one transaction.

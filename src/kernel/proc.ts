@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:chi
 import fs from 'node:fs';
 import path from 'node:path';
 import { close, openPath } from './libc.js';
-import { inNetns } from './netns.js';
+import { inNetns, netnsPath } from './netns.js';
 
 export interface EtcFiles {
   resolvConf: string;
@@ -179,6 +179,19 @@ export function pidsInNetns(nsIno: number): number[] {
     }
   }
   return out;
+}
+
+/** SIGKILLs every process inside the named netns (/run/netns/NAME) but ourselves; returns how many. */
+export function killNetnsProcesses(name: string): number {
+  let ino: number;
+  try {
+    ino = fs.statSync(netnsPath(name)).ino;
+  } catch {
+    return 0;
+  }
+  const pids = pidsInNetns(ino).filter((p) => p !== process.pid);
+  for (const pid of pids) signal(pid, 'SIGKILL');
+  return pids.length;
 }
 
 export function signal(pid: number, sig: NodeJS.Signals | number): boolean {
