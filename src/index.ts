@@ -12,7 +12,7 @@ import * as C from './engine/containers.js';
 import { Host, type HostOptions } from './engine/host.js';
 import * as N from './engine/networks.js';
 import * as R from './engine/reconcile.js';
-import { containerView, networkView } from './engine/views.js';
+import { networkView } from './engine/views.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord } from './types.js';
 
 export type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping, NetworkMode, FirewallState } from './types.js';
@@ -74,9 +74,7 @@ export class Nsnet {
     return this.host.store.containers().map((c) => C.refreshState(this.host, c));
   }
   inspect(ref: string): Record<string, unknown> {
-    const c = C.refreshState(this.host, C.resolveContainer(this.host, ref));
-    const nets = new Map(this.host.store.networks().map((n) => [n.id, n]));
-    return containerView(c, this.host.store.endpointsOf(c.id), nets, c.netns);
+    return C.inspectContainer(this.host, C.resolveContainer(this.host, ref));
   }
 
   reconcile(): { actions: string[] } {

@@ -268,18 +268,13 @@ program.command('inspect')
   .argument('<container...>')
   .action(async (refs: string[]) => {
     const h = await openHost();
-    const { refreshState } = await import('../engine/containers.js');
-    const { containerView } = await import('../engine/views.js');
-    const nets = new Map(h.store.networks().map((n) => [n.id, n]));
+    const { inspectContainer } = await import('../engine/containers.js');
     const views: unknown[] = [];
     const missing: string[] = [];
     for (const r of refs) {
-      const c0 = h.store.findContainer(r);
-      if (!c0) { missing.push(r); continue; }
-      const c = refreshState(h, c0);
-      let owner = c;
-      while (owner.mode === 'container' && owner.modeTarget) owner = h.store.containerById(owner.modeTarget) ?? owner;
-      views.push(containerView(c, h.store.endpointsOf(c.id), nets, owner.netns));
+      const c = h.store.findContainer(r);
+      if (c) views.push(inspectContainer(h, c));
+      else missing.push(r);
     }
     out(json(views));
     if (missing.length) throw new CliError(missing.map((m) => `No such container: ${m}`).join('\n'));

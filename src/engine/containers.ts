@@ -7,15 +7,16 @@ import path from 'node:path';
 import * as bridge from '../drivers/bridge.js';
 import { allocateIp, checkStaticIp, macFromIp } from '../ipam/ipam.js';
 import { Netlink } from '../kernel/netlink.js';
-import { closeFd, createNetns, inNetns, deleteNetns, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
+import { closeFd, createNetns, deleteNetns, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
 import {
-  findExecutable, isAlive, launchDetached, launchForeground, pidsInNetns, runCaptured, signal, type LaunchSpec,
+  findExecutable, isAlive, killNetnsProcesses, launchDetached, launchForeground, runCaptured, signal, type LaunchSpec,
 } from '../kernel/proc.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
 import { UserError } from '../util/errors.js';
 import { isIPv4 } from '../util/ip.js';
 import { validateAlias, validateContainerName } from '../util/validate.js';
 import { etcPaths, writeEtc } from './etc.js';
+import { containerView } from './views.js';
 import { crashPoint } from './faults.js';
 import { recoverIfNeeded } from './reconcile.js';
 import { exitFile, logFile, refreshState } from './state.js';
@@ -40,11 +41,6 @@ export interface CreateOptions {
 export interface Created {
   container: ContainerRecord;
   warnings: string[];
-}
-
-/** A netlink socket bound to the netns `fd`. */
-function netlinkIn(fd: number): Netlink {
-  return inNetns(fd, () => Netlink.open());
 }
 
 const HEX = () => crypto.randomBytes(32).toString('hex');
@@ -254,6 +250,14 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
   notifyDnsContainer(h, c.id);
 }
 
+/** Docker-shaped view of a container, its state brought up to date; SandboxKey is the netns it really lives in
+ *  (the target's, for --network container:NAME). */
+export function inspectContainer(h: Host, c0: ContainerRecord): Record<string, unknown> {
+  const c = refreshState(h, c0);
+  const owner = netnsOwner(h, c);
+  return containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? '');
+}
+
 /** How to start a process in this container. */
 export function launchSpec(h: Host, c: ContainerRecord, command: string[]): LaunchSpec {
   if (c.mode === 'host') return { command, netnsFd: h.hostFd, netnsPath: null, etc: null };
@@ -325,23 +329,12 @@ export async function stopContainer(h: Host, ref: string, timeoutSec = 10): Prom
     if (isAlive(c0.pid, c0.pidStart)) signal(-c0.pid, 'SIGKILL');
     while (isAlive(c0.pid, c0.pidStart)) await sleep(10);
   }
-  killNetnsProcesses(c0);
+  if (c0.netns) killNetnsProcesses(c0.netns);
   const c = refreshState(h, h.store.containerById(c0.id) ?? c0);
   if (c.state === 'running') {
     h.store.tx(() => h.store.updateContainer(c.id, { state: 'exited', pid: null, pidStart: null, exitCode: 137, finished: new Date().toISOString() }));
   }
   return h.store.containerById(c.id) ?? c;
-}
-
-function killNetnsProcesses(c: ContainerRecord): void {
-  if (!c.netns || !netnsExists(c.netns)) return;
-  let ino: number;
-  try {
-    ino = fs.statSync(netnsPath(c.netns)).ino;
-  } catch {
-    return;
-  }
-  for (const pid of pidsInNetns(ino)) if (pid !== process.pid) signal(pid, 'SIGKILL');
 }
 
 /** Removes a container and everything it made. Running containers need force (they are killed first). */
@@ -369,7 +362,7 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
     crashPoint('rm:persisted');
     if (ports.length) applyPortDelta(h, [], ports);
     crashPoint('rm:firewall');
-    killNetnsProcesses(c);
+    if (c.netns) killNetnsProcesses(c.netns);
     destroySandbox(h, c, eps);
     crashPoint('rm:sandbox');
     h.store.tx(() => h.store.dropGarbage(ids));
@@ -413,7 +406,7 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
     const fd = openNetns(c.netns);
     let cnl: Netlink | null = null;
     try {
-      cnl = netlinkIn(fd);
+      cnl = Netlink.openIn(fd);
       const hasDefault = cnl.routes(4).some((r) => r.prefixLen === 0);
       bridge.attach(h, net, ep, { nsFd: fd, cnl, defaultRoute: !hasDefault });
       crashPoint('connect:attached');
@@ -460,7 +453,7 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
     if (rest.length && c.netns) {
       // If the default route went with that interface, route through the next network's gateway.
       const fd = openNetns(c.netns);
-      const cnl = netlinkIn(fd);
+      const cnl = Netlink.openIn(fd);
       try {
         if (!cnl.routes(4).some((r) => r.prefixLen === 0)) {
           const next = h.store.networkById(rest[0].networkId);
