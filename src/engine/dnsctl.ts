@@ -30,16 +30,40 @@ export function dnsView(h: Host, generation: number): DnsView {
   const ids = new Set(nets.map((n) => n.id));
   const entries: DnsView['entries'] = [];
   const overrides: DnsView['overrides'] = {};
-  for (const e of h.store.dnsEntries()) {
-    if (!ids.has(e.networkId)) continue;
-    entries.push({ networkId: e.networkId, names: [e.name, ...e.aliases], ip: e.ip, containerId: e.containerId });
-    if (e.dns.length) overrides[e.ip] = e.dns;
-  }
+  for (const e of h.store.dnsEntries()) if (ids.has(e.networkId)) addEntry(entries, overrides, e);
   return {
     generation,
     networks: nets.map((n) => ({ id: n.id, name: n.name, gateway: n.gateway, subnet: n.subnet, internal: n.internal })),
     entries, upstreams: hostResolvConf().nameservers, overrides,
   };
+}
+
+/** What the resolver knows of one endpoint: the container's name and aliases, and its --dns servers. */
+function addEntry(entries: DnsView['entries'], overrides: DnsView['overrides'],
+  e: { networkId: string; ip: string; aliases: string[]; containerId: string; name: string; dns: string[] }): void {
+  entries.push({ networkId: e.networkId, names: [e.name, ...e.aliases], ip: e.ip, containerId: e.containerId });
+  if (e.dns.length) overrides[e.ip] = e.dns;
+}
+
+function nextGeneration(h: Host): number {
+  const gen = Number(h.store.getMeta('dns.generation') ?? '0') + 1;
+  h.store.setMeta('dns.generation', String(gen));
+  return gen;
+}
+
+/** A resolver update never fails the network operation itself: it is reported, and `reconcile` restarts it. */
+function reported(fn: () => void): void {
+  if (!fs.existsSync(resolverMain())) return; // resolver not built
+  try {
+    fn();
+  } catch (e) {
+    process.stderr.write(`WARNING: ${(e as Error).message}\n`);
+  }
+}
+
+function signalAndWait(h: Host, gen: number): void {
+  signal(readPid(h)!.pid, 'SIGHUP');
+  if (!waitLoaded(h, gen)) throw new Error(`the DNS resolver did not load its configuration (see ${path.join(dir(h), 'log')})`);
 }
 
 function readPid(h: Host): { pid: number; start: string } | null {
@@ -76,22 +100,14 @@ function waitLoaded(h: Host, generation: number, timeoutMs = 3000): boolean {
   }
 }
 
-/** Called after any change to names or addresses on user-defined networks (with the host lock held). A failing
- *  resolver never fails the network operation itself: it is reported, and `reconcile` restarts it. */
+/** Called after a change to networks (and by reconcile), with the host lock held: rewrites the whole view. */
 export function notifyDns(h: Host): void {
-  if (!fs.existsSync(resolverMain())) return; // resolver not built
-  try {
-    syncDns(h);
-  } catch (e) {
-    process.stderr.write(`WARNING: ${(e as Error).message}\n`);
-  }
+  reported(() => syncDns(h));
 }
 
 function syncDns(h: Host): void {
-  const d = dir(h);
-  fs.mkdirSync(d, { recursive: true, mode: 0o700 });
-  const gen = Number(h.store.getMeta('dns.generation') ?? '0') + 1;
-  h.store.setMeta('dns.generation', String(gen));
+  fs.mkdirSync(dir(h), { recursive: true, mode: 0o700 });
+  const gen = nextGeneration(h);
   const view = dnsView(h, gen);
   const running = resolverRunning(h);
   if (!view.networks.length) {
@@ -103,11 +119,11 @@ function syncDns(h: Host): void {
   fs.renameSync(tmp, viewFile(h));
   fs.writeFileSync(deltaFile(h), '');
   if (running) {
-    signal(readPid(h)!.pid, 'SIGHUP');
+    signalAndWait(h, gen);
   } else {
     startResolver(h);
+    if (!waitLoaded(h, gen)) throw new Error(`the DNS resolver did not start (see ${path.join(dir(h), 'log')})`);
   }
-  if (!waitLoaded(h, gen)) throw new Error(`the DNS resolver did not load its configuration (see ${path.join(d, 'log')})`);
 }
 
 const deltaFile = (h: Host) => viewFile(h) + '.delta';
@@ -118,8 +134,7 @@ const MAX_DELTA_BYTES = 256 * 1024;
  *  delta with that container's current entries to the log the resolver applies in place, instead of rewriting
  *  and reloading the whole view (which made every create O(containers)). */
 export function notifyDnsContainer(h: Host, containerId: string): void {
-  if (!fs.existsSync(resolverMain())) return;
-  try {
+  reported(() => {
     let size = -1;
     try {
       size = fs.statSync(deltaFile(h)).size;
@@ -128,25 +143,19 @@ export function notifyDnsContainer(h: Host, containerId: string): void {
       syncDns(h);
       return;
     }
-    const gen = Number(h.store.getMeta('dns.generation') ?? '0') + 1;
-    h.store.setMeta('dns.generation', String(gen));
+    const gen = nextGeneration(h);
     const c = h.store.containerById(containerId);
     const add: DnsView['entries'] = [];
     const overrides: DnsView['overrides'] = {};
     if (c) {
       for (const e of h.store.endpointsOf(containerId)) {
-        const n = h.store.networkById(e.networkId);
-        if (!n || n.isDefault) continue;
-        add.push({ networkId: e.networkId, names: [c.name, ...e.aliases], ip: e.ip, containerId });
-        if (c.dns.length) overrides[e.ip] = c.dns;
+        if (h.store.networkById(e.networkId)?.isDefault !== false) continue;
+        addEntry(add, overrides, { ...e, name: c.name, dns: c.dns });
       }
     }
     fs.appendFileSync(deltaFile(h), JSON.stringify({ generation: gen, containers: [containerId], add, overrides }) + '\n');
-    signal(readPid(h)!.pid, 'SIGHUP');
-    if (!waitLoaded(h, gen)) throw new Error(`the DNS resolver did not load its configuration (see ${path.join(dir(h), 'log')})`);
-  } catch (e) {
-    process.stderr.write(`WARNING: ${(e as Error).message}\n`);
-  }
+    signalAndWait(h, gen);
+  });
 }
 
 function startResolver(h: Host): void {

@@ -39,15 +39,15 @@ export function writeEtc(h: Host, c: ContainerRecord, eps: EndpointRecord[], net
   if (first && !first.isDefault) nameservers = [first.gateway];
   else nameservers = c.dns.length ? c.dns : usableUpstreams(host.nameservers);
   const p = etcPaths(h, c);
-  writeAtomic(p.resolvConf, renderResolvConf(nameservers, host.search, host.options));
+  writeInPlace(p.resolvConf, renderResolvConf(nameservers, host.search, host.options));
   const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
   for (const e of eps) lines.push(`${e.ip}\t${c.name} ${c.id.slice(0, 12)}`);
   if (!eps.length) lines.push(`127.0.1.1\t${c.name} ${c.id.slice(0, 12)}`);
-  writeAtomic(p.hosts, lines.join('\n') + '\n');
+  writeInPlace(p.hosts, lines.join('\n') + '\n');
 }
 
 /** Rewrites in place (same inode): the file is bind-mounted into running containers, so a rename would not
  *  be seen by them. */
-function writeAtomic(file: string, content: string): void {
+function writeInPlace(file: string, content: string): void {
   fs.writeFileSync(file, content, { mode: 0o644 });
 }

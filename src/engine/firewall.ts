@@ -13,10 +13,15 @@ function portsOf(h: Host, c: ContainerRecord, state: FirewallState['ports'], net
   for (const p of c.ports) state.push({ ...p, containerId: c.id, containerIp: ep.ip, networkId: ep.networkId });
 }
 
-export function firewallState(h: Host): FirewallState {
-  const networks = h.store.networks().map((n) => ({
+/** The networks as the firewall generator sees them. */
+function fwNetworks(h: Host): FirewallState['networks'] {
+  return h.store.networks().map((n) => ({
     id: n.id, name: n.name, bridge: n.bridge, subnet: n.subnet, gateway: n.gateway, internal: n.internal, icc: n.icc,
   }));
+}
+
+export function firewallState(h: Host): FirewallState {
+  const networks = fwNetworks(h);
   const byId = new Map(networks.map((n) => [n.id, n]));
   const ports: FirewallState['ports'] = [];
   for (const c of h.store.containers()) portsOf(h, c, ports, byId);
@@ -30,7 +35,7 @@ export function applyFirewall(h: Host): void {
 
 /** Published ports of one container, in firewall form (for incremental add/remove). */
 export function containerPorts(h: Host, c: ContainerRecord): FirewallState['ports'] {
-  const nets = new Map(h.store.networks().map((n) => [n.id, { id: n.id, name: n.name, bridge: n.bridge, subnet: n.subnet, gateway: n.gateway, internal: n.internal, icc: n.icc }]));
+  const nets = new Map(fwNetworks(h).map((n) => [n.id, n]));
   const out: FirewallState['ports'] = [];
   portsOf(h, c, out, nets);
   return out;
