@@ -19,10 +19,9 @@ function ephemeralRange(h: Host): [number, number] {
 }
 
 /** Turns -p specs into mappings with concrete host ports; throws on any conflict. Call under the host lock. */
-export function resolvePorts(h: Host, specs: string[], exceptContainer?: string): PortMapping[] {
+export function resolvePorts(h: Host, specs: string[]): PortMapping[] {
   const taken: Array<{ hostIp: string; proto: Proto; lo: number; hi: number; who: string }> = [];
   for (const c of h.store.publishedPorts()) {
-    if (c.id === exceptContainer) continue;
     for (const p of c.ports) taken.push({ hostIp: p.hostIp, proto: p.proto, lo: p.hostPort, hi: p.hostPortEnd, who: `container ${c.name}` });
   }
   // A socket bound in the host netns on any port of the range: the port that cannot be bound, or null.
