@@ -79,6 +79,8 @@ export interface ContainerRecord {
   created: string;
   started: string | null;
   finished: string | null;
+  /** A process was started in its netns at some point (start/run/exec): processes may be left inside. */
+  used: boolean;
 }
 
 /** What the firewall generator needs to know: derived from the store, nothing else. */

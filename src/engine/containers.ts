@@ -15,7 +15,7 @@ import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from
 import { UserError } from '../util/errors.js';
 import { isIPv4 } from '../util/ip.js';
 import { validateAlias, validateContainerName } from '../util/validate.js';
-import { etcPaths, writeEtc } from './etc.js';
+import { etcPaths, refreshEtc, writeEtc } from './etc.js';
 import { containerView } from './views.js';
 import { crashPoint } from './faults.js';
 import { recoverIfNeeded } from './reconcile.js';
@@ -24,7 +24,7 @@ import { applyFirewall, applyPortDelta, containerPorts } from './firewall.js';
 import type { Host } from './host.js';
 import { DEFAULT_NETWORK, ensureDefaultNetwork, resolveNetwork } from './networks.js';
 import { resolvePorts } from './ports.js';
-import { notifyDnsContainer } from './dnsctl.js';
+import { awaitDns, notifyDnsContainer } from './dnsctl.js';
 
 export interface CreateOptions {
   name?: string;
@@ -131,6 +131,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       netns: mode === 'bridge' || mode === 'none' ? h.netnsPrefix + name : '',
       command: o.command, ports, dns: o.dns ?? [], autoRemove: !!o.autoRemove, state: 'created',
       pid: null, pidStart: null, exitCode: null, created: new Date().toISOString(), started: null, finished: null,
+      used: false,
     };
     if (c.netns && netnsExists(c.netns)) {
       throw new UserError(`a network namespace named ${c.netns} already exists (not nsnet's?): choose another name`, 'conflict');
@@ -152,7 +153,9 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       crashPoint('create:committed');
       if (ports.length) applyPortDelta(h, containerPorts(h, c), []);
       crashPoint('create:firewall');
-      if (net && !net.isDefault) notifyDnsContainer(h, c.id);
+      // No wait for the resolver here: nothing runs in the container yet, and every launch (start, run, exec)
+      // waits for the resolver to have applied all changes before the process starts (awaitDns).
+      if (net && !net.isDefault) notifyDnsContainer(h, c.id, false);
     } catch (e) {
       destroySandbox(h, c, ep ? [ep] : []);
       h.store.tx(() => h.store.deleteContainer(c.id));
@@ -178,7 +181,8 @@ function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: s
   };
 }
 
-/** Kernel side of create: netns (loopback up), endpoints, /etc files. */
+/** Kernel side of create: netns (loopback up), endpoints. The /etc files are written when a process is first
+ *  launched in the container (launchSpec): many sandboxes are made and removed without ever running one. */
 function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, NetworkRecord]>): void {
   if (c.netns) {
     let cnl: Netlink | null = null;
@@ -201,7 +205,6 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
       closeFd(fd);
     }
   }
-  writeEtc(h, c, eps.map(([e]) => e), networksById(h));
 }
 
 /** Removes everything a container made in the kernel; tolerant of objects already gone. */
@@ -246,6 +249,7 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
     });
     throw e;
   }
+  refreshEtc(h, c, planned.map(([ep]) => ep), nets); // the addresses may have changed
   if (c.ports.length) applyFirewall(h);
   notifyDnsContainer(h, c.id);
 }
@@ -258,12 +262,18 @@ export function inspectContainer(h: Host, c0: ContainerRecord): Record<string, u
   return containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? '');
 }
 
-/** How to start a process in this container. */
+/** How to start a process in this container. Also what must hold before any process runs there: the netns
+ *  owner is marked used (so that rm looks for processes left inside), its /etc files exist, and the resolver
+ *  has applied every change made so far (a name just created resolves from the first instruction). */
 export function launchSpec(h: Host, c: ContainerRecord, command: string[]): LaunchSpec {
   if (c.mode === 'host') return { command, netnsFd: h.hostFd, netnsPath: null, etc: null };
   const owner = c.mode === 'container' ? netnsOwner(h, c) : c;
   if (!owner || !owner.netns) throw new UserError(`container ${c.name} has no network namespace to join`, 'refused');
-  return { command, netnsFd: null, netnsPath: netnsPath(owner.netns), etc: etcPaths(h, owner) };
+  if (!owner.used) h.store.tx(() => h.store.markUsed(owner.id));
+  const etc = etcPaths(h, owner);
+  if (!fs.existsSync(etc.hosts)) writeEtc(h, owner, h.store.endpointsOf(owner.id), networksById(h));
+  awaitDns(h);
+  return { command, netnsFd: null, netnsPath: netnsPath(owner.netns), etc };
 }
 
 /** Path of the nsnet launcher, for the detached supervisor's `rm` of --rm containers. */
@@ -279,6 +289,7 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
     if (c.state === 'running') return c;
     if (c.netns && (!netnsExists(c.netns) || h.store.savedEndpoints(c.id).length)) rebuildSandbox(h, c);
     const spec = launchSpec(h, c, c.command);
+    fs.mkdirSync(h.containerDir(c.id), { recursive: true, mode: 0o711 }); // log and exit code (any mode)
     fs.rmSync(exitFile(h, c), { force: true });
     const env = { ...process.env, NSNET_ROOT: h.root };
     // The supervisor lives in the host netns (it enters the container's with nsenter): host-mode commands run
@@ -329,7 +340,7 @@ export async function stopContainer(h: Host, ref: string, timeoutSec = 10): Prom
     if (isAlive(c0.pid, c0.pidStart)) signal(-c0.pid, 'SIGKILL');
     while (isAlive(c0.pid, c0.pidStart)) await sleep(10);
   }
-  if (c0.netns) killNetnsProcesses(c0.netns);
+  if (c0.netns && h.store.containerById(c0.id)?.used) killNetnsProcesses(c0.netns);
   const c = refreshState(h, h.store.containerById(c0.id) ?? c0);
   if (c.state === 'running') {
     h.store.tx(() => h.store.updateContainer(c.id, { state: 'exited', pid: null, pidStart: null, exitCode: 137, finished: new Date().toISOString() }));
@@ -352,6 +363,7 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
     if (deps.length) throw new UserError(`container ${c.name} is in use by ${deps.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first`, 'refused');
     const eps = h.store.endpointsOf(c.id);
     const ports = containerPorts(h, c);
+    const used = h.store.containerById(c.id)?.used ?? true; // an exec may have begun since c was read
     const ids: number[] = [];
     h.store.tx(() => {
       for (const ep of eps) ids.push(h.store.addGarbage('link', ep.hostIf));
@@ -362,11 +374,12 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
     crashPoint('rm:persisted');
     if (ports.length) applyPortDelta(h, [], ports);
     crashPoint('rm:firewall');
-    if (c.netns) killNetnsProcesses(c.netns);
+    if (c.netns && used) killNetnsProcesses(c.netns);
     destroySandbox(h, c, eps);
     crashPoint('rm:sandbox');
     h.store.tx(() => h.store.dropGarbage(ids));
-    if (eps.some((e) => !networksById(h).get(e.networkId)?.isDefault)) notifyDnsContainer(h, c.id);
+    // A container that never ran a process: nothing inside it waits for its name to disappear.
+    if (eps.some((e) => !networksById(h).get(e.networkId)?.isDefault)) notifyDnsContainer(h, c.id, used);
     return c;
   });
 }
@@ -419,7 +432,7 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
       cnl?.close();
       closeFd(fd);
     }
-    writeEtc(h, c, h.store.endpointsOf(c.id), networksById(h));
+    refreshEtc(h, c, h.store.endpointsOf(c.id), networksById(h));
     if (c.ports.length) applyFirewall(h);
     if (!net.isDefault) notifyDnsContainer(h, c.id);
     return ep;
@@ -464,7 +477,7 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
         closeFd(fd);
       }
     }
-    writeEtc(h, c, rest, networksById(h));
+    refreshEtc(h, c, rest, networksById(h));
     if (c.ports.length) applyFirewall(h);
     if (!net.isDefault) notifyDnsContainer(h, c.id);
   });

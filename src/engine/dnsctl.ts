@@ -1,7 +1,8 @@
 // Keeps the embedded resolver (src/dns/main.ts, one long-lived process per host) in step with the store.
 // The view (networks, names, upstreams) is written to <root>/dns/view.json; the resolver reloads it on SIGHUP and
 // acknowledges by writing the view's generation to view.json.loaded, which we wait for: a container is
-// resolvable as soon as the command that started it returns.
+// resolvable as soon as the command that started it returns. `create` does not wait (nothing runs yet); every
+// launch of a process waits for all changes so far (awaitDns).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -61,9 +62,20 @@ function reported(fn: () => void): void {
   }
 }
 
-function signalAndWait(h: Host, gen: number): void {
+function signalAndWait(h: Host, gen: number, wait = true): void {
   signal(readPid(h)!.pid, 'SIGHUP');
-  if (!waitLoaded(h, gen)) throw new Error(`the DNS resolver did not load its configuration (see ${path.join(dir(h), 'log')})`);
+  if (wait && !waitLoaded(h, gen)) throw new Error(`the DNS resolver did not load its configuration (see ${path.join(dir(h), 'log')})`);
+}
+
+/** Waits until the resolver has applied every change made so far (if one runs): called before a process is
+ *  launched in a container, so that changes notified without waiting (create) are visible to it. */
+export function awaitDns(h: Host): void {
+  reported(() => {
+    const gen = Number(h.store.getMeta('dns.generation') ?? '0');
+    if (gen && resolverRunning(h) && !waitLoaded(h, gen)) {
+      throw new Error(`the DNS resolver did not load its configuration (see ${path.join(dir(h), 'log')})`);
+    }
+  });
 }
 
 function readPid(h: Host): { pid: number; start: string } | null {
@@ -133,7 +145,7 @@ const MAX_DELTA_BYTES = 256 * 1024;
 /** Called after a change to one container's names or addresses (create, rm, connect, disconnect): appends a
  *  delta with that container's current entries to the log the resolver applies in place, instead of rewriting
  *  and reloading the whole view (which made every create O(containers)). */
-export function notifyDnsContainer(h: Host, containerId: string): void {
+export function notifyDnsContainer(h: Host, containerId: string, wait = true): void {
   reported(() => {
     let size = -1;
     try {
@@ -154,7 +166,7 @@ export function notifyDnsContainer(h: Host, containerId: string): void {
       }
     }
     fs.appendFileSync(deltaFile(h), JSON.stringify({ generation: gen, containers: [containerId], add, overrides }) + '\n');
-    signalAndWait(h, gen);
+    signalAndWait(h, gen, wait);
   });
 }
 

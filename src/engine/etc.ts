@@ -46,6 +46,12 @@ export function writeEtc(h: Host, c: ContainerRecord, eps: EndpointRecord[], net
   writeInPlace(p.hosts, lines.join('\n') + '\n');
 }
 
+/** Brings the files up to date if they exist (a process has been launched in the container); otherwise the first
+ *  launch writes them. */
+export function refreshEtc(h: Host, c: ContainerRecord, eps: EndpointRecord[], nets: Map<string, NetworkRecord>): void {
+  if (fs.existsSync(etcPaths(h, c).hosts)) writeEtc(h, c, eps, nets);
+}
+
 /** Rewrites in place (same inode): the file is bind-mounted into running containers, so a rename would not
  *  be seen by them. */
 function writeInPlace(file: string, content: string): void {

@@ -34,6 +34,10 @@ const MIGRATIONS: string[] = [
    CREATE INDEX containers_pending ON containers(pending) WHERE pending = 1;
    CREATE INDEX endpoints_pending ON endpoints(pending) WHERE pending = 1;
    CREATE INDEX containers_mode_target ON containers(mode_target) WHERE mode_target IS NOT NULL;`,
+  // Whether a process was ever started in the container's netns (start, run, exec): only then does removing it
+  // scan /proc for processes left inside. Containers from before this column are assumed used.
+  `ALTER TABLE containers ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
+   UPDATE containers SET used = 1;`,
 ];
 
 /** A network attachment remembered while its endpoint does not exist. */
@@ -67,6 +71,7 @@ function ctrFromRow(r: Row): ContainerRecord {
     pid: (r.pid as number | null) ?? null, pidStart: (r.pid_start as string | null) ?? null,
     exitCode: (r.exit_code as number | null) ?? null, created: r.created as string,
     started: (r.started as string | null) ?? null, finished: (r.finished as string | null) ?? null,
+    used: !!r.used,
   };
 }
 
@@ -189,10 +194,10 @@ export class Store {
     return !!this.st('SELECT 1 FROM containers WHERE name = ?').get(name);
   }
   insertContainer(c: ContainerRecord, pending: boolean): void {
-    this.st(`INSERT INTO containers(id,name,mode,mode_target,netns,command,ports,dns,auto_remove,state,pid,pid_start,exit_code,created,started,finished,pending)
-      VALUES(@id,@name,@mode,@modeTarget,@netns,@command,@ports,@dns,@autoRemove,@state,@pid,@pidStart,@exitCode,@created,@started,@finished,@pending)`).run({
+    this.st(`INSERT INTO containers(id,name,mode,mode_target,netns,command,ports,dns,auto_remove,state,pid,pid_start,exit_code,created,started,finished,used,pending)
+      VALUES(@id,@name,@mode,@modeTarget,@netns,@command,@ports,@dns,@autoRemove,@state,@pid,@pidStart,@exitCode,@created,@started,@finished,@used,@pending)`).run({
       ...c, command: JSON.stringify(c.command), ports: JSON.stringify(c.ports), dns: JSON.stringify(c.dns),
-      autoRemove: c.autoRemove ? 1 : 0, pending: pending ? 1 : 0,
+      autoRemove: c.autoRemove ? 1 : 0, used: c.used ? 1 : 0, pending: pending ? 1 : 0,
     });
   }
   commitContainer(id: string): void {
@@ -208,6 +213,10 @@ export class Store {
       vals.push(k === 'ports' ? JSON.stringify(v) : v);
     }
     if (sets.length) this.st(`UPDATE containers SET ${sets.join(', ')} WHERE id = ?`).run(...vals, id);
+  }
+  /** Records that a process is about to run in this container's netns (see the `used` column). */
+  markUsed(id: string): void {
+    this.st('UPDATE containers SET used = 1 WHERE id = ? AND used = 0').run(id);
   }
   deleteContainer(id: string): void {
     this.st('DELETE FROM endpoints WHERE container_id = ?').run(id);
