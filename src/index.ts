@@ -83,6 +83,12 @@ export class Nsnet {
   check(): R.Difference[] {
     return R.check(this.host);
   }
+  /** Resolves once the kernel has removed the interfaces of removed containers (`remove` leaves them to the
+   *  kernel, which takes a fraction of a second); anything left after `timeoutMs` is deleted explicitly (their
+   *  number is returned: 0 unless something kept a removed container's netns alive). */
+  settle(timeoutMs?: number): Promise<number> {
+    return R.settle(this.host, timeoutMs);
+  }
 
   close(): void {
     this.host.close();

@@ -15,10 +15,65 @@ export interface Difference {
   detail: string;
 }
 
-/** Differences between store and kernel, without changing anything. */
+/** How long the kernel gets to remove the veth of a deleted container netns before nsnet deletes it itself (a
+ *  process nsnet could not end, or another program's open fd, may keep the netns alive). The kernel needs
+ *  ≈0.2 s after a burst of hundreds of removals. */
+export const DYING_GRACE_MS = 5000;
+
+/** Dying veths: drops the rows of those the kernel has removed; deletes those still there after the grace
+ *  period (or all of them with `now`). Cheap enough for every mutating command: rows younger than
+ *  `minAgeMs` are not even looked at, so each row is usually probed once. Call with the host lock held. */
+export function sweepDyingLinks(h: Host, minAgeMs = 250, now = false): number {
+  const t = Date.now();
+  const rows = h.store.dyingLinks(t - minAgeMs);
+  if (!rows.length) return 0;
+  const done: number[] = [];
+  let forced = 0;
+  for (const g of rows) {
+    const l = h.nl.linkByName(g.name);
+    if (l && l.alias === h.owner) {
+      if (!now && t - g.since < DYING_GRACE_MS) continue;
+      forced++;
+      try {
+        h.nl.deleteLink(l.index);
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'ENODEV') throw e;
+      }
+    }
+    done.push(g.id);
+  }
+  h.store.tx(() => h.store.dropGarbage(done));
+  return forced;
+}
+
+/** Waits until the kernel has removed the veths of deleted containers (normally within a fraction of a second);
+ *  past `timeoutMs` deletes those left itself and returns how many. For callers that count kernel objects right after removals. */
+export async function settle(h: Host, timeoutMs = DYING_GRACE_MS): Promise<number> {
+  const end = Date.now() + timeoutMs;
+  let forced = 0;
+  for (;;) {
+    const left = h.lock.with(() => {
+      forced += sweepDyingLinks(h, 0, Date.now() >= end);
+      return h.store.dyingLinks().length;
+    });
+    if (!left) return forced;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Differences between store and kernel, without changing anything. A dying veth (its netns deleted by `rm`) is
+ *  not a difference while the kernel is within the grace period of removing it. */
 export function check(h: Host): Difference[] {
   const diffs: Difference[] = [];
-  for (const g of h.store.garbage()) diffs.push({ kind: 'unfinished-removal', detail: `${g.kind} ${g.name}` });
+  const dying = new Set<string>();
+  for (const g of h.store.garbage()) {
+    if (g.kind === 'veth') {
+      dying.add(g.name);
+      const l = h.nl.linkByName(g.name);
+      if (!l || l.alias !== h.owner || Date.now() - g.since < DYING_GRACE_MS) continue;
+    }
+    diffs.push({ kind: 'unfinished-removal', detail: `${g.kind} ${g.name}` });
+  }
   for (const n of h.store.allNetworksIncludingPending()) if (n.pending) diffs.push({ kind: 'unfinished-create', detail: `network ${n.name}` });
   for (const c of h.store.allContainersIncludingPending()) if (c.pending) diffs.push({ kind: 'unfinished-create', detail: `container ${c.name}` });
   for (const e of h.store.allEndpointsIncludingPending()) if (e.pending) diffs.push({ kind: 'unfinished-connect', detail: `${e.containerName} ${e.hostIf}` });
@@ -73,7 +128,7 @@ export function check(h: Host): Difference[] {
     }
   }
   const knownLinks = new Set([...networks.map((n) => n.bridge), ...endpoints.map((e) => e.hostIf)]);
-  for (const l of links) if (l.alias === h.owner && !knownLinks.has(l.name)) diffs.push({ kind: 'orphan-link', detail: l.name });
+  for (const l of links) if (l.alias === h.owner && !knownLinks.has(l.name) && !dying.has(l.name)) diffs.push({ kind: 'orphan-link', detail: l.name });
   const knownNs = new Set([...containers.values()].map((c) => c.netns).filter(Boolean));
   if (h.netnsPrefix) {
     for (const ns of listNetns()) if (ns.startsWith(h.netnsPrefix) && !knownNs.has(ns)) diffs.push({ kind: 'orphan-netns', detail: ns });
@@ -157,9 +212,12 @@ export function reconcile(h: Host): { actions: string[] } {
         actions.push(`rolled back network ${n.name}`);
       }
     });
-    // 2. Finish removals.
+    // 2. Finish removals (dying veths the kernel is still removing are left to it: sweepDyingLinks).
     const done: number[] = [];
+    sweepDyingLinks(h, 0);
+    const dying = new Set(h.store.dyingLinks().map((g) => g.name));
     for (const g of h.store.garbage()) {
+      if (g.kind === 'veth') continue;
       if (g.kind === 'link') {
         const l = h.nl.linkByName(g.name);
         if (l && l.alias === h.owner) h.nl.deleteLink(l.index);
@@ -175,7 +233,7 @@ export function reconcile(h: Host): { actions: string[] } {
     // 3. Orphans nsnet owns but the store does not know.
     const networks = h.store.networks();
     const endpoints = h.store.endpoints();
-    const known = new Set([...networks.map((n) => n.bridge), ...endpoints.map((e) => e.hostIf)]);
+    const known = new Set([...networks.map((n) => n.bridge), ...endpoints.map((e) => e.hostIf), ...dying]);
     for (const l of h.nl.links()) {
       if (l.alias === h.owner && !known.has(l.name)) {
         h.nl.deleteLink(l.index);
@@ -242,4 +300,5 @@ function lostSandbox(h: Host, c: ContainerRecord): void {
 /** Every mutating command first finishes what an interrupted one left. Call with the host lock held. */
 export function recoverIfNeeded(h: Host): void {
   if (h.store.hasUnfinished()) reconcile(h);
+  else sweepDyingLinks(h);
 }

@@ -38,6 +38,10 @@ const MIGRATIONS: string[] = [
   // scan /proc for processes left inside. Containers from before this column are assumed used.
   `ALTER TABLE containers ADD COLUMN used INTEGER NOT NULL DEFAULT 0;
    UPDATE containers SET used = 1;`,
+  // Host ends of veths whose container netns was deleted: the kernel removes them on its own (kind 'veth', since =
+  // when, ms since the epoch); see sweepDyingLinks.
+  `ALTER TABLE garbage ADD COLUMN since INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX garbage_kind ON garbage(kind, since);`,
 ];
 
 /** A network attachment remembered while its endpoint does not exist. */
@@ -50,8 +54,16 @@ export interface SavedEndpoint {
 }
 
 type Row = Record<string, unknown>;
-/** link: a host-side interface name; netns: a name under /run/netns; dir: a container state directory. */
-export type GarbageKind = 'link' | 'netns' | 'dir';
+/** link: a host-side interface name; netns: a name under /run/netns; dir: a container state directory;
+ *  veth: the host end of a veth whose peer's netns was deleted (the kernel removes the pair by itself). */
+export type GarbageKind = 'link' | 'netns' | 'dir' | 'veth';
+export interface GarbageRow {
+  id: number;
+  kind: GarbageKind;
+  name: string;
+  /** When it was recorded (ms since the epoch; 0 for rows from before the column). */
+  since: number;
+}
 
 function netFromRow(r: Row): NetworkRecord {
   return {
@@ -280,19 +292,25 @@ export class Store {
   // the same transaction that deletes the rows, removed after the kernel objects are gone; reconcile finishes
   // whatever a crash interrupted.
   addGarbage(kind: GarbageKind, name: string): number {
-    return Number(this.st('INSERT INTO garbage(kind, name) VALUES(?, ?)').run(kind, name).lastInsertRowid);
+    return Number(this.st('INSERT INTO garbage(kind, name, since) VALUES(?, ?, ?)').run(kind, name, Date.now()).lastInsertRowid);
   }
-  garbage(): Array<{ id: number; kind: GarbageKind; name: string }> {
-    return this.st('SELECT id, kind, name FROM garbage ORDER BY id').all() as Array<{ id: number; kind: GarbageKind; name: string }>;
+  garbage(): GarbageRow[] {
+    return this.st('SELECT id, kind, name, since FROM garbage ORDER BY id').all() as GarbageRow[];
+  }
+  /** Dying veths recorded before `before` (ms since the epoch). */
+  dyingLinks(before = Infinity): GarbageRow[] {
+    return this.st(`SELECT id, kind, name, since FROM garbage WHERE kind = 'veth' AND since < ? ORDER BY id`)
+      .all(before === Infinity ? Number.MAX_SAFE_INTEGER : before) as GarbageRow[];
   }
   dropGarbage(ids: number[]): void {
     const st = this.st('DELETE FROM garbage WHERE id = ?');
     for (const id of ids) st.run(id);
   }
 
-  /** True when an operation was interrupted: pending rows or unfinished removals exist (cheap: indexed probes). */
+  /** True when an operation was interrupted: pending rows or unfinished removals exist (cheap: indexed probes).
+   *  Dying veths are not unfinished work: the kernel is removing them (sweepDyingLinks). */
   hasUnfinished(): boolean {
-    return !!this.st(`SELECT 1 WHERE EXISTS(SELECT 1 FROM garbage) OR EXISTS(SELECT 1 FROM networks WHERE pending = 1)
+    return !!this.st(`SELECT 1 WHERE EXISTS(SELECT 1 FROM garbage WHERE kind <> 'veth') OR EXISTS(SELECT 1 FROM networks WHERE pending = 1)
       OR EXISTS(SELECT 1 FROM containers WHERE pending = 1) OR EXISTS(SELECT 1 FROM endpoints WHERE pending = 1)`).get();
   }
 
