@@ -19,5 +19,15 @@ await build({
   banner: { js: "const __nsnet_url = require('url').pathToFileURL(require('path').join(__dirname, 'src/cli/main.js')).href;" },
   logLevel: 'error',
 });
+// The thin client of the resident helper (src/cli/client.ts): Node built-ins only, loaded before the bundle.
+await build({
+  entryPoints: ['src/cli/client.ts'],
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  outfile: 'dist/nsnet-client.cjs',
+  logLevel: 'error',
+});
 fs.rmSync('dist/nsnet.cjs.v8cache', { force: true });
 fs.copyFileSync('scripts/nsnet-start.cjs', 'dist/nsnet-start.cjs');

@@ -1,13 +1,18 @@
-// Start path of the CLI (copied to dist/ by scripts/bundle.mjs): runs dist/nsnet.cjs through vm.Script with a V8
-// code cache kept next to it, so functions compiled by earlier runs are not compiled again. The cache is
-// written once (or again when V8 rejects it after a rebuild); an unwritable directory just means no cache.
+// Start path of the CLI (copied to dist/ by scripts/bundle.mjs). First the thin client (dist/nsnet-client.cjs,
+// src/cli/client.ts) offers the command to the resident helper; if it runs in this process instead, dist/nsnet.cjs
+// is run through vm.Script with a V8 code cache kept next to it, so functions compiled by earlier runs are not
+// compiled again. The cache is written once (or again when V8 rejects it after a rebuild); an unwritable
+// directory just means no cache.
 'use strict';
-const fs = require('fs');
-const vm = require('vm');
 const path = require('path');
-const Module = require('module');
 
 const file = path.join(__dirname, 'nsnet.cjs');
+require('./nsnet-client.cjs').main(__filename, file, inProcess);
+
+function inProcess() {
+const fs = require('fs');
+const vm = require('vm');
+const Module = require('module');
 const cacheFile = file + '.v8cache';
 let cached;
 try {
@@ -28,3 +33,4 @@ if (!cached || script.cachedDataRejected) {
 }
 const mod = { exports: {} };
 script.runInThisContext().call(mod.exports, mod.exports, Module.createRequire(file), mod, file, __dirname);
+}

@@ -1,6 +1,7 @@
 // nsnet's command line: argument parsing and output only; every use case lives in the engine.
 // Engine modules are imported lazily per command so that start-up stays lean.
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ago, json, jsonLines, table } from './format.js';
 import type { Host } from '../engine/host.js';
@@ -23,13 +24,19 @@ class CliError extends Error {
   }
 }
 
-let host: Host | null = null;
+/** Hosts opened by this process: one per command line, or kept across commands by the resident helper. */
+const hosts = new Map<string, Host>();
 async function openHost(): Promise<Host> {
-  if (host) return host;
-  const { Host } = await import('../engine/host.js');
   const g = program.opts<{ root?: string; hostNetns?: string }>();
-  host = Host.open({ root: g.root, hostNetns: g.hostNetns });
-  return host;
+  const root = g.root ?? process.env.NSNET_ROOT;
+  const key = `${root === undefined ? '' : path.resolve(root)}\0${g.hostNetns ?? process.env.NSNET_HOST_NETNS ?? ''}`;
+  let h = hosts.get(key);
+  if (!h) {
+    const { Host } = await import('../engine/host.js');
+    h = Host.open({ root: g.root, hostNetns: g.hostNetns });
+    hosts.set(key, h);
+  }
+  return h;
 }
 
 function out(s: string): void {
@@ -363,37 +370,64 @@ program.command('check')
   });
 
 // ---------------------------------------------------------------- entry
-async function main(argv: string[]): Promise<void> {
-  // The host netns must be entered before any helper thread exists (KERNEL-NOTES pitfall 1).
-  try {
-    const hn = hostNetnsArg(argv) ?? process.env.NSNET_HOST_NETNS;
-    if (hn !== undefined) {
-      const { enterHostNetns } = await import('../kernel/netns.js');
-      try {
-        if (hn === '') throw new Error('empty path');
-        enterHostNetns(hn);
-      } catch (e) {
-        const why = (e as { code?: string }).code === 'EINVAL' ? 'not a network namespace' : (e as { code?: string }).code ?? (e as Error).message;
-        throw new CliError(`--host-netns / NSNET_HOST_NETNS ${JSON.stringify(hn)}: ${why}`, 2);
-      }
+/** Enters the host netns given by --host-netns / NSNET_HOST_NETNS. Must run before any helper thread exists
+ *  (KERNEL-NOTES pitfall 1); then one async fs call makes the libuv threadpool be born in the host netns, never
+ *  inside a temporary switch. */
+async function enterHost(argv: string[]): Promise<void> {
+  const hn = hostNetnsArg(argv) ?? process.env.NSNET_HOST_NETNS;
+  if (hn !== undefined) {
+    const { enterHostNetns } = await import('../kernel/netns.js');
+    try {
+      if (hn === '') throw new Error('empty path');
+      enterHostNetns(hn);
+    } catch (e) {
+      const why = (e as { code?: string }).code === 'EINVAL' ? 'not a network namespace' : (e as { code?: string }).code ?? (e as Error).message;
+      throw new CliError(`--host-netns / NSNET_HOST_NETNS ${JSON.stringify(hn)}: ${why}`, 2);
     }
-    // One async fs call now, so the libuv threadpool is born in the host netns, never inside a temporary switch.
-    await fs.promises.stat('/');
+  }
+  await fs.promises.stat('/');
+}
+
+function reportError(e: unknown): void {
+  if (e instanceof CommanderError) {
+    process.exitCode = e.exitCode === 0 ? 0 : 2;
+    return;
+  }
+  // UserError (bad input: 2, refused/not found/conflict: 1) and CliError carry their exit status; anything
+  // else is an unexpected failure: 1, one line (NSNET_DEBUG=1 shows the stack).
+  const err = e as Error & { exitCode?: number };
+  if (process.env.NSNET_DEBUG) process.stderr.write(String(err.stack) + '\n');
+  process.stderr.write(`Error: ${err.message.split('\n').join('\nError: ')}\n`);
+  process.exitCode = typeof err.exitCode === 'number' ? err.exitCode : 1;
+}
+
+/** Runs one command line. In the resident helper (`inHelper`) the process already is in the host netns (a helper
+ *  serves one host netns) and keeps its hosts open between commands. */
+async function runCli(argv: string[], inHelper = false): Promise<void> {
+  try {
+    if (!inHelper) await enterHost(argv);
     await program.parseAsync(argv);
   } catch (e) {
-    if (e instanceof CommanderError) {
-      process.exitCode = e.exitCode === 0 ? 0 : 2;
-      return;
-    }
-    // UserError (bad input: 2, refused/not found/conflict: 1) and CliError carry their exit status; anything
-    // else is an unexpected failure: 1, one line (NSNET_DEBUG=1 shows the stack).
-    const err = e as Error & { exitCode?: number };
-    if (process.env.NSNET_DEBUG) process.stderr.write(String(err.stack) + '\n');
-    process.stderr.write(`Error: ${err.message.split('\n').join('\nError: ')}\n`);
-    process.exitCode = typeof err.exitCode === 'number' ? err.exitCode : 1;
+    reportError(e);
   } finally {
-    host?.close();
+    if (!inHelper) {
+      for (const h of hosts.values()) h.close();
+      hosts.clear();
+    }
   }
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (argv[2] !== '--nsnet-helper') return runCli(argv);
+  // `nsnet-start.cjs --nsnet-helper SOCKET`, started by a client (src/cli/client.ts): serve until idle.
+  try {
+    await enterHost(argv.slice(0, 2));
+  } catch (e) {
+    return reportError(e);
+  }
+  const { serveHelper } = await import('./helper.js');
+  await serveHelper(argv[3], (a) => runCli(a, true));
+  for (const h of hosts.values()) h.close();
 }
 
 function hostNetnsArg(argv: string[]): string | undefined {
@@ -406,5 +440,6 @@ function hostNetnsArg(argv: string[]): string | undefined {
   }
   return undefined;
 }
+
 
 void main(process.argv);

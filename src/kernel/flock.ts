@@ -14,6 +14,7 @@ function flockFn() {
 }
 const LOCK_EX = 2;
 const LOCK_UN = 8;
+const LOCK_NB = 4;
 
 export class FileLock {
   private fd: number | null = null;
@@ -35,6 +36,22 @@ export class FileLock {
         throw new Error(`flock ${this.path} failed: errno ${koffi.errno()}`);
       }
     }
+  }
+
+  /** Takes the lock if nobody holds it (LOCK_NB); false otherwise. */
+  tryAcquire(): boolean {
+    if (this.depth > 0) {
+      this.depth++;
+      return true;
+    }
+    const fd = fs.openSync(this.path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    if (flockFn()(fd, LOCK_EX | LOCK_NB) !== 0) {
+      fs.closeSync(fd);
+      return false;
+    }
+    this.fd = fd;
+    this.depth = 1;
+    return true;
   }
 
   release(): void {

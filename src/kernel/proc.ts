@@ -10,6 +10,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { close, openPath } from './libc.js';
 import { inNetns, netnsPath } from './netns.js';
+import { isAlive, processStart } from './pidstat.js';
+
+export { isAlive, processStart };
 
 export interface EtcFiles {
   resolvConf: string;
@@ -149,24 +152,6 @@ function osSignal(sig: NodeJS.Signals): number | undefined {
 }
 
 /** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or null if the process is gone/zombie. */
-export function processStart(pid: number): string | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (rest[0] === 'Z' || rest[0] === 'X') return null;
-    return rest[19];
-  } catch {
-    return null;
-  }
-}
-
-/** True if `pid` is still the process we started (same start time), not a recycled PID. */
-export function isAlive(pid: number | null, start: string | null): boolean {
-  if (!pid) return false;
-  const s = processStart(pid);
-  return s !== null && (start === null || start === '' || s === start);
-}
-
 /** PIDs of processes whose network namespace is the one with inode `nsIno`. */
 export function pidsInNetns(nsIno: number): number[] {
   const out: number[] = [];
