@@ -188,9 +188,6 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
     let cnl: Netlink | null = null;
     const fd = createNetns(c.netns, () => {
       cnl = Netlink.open();
-      // IPv4-only networks: interfaces created in this netns from now on get no IPv6 (as Docker does), so no
-      // link-local IPv6 path between containers bypasses the IPv4 firewall (icc=false, isolation).
-      fs.writeFileSync('/proc/sys/net/ipv6/conf/default/disable_ipv6', '1');
     });
     try {
       crashPoint('create:netns');

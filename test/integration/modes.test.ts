@@ -95,6 +95,11 @@ test('static addresses, ip-range, connect/disconnect (multi-homed), addresses re
   const addrs = JSON.parse(h.exec('redis-sys', 'ip -j addr').stdout) as IpAddr;
   assert.equal(addrs.find((i) => i.ifname === 'eth1')!.addr_info.find((a) => a.family === 'inet')!.local, '10.77.0.50');
   assert.match(h.exec('redis-sys', 'ip route show default').stdout, /via 172\.18\.0\.1 dev eth0/, 'default route stays on the first network');
+  // IPv4-only networks: no IPv6 address on any interface nsnet made (a link-local path would bypass the IPv4
+  // firewall), also after a connect.
+  await new Promise((r) => setTimeout(r, 300));
+  for (const i of addrs.filter((x) => x.ifname !== 'lo')) assert.ok(!i.addr_info.some((a) => a.family === 'inet6'), `${i.ifname}: no IPv6`);
+  assert.doesNotMatch(h.exec('redis-sys', 'cat /proc/net/if_inet6').stdout, /eth\d/, 'no IPv6 address later either');
   // Both networks reachable from the multi-homed container.
   assert.equal(h.exec('redis-sys', 'ping -c1 -W2 10.77.0.200 >/dev/null && echo ok').stdout.trim(), 'ok');
   const net = JSON.parse(h.ok(['network', 'inspect', 'app']))[0];
