@@ -53,6 +53,11 @@ export interface AttachResult {
    *  that the machine's load drift hits both alike. Round 0 is dropped (warm-up). Peers: netns creation excluded. */
   probe: { rounds: number; attachEmpty: number[]; attachFull: number[]; detachEmpty: number[]; detachFull: number[] } | null;
   leaks: Leaks | null;
+  /** ms from the end of the last detach until the host netns holds no veth any more (nsnet's rm leaves the veth
+   *  to the kernel, which removes it with the netns; the peers delete theirs synchronously: ≈0). */
+  cleanAfterMs: number | null;
+  /** cli: peak RSS (KiB) of nsnet's resident helper (not a child of ours, so not in peakRssKiB). */
+  helperRssKiB: number | null;
   check: string | null;
   error: string | null;
 }
@@ -64,12 +69,20 @@ interface Impl {
   rmNs?(i: number): number;
   attach(i: number): void;
   detach(i: number): void | Promise<void>;
+  /** Called once the host is clean, before check (lib: Nsnet.settle, which also drops nsnet's bookkeeping rows). */
+  settle?(): Promise<void>;
   check?(): string;
+  /** Peak RSS (KiB) of a long-lived process of the method that is not our child (cli: the helper). */
+  otherRssKiB?(): number | null;
   close?(): void;
 }
 
 const PORT_HOST = 18080;
 const PORT_CTR = 80;
+
+function vethCount(host: string): number {
+  return run('ip', ['-n', host, '-o', 'link', 'show', 'type', 'veth']).stdout.split('\n').filter((l) => l.trim()).length;
+}
 
 function nftLines(host: string): number {
   return run('nsenter', [`--net=/run/netns/${host}`, 'nft', 'list', 'ruleset']).stdout.split('\n').filter((l) => l.trim()).length;
@@ -95,7 +108,7 @@ async function main(): Promise<void> {
 
   const res: AttachResult = {
     method, n, attachMs: [], detachMs: [], netnsCreateMs: null, netnsDeleteMs: null, netnsHow: '', totalS: 0,
-    peakRssKiB: 0, baseRssKiB: null, rulesetLines: { beforeFirst: 0, afterAttach: 0, afterDetach: 0 }, probe: null, leaks: null, check: null, error: null,
+    peakRssKiB: 0, baseRssKiB: null, rulesetLines: { beforeFirst: 0, afterAttach: 0, afterDetach: 0 }, probe: null, leaks: null, cleanAfterMs: null, helperRssKiB: null, check: null, error: null,
   };
   const emptyHost = `${host}-e`;
   const emptyNsnetRoot = path.join(root, 'e', 'nsnet');
@@ -132,9 +145,14 @@ async function main(): Promise<void> {
       await tick();
     }
     res.totalS = (performance.now() - t0) / 1000;
+    const tc = performance.now();
+    while (vethCount(host) > 0 && performance.now() - tc < 10_000) await new Promise((r) => setTimeout(r, 10));
+    res.cleanAfterMs = performance.now() - tc;
+    await impl.settle?.();
     res.rulesetLines.afterDetach = nftLines(host);
     res.leaks = leakCheck(host, prefix);
     if (impl.check) res.check = impl.check();
+    res.helperRssKiB = impl.otherRssKiB?.() ?? null;
     if (interrupted) res.error = 'interrupted';
   } catch (e) {
     res.error = String((e as Error).stack ?? e).slice(0, 2000);
@@ -227,6 +245,10 @@ async function libImpl(c: Ctx): Promise<Impl> {
     async detach(i) {
       await ns!.remove(`c${i}`);
     },
+    async settle() {
+      const forced = await ns!.settle();
+      if (forced) c.res.error = `settle: ${forced} veth(s) had to be deleted explicitly`;
+    },
     check() {
       return JSON.stringify(ns!.check());
     },
@@ -255,6 +277,18 @@ function cliImpl(c: Ctx): Impl {
     check() {
       const r = run('nsenter', [`--net=/run/netns/${c.host}`, NSNET_BIN, 'check'], { env });
       return `exit ${r.status}${r.stdout.trim() ? ': ' + r.stdout.trim().slice(0, 300) : ''}`;
+    },
+    otherRssKiB() {
+      // The helper of this state dir (src/cli/helper.ts): <root>/helper/<key>/pid holds "PID START".
+      const dir = path.join(c.nsnetRoot, 'helper');
+      for (const k of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+        try {
+          const pid = fs.readFileSync(path.join(dir, k, 'pid'), 'utf8').split(' ')[0];
+          const hwm = /VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+          if (hwm) return Number(hwm[1]);
+        } catch { /* not serving */ }
+      }
+      return null;
     },
   };
 }

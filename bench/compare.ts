@@ -124,6 +124,8 @@ function leakText(r: AttachResult): string {
   const extra = l.links.filter((x) => x !== 'lo');
   parts.push(extra.length ? `links: ${extra.join(' ')}` : 'links: lo only');
   parts.push(`nft rules lines ${r.rulesetLines.beforeFirst}→${r.rulesetLines.afterAttach}→${r.rulesetLines.afterDetach}`);
+  if (r.cleanAfterMs !== null && r.cleanAfterMs !== undefined) parts.push(`no veth left ${f(r.cleanAfterMs, 0)} ms after the last detach`);
+  if (r.helperRssKiB) parts.push(`resident helper peak RSS ${f(r.helperRssKiB / 1024, 1)} MiB`);
   if (r.check !== null) parts.push(`check: ${r.check}`);
   return parts.join('; ');
 }
@@ -313,7 +315,7 @@ async function main(): Promise<void> {
       try {
         a = JSON.parse(fs.readFileSync(file, 'utf8'));
       } catch {
-        a = { method: mth, n, attachMs: [], detachMs: [], netnsCreateMs: null, netnsDeleteMs: null, netnsHow: '', totalS: 0, peakRssKiB: 0, baseRssKiB: null, rulesetLines: { beforeFirst: 0, afterAttach: 0, afterDetach: 0 }, probe: null, leaks: null, check: null, error: `runner exit ${r.status}: ${r.stderr.slice(0, 500)}` } as AttachResult;
+        a = { method: mth, n, attachMs: [], detachMs: [], netnsCreateMs: null, netnsDeleteMs: null, netnsHow: '', totalS: 0, peakRssKiB: 0, baseRssKiB: null, rulesetLines: { beforeFirst: 0, afterAttach: 0, afterDetach: 0 }, probe: null, leaks: null, cleanAfterMs: null, helperRssKiB: null, check: null, error: `runner exit ${r.status}: ${r.stderr.slice(0, 500)}` } as AttachResult;
       }
       res.attach.push(a);
       log(`N=${n} ${mth}: attach med ${f(median(a.attachMs))} ms, detach med ${f(median(a.detachMs))} ms, total ${f(a.totalS, 1)} s${a.error ? ` ERROR ${a.error.split('\n')[0]}` : ''}`);

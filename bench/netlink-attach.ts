@@ -11,9 +11,10 @@
 //
 // usage: node dist/bench/netlink-attach.js [--full] [--json] [N=200]   (as root)
 //   --full  issue exactly the kernel requests nsnet's create/rm issue for one container (the "kernel floor" of
-//           bench/compare.ts): in the new netns IPv6 off by default (sysctl), veth with MTU, peer MAC and alias
-//           (alias = a second request), hairpin on the bridge port, then ifindex + batch(lo up, eth0 up, address,
-//           route); detach = deleteLink of the host end, then the netns is deleted (both timed).
+//           bench/compare.ts): veth with MTU, peer MAC and alias (alias = a second request), hairpin on the
+//           bridge port, then ifindex + batch(lo up, eth0 without IPv6 addresses (addr gen mode none), eth0 up,
+//           address, route); detach = the host end set down, then the netns is deleted (both timed; the kernel
+//           removes the veth with the netns, as after nsnet's rm).
 //   --json  also print one JSON line with every sample (attach, netns creation, detach, netns deletion), for
 //           bench/compare.ts.
 import crypto from 'node:crypto';
@@ -22,7 +23,6 @@ import { performance } from 'node:perf_hooks';
 import { CLONE_NEWNET, close, openPath, setns } from '../src/kernel/libc.js';
 import { Netlink } from '../src/kernel/netlink.js';
 import { createNetns, deleteNetns, enterHostNetns, netnsPath } from '../src/kernel/netns.js';
-import { writeSysctl } from '../src/kernel/sysctl.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -77,7 +77,6 @@ async function main(): Promise<void> {
         const t = performance.now();
         opened = Netlink.open();
         openMs.push(performance.now() - t);
-        if (full) writeSysctl('net.ipv6.conf.default.disable_ipv6', '1');
       });
       made.push(name);
       fds.push(fd);
@@ -99,6 +98,7 @@ async function main(): Promise<void> {
       if (peer === null) throw new Error('peer eth0 missing');
       cnl.batch((b) => {
         b.setUp(1); // lo is ifindex 1 in every netns
+        if (full) b.setAddrGenModeNone(peer);
         b.setUp(peer);
         b.addAddress(peer, ip, 16);
         b.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: '10.77.0.1' });
@@ -116,7 +116,9 @@ async function main(): Promise<void> {
 
     for (let i = 0; i < hostIfs.length; i++) {
       const t = performance.now();
-      nl.deleteLink(hostIfs[i]);
+      // --full: as nsnet's rm, the host end is taken down and left to die with the netns (deleted below).
+      if (full) nl.setDown(hostIfs[i]);
+      else nl.deleteLink(hostIfs[i]);
       detachMs.push(performance.now() - t);
       if (full) {
         // As nsnet's rm: every handle on the netns closed first (pitfall 4), then the name is unmounted.
