@@ -153,9 +153,9 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       crashPoint('create:committed');
       if (ports.length) applyPortDelta(h, containerPorts(h, c), []);
       crashPoint('create:firewall');
-      // No wait for the resolver here: nothing runs in the container yet, and every launch (start, run, exec)
-      // waits for the resolver to have applied all changes before the process starts (awaitDns).
-      if (net && !net.isDefault) notifyDnsContainer(h, c.id, false);
+      // Only logged for the resolver (no signal, no wait): nothing runs in the container yet, and every launch
+      // of a process (start, run, exec) has the resolver apply all logged changes first (awaitDns).
+      if (net && !net.isDefault) notifyDnsContainer(h, c.id, 'log');
     } catch (e) {
       destroySandbox(h, c, ep ? [ep] : []);
       h.store.tx(() => h.store.deleteContainer(c.id));
@@ -386,7 +386,7 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
     crashPoint('rm:sandbox');
     h.store.tx(() => h.store.dropGarbage(ids));
     // A container that never ran a process: nothing inside it waits for its name to disappear.
-    if (eps.some((e) => !networksById(h).get(e.networkId)?.isDefault)) notifyDnsContainer(h, c.id, used);
+    if (eps.some((e) => !networksById(h).get(e.networkId)?.isDefault)) notifyDnsContainer(h, c.id, used ? 'wait' : 'signal');
     return c;
   });
 }

@@ -2,7 +2,7 @@
 // The view (networks, names, upstreams) is written to <root>/dns/view.json; the resolver reloads it on SIGHUP and
 // acknowledges by writing the view's generation to view.json.loaded, which we wait for: a container is
 // resolvable as soon as the command that started it returns. `create` does not wait (nothing runs yet); every
-// launch of a process waits for all changes so far (awaitDns).
+// launch of a process makes the resolver apply all changes so far and waits for it (awaitDns).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -62,20 +62,27 @@ function reported(fn: () => void): void {
   }
 }
 
-function signalAndWait(h: Host, gen: number, wait = true): void {
+function signalAndWait(h: Host, gen: number): void {
   signal(readPid(h)!.pid, 'SIGHUP');
-  if (wait && !waitLoaded(h, gen)) throw new Error(`the DNS resolver did not load its configuration (see ${path.join(dir(h), 'log')})`);
+  if (!waitLoaded(h, gen)) throw new Error(`the DNS resolver did not load its configuration (see ${path.join(dir(h), 'log')})`);
 }
 
-/** Waits until the resolver has applied every change made so far (if one runs): called before a process is
- *  launched in a container, so that changes notified without waiting (create) are visible to it. */
+/** Makes the resolver apply every change made so far (if one runs) and waits for it: called before a process is
+ *  launched in a container, so that changes logged without a signal (create) are visible to it. */
 export function awaitDns(h: Host): void {
   reported(() => {
     const gen = Number(h.store.getMeta('dns.generation') ?? '0');
-    if (gen && resolverRunning(h) && !waitLoaded(h, gen)) {
-      throw new Error(`the DNS resolver did not load its configuration (see ${path.join(dir(h), 'log')})`);
-    }
+    if (!gen || !resolverRunning(h) || loaded(h) >= gen) return;
+    signalAndWait(h, gen);
   });
+}
+
+function loaded(h: Host): number {
+  try {
+    return Number(fs.readFileSync(viewFile(h) + '.loaded', 'utf8'));
+  } catch {
+    return 0;
+  }
 }
 
 function readPid(h: Host): { pid: number; start: string } | null {
@@ -104,9 +111,7 @@ function sleepSync(ms: number): void {
 function waitLoaded(h: Host, generation: number, timeoutMs = 3000): boolean {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    try {
-      if (Number(fs.readFileSync(viewFile(h) + '.loaded', 'utf8')) >= generation) return true;
-    } catch { /* not yet */ }
+    if (loaded(h) >= generation) return true;
     if (Date.now() > end) return false;
     sleepSync(0.25);
   }
@@ -142,10 +147,15 @@ const deltaFile = (h: Host) => viewFile(h) + '.delta';
 /** Past this size the delta log is folded into a full view (amortized O(1) per change). */
 const MAX_DELTA_BYTES = 256 * 1024;
 
+/** How far a change is pushed to the resolver: `log` only appends it (nothing runs in the container yet: the next
+ *  launch anywhere applies it, see awaitDns), `signal` also tells the resolver, `wait` waits until it has applied
+ *  it (the change concerns a container that has run processes: it must be visible when the command returns). */
+export type DnsPush = 'log' | 'signal' | 'wait';
+
 /** Called after a change to one container's names or addresses (create, rm, connect, disconnect): appends a
  *  delta with that container's current entries to the log the resolver applies in place, instead of rewriting
  *  and reloading the whole view (which made every create O(containers)). */
-export function notifyDnsContainer(h: Host, containerId: string, wait = true): void {
+export function notifyDnsContainer(h: Host, containerId: string, push: DnsPush = 'wait'): void {
   reported(() => {
     let size = -1;
     try {
@@ -166,7 +176,8 @@ export function notifyDnsContainer(h: Host, containerId: string, wait = true): v
       }
     }
     fs.appendFileSync(deltaFile(h), JSON.stringify({ generation: gen, containers: [containerId], add, overrides }) + '\n');
-    signalAndWait(h, gen, wait);
+    if (push === 'wait') signalAndWait(h, gen);
+    else if (push === 'signal') signal(readPid(h)!.pid, 'SIGHUP');
   });
 }
 

@@ -92,5 +92,6 @@ export class Host {
     this._nft?.close();
     this._nft = null;
     this.store.close();
+    this.lock.close();
   }
 }

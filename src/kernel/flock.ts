@@ -21,17 +21,22 @@ export class FileLock {
   private depth = 0;
   constructor(readonly path: string) {}
 
+  /** The lock file stays open between uses (a long-lived process takes the lock thousands of times); close()
+   *  closes it. libuv opens it close-on-exec: spawned processes do not inherit it. */
+  private open(): number {
+    if (this.fd === null) this.fd = fs.openSync(this.path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    return this.fd;
+  }
+
   /** Blocks until the lock is held. Re-entrant within this process. */
   acquire(): void {
     if (this.depth++ > 0) return;
-    this.fd = fs.openSync(this.path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    const fd = this.open();
     for (;;) {
-      if (flockFn()(this.fd, LOCK_EX) === 0) return;
+      if (flockFn()(fd, LOCK_EX) === 0) return;
       // EINTR: retry; anything else is fatal.
       const koffi = require('koffi') as typeof import('koffi');
       if (koffi.errno() !== 4) {
-        fs.closeSync(this.fd);
-        this.fd = null;
         this.depth = 0;
         throw new Error(`flock ${this.path} failed: errno ${koffi.errno()}`);
       }
@@ -44,12 +49,7 @@ export class FileLock {
       this.depth++;
       return true;
     }
-    const fd = fs.openSync(this.path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
-    if (flockFn()(fd, LOCK_EX | LOCK_NB) !== 0) {
-      fs.closeSync(fd);
-      return false;
-    }
-    this.fd = fd;
+    if (flockFn()(this.open(), LOCK_EX | LOCK_NB) !== 0) return false;
     this.depth = 1;
     return true;
   }
@@ -57,11 +57,14 @@ export class FileLock {
   release(): void {
     if (this.depth === 0) return;
     if (--this.depth > 0) return;
-    if (this.fd !== null) {
-      flockFn()(this.fd, LOCK_UN);
-      fs.closeSync(this.fd);
-      this.fd = null;
-    }
+    if (this.fd !== null) flockFn()(this.fd, LOCK_UN);
+  }
+
+  /** Releases the lock if held and closes the file. */
+  close(): void {
+    this.depth = 0;
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
   }
 
   with<T>(fn: () => T): T {
