@@ -824,7 +824,7 @@ export class NetlinkBatch {
   /** No IPv6 address is ever generated on the interface (IFLA_AF_SPEC/AF_INET6/IFLA_INET6_ADDR_GEN_MODE = NONE):
    *  no link-local address, hence no DAD, router solicitation or MLD traffic once it is up. Send it while the
    *  interface is down. The netlink way to keep an interface IPv6-silent: the sysctl way
-   *  (/proc/sys/net/ipv6/conf/...) costs a path lookup that grows with the number of namespaces (KERNEL-NOTES). */
+   *  (/proc/sys/net/ipv6/conf/...) costs a path lookup that grows with the number of namespaces (docs/kernel-notes.md). */
   setAddrGenModeNone(index: number): this {
     const op = 'setAddrGenModeNone';
     checkIndex(op, index);
