@@ -304,10 +304,14 @@ async function main(): Promise<void> {
   log(`run ${runId}: N=${ns.join(',')} methods=${methods.join(',')} -> ${out}`);
   res.startup = startup();
 
+  // After a run that removed hundreds of namespaces, the kernel keeps cleaning them up for a while, holding the
+  // rtnl lock in long stretches (docs/kernel-notes.md 1): the next method waits so as not to pay for that.
+  const settleMs = (n: number) => (n >= 500 ? 20_000 : 2_000);
   for (const n of ns) {
     for (const mth of methods) {
       await tick();
       if (interrupted) break;
+      await new Promise((r) => setTimeout(r, settleMs(n)));
       const file = path.join(out, `attach-${mth}-${n}.json`);
       const r = run(process.execPath, [path.join(REPO, 'dist/bench/attach.js'), mth, String(n), file, runId], { timeout: 3600_000 });
       if (r.stderr.trim()) console.error(r.stderr.trim().slice(0, 2000));
@@ -322,6 +326,7 @@ async function main(): Promise<void> {
     }
     await tick();
     if (interrupted) break;
+    await new Promise((r) => setTimeout(r, settleMs(n)));
     const fl = run(process.execPath, [path.join(REPO, 'dist/bench/netlink-attach.js'), '--full', '--json', String(n)], { timeout: 600_000 });
     const line = fl.stdout.trim().split('\n').pop() ?? '';
     try {

@@ -1,10 +1,12 @@
 // Where does one `nsnet create` / `nsnet rm` process spend its time? In a throwaway host netns (bnh-*), runs K
-// creates and K rms of the CLI as bench/attach.ts `cli` does, and reports:
+// creates and K rms of the CLI as bench/attach.ts `cli` does, both ways a command can run: handed to the resident
+// helper (the default once it runs: src/cli/client.ts) and in-process (NSNET_NO_HELPER=1), and reports:
 //   1. wall time per process (median), against `node -e 0`, `bin/nsnet --help` and a bare import of each module
-//      the command loads (fresh process each, median of K): start-up and import costs;
-//   2. a CPU profile (node --cpu-prof, the launcher's command line plus that flag) of each process, self time grouped by where the code
-//      lives (Node internals = bootstrap and module loader, each npm package, each src/ directory, GC, native);
-//   3. `strace -f -c` of one create: syscall time (flock, fsync, mount, ...), if strace is installed.
+//      the in-process path loads (fresh process each, median of K): start-up and import costs;
+//   2. a CPU profile (node --cpu-prof, the launcher's command line plus that flag) of each process, self time
+//      grouped by where the code lives (Node internals = bootstrap and module loader, each npm package, each src/
+//      directory, GC, native): the thin client's, and the whole in-process CLI's;
+//   3. `strace -f -c` of one in-process create and rm: syscall time (flock, fsync, mount, ...), if strace is installed.
 //
 //   node dist/bench/profile-cli.js [K=20]      (root)
 import crypto from 'node:crypto';
@@ -69,21 +71,30 @@ async function main(): Promise<void> {
   // --cpu-prof is refused in NODE_OPTIONS: profiled runs call node the way bin/nsnet does, with the flag added.
   // bin/nsnet runs dist/nsnet-start.cjs (bundle + V8 code cache) where the build made it, else dist/src/cli/main.js.
   const start = fs.existsSync(path.join(REPO, 'dist/nsnet-start.cjs')) ? path.join(REPO, 'dist/nsnet-start.cjs') : path.join(REPO, 'dist/src/cli/main.js');
-  const nsnet = (args: string[], nodeFlags: string[] = []) => {
+  const inProcess = { ...env, NSNET_NO_HELPER: '1' };
+  const nsnet = (args: string[], nodeFlags: string[] = [], e: NodeJS.ProcessEnv = env) => {
     const cmd = nodeFlags.length
       ? ['env', '-u', 'NODE_EXTRA_CA_CERTS', `NSNET_BIN=${NSNET_BIN}`, process.execPath, ...nodeFlags, start, ...args]
       : [NSNET_BIN, ...args];
-    const r = run('nsenter', [`--net=/run/netns/${host}`, ...cmd], { env });
+    const r = run('nsenter', [`--net=/run/netns/${host}`, ...cmd], { env: e });
     if (r.status !== 0) throw new Error(`nsnet ${args.join(' ')}: ${r.stderr}`);
     return r.ms;
   };
   try {
     makeHostNetns(host);
-    nsnet(['network', 'create', '--subnet', '10.201.0.0/16', 'bnet']);
-    // 1. Wall times.
-    const walls: Record<string, number[]> = { create: [], rm: [] };
-    for (let i = 0; i < K; i++) walls.create.push(nsnet(['create', '--network', 'bnet', '--name', `w${i}`, '--', 'sleep', '1']));
-    for (let i = 0; i < K; i++) walls.rm.push(nsnet(['rm', `w${i}`]));
+    nsnet(['network', 'create', '--subnet', '10.201.0.0/16', 'bnet']); // runs in-process, starts the helper
+    const helperDir = path.join(root, 'helper');
+    for (let i = 0; i < 500 && !fs.readdirSync(helperDir).some((d) => fs.existsSync(path.join(helperDir, d, 'pid'))); i++) run('sleep', ['0.02']);
+    // 1. Wall times, the two paths interleaved.
+    const walls: Record<string, number[]> = { create: [], rm: [], 'create (in-process)': [], 'rm (in-process)': [] };
+    for (let i = 0; i < K; i++) {
+      walls.create.push(nsnet(['create', '--network', 'bnet', '--name', `w${i}`, '--', 'sleep', '1']));
+      walls['create (in-process)'].push(nsnet(['create', '--network', 'bnet', '--name', `x${i}`, '--', 'sleep', '1'], [], inProcess));
+    }
+    for (let i = 0; i < K; i++) {
+      walls.rm.push(nsnet(['rm', `w${i}`]));
+      walls['rm (in-process)'].push(nsnet(['rm', `x${i}`], [], inProcess));
+    }
     const rep = (cmd: string, args: string[], e: NodeJS.ProcessEnv = noCa) => {
       const xs: number[] = [];
       for (let i = 0; i < K; i++) xs.push(run(cmd, args, { env: e }).ms);
@@ -92,8 +103,10 @@ async function main(): Promise<void> {
     const imp = (spec: string) => rep(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(spec)})`]);
     const dist = path.join(REPO, 'dist/src');
     console.log(`CLI process wall time, median of ${K} (ms), through nsenter, NODE_EXTRA_CA_CERTS unset by bin/nsnet; start path ${path.relative(REPO, start)}:`);
-    console.log(`  nsnet create (whole process)          ${median(walls.create)!.toFixed(1)}`);
-    console.log(`  nsnet rm (whole process)              ${median(walls.rm)!.toFixed(1)}`);
+    console.log(`  nsnet create (whole process, helper)  ${median(walls.create)!.toFixed(1)}`);
+    console.log(`  nsnet rm (whole process, helper)      ${median(walls.rm)!.toFixed(1)}`);
+    console.log(`  nsnet create (in-process)             ${median(walls['create (in-process)'])!.toFixed(1)}`);
+    console.log(`  nsnet rm (in-process)                 ${median(walls['rm (in-process)'])!.toFixed(1)}`);
     console.log(`  node -e 0                             ${rep(process.execPath, ['-e', '0']).toFixed(1)}`);
     console.log(`  node -e 0 (NODE_EXTRA_CA_CERTS as is) ${process.env.NODE_EXTRA_CA_CERTS ? rep(process.execPath, ['-e', '0'], process.env).toFixed(1) : '(unset)'}`);
     console.log(`  bin/nsnet --help                      ${rep(NSNET_BIN, ['--help']).toFixed(1)}`);
@@ -104,19 +117,21 @@ async function main(): Promise<void> {
     console.log(`  import engine/containers.js           ${imp(path.join(dist, 'engine/containers.js')).toFixed(1)}`);
     console.log(`  import index.js (whole library)       ${imp(path.join(dist, 'index.js')).toFixed(1)}`);
 
-    // 2. CPU profiles.
-    for (const [what, args] of [['create', (i: number) => ['create', '--network', 'bnet', '--name', `p${i}`, '--', 'sleep', '1']], ['rm', (i: number) => ['rm', `p${i}`]]] as const) {
-      const dir = path.join(profDir, what);
-      fs.mkdirSync(dir);
-      for (let i = 0; i < K; i++) nsnet(args(i), ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
-      printProfile(`nsnet ${what}`, aggregate(fs.readdirSync(dir).map((f) => path.join(dir, f))));
+    // 2. CPU profiles: the thin client (helper path), then the whole CLI in-process.
+    for (const [how, e] of [['client, helper path', env], ['in-process', inProcess]] as const) {
+      for (const [what, args] of [['create', (i: number) => ['create', '--network', 'bnet', '--name', `p${i}`, '--', 'sleep', '1']], ['rm', (i: number) => ['rm', `p${i}`]]] as const) {
+        const dir = path.join(profDir, `${what}-${how.split(',')[0]}`);
+        fs.mkdirSync(dir);
+        for (let i = 0; i < K; i++) nsnet(args(i), ['--cpu-prof', `--cpu-prof-dir=${dir}`], e);
+        printProfile(`nsnet ${what} (${how})`, aggregate(fs.readdirSync(dir).map((f) => path.join(dir, f))));
+      }
     }
 
     // 3. strace -c of one create and one rm.
     if (run('sh', ['-c', 'command -v strace']).status === 0) {
       for (const [what, args] of [['create', ['create', '--network', 'bnet', '--name', 's0', '--', 'sleep', '1']], ['rm', ['rm', 's0']]] as const) {
         const out = path.join(tmp, `strace-${what}.txt`);
-        run('nsenter', [`--net=/run/netns/${host}`, 'strace', '-f', '-c', '-S', 'time', '-o', out, NSNET_BIN, ...args], { env });
+        run('nsenter', [`--net=/run/netns/${host}`, 'strace', '-f', '-c', '-S', 'time', '-o', out, NSNET_BIN, ...args], { env: inProcess });
         console.log(`  strace -f -c nsnet ${what} (top 12 by time):`);
         console.log(fs.readFileSync(out, 'utf8').split('\n').slice(0, 14).map((l) => '    ' + l).join('\n'));
       }

@@ -5,9 +5,8 @@
 #                                        results.json); BENCHMARKS.md quotes such a report
 #   bash bench/run.sh profile            the diagnostics behind BENCHMARKS.md's explanations, same snapshot build:
 #                                        profile-lib (where a library create/remove spends its time), profile-cli
-#                                        (a CLI process: start-up, imports, CPU profile, strace -c), proto-lib
-#                                        (library speed-ups, patched in at run time), proto-detach (a faster rm),
-#                                        proto-cli (the CLI's two start paths A/B) -> bench/results/<time>/profile.txt
+#                                        (a CLI process, helper path and in-process: start-up, imports, CPU
+#                                        profiles, strace -c), the kernel floor -> bench/results/<time>/profile.txt
 #   env: BENCH_METHODS=lib,cli,netavark,cni,ipscript,ipbatch   BENCH_TRAFFIC=0 (skip iperf3/connection rate)
 #        BENCH_TRAFFIC_REPS=3   BENCH_SRC=worktree|HEAD (which src/ to measure, see below)
 #
@@ -97,7 +96,7 @@ npx tsc -p "$build" >&2 || echo "bench: WARNING: tsc reported type errors (files
 if [ -f "$build/scripts/bundle.mjs" ]; then
   (cd "$build" && node scripts/bundle.mjs) >&2 || echo "bench: WARNING: scripts/bundle.mjs failed" >&2
 fi
-for f in compare attach traffic netlink-attach profile-lib profile-cli proto-detach proto-lib proto-cli; do
+for f in compare attach traffic netlink-attach profile-lib profile-cli; do
   [ -f "$build/dist/bench/$f.js" ] || { echo "bench: $f.js was not built" >&2; exit 1; }
 done
 [ -f "$build/dist/src/index.js" ] || { echo "bench: dist/src/index.js was not built" >&2; exit 1; }
@@ -111,19 +110,12 @@ if [ "${1:-}" = profile ]; then
   mkdir -p "$out"
   {
     echo "# bash bench/run.sh profile — $BENCH_GIT — $(nproc) CPUs, kernel $(uname -r), node $(node --version), load $(cut -d' ' -f1-3 /proc/loadavg)"
-    for step in "profile-lib.js 1000" "proto-lib.js 400" "profile-cli.js 20" "proto-detach.js 300" "netlink-attach.js --full 300"; do
+    for step in "profile-lib.js 1000" "profile-cli.js 20" "netlink-attach.js --full 300"; do
       echo; echo "## node dist/bench/$step"
       # shellcheck disable=SC2086
       node "$build/dist/bench/"$step || echo "(failed: exit $?)"
+      sleep 20 # the kernel's clean-up of the namespaces just removed would otherwise slow the next step down
     done
-    # The CLI's start paths A/B: the module graph tsc emits (dist/src/cli/main.js) vs the project's bundle with a
-    # V8 code cache (dist/nsnet-start.cjs, what bin/nsnet runs since it exists).
-    echo; echo "## CLI start paths: ESM modules vs bundle + code cache (node dist/bench/proto-cli.js)"
-    if [ -f "$build/dist/nsnet-start.cjs" ]; then
-      node "$build/dist/bench/proto-cli.js" "$build/dist/src/cli/main.js" "$build/dist/nsnet-start.cjs" 20 || echo "(failed: exit $?)"
-    else
-      echo "(no dist/nsnet-start.cjs in this build: skipped)"
-    fi
   } 2>&1 | tee "$out/profile.txt" &
   child=$!
   wait "$child"
