@@ -82,9 +82,15 @@ async function main(): Promise<void> {
   };
   try {
     makeHostNetns(host);
-    nsnet(['network', 'create', '--subnet', '10.201.0.0/16', 'bnet']); // runs in-process, starts the helper
+    nsnet(['network', 'create', '--subnet', '10.201.0.0/16', 'bnet']); // in-process (it makes the state directory)
+    // The next command finds the state directory, still runs in-process, and starts the helper.
     const helperDir = path.join(root, 'helper');
-    for (let i = 0; i < 500 && !fs.readdirSync(helperDir).some((d) => fs.existsSync(path.join(helperDir, d, 'pid'))); i++) run('sleep', ['0.02']);
+    const serving = () => fs.existsSync(helperDir) && fs.readdirSync(helperDir).some((d) => fs.existsSync(path.join(helperDir, d, 'pid')));
+    for (let i = 0; i < 100 && !serving(); i++) {
+      nsnet(['network', 'ls']);
+      run('sleep', ['0.1']);
+    }
+    if (!serving()) throw new Error('the resident helper did not start');
     // 1. Wall times, the two paths interleaved.
     const walls: Record<string, number[]> = { create: [], rm: [], 'create (in-process)': [], 'rm (in-process)': [] };
     for (let i = 0; i < K; i++) {
