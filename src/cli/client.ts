@@ -19,8 +19,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isAlive } from '../kernel/pidstat.js';
 
-/** Commands the helper runs: short, non-interactive, no stdin, no terminal. `run`, `exec`, `logs` (they attach to
- *  the terminal or stream), `stop` (it may wait for long), `reconcile` and `check` stay in-process. */
+/** Commands the helper runs: short, non-interactive, no stdin, no terminal. `run -d` too (see servedCommand);
+ *  `run` in the foreground, `exec`, `logs` (they attach to the terminal or stream), `stop` (it may wait for long),
+ *  `reconcile` and `check` stay in-process. */
 const SERVED = new Set(['create', 'rm', 'start', 'ps', 'inspect', 'port']);
 const SERVED_NETWORK = new Set(['create', 'rm', 'remove', 'ls', 'list', 'inspect', 'connect', 'disconnect', 'prune']);
 /** Any of these in the environment keeps the command in-process. */
@@ -54,11 +55,14 @@ export function servedCommand(args: string[]): boolean {
   const g = globals(args);
   if (!g || !g.rest.length) return false;
   const [cmd, sub] = g.rest;
-  if (!(cmd === 'network' ? SERVED_NETWORK.has(sub) : SERVED.has(cmd))) return false;
-  // Help output is left to the in-process path (it is not worth a helper).
   const end = g.rest.indexOf('--');
   const opts = end < 0 ? g.rest : g.rest.slice(0, end);
-  return !opts.some((a) => a === '-h' || a === '--help');
+  // Help output is left to the in-process path (it is not worth a helper).
+  if (opts.some((a) => a === '-h' || a === '--help')) return false;
+  // `run` only detached, and only when `--` ends nsnet's options: without it, a `-d` could belong to the
+  // container's command, and a foreground run must stay attached to this terminal.
+  if (cmd === 'run') return end > 0 && opts.some((a) => a === '-d' || a === '--detach');
+  return cmd === 'network' ? SERVED_NETWORK.has(sub) : SERVED.has(cmd);
 }
 
 /** The helper for this command line, or null when the command must run in-process. The key holds everything a

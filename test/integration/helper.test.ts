@@ -77,11 +77,16 @@ test('helper: same output, errors and exit status as in-process; the client\'s P
   // `start` launches the process with the client's environment.
   assert.equal(viaHelper(['start', 'p'], pathEnv).status, 0);
   await waitFor(() => /Up/.test(viaHelper(['ps']).stdout), 5000);
+  // `run -d` is served too; its process runs detached, under the supervisor, not in the helper.
+  const rd = viaHelper(['run', '-d', '--name', 'r', '--network', 'hn', '--', 'sleep', '300']);
+  assert.equal(rd.status, 0, rd.stderr);
+  assert.match(rd.stdout, /^[0-9a-f]{64}\n$/);
+  assert.equal(JSON.parse(viaHelper(['inspect', 'r']).stdout)[0].State.Status, 'running');
   // The working directory is the client's: a relative --root.
   const rel = h.sh(`cd ${path.dirname(h.root)} && NSNET_HELPER_TRACE=1 NSNET_ROOT= ${NSNET} --root ${path.basename(h.root)} ps -a -q`);
   assert.equal(rel.status, 0, rel.stderr);
-  assert.equal(rel.stdout.trim().split('\n').length, 3);
-  assert.equal(viaHelper(['rm', '-f', 'a', 'b', 'p']).status, 0);
+  assert.equal(rel.stdout.trim().split('\n').length, 4);
+  assert.equal(viaHelper(['rm', '-f', 'a', 'b', 'p', 'r']).status, 0);
   assert.equal(viaHelper(['ps', '-a', '-q']).stdout, '');
   assert.equal(h.nsnet(['check']).status, 0);
 });

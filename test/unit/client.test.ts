@@ -18,12 +18,14 @@ test('served: short non-interactive commands, with or without global options', (
     ['--root', '/x', 'create', '--', 'true'],
     ['--root=/x', '--host-netns', '/run/netns/h', 'rm', 'a'],
     ['create', '--', 'cmd', '--help'], // --help of the container's command, not nsnet's
+    ['run', '-d', '--name', 'a', '--', 'sleep', '1'],
+    ['run', '--name', 'a', '--detach', '--rm', '-p', '80', '--', 'sleep', '1'],
   ]) assert.equal(servedCommand(args), true, args.join(' '));
 });
 
 test('not served: terminal-attached, long-waiting, repair, help and unknown command lines', () => {
   for (const args of [
-    [], ['run', '--', 'sh'], ['run', '-d', '--', 'sleep', '1'], ['exec', 'a', '--', 'sh'], ['logs', 'a'], ['stop', 'a'],
+    [], ['run', '--', 'sh'], ['run', '-d', 'sleep', '1'], ['run', '--name', 'a', '--', 'sh', '-d'], ['exec', 'a', '--', 'sh'], ['logs', 'a'], ['stop', 'a'],
     ['reconcile'], ['check'], ['help'], ['--help'], ['-h'], ['--version'], ['create', '--help'], ['network', 'ls', '-h'],
     ['network'], ['network', 'bogus'], ['bogus'], ['--unknown', 'ps'], ['--root'], ['--nsnet-helper', '/x'],
   ]) assert.equal(servedCommand(args), false, args.join(' '));
