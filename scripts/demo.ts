@@ -69,6 +69,8 @@ try {
   nsnet('rm', '-f', 'redis-sys', 'postgres', 'oa-java');
   nsnet('network', 'rm', 'oa-net');
   nsnet('check');
+  // `rm` leaves each veth to the kernel, which removes it with the container's netns a moment later.
+  await waitFor(() => h.links().every((l) => l === 'lo' || l === 'upl0'), 5000, 50).catch(() => undefined);
   process.stdout.write(`links left in the host netns: ${h.links().join(' ')}\ncontainer namespaces left: ${h.containerNetns().length}\n`);
 } catch (e) {
   failed = true;

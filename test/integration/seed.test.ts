@@ -71,6 +71,8 @@ test('seed walk-through: oa-net, three servers over the bridge, masquerade, clea
   h.ok(['rm', '-f', 'redis-sys', 'postgres', 'oa-java']);
   h.ok(['network', 'rm', 'oa-net']);
   assert.deepEqual(h.containerNetns(), []);
+  // Each veth dies with its container's netns (rm leaves it to the kernel): a moment later.
+  await waitFor(() => h.links().every((l) => l === 'lo' || l === 'upl0'), 5000, 50).catch(() => undefined);
   assert.deepEqual(h.links().filter((l) => l !== 'lo' && l !== 'upl0'), []);
   assert.equal(h.ok(['ps', '-a', '-q']), '');
   const check = h.nsnet(['check']);
