@@ -169,11 +169,23 @@ export function startHelper(plan: HelperPlan, start: string): void {
   fs.closeSync(log);
 }
 
+function startIfPossible(args: string[], start: string, bundle: string): void {
+  const plan = helperPlan(args, process.env, bundle);
+  if (!plan || helperPid(plan.dir) !== null) return;
+  try {
+    startHelper(plan, start);
+  } catch { /* no helper: commands keep running in-process */ }
+}
+
 /** Entry from dist/nsnet-start.cjs: hands the command to a helper, or calls `inProcess` (the whole CLI). */
 export function main(start: string, bundle: string, inProcess: () => void): void {
   const args = process.argv.slice(2);
   const plan = helperPlan(args, process.env, bundle);
-  if (!plan) return inProcess();
+  if (!plan) {
+    // The first command on a new state directory makes it: start the helper once it exists.
+    if (servedCommand(args)) process.once('exit', () => startIfPossible(args, start, bundle));
+    return inProcess();
+  }
   let r: Reply | null;
   try {
     r = ask(plan.dir, args);
@@ -183,11 +195,7 @@ export function main(start: string, bundle: string, inProcess: () => void): void
     return;
   }
   if (!r) {
-    process.once('exit', () => {
-      try {
-        startHelper(plan, start);
-      } catch { /* no helper: commands keep running in-process */ }
-    });
+    process.once('exit', () => startIfPossible(args, start, bundle));
     return inProcess();
   }
   writeAll(1, r.out);

@@ -136,3 +136,20 @@ test('helper: a command the helper never claimed is taken back and run by the cl
   assert.equal(h.ok(['ps', '-a', '--format', 'json']).split('\n').length, 1, 'created exactly once');
   assert.equal(h.nsnet(['check']).status, 0);
 });
+
+test('helper: the first command on a state directory that does not exist yet makes it and starts the helper', async (t) => {
+  const h = TestHost.create('hls', { NSNET_HELPER_IDLE_MS: '2000' });
+  t.after(() => h.cleanup());
+  const root = path.join(h.root, 'new-root');
+  const env = { NSNET_ROOT: root, ...TRACE };
+  const first = h.nsnet(['network', 'create', '--subnet', '10.67.0.0/24', 'n'], { env });
+  assert.equal(first.status, 0, first.stderr);
+  assert.ok(!served(first));
+  await waitFor(() => {
+    const d = path.join(root, 'helper');
+    return fs.existsSync(d) && fs.readdirSync(d).some((k) => fs.existsSync(path.join(d, k, 'pid')));
+  }, 10000, 50);
+  const second = h.nsnet(['network', 'ls', '-q'], { env });
+  assert.ok(served(second), 'the second command is served');
+  assert.equal(second.stdout.trim().split('\n').length, 3, 'n, host, none');
+});
