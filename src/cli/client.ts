@@ -110,7 +110,7 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
 export function ask(dir: string, args: string[]): Reply | null {
   const pid = helperPid(dir);
   if (pid === null) return null;
-  const id = `${process.pid}-${Date.now().toString(36)}`;
+  const id = `${Date.now().toString(36)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const q = path.join(dir, 'q');
   const req = path.join(q, `req-${id}`);
   const rep = path.join(q, `rep-${id}`);

@@ -77,7 +77,7 @@ export async function serveHelper(dir: string, runCli: RunCli): Promise<void> {
       for (;;) {
         let names: string[];
         try {
-          names = fs.readdirSync(q).filter((n) => n.startsWith('req-'));
+          names = fs.readdirSync(q).filter((n) => n.startsWith('req-')).sort(); // ids begin with the time: oldest first
         } catch {
           break; // directory removed: the tick below ends the helper
         }
