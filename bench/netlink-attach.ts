@@ -11,9 +11,9 @@
 //
 // usage: node dist/bench/netlink-attach.js [--full] [--json] [N=200]   (as root)
 //   --full  issue exactly the kernel requests nsnet's create/rm issue for one container (the "kernel floor" of
-//           bench/compare.ts): veth with MTU, peer MAC and alias (alias = a second request), hairpin on the
-//           bridge port, then ifindex + batch(lo up, eth0 without IPv6 addresses (addr gen mode none), eth0 up,
-//           address, route); detach = the host end set down, then the netns is deleted (both timed; the kernel
+//           bench/compare.ts): in the new netns IPv6 off by default (sysctl), veth with MTU, peer MAC and alias
+//           (alias = a second request), hairpin on the bridge port, then ifindex + batch(lo up, eth0 up, address,
+//           route); detach = the host end set down, then the netns is deleted (both timed; the kernel
 //           removes the veth with the netns, as after nsnet's rm).
 //   --json  also print one JSON line with every sample (attach, netns creation, detach, netns deletion), for
 //           bench/compare.ts.
@@ -23,6 +23,7 @@ import { performance } from 'node:perf_hooks';
 import { CLONE_NEWNET, close, openPath, setns } from '../src/kernel/libc.js';
 import { Netlink } from '../src/kernel/netlink.js';
 import { createNetns, deleteNetns, enterHostNetns, netnsPath } from '../src/kernel/netns.js';
+import { writeSysctl } from '../src/kernel/sysctl.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -77,6 +78,7 @@ async function main(): Promise<void> {
         const t = performance.now();
         opened = Netlink.open();
         openMs.push(performance.now() - t);
+        if (full) writeSysctl('net.ipv6.conf.default.disable_ipv6', '1');
       });
       made.push(name);
       fds.push(fd);
@@ -98,7 +100,6 @@ async function main(): Promise<void> {
       if (peer === null) throw new Error('peer eth0 missing');
       cnl.batch((b) => {
         b.setUp(1); // lo is ifindex 1 in every netns
-        if (full) b.setAddrGenModeNone(peer);
         b.setUp(peer);
         b.addAddress(peer, ip, 16);
         b.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: '10.77.0.1' });

@@ -94,11 +94,15 @@ export interface Reply {
   err: string;
 }
 
-/** The helper's pid if one serves `dir` (same pid and start time as it recorded). */
+/** The helper serving `dir` (same pid and start time as it recorded), or null. */
 export function helperPid(dir: string): number | null {
+  return serving(dir)?.pid ?? null;
+}
+
+function serving(dir: string): { pid: number; start: string } | null {
   try {
     const [pid, start] = fs.readFileSync(path.join(dir, 'pid'), 'utf8').trim().split(' ');
-    return isAlive(Number(pid), start ?? '') && start ? Number(pid) : null;
+    return start && isAlive(Number(pid), start) ? { pid: Number(pid), start } : null;
   } catch {
     return null;
   }
@@ -106,24 +110,43 @@ export function helperPid(dir: string): number | null {
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
+/** The helper that claimed request `id` (it renamed it to run-<id>.<pid>.<start>) is still running. */
+function claimantAlive(q: string, id: string): boolean {
+  const claim = fs.readdirSync(q).find((n) => n.startsWith(`run-${id}.`));
+  if (!claim) return false;
+  const [pid, start] = claim.slice(`run-${id}.`.length).split('.');
+  return isAlive(Number(pid), start);
+}
+
 /** Hands the command to the helper and waits for its reply; null when no helper took it (run it in-process). */
 export function ask(dir: string, args: string[]): Reply | null {
-  const pid = helperPid(dir);
-  if (pid === null) return null;
+  const helper = serving(dir);
+  if (!helper) return null;
   const id = `${Date.now().toString(36)}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const q = path.join(dir, 'q');
   const req = path.join(q, `req-${id}`);
   const rep = path.join(q, `rep-${id}`);
+  const takeBack = () => {
+    try {
+      fs.unlinkSync(req); // succeeds only while no helper has claimed it
+      return true;
+    } catch {
+      return false;
+    }
+  };
   try {
     fs.writeFileSync(path.join(q, `.new-${id}`), JSON.stringify({ argv: args, env: process.env, cwd: process.cwd() }), { mode: 0o600 });
     fs.renameSync(path.join(q, `.new-${id}`), req);
-    process.kill(pid, 'SIGUSR2');
   } catch {
-    try { fs.unlinkSync(req); } catch { /* not written */ }
+    try { fs.unlinkSync(path.join(q, `.new-${id}`)); } catch { /* not written */ }
     return null;
   }
-  const begin = Date.now();
-  let nextCheck = begin + 20;
+  try {
+    process.kill(helper.pid, 'SIGUSR2');
+  } catch {
+    if (takeBack()) return null; // else a helper claimed it anyway: wait for its reply
+  }
+  let nextCheck = Date.now() + 20;
   for (let wait = 0.05; ; wait = Math.min(wait * 1.25, 2)) {
     try {
       const text = fs.readFileSync(rep, 'utf8');
@@ -134,11 +157,10 @@ export function ask(dir: string, args: string[]): Reply | null {
     }
     if (Date.now() >= nextCheck) {
       nextCheck = Date.now() + 20;
-      if (helperPid(dir) !== pid) {
-        try {
-          fs.unlinkSync(req); // not claimed: take it back and run it here
-          return null;
-        } catch { /* claimed */ }
+      // The process we signalled, not its pid file: a helper ending removes the file first, then serves what was
+      // already written. Whoever claimed the request answers it as long as it lives (a newer helper may have).
+      if (!isAlive(helper.pid, helper.start) && !claimantAlive(q, id)) {
+        if (takeBack()) return null; // nobody claimed it: run it here
         if (!fs.existsSync(rep)) {
           throw new Error(`the nsnet helper ended during the command (see ${path.join(path.dirname(dir), 'log')}); the next command finishes or rolls back what it left`);
         }
@@ -159,9 +181,11 @@ export function startHelper(plan: HelperPlan, start: string): void {
   fs.writeFileSync(marker, '');
   const log = fs.openSync(path.join(path.dirname(plan.dir), 'log'), 'a', 0o600);
   const env = { ...process.env };
-  if (plan.hostNetns !== undefined) env.NSNET_HOST_NETNS = plan.hostNetns;
-  // Loaded here only: child_process would cost every command ≈0.5 ms at start-up.
-  const { spawn } = process.getBuiltinModule('node:child_process') as { spawn: typeof Spawn };
+  // The helper starts in /: a relative --host-netns means the same file from there.
+  if (plan.hostNetns !== undefined) env.NSNET_HOST_NETNS = path.resolve(plan.hostNetns);
+  // Loaded here only: child_process would cost every command ≈0.5 ms at start-up. (In the CJS bundle `require`
+  // exists; process.getBuiltinModule, Node ≥ 20.16, serves the ESM build the unit tests import.)
+  const { spawn } = (typeof require === 'function' ? require('node:child_process') : process.getBuiltinModule('node:child_process')) as { spawn: typeof Spawn };
   const child = spawn(process.execPath, [start, '--nsnet-helper', plan.dir], {
     detached: true, stdio: ['ignore', log, log], env, cwd: '/',
   });

@@ -63,54 +63,67 @@ export async function serveHelper(dir: string, runCli: RunCli): Promise<void> {
   if (!lock.tryAcquire()) return; // another helper serves this directory
   const pidFile = path.join(dir, 'pid');
   const me = `${process.pid} ${processStart(process.pid)}`;
-  writeAtomic(pidFile, me + '\n');
-  try { fs.unlinkSync(path.join(dir, 'starting')); } catch { /* none */ }
+  const claimTag = me.replace(' ', '.'); // run-<id>.<pid>.<start>: clients see who claimed their request
 
   let last = Date.now();
-  let busy = false;
-  /** Claims and runs every waiting request (requests that arrive meanwhile are picked up by the next pass). */
-  const drain = async () => {
-    if (busy) return;
-    busy = true;
-    let served = 0;
-    try {
-      for (;;) {
-        let names: string[];
-        try {
-          names = fs.readdirSync(q).filter((n) => n.startsWith('req-')).sort(); // ids begin with the time: oldest first
-        } catch {
-          break; // directory removed: the tick below ends the helper
-        }
-        if (!names.length) break;
-        for (const n of names) {
-          const id = n.slice(4);
-          const run = path.join(q, `run-${id}`);
-          try {
-            fs.renameSync(path.join(q, n), run); // claimed: the client can no longer take it back
-          } catch {
-            continue; // taken back by its client
-          }
-          served++;
-          let reply: Reply;
-          try {
-            const req = JSON.parse(fs.readFileSync(run, 'utf8')) as Request;
-            reply = await runOne(req, runCli);
-          } catch (e) {
-            reply = { code: 1, out: '', err: `Error: ${(e as Error).message}\n` };
-          }
-          try {
-            writeAtomic(path.join(q, `rep-${id}`), JSON.stringify(reply));
-            fs.unlinkSync(run);
-          } catch { /* directory removed */ }
-        }
+  /** One pass: claims and runs every waiting request, oldest first, until none is left. */
+  const pass = async () => {
+    for (;;) {
+      let names: string[];
+      try {
+        names = fs.readdirSync(q).filter((n) => n.startsWith('req-')).sort(); // ids begin with the time: oldest first
+      } catch {
+        return; // directory removed: the loop below ends the helper
       }
-    } finally {
-      busy = false;
-      if (served) last = Date.now();
+      if (!names.length) return;
+      for (const n of names) {
+        const id = n.slice(4);
+        const run = path.join(q, `run-${id}.${claimTag}`);
+        try {
+          fs.renameSync(path.join(q, n), run); // claimed: its client can no longer take it back
+        } catch {
+          continue; // taken back by its client
+        }
+        let reply: Reply;
+        try {
+          const req = JSON.parse(fs.readFileSync(run, 'utf8')) as Request;
+          reply = await runOne(req, runCli);
+        } catch (e) {
+          reply = { code: 1, out: '', err: `Error: ${(e as Error).message}\n` };
+        }
+        try {
+          writeAtomic(path.join(q, `rep-${id}`), JSON.stringify(reply));
+          fs.unlinkSync(run);
+        } catch { /* directory removed */ }
+        last = Date.now();
+      }
     }
   };
+  // Passes never overlap; a signal during one makes it look again before it ends.
+  let running: Promise<void> | null = null;
+  let again = false;
+  const drain = (): Promise<void> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      try {
+        do {
+          again = false;
+          await pass();
+        } while (again);
+      } finally {
+        running = null;
+      }
+    })();
+    return running;
+  };
+  // The handler exists before the pid file tells clients to signal us (SIGUSR2 would otherwise end the process),
+  // and stays until the process ends.
   process.on('SIGUSR2', () => void drain());
-  void drain(); // requests written before the signal handler existed
+  writeAtomic(pidFile, me + '\n');
+  try { fs.unlinkSync(path.join(dir, 'starting')); } catch { /* none */ }
 
   const ours = () => {
     try {
@@ -119,20 +132,17 @@ export async function serveHelper(dir: string, runCli: RunCli): Promise<void> {
       return false;
     }
   };
-  await new Promise<void>((resolve) => {
-    const tick = setInterval(() => {
-      if (busy) return;
-      void drain(); // a lost signal costs at most one tick
-      if (ours() && Date.now() - last < idleMs) return;
-      clearInterval(tick);
-      if (ours()) {
-        try { fs.unlinkSync(pidFile); } catch { /* gone */ }
-      }
-      resolve();
-    }, Math.min(1000, Math.max(50, idleMs / 4)));
-  });
-  // Clients that read the pid just before it went away: serve them, then end.
+  const tick = Math.min(1000, Math.max(50, idleMs / 4));
+  for (;;) {
+    await new Promise((r) => setTimeout(r, tick));
+    await drain(); // a lost signal costs at most one tick
+    if (!ours() || Date.now() - last >= idleMs) break;
+  }
+  // Ending: new clients stop finding us first; those that read the pid just before get served, then we go (a
+  // request written after this last pass is taken back by its client once this process is gone).
+  if (ours()) {
+    try { fs.unlinkSync(pidFile); } catch { /* gone */ }
+  }
   await drain();
-  process.removeAllListeners('SIGUSR2');
   lock.release();
 }

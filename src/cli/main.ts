@@ -428,6 +428,7 @@ async function main(argv: string[]): Promise<void> {
   const { serveHelper } = await import('./helper.js');
   await serveHelper(argv[3], (a) => runCli(a, true));
   for (const h of hosts.values()) h.close();
+  hosts.clear(); // a command that still arrives while the process ends opens what it needs again
 }
 
 function hostNetnsArg(argv: string[]): string | undefined {

@@ -62,11 +62,6 @@ export function attach(h: Host, n: NetworkRecord, ep: EndpointRecord, o: AttachO
   const prefix = prefixOf(n);
   o.cnl.batch((b) => {
     if (o.loUp) b.setUp(1);
-    // IPv4-only networks: the container's interface gets no IPv6 address at all (as Docker's disable_ipv6), so no
-    // link-local IPv6 path between containers bypasses the IPv4 firewall (icc=false, isolation), and no IPv6
-    // chatter (DAD, router solicitations) floods the bridge. Set over netlink while the interface is down: the
-    // sysctl way costs a /proc/sys lookup that grows with the number of namespaces (docs/kernel-notes.md).
-    b.setAddrGenModeNone(peer);
     b.setUp(peer);
     b.addAddress(peer, ep.ip, prefix);
     if (o.defaultRoute) b.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: n.gateway });

@@ -188,6 +188,12 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
     let cnl: Netlink | null = null;
     const fd = createNetns(c.netns, () => {
       cnl = Netlink.open();
+      // IPv4-only networks: interfaces created in this netns from now on have IPv6 disabled (as Docker does), so
+      // no IPv6 path between containers bypasses the IPv4 firewall (icc=false): no link-local address, and no
+      // address from a router advertisement a container could forge either. (Netlink's addr-gen-mode "none" would
+      // avoid this /proc/sys write, whose lookup grows with the number of namespaces, but it still lets SLAAC
+      // configure addresses from a forged RA: docs/kernel-notes.md 2.)
+      fs.writeFileSync('/proc/sys/net/ipv6/conf/default/disable_ipv6', '1');
     });
     try {
       crashPoint('create:netns');
@@ -364,9 +370,10 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
     if (deps.length) throw new UserError(`container ${c.name} is in use by ${deps.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first`, 'refused');
     const eps = h.store.endpointsOf(c.id);
     const ports = containerPorts(h, c);
-    const used = h.store.containerById(c.id)?.used ?? true; // an exec may have begun since c was read
+    let used = true;
     const ids: number[] = [];
     h.store.tx(() => {
+      used = h.store.containerById(c.id)?.used ?? true; // read where the row goes: an exec may have begun since
       // With its own netns, the container's veths die with it: the kernel removes both ends once the netns is
       // gone (≈30 ms per veth when asked one by one, nothing for us to wait for this way). Their rows stay as
       // 'veth' garbage until then (sweepDyingLinks).

@@ -31,6 +31,7 @@ export function etcPaths(h: Host, c: ContainerRecord): { resolvConf: string; hos
  *  on the first network's gateway; on the default bridge (no name service, as Docker) the host's upstreams
  *  (or --dns) are used directly. */
 export function writeEtc(h: Host, c: ContainerRecord, eps: EndpointRecord[], nets: Map<string, NetworkRecord>): void {
+  if (!h.store.containerById(c.id)) return; // removed meanwhile (an exec racing rm): do not recreate its directory
   const dir = h.containerDir(c.id);
   fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
   const host = hostResolvConf();

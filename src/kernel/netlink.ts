@@ -93,9 +93,6 @@ const RTN_UNICAST = 1;
 const NLA_F_NESTED = 0x8000;
 const AF_BRIDGE = 7;
 const IFLA_PROTINFO = 12;
-const IFLA_AF_SPEC = 26;
-const IFLA_INET6_ADDR_GEN_MODE = 8;
-const IN6_ADDR_GEN_MODE_NONE = 1;
 const IFLA_BRPORT_MODE = 4;
 const IFLA_BRPORT_ISOLATED = 33;
 const NLA_TYPE_MASK = 0x3fff;
@@ -818,23 +815,6 @@ export class NetlinkBatch {
     if (o.isolated !== undefined) this.w.u8(IFLA_BRPORT_ISOLATED, o.isolated ? 1 : 0);
     this.w.nestEnd(pi);
     this.w.end(op, `${op}(${index}, ${JSON.stringify(o)})`);
-    return this;
-  }
-
-  /** No IPv6 address is ever generated on the interface (IFLA_AF_SPEC/AF_INET6/IFLA_INET6_ADDR_GEN_MODE = NONE):
-   *  no link-local address, hence no DAD, router solicitation or MLD traffic once it is up. Send it while the
-   *  interface is down. The netlink way to keep an interface IPv6-silent: the sysctl way
-   *  (/proc/sys/net/ipv6/conf/...) costs a path lookup that grows with the number of namespaces (docs/kernel-notes.md). */
-  setAddrGenModeNone(index: number): this {
-    const op = 'setAddrGenModeNone';
-    checkIndex(op, index);
-    encSetLink(this.w, index, 0, 0);
-    const spec = this.w.nestStart(IFLA_AF_SPEC | NLA_F_NESTED);
-    const v6 = this.w.nestStart(AF_INET6 | NLA_F_NESTED);
-    this.w.u8(IFLA_INET6_ADDR_GEN_MODE, IN6_ADDR_GEN_MODE_NONE);
-    this.w.nestEnd(v6);
-    this.w.nestEnd(spec);
-    this.w.end(op, `${op}(${index})`);
     return this;
   }
 
