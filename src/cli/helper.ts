@@ -59,6 +59,14 @@ export async function serveHelper(dir: string, runCli: RunCli): Promise<void> {
   const idleMs = Number(process.env.NSNET_HELPER_IDLE_MS ?? 60000);
   const q = path.join(dir, 'q');
   fs.mkdirSync(q, { recursive: true, mode: 0o700 });
+  // Requests are commands run as root: serve only from directories nobody else can write to.
+  for (const d of [path.dirname(dir), dir, q]) {
+    const st = fs.lstatSync(d);
+    if (!st.isDirectory() || st.uid !== process.getuid?.() || (st.mode & 0o022) !== 0) {
+      process.stderr.write(`nsnet helper: ${d} must be a directory of ours, not writable by others: not serving\n`);
+      return;
+    }
+  }
   const lock = new FileLock(path.join(dir, 'lock'));
   if (!lock.tryAcquire()) return; // another helper serves this directory
   const pidFile = path.join(dir, 'pid');

@@ -216,6 +216,12 @@ export function reconcile(h: Host): { actions: string[] } {
     const done: number[] = [];
     sweepDyingLinks(h, 0);
     const dying = new Set(h.store.dyingLinks().map((g) => g.name));
+    // An rm interrupted before it took its ports down (kill -9): take them down now, so that an address handed out
+    // again is never answered from a dying netns.
+    for (const name of dying) {
+      const l = h.nl.linkByName(name);
+      if (l && l.alias === h.owner) h.nl.setDown(l.index);
+    }
     for (const g of h.store.garbage()) {
       if (g.kind === 'veth') continue;
       if (g.kind === 'link') {
