@@ -34,8 +34,23 @@ export function setupNetwork(h: Host, n: NetworkRecord): void {
 }
 
 export function teardownNetwork(h: Host, n: NetworkRecord): void {
-  const link = h.nl.linkByName(n.bridge);
-  if (link && link.alias === h.owner) h.nl.deleteLink(link.index);
+  const link = ownedLink(h, n.bridge);
+  if (link) h.nl.deleteLink(link.index);
+}
+
+/** The link named `name` if nsnet made it on this host (it carries the host's owner alias), else null. */
+export function ownedLink(h: Host, name: string): { index: number } | null {
+  const link = h.nl.linkByName(name);
+  return link && link.alias === h.owner ? link : null;
+}
+
+/** Deletes a link; tolerates its being gone already. */
+export function removeLink(h: Host, index: number): void {
+  try {
+    h.nl.deleteLink(index);
+  } catch (e) {
+    if (!(e instanceof NetlinkError) || e.code !== 'ENODEV') throw e;
+  }
 }
 
 export interface AttachOptions {
@@ -70,14 +85,8 @@ export function attach(h: Host, n: NetworkRecord, ep: EndpointRecord, o: AttachO
 
 /** Removes the host end of the veth (the peer goes with it). Tolerates an already missing link. */
 export function detach(h: Host, ep: EndpointRecord): void {
-  const link = h.nl.linkByName(ep.hostIf);
-  if (link && link.alias === h.owner) {
-    try {
-      h.nl.deleteLink(link.index);
-    } catch (e) {
-      if (!(e instanceof NetlinkError) || e.code !== 'ENODEV') throw e;
-    }
-  }
+  const link = ownedLink(h, ep.hostIf);
+  if (link) removeLink(h, link.index);
 }
 
 /** Takes the host ends of veths that are left to die with their container's netns out of service at once: a port

@@ -62,8 +62,13 @@ function reported(fn: () => void): void {
   }
 }
 
-function signalAndWait(h: Host, gen: number): void {
+/** Tells the running resolver to read its view and log again. */
+function hup(h: Host): void {
   signal(readPid(h)!.pid, 'SIGHUP');
+}
+
+function signalAndWait(h: Host, gen: number): void {
+  hup(h);
   if (!waitLoaded(h, gen)) throw new Error(`the DNS resolver did not load its configuration (see ${path.join(dir(h), 'log')})`);
 }
 
@@ -177,7 +182,7 @@ export function notifyDnsContainer(h: Host, containerId: string, push: DnsPush =
     }
     fs.appendFileSync(deltaFile(h), JSON.stringify({ generation: gen, containers: [containerId], add, overrides }) + '\n');
     if (push === 'wait') signalAndWait(h, gen);
-    else if (push === 'signal') signal(readPid(h)!.pid, 'SIGHUP');
+    else if (push === 'signal') hup(h);
   });
 }
 

@@ -30,15 +30,11 @@ export function sweepDyingLinks(h: Host, minAgeMs = 250, now = false): number {
   const done: number[] = [];
   let forced = 0;
   for (const g of rows) {
-    const l = h.nl.linkByName(g.name);
-    if (l && l.alias === h.owner) {
+    const l = bridge.ownedLink(h, g.name);
+    if (l) {
       if (!now && t - g.since < DYING_GRACE_MS) continue;
       forced++;
-      try {
-        h.nl.deleteLink(l.index);
-      } catch (e) {
-        if ((e as { code?: string }).code !== 'ENODEV') throw e;
-      }
+      bridge.removeLink(h, l.index);
     }
     done.push(g.id);
   }
@@ -69,8 +65,7 @@ export function check(h: Host): Difference[] {
   for (const g of h.store.garbage()) {
     if (g.kind === 'veth') {
       dying.add(g.name);
-      const l = h.nl.linkByName(g.name);
-      if (!l || l.alias !== h.owner || Date.now() - g.since < DYING_GRACE_MS) continue;
+      if (!bridge.ownedLink(h, g.name) || Date.now() - g.since < DYING_GRACE_MS) continue;
     }
     diffs.push({ kind: 'unfinished-removal', detail: `${g.kind} ${g.name}` });
   }
@@ -219,14 +214,14 @@ export function reconcile(h: Host): { actions: string[] } {
     // An rm interrupted before it took its ports down (kill -9): take them down now, so that an address handed out
     // again is never answered from a dying netns.
     for (const name of dying) {
-      const l = h.nl.linkByName(name);
-      if (l && l.alias === h.owner) h.nl.setDown(l.index);
+      const l = bridge.ownedLink(h, name);
+      if (l) h.nl.setDown(l.index);
     }
     for (const g of h.store.garbage()) {
       if (g.kind === 'veth') continue;
       if (g.kind === 'link') {
-        const l = h.nl.linkByName(g.name);
-        if (l && l.alias === h.owner) h.nl.deleteLink(l.index);
+        const l = bridge.ownedLink(h, g.name);
+        if (l) h.nl.deleteLink(l.index);
       } else if (g.kind === 'netns') {
         removeNetnsAndProcesses(g.name);
       } else if (g.kind === 'dir' && /^[0-9a-f]{64}$/.test(g.name)) {
@@ -298,8 +293,8 @@ function lostSandbox(h: Host, c: ContainerRecord): void {
     if (c.state === 'running') h.store.updateContainer(c.id, { state: 'exited', exitCode: 137, pid: null, pidStart: null, finished: new Date().toISOString() });
   });
   for (const e of eps) {
-    const l = h.nl.linkByName(e.hostIf);
-    if (l && l.alias === h.owner) h.nl.deleteLink(l.index);
+    const l = bridge.ownedLink(h, e.hostIf);
+    if (l) h.nl.deleteLink(l.index);
   }
 }
 
