@@ -4,6 +4,7 @@
 // 63 ms (ESM modules from dist/src) -> 50 ms (bundle + code cache); Node's own start-up is ~25 ms of that.
 import { build } from 'esbuild';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 
 await build({
   entryPoints: ['src/cli/main.ts'],
@@ -31,3 +32,9 @@ await build({
 });
 fs.rmSync('dist/nsnet.cjs.v8cache', { force: true });
 fs.copyFileSync('scripts/nsnet-start.cjs', 'dist/nsnet-start.cjs');
+// The fast client (src/cli/client.c): the CLI's path that starts no Node when a resident helper serves. Without a
+// C compiler there is none and bin/nsnet runs everything through Node (slower, the same results).
+fs.rmSync('dist/nsnet-fast', { force: true });
+const cc = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', 'dist/nsnet-fast.tmp', 'src/cli/client.c'], { stdio: 'inherit' });
+if (cc.status === 0) fs.renameSync('dist/nsnet-fast.tmp', 'dist/nsnet-fast');
+else console.error('WARNING: no C compiler (cc) or src/cli/client.c did not build: the CLI runs without its fast client');

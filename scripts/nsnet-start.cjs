@@ -1,13 +1,16 @@
-// Start path of the CLI (copied to dist/ by scripts/bundle.mjs). First the thin client (dist/nsnet-client.cjs,
-// src/cli/client.ts) offers the command to the resident helper; if it runs in this process instead, dist/nsnet.cjs
-// is run through vm.Script with a V8 code cache kept next to it, so functions compiled by earlier runs are not
+// Node's start path of the CLI (copied to dist/ by scripts/bundle.mjs), run when the fast client (dist/nsnet-fast,
+// src/cli/client.c) found no resident helper to serve the command, or directly by bin/nsnet when there is no fast
+// client. dist/nsnet-client.cjs (src/cli/client.ts) starts a helper for the next commands; dist/nsnet.cjs is run through vm.Script with a V8 code cache kept next to it, so functions compiled by earlier runs are not
 // compiled again. The cache is written once (or again when V8 rejects it after a rebuild); an unwritable
 // directory just means no cache.
 'use strict';
 const path = require('path');
 
 const file = path.join(__dirname, 'nsnet.cjs');
-require('./nsnet-client.cjs').main(__filename, file, inProcess);
+// `--nsnet-helper-up` (first, from the fast client): a helper serves, but not this command; start none.
+const helperUp = process.argv[2] === '--nsnet-helper-up';
+if (helperUp) process.argv.splice(2, 1);
+require('./nsnet-client.cjs').main(__filename, file, inProcess, helperUp);
 
 function inProcess() {
 const fs = require('fs');

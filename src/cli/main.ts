@@ -419,14 +419,16 @@ async function runCli(argv: string[], inHelper = false): Promise<void> {
 
 async function main(argv: string[]): Promise<void> {
   if (argv[2] !== '--nsnet-helper') return runCli(argv);
-  // `nsnet-start.cjs --nsnet-helper SOCKET`, started by a client (src/cli/client.ts): serve until idle.
+  // `nsnet-start.cjs --nsnet-helper SOCKET`, started after a command ran in-process (src/cli/client.ts): serve
+  // until idle.
   try {
     await enterHost(argv.slice(0, 2));
   } catch (e) {
     return reportError(e);
   }
   const { serveHelper } = await import('./helper.js');
-  await serveHelper(argv[3], (a) => runCli(a, true));
+  // The build it serves: the bundle next to the start script (dist/nsnet-start.cjs, dist/nsnet.cjs).
+  await serveHelper(argv[3], (a) => runCli(a, true), path.join(path.dirname(argv[1]), 'nsnet.cjs'));
   for (const h of hosts.values()) h.close();
   hosts.clear(); // a command that still arrives while the process ends opens what it needs again
 }

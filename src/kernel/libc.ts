@@ -49,6 +49,11 @@ const _recv = libc.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int 
 const _setsockopt = libc.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)');
 const _getsockname = libc.func('int getsockname(int fd, _Out_ void *addr, _Inout_ uint32_t *addrlen)');
 const _strerror = libc.func('const char *strerror(int errnum)');
+const _listen = libc.func('int listen(int fd, int backlog)');
+const _accept4 = libc.func('int accept4(int fd, void *addr, void *addrlen, int flags)');
+const _getsockopt = libc.func('int getsockopt(int fd, int level, int optname, _Out_ void *optval, _Inout_ uint32_t *optlen)');
+const _poll = libc.func('int poll(_Inout_ void *fds, unsigned long nfds, int timeout)');
+const _syscall4 = libc.func('long syscall(long nr, long a, long b, void *c, long d)');
 // ioctl is variadic; declaring its one pointer argument is call-compatible on x86-64 and arm64 Linux.
 const _ioctl = libc.func('int ioctl(int fd, unsigned long request, void *arg)');
 
@@ -128,6 +133,38 @@ export function getsockname(fd: number, buf: Buffer): number {
 /** ioctl(2) with a pointer argument (e.g. a struct ifreq); returns the call's result. */
 export function ioctlPtr(fd: number, request: number, arg: Buffer): number {
   return check('ioctl', _ioctl(fd, request, arg));
+}
+export function listen(fd: number, backlog: number): void {
+  check('listen', _listen(fd, backlog));
+}
+/** accept4(2) without the peer's address; -1 with EAGAIN/EINTR left to the caller (koffi.errno()). */
+export function accept4(fd: number, flags: number): number {
+  return check('accept4', _accept4(fd, null, null, flags));
+}
+/** getsockopt(2) into `buf`; returns the option's length. */
+export function getsockoptBuf(fd: number, level: number, name: number, buf: Buffer): number {
+  const len = [buf.length];
+  check('getsockopt', _getsockopt(fd, level, name, buf, len));
+  return len[0];
+}
+/** poll(2) on one fd: the revents bits, 0 on timeout (EINTR counts as a timeout). */
+export function pollOne(fd: number, events: number, timeoutMs: number): number {
+  const b = Buffer.alloc(8);
+  b.writeInt32LE(fd, 0);
+  b.writeInt16LE(events, 4);
+  const n = Number(_poll(b, 1, timeoutMs));
+  if (n < 0) {
+    if (koffi.errno() === 4) return 0;
+    throw new SysError('poll', koffi.errno());
+  }
+  return n === 0 ? 0 : b.readUInt16LE(6);
+}
+/** pidfd_send_signal(2) (signal 0: does the process the pidfd refers to still exist?). */
+export function pidfdSignal(pidfd: number, sig: number): boolean {
+  return Number(_syscall4(424, pidfd, sig, null, 0)) === 0;
+}
+export function lastErrno(): number {
+  return koffi.errno();
 }
 /** strerror(3): the C library's text for an errno value. */
 export function strerror(errno: number): string {

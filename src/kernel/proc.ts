@@ -95,21 +95,42 @@ export function findExecutable(cmd: string, envPath = process.env.PATH ?? '/usr/
   return null;
 }
 
+/** What a detached start needs: the supervisor's argv and environment, its working directory (undefined: the
+ *  caller's) and the log its output is appended to (stdin is /dev/null). It starts in the caller's netns. */
+export interface DetachedLaunch {
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string | undefined;
+  log: string;
+}
+/** Starts a detached launch somewhere else and returns its pid: the resident helper has its client do it, so that
+ *  the container's processes get the client's cgroup, rlimits, session and parent, never the helper's. */
+export type DetachedLauncher = (l: DetachedLaunch) => number;
+let detachedLauncher: DetachedLauncher | null = null;
+/** Sets (or with null, clears) who starts detached processes; the default is this process itself. */
+export function setDetachedLauncher(l: DetachedLauncher | null): void {
+  detachedLauncher = l;
+}
+
 /** Starts a detached process (own session and process group) writing to `logPath`, in the caller's current
  *  netns (the container's is entered through `spec.netnsPath`); returns the pid of its
  *  supervisor (the process group leader). The command's exit code is written to `exitFile` when it ends; with
  *  `autoRemove`, the supervisor then runs `<nsnetBin> rm -f <id>`. */
 export function launchDetached(spec: LaunchSpec, logPath: string, exitFile: string, autoRemove?: { bin: string; id: string }): { pid: number; start: string } {
+  let inner = innerArgv(spec);
+  if (spec.netnsPath) inner = [NSENTER, `--net=${spec.netnsPath}`, '--', ...inner];
+  const env = { ...(spec.env ?? process.env) };
+  if (autoRemove) {
+    env.NSNET_AUTOREMOVE_BIN = autoRemove.bin;
+    env.NSNET_AUTOREMOVE_ID = autoRemove.id;
+  }
+  const args = ['/bin/sh', '-c', SUPERVISE, 'nsnet-supervise', exitFile, ...inner];
+  if (detachedLauncher) {
+    const pid = detachedLauncher({ argv: args, env, cwd: spec.cwd, log: logPath });
+    return { pid, start: processStart(pid) ?? '' };
+  }
   const log = fs.openSync(logPath, 'a', 0o640);
   try {
-    let inner = innerArgv(spec);
-    if (spec.netnsPath) inner = [NSENTER, `--net=${spec.netnsPath}`, '--', ...inner];
-    const env = { ...(spec.env ?? process.env) };
-    if (autoRemove) {
-      env.NSNET_AUTOREMOVE_BIN = autoRemove.bin;
-      env.NSNET_AUTOREMOVE_ID = autoRemove.id;
-    }
-    const args = ['/bin/sh', '-c', SUPERVISE, 'nsnet-supervise', exitFile, ...inner];
     const child = spawn(args[0], args.slice(1), { detached: true, stdio: ['ignore', log, log], env, cwd: spec.cwd });
     if (child.pid === undefined) throw new Error(`cannot start ${spec.command[0]}`);
     child.unref();

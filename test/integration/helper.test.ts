@@ -1,8 +1,11 @@
-// The resident helper (src/cli/helper.ts) and its thin client (src/cli/client.ts): commands handed over behave
-// exactly as in-process ones (output, errors, exit status, the client's environment and directory), the helper
-// starts on first use, ends when idle, and a helper that dies never loses or repeats a command.
+// The resident helper (src/cli/helper.ts) and its fast client (src/cli/client.c): a served command behaves exactly
+// as the same command run in-process by that client (output, errors, exit status, environment, directory, and the
+// context of the containers it starts: cgroup, umask, rlimits, capabilities, parent); a client unlike the helper
+// is not served; nothing of a request stays anywhere; a request dies with its client; a busy helper is bypassed;
+// the helper starts on first use and ends when idle.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -10,17 +13,16 @@ import { NSNET, TestHost, waitFor, type Result } from '../helpers/host.js';
 
 const TRACE = { NSNET_HELPER_TRACE: '1' };
 const served = (r: Result) => /nsnet: served by the helper/.test(r.stderr);
-const strip = (s: string) => s.replace(/nsnet: served by the helper in \S+\n/, '');
+const strip = (s: string) => s.replace(/nsnet: (served by|not served by) the helper[^\n]*\n/g, '');
 
-function helperDirs(h: TestHost): string[] {
-  const d = path.join(h.root, 'helper');
-  return fs.existsSync(d) ? fs.readdirSync(d).filter((n) => fs.statSync(path.join(d, n)).isDirectory()).map((n) => path.join(d, n)) : [];
-}
+/** The helper serving this state directory: the process whose command line is `... --nsnet-helper <root>/helper/...`. */
 function helperPid(h: TestHost): number | null {
-  for (const d of helperDirs(h)) {
+  const want = `--nsnet-helper\0${h.root}/helper/`;
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
     try {
-      return Number(fs.readFileSync(path.join(d, 'pid'), 'utf8').split(' ')[0]);
-    } catch { /* not serving */ }
+      if (fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(want)) return Number(d);
+    } catch { /* gone */ }
   }
   return null;
 }
@@ -32,12 +34,18 @@ const alive = (pid: number) => {
     return false;
   }
 };
+/** The helper is listening (its socket file exists): the next client is served. */
+const listening = (h: TestHost) => {
+  const d = path.join(h.root, 'helper');
+  return fs.existsSync(d) && fs.readdirSync(d).some((n) => n.endsWith('.sock'));
+};
 
 async function startedHelper(h: TestHost): Promise<number> {
   const first = h.nsnet(['network', 'create', '--subnet', '10.66.0.0/24', 'hn'], { env: TRACE });
   assert.equal(first.status, 0, first.stderr);
   assert.ok(!served(first), 'the first command runs in-process (no helper yet)');
-  return (await waitFor(() => helperPid(h), 10000, 50))!;
+  await waitFor(() => listening(h), 10000, 20);
+  return (await waitFor(() => helperPid(h), 10000, 20))!;
 }
 
 test('helper: same output, errors and exit status as in-process; the client\'s PATH and working directory apply', async (t) => {
@@ -46,7 +54,7 @@ test('helper: same output, errors and exit status as in-process; the client\'s P
   await startedHelper(h);
   const viaHelper = (args: string[], env: NodeJS.ProcessEnv = {}) => {
     const r = h.nsnet(args, { env: { ...TRACE, ...env } });
-    assert.ok(served(r), `served by the helper: ${args.join(' ')}`);
+    assert.ok(served(r), `served by the helper: ${args.join(' ')}\n${r.stderr}`);
     return { ...r, stderr: strip(r.stderr) };
   };
   const inProcess = (args: string[], env: NodeJS.ProcessEnv = {}) => h.nsnet(args, { env: { NSNET_NO_HELPER: '1', ...env } });
@@ -65,6 +73,10 @@ test('helper: same output, errors and exit status as in-process; the client\'s P
     const b = inProcess(args);
     assert.deepEqual({ status: a.status, stdout: a.stdout, stderr: a.stderr }, { status: b.status, stdout: b.stdout, stderr: b.stderr }, args.join(' '));
   }
+  // Commands the helper does not serve run in-process at once (the helper says so).
+  const notServed = h.nsnet(['check'], { env: TRACE });
+  assert.equal(notServed.status, 0, notServed.stderr);
+  assert.match(notServed.stderr, /not served by the helper: not a command the helper serves/);
   // The environment is the client's: a command found only on the client's PATH.
   const bin = path.join(h.root, 'bin');
   fs.mkdirSync(bin);
@@ -85,56 +97,177 @@ test('helper: same output, errors and exit status as in-process; the client\'s P
   // The working directory is the client's: a relative --root.
   const rel = h.sh(`cd ${path.dirname(h.root)} && NSNET_HELPER_TRACE=1 NSNET_ROOT= ${NSNET} --root ${path.basename(h.root)} ps -a -q`);
   assert.equal(rel.status, 0, rel.stderr);
+  assert.ok(served(rel), rel.stderr);
   assert.equal(rel.stdout.trim().split('\n').length, 4);
   assert.equal(viaHelper(['rm', '-f', 'a', 'b', 'p', 'r']).status, 0);
   assert.equal(viaHelper(['ps', '-a', '-q']).stdout, '');
   assert.equal(h.nsnet(['check']).status, 0);
 });
 
-test('helper: ends when idle; a killed helper is replaced and its commands run in-process meanwhile', async (t) => {
+/** A pids cgroup (v1) of the test's own, removed after. */
+function cgroup(t: { after: (fn: () => void) => void }, tag: string): string {
+  const dir = `/sys/fs/cgroup/pids/nsnet-test-${tag}-${crypto.randomBytes(3).toString('hex')}`;
+  fs.mkdirSync(dir);
+  t.after(() => {
+    for (let i = 0; i < 50; i++) {
+      try {
+        fs.rmdirSync(dir);
+        return;
+      } catch { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100); }
+    }
+  });
+  return path.basename(dir);
+}
+
+test('helper: a container started through the helper has its client\'s context, exactly as in-process', async (t) => {
+  const h = TestHost.create('hlc', { NSNET_HELPER_IDLE_MS: '600000' });
+  t.after(() => h.cleanup());
+  const helper = await startedHelper(h);
+  // Two sessions that differ in everything: cgroup, umask, open-file limit, capabilities, environment.
+  const sessions = [
+    { tag: 'a', cg: cgroup(t, 'a'), umask: '0077', nofile: 777, caps: '', env: 'NSNET_T_SECRET_A=1' },
+    { tag: 'b', cg: cgroup(t, 'b'), umask: '0002', nofile: 1234, caps: 'setpriv --bounding-set -sys_boot --', env: 'NSNET_T_SECRET_B=2' },
+  ];
+  const probe = 'umask; ulimit -n; grep pids /proc/self/cgroup; grep -E "^(Cap|NoNewPrivs|Seccomp)" /proc/self/status; env | grep -v -E "^(NSNET_HELPER_TRACE|NSNET_NO_HELPER|_)=" | sort; echo END; exec sleep 300';
+  const launch = (s: typeof sessions[number], name: string, how: 'helper' | 'in-process', args: string[]) => {
+    const extra = how === 'helper' ? 'NSNET_HELPER_TRACE=1' : 'NSNET_NO_HELPER=1';
+    const cmd = `echo $$ > /sys/fs/cgroup/pids/${s.cg}/cgroup.procs && umask ${s.umask} && export ${s.env} ${extra} && exec prlimit --nofile=${s.nofile}:${s.nofile} -- ${s.caps} nsenter --net=/run/netns/${h.ns} ${NSNET} ${args.join(' ')}`;
+    const env = { ...process.env, NSNET_ROOT: h.root, NSNET_RESOLV_CONF: '/dev/null' };
+    const r = spawnSyncSh(cmd, env);
+    assert.equal(r.status, 0, `${name}: ${r.stderr}`);
+    return r;
+  };
+  const logOf = async (name: string) => {
+    const text = await waitFor(() => {
+      const l = h.nsnet(['logs', name]).stdout;
+      return l.includes('END') ? l : '';
+    }, 10000, 50);
+    return text;
+  };
+  const parentOf = (name: string) => {
+    const pid = JSON.parse(h.ok(['inspect', name]))[0].State.Pid as number;
+    return Number(/PPid:\s*(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+  };
+  const q = `'${probe.replace(/'/g, `'\\''`)}'`;
+  const results: Record<string, { log: string; parent: number }> = {};
+  for (const s of sessions) {
+    for (const how of ['helper', 'in-process'] as const) {
+      const name = `${s.tag}-${how === 'helper' ? 'h' : 'i'}`;
+      const r = launch(s, name, how, ['run', '-d', '--name', name, '--network', 'hn', '--', 'sh', '-c', q]);
+      if (how === 'helper') {
+        // The restricted session is not served (its capabilities differ from the helper's): it runs in-process.
+        assert.equal(served(r), s.caps === '', `${name} served: ${r.stderr}`);
+      }
+      results[name] = { log: await logOf(name), parent: parentOf(name) };
+    }
+    // `create` then `start`, through the helper: the start is what launches the process.
+    const name = `${s.tag}-s`;
+    launch(s, name, 'helper', ['create', '--name', name, '--network', 'hn', '--', 'sh', '-c', q]);
+    launch(s, name, 'helper', ['start', name]);
+    results[name] = { log: await logOf(name), parent: parentOf(name) };
+  }
+  const norm = (l: string) => l.replace(/^HOSTNAME=.*\n/m, '');
+  for (const s of sessions) {
+    const ref = results[`${s.tag}-i`];
+    assert.match(ref.log, new RegExp(`^0?${s.umask.replace(/^0/, '')}\\n${s.nofile}\\n\\d+:pids:/${s.cg}\\n`), `${s.tag}: the session's context reached the container`);
+    assert.ok(ref.log.includes(s.env), 'its environment');
+    for (const k of [`${s.tag}-h`, `${s.tag}-s`]) {
+      assert.equal(norm(results[k].log), norm(ref.log), `${k} = in-process`);
+      assert.equal(results[k].parent, ref.parent, `${k}: same parent`);
+      assert.notEqual(results[k].parent, helper, 'never a child of the helper');
+    }
+  }
+  assert.notEqual(results['a-i'].log, results['b-i'].log);
+  // Nothing of the clients' environments stays in the helper, nor anywhere under the state directory.
+  const environ = fs.readFileSync(`/proc/${helper}/environ`, 'utf8');
+  assert.ok(!environ.includes('NSNET_T_SECRET'), 'the helper keeps no client environment');
+  const grep = spawnSyncSh(`grep -r -l -a NSNET_T_SECRET ${h.root} --exclude-dir=containers || true`, process.env);
+  assert.equal(grep.stdout, '', 'no request on disk');
+  h.ok(['rm', '-f', 'a-h', 'a-i', 'a-s', 'b-h', 'b-i', 'b-s']);
+});
+
+function spawnSyncSh(cmd: string, env: NodeJS.ProcessEnv): Result {
+  const r = spawnSync('/bin/sh', ['-c', cmd], { encoding: 'utf8', env, timeout: 60000 });
+  return { status: r.status ?? 128, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+test('helper: a client with fewer capabilities is not served and gets what it would get in-process', async (t) => {
+  const h = TestHost.create('hld', { NSNET_HELPER_IDLE_MS: '600000' });
+  t.after(() => h.cleanup());
+  await startedHelper(h);
+  const env = { ...process.env, NSNET_ROOT: h.root, NSNET_RESOLV_CONF: '/dev/null', ...TRACE };
+  const nocaps = (extra: string) => spawnSyncSh(`${extra} nsenter --net=/run/netns/${h.ns} setpriv --bounding-set=-all --inh-caps=-all -- ${NSNET} run -d --name x --network hn -- sleep 300`, env);
+  const a = nocaps('');
+  const b = nocaps('NSNET_NO_HELPER=1');
+  assert.ok(!served(a), 'not served');
+  assert.match(a.stderr, /not served by the helper: the client differs from the helper in Cap/);
+  assert.notEqual(a.status, 0, 'without capabilities nsnet cannot act');
+  assert.deepEqual({ status: a.status, stderr: strip(a.stderr) }, { status: b.status, stderr: b.stderr });
+  assert.equal(h.ok(['ps', '-a', '-q']), '', 'nothing was created');
+});
+
+test('helper: a request dies with its client (interrupted before the start) and a busy helper is bypassed', async (t) => {
+  const h = TestHost.create('hlr', { NSNET_HELPER_IDLE_MS: '600000' });
+  t.after(() => h.cleanup());
+  const pid = await startedHelper(h);
+  process.kill(pid, 'SIGSTOP'); // busy: it accepts nothing now
+  t.after(() => { try { process.kill(pid, 'SIGCONT'); } catch { /* gone */ } });
+  // Bypassed after NSNET_HELPER_WAIT_MS (200 ms): read-only and mutating commands alike run in-process.
+  const t0 = Date.now();
+  const ps = h.nsnet(['ps', '-a'], { env: TRACE });
+  assert.equal(ps.status, 0, ps.stderr);
+  assert.ok(!served(ps), 'bypassed');
+  const byp = h.nsnet(['create', '--network', 'hn', '--name', 'byp', '--', 'sleep', '300'], { env: TRACE });
+  assert.equal(byp.status, 0, byp.stderr);
+  assert.ok(!served(byp));
+  assert.ok(Date.now() - t0 < 10000);
+  // Interrupted while waiting (a long wait, so that it is still waiting): the request must never run.
+  const child = spawn('nsenter', [`--net=/run/netns/${h.ns}`, NSNET, 'create', '--network', 'hn', '--name', 'late', '--', 'true'], {
+    env: { ...process.env, NSNET_ROOT: h.root, NSNET_RESOLV_CONF: '/dev/null', NSNET_HELPER_WAIT_MS: '60000', ...TRACE },
+  });
+  const done = new Promise<number | string>((r) => child.on('close', (code, sig) => r(sig ?? code ?? 1)));
+  await new Promise((r) => setTimeout(r, 500));
+  const client = child.pid!; // nsenter execs bin/nsnet, which execs nsnet-fast
+  assert.match(fs.readFileSync(`/proc/${client}/cmdline`, 'utf8'), /nsnet-fast/, 'the fast client is waiting');
+  process.kill(client, 'SIGINT');
+  assert.notEqual(await done, 0, 'interrupted');
+  process.kill(pid, 'SIGCONT');
+  // The helper now meets the two bypassed requests and the interrupted one, and runs none of them.
+  const after = h.nsnet(['ps', '-a', '--format', 'json'], { env: TRACE });
+  assert.ok(served(after), 'the helper serves again');
+  const names = after.stdout.trim().split('\n').map((l) => JSON.parse(l).Names);
+  assert.deepEqual(names, ['byp'], 'the bypassed create ran once (in-process), the interrupted one never');
+  assert.equal(h.nsnet(['check']).status, 0);
+});
+
+test('helper: ends when idle; a killed helper is replaced; an untrusted helper directory is not used', async (t) => {
   const h = TestHost.create('hlq', { NSNET_HELPER_IDLE_MS: '400' });
   t.after(() => h.cleanup());
   const pid = await startedHelper(h);
   assert.ok(served(h.nsnet(['network', 'ls'], { env: TRACE })));
   await waitFor(() => !alive(pid), 5000, 50);
-  assert.equal(helperPid(h), null, 'its pid file went with it');
+  assert.ok(!listening(h), 'its socket went with it');
 
-  // Killed without notice: the next command finds a stale pid, runs in-process and starts a new helper.
+  // Killed without notice: the next command finds a dead socket, runs in-process and starts a new helper.
   const pid2 = (await waitFor(() => {
     h.nsnet(['network', 'ls']);
-    return helperPid(h);
+    return listening(h) ? helperPid(h) : null;
   }, 10000, 100))!;
   process.kill(pid2, 'SIGKILL');
   await waitFor(() => !alive(pid2), 5000, 20);
   const r = h.nsnet(['ps', '-a'], { env: TRACE });
   assert.equal(r.status, 0, r.stderr);
   assert.ok(!served(r), 'ran in-process');
-  const pid3 = await waitFor(() => helperPid(h) !== pid2 && helperPid(h), 10000, 50);
+  const pid3 = (await waitFor(() => (helperPid(h) !== pid2 ? helperPid(h) : null), 10000, 50))!;
   assert.notEqual(pid3, pid2);
-});
-
-test('helper: a command the helper never claimed is taken back and run by the client', async (t) => {
-  const h = TestHost.create('hlr', { NSNET_HELPER_IDLE_MS: '600000' });
-  t.after(() => h.cleanup());
-  const pid = await startedHelper(h);
-  process.kill(pid, 'SIGSTOP'); // it cannot claim anything now
-  const child = spawn('nsenter', [`--net=/run/netns/${h.ns}`, NSNET, 'create', '--network', 'hn', '--name', 'late', '--', 'true'], {
-    env: { ...process.env, NSNET_ROOT: h.root, NSNET_RESOLV_CONF: '/dev/null', ...TRACE },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => { stdout += d; });
-  child.stderr.on('data', (d) => { stderr += d; });
-  const done = new Promise<number>((r) => child.on('close', (code) => r(code ?? 1)));
-  // The request is waiting in the spool; then the helper dies without having claimed it.
-  await waitFor(() => helperDirs(h).some((d) => fs.readdirSync(path.join(d, 'q')).some((n) => n.startsWith('req-'))), 5000, 10);
-  process.kill(pid, 'SIGKILL');
-  process.kill(pid, 'SIGCONT');
-  assert.equal(await done, 0, stderr);
-  assert.ok(!served({ status: 0, stdout, stderr }), 'run by the client itself');
-  assert.match(stdout, /^[0-9a-f]{64}\n$/);
-  assert.equal(h.ok(['ps', '-a', '--format', 'json']).split('\n').length, 1, 'created exactly once');
-  assert.equal(h.nsnet(['check']).status, 0);
+  await waitFor(() => listening(h), 10000, 20);
+  // A helper directory others could write to is never trusted: commands run in-process.
+  const dir = path.join(h.root, 'helper');
+  fs.chmodSync(dir, 0o777);
+  const u = h.nsnet(['ps', '-a'], { env: TRACE });
+  assert.equal(u.status, 0, u.stderr);
+  assert.ok(!served(u), 'not served from a writable directory');
+  fs.chmodSync(dir, 0o700);
 });
 
 test('helper: the first command on a state directory that does not exist yet makes it and starts the helper', async (t) => {
@@ -147,7 +280,7 @@ test('helper: the first command on a state directory that does not exist yet mak
   assert.ok(!served(first));
   await waitFor(() => {
     const d = path.join(root, 'helper');
-    return fs.existsSync(d) && fs.readdirSync(d).some((k) => fs.existsSync(path.join(d, k, 'pid')));
+    return fs.existsSync(d) && fs.readdirSync(d).some((k) => k.endsWith('.sock'));
   }, 10000, 50);
   const second = h.nsnet(['network', 'ls', '-q'], { env });
   assert.ok(served(second), 'the second command is served');

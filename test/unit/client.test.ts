@@ -43,6 +43,17 @@ test('plan: refused by the environment, an empty root or host netns, or a state 
   assert.equal(helperPlan(['ps'], { NSNET_ROOT: '/nonexistent/nsnet-root' }, bundle), null);
   assert.equal(helperPlan(['run', '--', 'sh'], base, bundle), null);
   const p = helperPlan(['--root', '/', 'ps'], {}, bundle)!;
-  assert.match(p.dir, /^\/helper\/\d+-\d+-[0-9a-z]+$/, 'keyed by host netns, mount namespace and build');
+  assert.match(p.socket, /^\/helper\/\d+-\d+-[0-9a-z]+\.sock$/, 'keyed by host netns, mount namespace and build');
   assert.equal(helperPlan(['--host-netns', '/run/netns/none-such', 'ps'], base, bundle), null, 'unknown host netns: in-process (which reports it)');
+});
+
+test('protocol: a request decodes as the fast client encodes it; a launch encodes every field NUL-terminated', async () => {
+  const { parseRequest, launchPayload } = await import('../../src/cli/helper.js');
+  const q = Buffer.from(['nsnet1', '/tmp', '3', '--root', '/x', 'ps', 'A=1', 'B=x=y', 'A=2', 'NOEQUALS', ''].join('\0'));
+  assert.deepEqual(parseRequest(q), { argv: ['--root', '/x', 'ps'], cwd: '/tmp', env: { A: '1', B: 'x=y' } });
+  for (const bad of [['nsnet0', '/', '0'], ['nsnet1', 'relative', '0'], ['nsnet1', '/', '5', 'a'], ['nsnet1', '/', '-1']]) {
+    assert.equal(parseRequest(Buffer.from(bad.join('\0'))), null, bad.join(' '));
+  }
+  const l = launchPayload({ argv: ['/bin/sh', '-c', 'x'], env: { K: 'v', U: undefined }, cwd: undefined, log: '/l' }, '');
+  assert.equal(l.toString(), ['', '/l', '', '3', '/bin/sh', '-c', 'x', 'K=v', ''].join('\0'));
 });
