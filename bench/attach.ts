@@ -279,14 +279,15 @@ function cliImpl(c: Ctx): Impl {
       return `exit ${r.status}${r.stdout.trim() ? ': ' + r.stdout.trim().slice(0, 300) : ''}`;
     },
     otherRssKiB() {
-      // The helper of this state dir (src/cli/helper.ts): <root>/helper/<key>/pid holds "PID START".
-      const dir = path.join(c.nsnetRoot, 'helper');
-      for (const k of fs.existsSync(dir) ? fs.readdirSync(dir) : []) {
+      // The helper of this state dir (src/cli/helper.ts): the process started as `... --nsnet-helper <root>/helper/...`.
+      const want = `--nsnet-helper\0${c.nsnetRoot}/helper/`;
+      for (const d of fs.readdirSync('/proc')) {
+        if (!/^\d+$/.test(d)) continue;
         try {
-          const pid = fs.readFileSync(path.join(dir, k, 'pid'), 'utf8').split(' ')[0];
-          const hwm = /VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+          if (!fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(want)) continue;
+          const hwm = /VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${d}/status`, 'utf8'));
           if (hwm) return Number(hwm[1]);
-        } catch { /* not serving */ }
+        } catch { /* gone */ }
       }
       return null;
     },

@@ -85,7 +85,7 @@ async function main(): Promise<void> {
     nsnet(['network', 'create', '--subnet', '10.201.0.0/16', 'bnet']); // in-process (it makes the state directory)
     // The next command finds the state directory, still runs in-process, and starts the helper.
     const helperDir = path.join(root, 'helper');
-    const serving = () => fs.existsSync(helperDir) && fs.readdirSync(helperDir).some((d) => fs.existsSync(path.join(helperDir, d, 'pid')));
+    const serving = () => fs.existsSync(helperDir) && fs.readdirSync(helperDir).some((d) => d.endsWith('.sock'));
     for (let i = 0; i < 100 && !serving(); i++) {
       nsnet(['network', 'ls']);
       run('sleep', ['0.1']);

@@ -1,0 +1,76 @@
+// What one CLI process costs on each of its paths (issue #11): served by the resident helper through the fast
+// client (no Node), in-process (NSNET_NO_HELPER=1), and the first command on a new state directory (no helper yet:
+// in-process, and it starts one). Inside a throwaway host netns (bnh-*), K rounds, the commands interleaved so that
+// the machine's load drift hits them alike; medians in ms, with the floors: spawning /bin/true through nsenter
+// (the harness's own cost) and `node -e 0`.
+//
+//   node dist/bench/cli-paths.js [K=30] [BASELINE_BIN]     (root)
+//
+// BASELINE_BIN: another build's bin/nsnet (e.g. a worktree of an earlier commit, built): its in-process and
+// first-command figures are measured in the same rounds, for "no slower than before".
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { NSNET_BIN, deleteNamespaces, makeHostNetns, median, ownNamespaces, run } from './common.js';
+
+function main(): void {
+  const K = Number(process.argv[2] ?? 30);
+  const baseline = process.argv[3];
+  const id = crypto.randomBytes(2).toString('hex');
+  const host = `bnh-${id}-paths`;
+  const tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'bn-paths-')));
+  const root = path.join(tmp, 'nsnet');
+  const prefixOf = (r: string) => `nsnet-${crypto.createHash('sha256').update(r).digest('hex').slice(0, 6)}-`;
+  const env: NodeJS.ProcessEnv = { ...process.env, NSNET_ROOT: root, NSNET_RESOLV_CONF: '/dev/null' };
+  delete env.NSNET_HOST_NETNS;
+  delete env.NODE_EXTRA_CA_CERTS;
+  const inProcess = { ...env, NSNET_NO_HELPER: '1' };
+  const roots: string[] = [];
+  const t: Record<string, number[]> = {};
+  const time = (what: string, bin: string, args: string[], e: NodeJS.ProcessEnv) => {
+    const r = run('nsenter', [`--net=/run/netns/${host}`, bin, ...args], { env: e });
+    if (r.status !== 0) throw new Error(`${what}: ${r.stderr}`);
+    (t[what] ??= []).push(r.ms);
+  };
+  const served = () => {
+    const r = run('nsenter', [`--net=/run/netns/${host}`, NSNET_BIN, 'ps'], { env: { ...env, NSNET_HELPER_TRACE: '1' } });
+    return /served by the helper/.test(r.stderr);
+  };
+  try {
+    makeHostNetns(host);
+    run('nsenter', [`--net=/run/netns/${host}`, NSNET_BIN, 'network', 'create', '--subnet', '10.202.0.0/16', 'bnet'], { env });
+    for (let i = 0; i < 100 && !served(); i++) run('sleep', ['0.05']);
+    if (!served()) throw new Error('the resident helper did not start');
+    const create = (n: string) => ['create', '--network', 'bnet', '--name', n, '--', 'sleep', '1'];
+    for (let i = 0; i < K; i++) {
+      time('create (helper)', NSNET_BIN, create(`h${i}`), env);
+      time('create (in-process)', NSNET_BIN, create(`p${i}`), inProcess);
+      time('ps (helper)', NSNET_BIN, ['ps', '-a'], env);
+      time('ps (in-process)', NSNET_BIN, ['ps', '-a'], inProcess);
+      time('inspect (helper)', NSNET_BIN, ['inspect', `h${i}`], env);
+      time('network ls (helper)', NSNET_BIN, ['network', 'ls'], env);
+      // The first command on a new state directory: in-process, and it starts a helper (which idles out fast).
+      for (const [tag, bin] of [['', NSNET_BIN], ...(baseline ? [[' baseline', baseline]] : [])] as const) {
+        const r = path.join(tmp, `first-${roots.length}`);
+        roots.push(r);
+        time(`first command: ps${tag}`, bin, ['ps'], { ...env, NSNET_ROOT: r, NSNET_HELPER_IDLE_MS: '300' });
+        if (baseline && bin === baseline) time('ps (in-process) baseline', bin, ['ps', '-a'], inProcess);
+      }
+      time('floor: nsenter /bin/true', '/bin/true', [], env);
+      const n = run(process.execPath, ['-e', '0'], { env });
+      (t['floor: node -e 0'] ??= []).push(n.ms);
+    }
+    for (let i = 0; i < K; i++) {
+      time('rm (helper)', NSNET_BIN, ['rm', `h${i}`], env);
+      time('rm (in-process)', NSNET_BIN, ['rm', `p${i}`], inProcess);
+    }
+    console.log(`CLI process wall time by path, median of ${K} (ms), through nsenter, in one run:`);
+    for (const [k, xs] of Object.entries(t)) console.log(`  ${k.padEnd(34)} ${median(xs)!.toFixed(2)}`);
+  } finally {
+    deleteNamespaces([...ownNamespaces([prefixOf(root), ...roots.map(prefixOf)]), host]);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main();
