@@ -1,11 +1,11 @@
 // Where does one `nsnet create` / `nsnet rm` process spend its time? In a throwaway host netns (bnh-*), runs K
 // creates and K rms of the CLI as bench/attach.ts `cli` does, both ways a command can run: handed to the resident
-// helper (the default once it runs: src/cli/client.ts) and in-process (NSNET_NO_HELPER=1), and reports:
+// helper (the default once it runs: the fast client src/cli/client.c) and in-process (NSNET_NO_HELPER=1), and reports:
 //   1. wall time per process (median), against `node -e 0`, `bin/nsnet --help` and a bare import of each module
 //      the in-process path loads (fresh process each, median of K): start-up and import costs;
-//   2. a CPU profile (node --cpu-prof, the launcher's command line plus that flag) of each process, self time
-//      grouped by where the code lives (Node internals = bootstrap and module loader, each npm package, each src/
-//      directory, GC, native): the thin client's, and the whole in-process CLI's;
+//   2. a CPU profile (node --cpu-prof, the launcher's command line plus that flag) of each in-process run, self
+//      time grouped by where the code lives (Node internals = bootstrap and module loader, each npm package, each
+//      src/ directory, GC, native);
 //   3. `strace -f -c` of one in-process create and rm: syscall time (flock, fsync, mount, ...), if strace is installed.
 //
 //   node dist/bench/profile-cli.js [K=20]      (root)
@@ -123,8 +123,8 @@ async function main(): Promise<void> {
     console.log(`  import engine/containers.js           ${imp(path.join(dist, 'engine/containers.js')).toFixed(1)}`);
     console.log(`  import index.js (whole library)       ${imp(path.join(dist, 'index.js')).toFixed(1)}`);
 
-    // 2. CPU profiles: the thin client (helper path), then the whole CLI in-process.
-    for (const [how, e] of [['client, helper path', env], ['in-process', inProcess]] as const) {
+    // 2. CPU profiles of the whole CLI in-process (the helper path starts no Node: bench/cli-paths.ts times it).
+    for (const [how, e] of [['in-process', inProcess]] as const) {
       for (const [what, args] of [['create', (i: number) => ['create', '--network', 'bnet', '--name', `p${i}`, '--', 'sleep', '1']], ['rm', (i: number) => ['rm', `p${i}`]]] as const) {
         const dir = path.join(profDir, `${what}-${how.split(',')[0]}`);
         fs.mkdirSync(dir);
