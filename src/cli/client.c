@@ -176,6 +176,25 @@ static void put(struct buf *b, const char *s) {
     b->len += n;
 }
 
+/* Output frames received, in order, written out at the end. */
+struct chunk { int fd; char *p; uint32_t len; };
+struct chunks { struct chunk *v; size_t n, cap; };
+static void keep(struct chunks *c, int fd, char *p, uint32_t len) {
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->v = realloc(c->v, c->cap * sizeof *c->v);
+        if (!c->v) _exit(1);
+    }
+    c->v[c->n++] = (struct chunk){ fd, p, len };
+}
+static void flush(struct chunks *c) {
+    for (size_t k = 0; k < c->n; k++) {
+        write_all(c->v[k].fd, c->v[k].p, c->v[k].len);
+        free(c->v[k].p);
+    }
+    c->n = 0;
+}
+
 /* 'L': start a detached process as the helper asks: its own session, stdin /dev/null, stdout and stderr appended
  * to the log, in the given netns and directory, with exactly the given environment (what Node's
  * spawn(..., { detached: true, stdio: ['ignore', log, log] }) does in-process). Replies 'P'. */
@@ -361,18 +380,21 @@ int main(int argc, char **argv) {
     sigaction(SIGHUP, &sa, NULL);
     if (send_frame(sock, 'G', NULL, 0) < 0) exec_node(1);
 
+    struct chunks out = { 0 };
     for (;;) {
         r = recv_frame(sock, &type, &payload, &len, -1);
         if (r != 1) {
+            flush(&out);
             fprintf(stderr, "Error: the nsnet helper ended during the command (see %s/log); the next nsnet command finishes or rolls back what it left\n", hdir);
             return 1;
         }
         switch (type) {
         case 'O':
-            write_all(1, payload, len);
-            break;
         case 'E':
-            write_all(2, payload, len);
+            /* Kept until the end: a reader that does not drain our stdout (`nsnet inspect ... | less`) must hold up
+             * this client only, never the helper, which serves everyone. Order between the two is kept. */
+            keep(&out, type == 'O' ? 1 : 2, payload, len);
+            payload = NULL;
             break;
         case 'L':
             if (launch(sock, payload, len) < 0) {
@@ -382,6 +404,7 @@ int main(int argc, char **argv) {
             break;
         case 'X': {
             int code = (int)strtol(payload, NULL, 10);
+            flush(&out);
             if (getenv("NSNET_HELPER_TRACE")) fprintf(stderr, "nsnet: served by the helper in %s\n", addr.sun_path);
             return code;
         }

@@ -286,3 +286,21 @@ test('helper: the first command on a state directory that does not exist yet mak
   assert.ok(served(second), 'the second command is served');
   assert.equal(second.stdout.trim().split('\n').length, 3, 'n, host, none');
 });
+
+test('helper: a client whose output nobody reads holds up only itself, never the helper', async (t) => {
+  const h = TestHost.create('hlo', { NSNET_HELPER_IDLE_MS: '600000' });
+  t.after(() => h.cleanup());
+  await startedHelper(h);
+  h.ok(['create', '--network', 'hn', '--name', 'a', '--', 'sleep', '300']);
+  // ≈1 MB of output into a pipe whose reader sleeps: far more than a pipe (64 KiB) or a socket buffer holds.
+  const many = Array(500).fill('a').join(' ');
+  const stuck = spawn('/bin/sh', ['-c', `nsenter --net=/run/netns/${h.ns} ${NSNET} inspect ${many} | sleep 4`], {
+    env: { ...process.env, NSNET_ROOT: h.root, NSNET_RESOLV_CONF: '/dev/null' }, stdio: 'ignore',
+  });
+  const done = new Promise((r) => stuck.on('close', r));
+  await new Promise((r) => setTimeout(r, 1000));
+  const r = h.nsnet(['ps', '-a', '-q'], { env: TRACE });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(served(r), `the helper still serves others: ${r.stderr}`);
+  await done;
+});
