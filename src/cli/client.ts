@@ -119,6 +119,8 @@ export function startHelper(plan: HelperPlan, start: string): void {
   const log = fs.openSync(path.join(dir, 'log'), fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
   const env: NodeJS.ProcessEnv = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
   for (const k of ['NSNET_HELPER_IDLE_MS', 'NSNET_DEBUG']) if (process.env[k]) env[k] = process.env[k];
+  // Fault injection (tests only): the helper this command starts kills itself at that crash point.
+  if (process.env.NSNET_HELPER_CRASH_AT) env.NSNET_CRASH_AT = process.env.NSNET_HELPER_CRASH_AT;
   // The helper starts in /: a relative --host-netns means the same file from there.
   const hn = plan.hostNetns ?? process.env.NSNET_HOST_NETNS;
   if (hn !== undefined) env.NSNET_HOST_NETNS = path.resolve(hn);

@@ -427,6 +427,9 @@ async function main(argv: string[]): Promise<void> {
     return reportError(e);
   }
   const { serveHelper } = await import('./helper.js');
+  // Fault injection reads NSNET_CRASH_AT when its module loads: here, with the helper's own environment (its
+  // requests run with their clients' environments, which never carry it: such clients run in-process).
+  await import('../engine/faults.js');
   // The build it serves: the bundle next to the start script (dist/nsnet-start.cjs, dist/nsnet.cjs).
   await serveHelper(argv[3], (a) => runCli(a, true), path.join(path.dirname(argv[1]), 'nsnet.cjs'));
   for (const h of hosts.values()) h.close();

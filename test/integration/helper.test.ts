@@ -304,3 +304,22 @@ test('helper: a client whose output nobody reads holds up only itself, never the
   assert.ok(served(r), `the helper still serves others: ${r.stderr}`);
   await done;
 });
+
+test('helper: a helper that dies during a command is reported at once; the next command recovers', async (t) => {
+  const h = TestHost.create('hlk', { NSNET_HELPER_IDLE_MS: '600000' });
+  t.after(() => h.cleanup());
+  // The helper this first command starts kills itself when a create reaches its sandbox step.
+  const first = h.nsnet(['network', 'create', '--subnet', '10.68.0.0/24', 'hn'], { env: { NSNET_HELPER_CRASH_AT: 'create:sandbox' } });
+  assert.equal(first.status, 0, first.stderr);
+  await waitFor(() => listening(h), 10000, 20);
+  const t0 = Date.now();
+  const r = h.nsnet(['create', '--network', 'hn', '--name', 'x', '--', 'sleep', '300'], { env: TRACE });
+  assert.ok(Date.now() - t0 < 5000, 'reported at once');
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /^Error: the nsnet helper ended during the command \(see \S+\/helper\/log\); the next nsnet command finishes or rolls back what it left\n$/);
+  assert.equal(h.nsnet(['check']).status, 1, 'the unfinished create is visible');
+  const next = h.nsnet(['create', '--network', 'hn', '--name', 'y', '--', 'sleep', '300']);
+  assert.equal(next.status, 0, next.stderr);
+  assert.equal(h.nsnet(['check']).status, 0, h.nsnet(['check']).stdout);
+  assert.deepEqual(h.ok(['ps', '-a', '--format', 'json']).split('\n').map((l) => JSON.parse(l).Names), ['y'], 'the half-done create was rolled back');
+});
