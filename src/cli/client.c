@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -37,7 +38,13 @@ static int g_argc;
 static char **g_argv;
 static char g_dist[PATH_MAX];
 static volatile sig_atomic_t g_interrupted;
+/* `nsnet cni`: its whole stdin (the CNI network configuration), read before the helper is asked. */
+static char *g_input;
+static size_t g_input_len;
+static int g_input_read;
 
+
+static int write_all(int fd, const void *buf, size_t len);
 
 /* Runs the command in-process: Node with dist/nsnet-start.cjs. `helper_up`: a helper serves, not this command. */
 static void exec_node(int helper_up) {
@@ -52,6 +59,15 @@ static void exec_node(int helper_up) {
     for (int i = 1; i < g_argc; i++) av[n++] = g_argv[i];
     av[n] = NULL;
     unsetenv("NODE_EXTRA_CA_CERTS"); /* see bin/nsnet */
+    if (g_input_read) {
+        /* What was read from stdin goes to Node's stdin, as if never read. */
+        int m = memfd_create("nsnet-stdin", 0);
+        if (m < 0 || write_all(m, g_input, g_input_len) < 0 || lseek(m, 0, SEEK_SET) < 0 || dup2(m, 0) < 0) {
+            fprintf(stderr, "Error: cannot hand the standard input on: %s\n", strerror(errno));
+            _exit(1);
+        }
+        close(m);
+    }
     execvp("node", av);
     fprintf(stderr, "Error: cannot run node: %s\n", strerror(errno));
     _exit(1);
@@ -322,6 +338,23 @@ int main(int argc, char **argv) {
     if (!root) root = "/var/lib/nsnet";
     if (!hostns) hostns = getenv("NSNET_HOST_NETNS");
     if (!*root || (hostns && !*hostns)) exec_node(0);
+    if (!strcmp(argv[i], "cni")) {
+        size_t cap = 65536;
+        g_input = malloc(cap);
+        for (;;) {
+            if (!g_input) _exit(1);
+            ssize_t r = read(0, g_input + g_input_len, cap - g_input_len);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) break;
+            g_input_len += (size_t)r;
+            if (g_input_len == cap) {
+                if (cap >= (8u << 20)) break; /* far more than any configuration: the command reports it */
+                cap *= 2;
+                g_input = realloc(g_input, cap);
+            }
+        }
+        g_input_read = 1;
+    }
 
     char real[PATH_MAX], hdir[PATH_MAX + 16], bundle[PATH_MAX + 16];
     if (!realpath(root, real)) exec_node(0);
@@ -355,6 +388,7 @@ int main(int argc, char **argv) {
     put(&req, num);
     for (int k = 1; k < argc; k++) put(&req, argv[k]); /* the whole command line, global options included */
     for (char **e = environ; *e; e++) put(&req, *e);
+    if (g_input_read && send_frame(sock, 'I', g_input, (uint32_t)g_input_len) < 0) exec_node(0);
     if (send_frame(sock, 'Q', req.p, (uint32_t)req.len) < 0) exec_node(0);
     free(req.p);
 

@@ -11,10 +11,11 @@ import type { spawn as Spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { unrestricted } from '../kernel/creds.js';
-/** Commands the helper runs: short, non-interactive, no stdin, no terminal. `run -d` too (see servedCommand);
+/** Commands the helper runs: short, non-interactive, no terminal, no stdin but `cni`'s (the network configuration,
+ *  which the fast client reads whole and sends with the request: src/cli/input.ts). `run -d` too (see servedCommand);
  *  `run` in the foreground, `exec`, `logs` (they attach to the terminal or stream), `stop` (it may wait for long),
  *  `reconcile` and `check` stay in-process. */
-const SERVED = new Set(['create', 'rm', 'start', 'ps', 'inspect', 'port']);
+const SERVED = new Set(['create', 'rm', 'start', 'ps', 'inspect', 'port', 'cni']);
 const SERVED_NETWORK = new Set(['create', 'rm', 'remove', 'ls', 'list', 'inspect', 'connect', 'disconnect', 'prune']);
 /** Any of these in the environment keeps the command in-process (the C client checks the same list). */
 export const IN_PROCESS_ENV = ['NSNET_NO_HELPER', 'NSNET_CRASH_AT', 'NSNET_TRACE_POINTS'];

@@ -20,7 +20,8 @@
 //   rolled back by the next command, as after a crash, if the helper dies), and the client says so on Ctrl-C.
 //
 // Protocol (frames: one type byte, a u32 LE length, the payload; see kernel/usock.ts):
-//   client -> helper  Q  "nsnet1\0" cwd "\0" argc "\0" argv... "\0" then the environment, "K=V\0" each
+//   client -> helper  I  its whole stdin (only for `nsnet cni`), then
+//                     Q  "nsnet1\0" cwd "\0" argc "\0" argv... "\0" then the environment, "K=V\0" each
 //   helper -> client  N  reason: run it yourself          S  about to start
 //   client -> helper  G  go
 //   helper -> client  O / E  stdout / stderr bytes        L  launch (netns, log, cwd, argc, argv..., env...)
@@ -33,6 +34,7 @@ import { FileLock } from '../kernel/flock.js';
 import { setDetachedLauncher, type DetachedLaunch } from '../kernel/proc.js';
 import { UnixListener, closeFd, pidfdAlive, type UnixConn } from '../kernel/usock.js';
 import { helperPlan, servedCommand, trustedDir } from './client.js';
+import { setRequestInput } from './input.js';
 
 type RunCli = (argv: string[]) => Promise<void>;
 
@@ -82,7 +84,7 @@ function remoteLaunch(conn: UnixConn, l: DetachedLaunch, netns: string): number 
 
 /** Runs one confirmed request: the client's environment, directory and umask in place of the helper's own, its
  *  output sent as it is written; returns the exit status. */
-async function runOne(req: Request, runCli: RunCli, conn: UnixConn, umask: number | null, netns: string): Promise<number> {
+async function runOne(req: Request, input: Buffer | null, runCli: RunCli, conn: UnixConn, umask: number | null, netns: string): Promise<number> {
   const savedEnv = process.env;
   const wOut = process.stdout.write;
   const wErr = process.stderr.write;
@@ -99,9 +101,11 @@ async function runOne(req: Request, runCli: RunCli, conn: UnixConn, umask: numbe
   process.stdout.write = relay('O');
   process.stderr.write = relay('E');
   setDetachedLauncher((l) => remoteLaunch(conn, l, netns));
+  setRequestInput(input);
   try {
     await runCli(['node', 'nsnet', ...req.argv]);
   } finally {
+    setRequestInput(null);
     setDetachedLauncher(null);
     process.stdout.write = wOut;
     process.stderr.write = wErr;
@@ -115,13 +119,29 @@ async function runOne(req: Request, runCli: RunCli, conn: UnixConn, umask: numbe
 }
 
 /** Why this helper does not serve the client's request (null: it does). */
-function refusal(req: Request, client: ProcContext, self: ProcContext, clientPid: number, socket: string, bundle: string): string | null {
+function refusal(req: Request, input: Buffer | null, client: ProcContext, self: ProcContext, clientPid: number, socket: string, bundle: string): string | null {
   const field = contextMismatch(client, self);
   if (field) return `the client differs from the helper in ${field}`;
   if (!servedCommand(req.argv)) return 'not a command the helper serves';
   const plan = helperPlan(req.argv, req.env, bundle, req.cwd, `/proc/${clientPid}`);
   if (!plan) return 'no state directory or host netns to serve';
   if (plan.socket !== socket) return 'another state directory, host netns, mount namespace or build';
+  // A CNI network configuration may name its own state directory (`root`): served only if it is this one.
+  if (input) {
+    let root: unknown;
+    try {
+      root = (JSON.parse(input.toString('utf8')) as { root?: unknown }).root;
+    } catch {
+      root = undefined; // not JSON: the command reports it
+    }
+    if (typeof root === 'string') {
+      try {
+        if (fs.realpathSync(path.resolve(req.cwd, root)) !== path.dirname(path.dirname(socket))) return 'the network configuration names another state directory';
+      } catch {
+        return 'the network configuration names a state directory that does not exist';
+      }
+    }
+  }
   try {
     if (!fs.statSync(req.cwd).isDirectory()) return 'no working directory';
   } catch {
@@ -131,7 +151,12 @@ function refusal(req: Request, client: ProcContext, self: ProcContext, clientPid
 }
 
 async function serveOne(conn: UnixConn, runCli: RunCli, self: ProcContext, socket: string, bundle: string): Promise<void> {
-  const q = conn.recv(CLIENT_MS);
+  let q = conn.recv(CLIENT_MS);
+  let input: Buffer | null = null;
+  if (q?.type === 'I') {
+    input = q.payload;
+    q = conn.recv(CLIENT_MS);
+  }
   if (!q || q.type !== 'Q') return;
   const req = parseRequest(q.payload);
   if (!req) return;
@@ -146,7 +171,7 @@ async function serveOne(conn: UnixConn, runCli: RunCli, self: ProcContext, socke
     }
     // What /proc/<pid> said is about our client only if the process the pidfd pins still exists (no pid reuse).
     if (pidfd !== null && !pidfdAlive(pidfd)) return;
-    const why = cred.uid !== 0 ? 'the client is not root' : refusal(req, client, self, cred.pid, socket, bundle);
+    const why = cred.uid !== 0 ? 'the client is not root' : refusal(req, input, client, self, cred.pid, socket, bundle);
     if (why) {
       conn.send('N', why);
       return;
@@ -156,7 +181,7 @@ async function serveOne(conn: UnixConn, runCli: RunCli, self: ProcContext, socke
     if (!go || go.type !== 'G') return; // interrupted, or it stopped waiting for us: it runs the command itself
     // The client starts containers' processes in the host netns: its own, or ours by path.
     const netns = client.netIno === self.netIno ? '' : `/proc/${process.pid}/ns/net`;
-    const code = await runOne(req, runCli, conn, client.umask, netns);
+    const code = await runOne(req, input, runCli, conn, client.umask, netns);
     conn.send('X', String(code));
   } finally {
     if (pidfd !== null) closeFd(pidfd);
