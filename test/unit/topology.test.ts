@@ -1,0 +1,111 @@
+// The topology loader (src/topology/compose.ts): the networking subset of Compose to a validated model; every bad
+// file is one error naming the file, the line and the key.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { containerNames, loadTopology, parseDuration, shellWords } from '../../src/topology/compose.js';
+
+const load = (text: string, project?: string) => loadTopology(text, { file: 'compose.yaml', dirName: 'My App', env: { FROM_ENV: 'yes' }, project });
+
+test('topology: a three-node cluster with a private network, ports, aliases, healthcheck order and replicas', () => {
+  const t = load(`
+name: lab
+services:
+  db:
+    image: postgres:16
+    command: ["sleep", "300"]
+    networks:
+      back:
+        aliases: [database]
+        ipv4_address: 10.70.0.10
+    healthcheck:
+      test: ["CMD-SHELL", "true"]
+      interval: 1s
+      retries: 5
+  api:
+    entrypoint: /usr/bin/env
+    command: sh -c 'echo "hi there"; sleep 300'
+    environment:
+      MODE: test
+      FROM_ENV:
+      MISSING:
+    working_dir: /tmp
+    ports:
+      - "8080:80"
+      - target: 53
+        published: "5353"
+        host_ip: 127.0.0.1
+        protocol: udp
+    networks: [back, default]
+    depends_on:
+      db:
+        condition: service_healthy
+  worker:
+    command: sleep 300
+    deploy:
+      replicas: 3
+    network_mode: service:api
+networks:
+  back:
+    internal: true
+    ipam:
+      config:
+        - subnet: 10.70.0.0/24
+          gateway: 10.70.0.1
+    driver_opts:
+      com.docker.network.driver.mtu: 1400
+x-anything: ignored
+`);
+  assert.equal(t.project, 'lab');
+  assert.deepEqual(t.services.map((s) => s.name), ['db', 'api', 'worker'], 'depends_on order');
+  assert.deepEqual(t.networks.map((n) => [n.key, n.name, n.internal, n.subnet ?? null]), [['back', 'lab_back', true, '10.70.0.0/24'], ['default', 'lab_default', false, null]]);
+  assert.deepEqual(t.networks[0].options, { 'com.docker.network.driver.mtu': '1400' });
+  const [db, api, worker] = t.services;
+  assert.deepEqual(db.networks, [{ key: 'back', aliases: ['database'], ipv4Address: '10.70.0.10' }]);
+  assert.deepEqual(db.healthcheck, { test: ['/bin/sh', '-c', 'true'], intervalMs: 1000, timeoutMs: 30000, retries: 5, startPeriodMs: 0 });
+  assert.deepEqual(api.command, ['/usr/bin/env', 'sh', '-c', 'echo "hi there"; sleep 300']);
+  assert.deepEqual(api.environment, { MODE: 'test', FROM_ENV: 'yes' }, 'KEY without value: from the environment, dropped if unset');
+  assert.deepEqual(api.ports, ['8080:80', '127.0.0.1:5353:53/udp']);
+  assert.deepEqual(api.dependsOn, [{ service: 'db', condition: 'service_healthy' }]);
+  assert.deepEqual(worker.networkMode, { kind: 'service', target: 'api' });
+  assert.deepEqual(worker.dependsOn, [{ service: 'api', condition: 'service_started' }], 'a shared netns needs its owner first');
+  assert.deepEqual(containerNames(t.project, worker), ['lab-worker-1', 'lab-worker-2', 'lab-worker-3']);
+  assert.match(t.warnings[0], /image "postgres:16" is ignored/);
+  assert.equal(load('services: {a: {command: x}}').project, 'myapp', 'the directory name, normalized');
+  assert.equal(load('services: {a: {command: x}}', 'P-1').project, 'p-1');
+});
+
+test('topology: every bad file is one error with file, line and key, and nothing is guessed', () => {
+  const cases: Array<[string, RegExp]> = [
+    ['services:\n  a:\n    command: x\n    volumes: [./data:/data]\n', /^compose\.yaml:4: services\.a\.volumes: not supported by nsnet/],
+    ['services:\n  a:\n    image: nginx\n', /^compose\.yaml:2: services\.a: command is required/],
+    ['services:\n  a:\n    command: x\n    networks: [nope]\n', /^compose\.yaml:4: services\.a\.networks\[0\]: no network "nope"/],
+    ['services:\n  a:\n    command: x\n    ports: ["99999:80"]\n', /^compose\.yaml:4: services\.a\.ports\[0\]: /],
+    ['services:\n  a:\n    command: x\n    depends_on: [b]\n  b:\n    command: x\n    depends_on: [a]\n', /depends_on: a cycle: a -> b -> a/],
+    ['services:\n  a:\n    command: x\n    depends_on: [ghost]\n', /^compose\.yaml:4: services\.a\.depends_on\[0\]: no service "ghost"/],
+    ['services:\n  a:\n    command: x\n    networks:\n      n: {ipv4_address: 10.1.0.5}\n  b:\n    command: x\n    networks:\n      n: {ipv4_address: 10.1.0.5}\nnetworks:\n  n: {}\n', /^compose\.yaml:9: services\.b\.networks\.n\.ipv4_address: 10\.1\.0\.5 is already a's/],
+    ['services:\n  a:\n    command: x\n    network_mode: host\n    networks: [default]\n', /network_mode and networks cannot both be set/],
+    ['services:\n  a:\n    command: x\n    deploy: {replicas: 2}\n    container_name: one\n', /container_name: a container name is for one replica only/],
+    ['services:\n  a:\n    command: x\n    deploy: {resources: {limits: {cpus: "1"}}}\n', /services\.a\.deploy\.resources: not supported by nsnet/],
+    ['services:\n  a:\n    command: 5\n', /^compose\.yaml:3: services\.a\.command: must be string/],
+    ['services:\n  a:\n    command: x\nnetworks:\n  n:\n    driver: overlay\n', /^compose\.yaml:6: networks\.n\.driver: must be one of "bridge"/],
+    ['services:\n  a:\n    command: x\nnetworks:\n  n:\n    enable_ipv6: true\n', /networks\.n\.enable_ipv6: IPv6 networks are not supported yet/],
+    ['services:\n  a:\n    command: x\n    x-netem: {delay: 50ms}\n', /services\.a\.x-netem: link impairments are not supported yet/],
+    ['services:\n  a:\n    command: x\n    depends_on: {b: {condition: service_healthy}}\n  b:\n    command: x\n', /service b has no healthcheck to wait for/],
+    ['services:\n  a:\n    command: x\n    healthcheck: {test: true, interval: soon}\n', /services\.a\.healthcheck\.test: must be/],
+    ['services:\n  a:\n    command: "x \'unterminated"\n', /services\.a\.command: unterminated quote/],
+    ['services:\n  a:\n    command: x\n  a:\n    command: y\n', /^compose\.yaml:4: Map keys must be unique/],
+    ['volumes: {}\nservices: {a: {command: x}}\n', /^compose\.yaml:1: volumes: not supported by nsnet/],
+    ['- a\n- b\n', /a topology file is a mapping/],
+    ['networks: {}\n', /^compose\.yaml:1: missing services/],
+  ];
+  for (const [text, re] of cases) assert.throws(() => load(text), (e: Error) => re.test(e.message) && !e.message.includes('\n'), text);
+});
+
+test('topology: durations and command words as Compose reads them', () => {
+  assert.equal(parseDuration('1m30s'), 90000);
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('1.5s'), 1500);
+  assert.equal(parseDuration('soon'), null);
+  assert.equal(parseDuration('10'), null, 'a unit is required');
+  assert.deepEqual(shellWords(`sh -c 'a b' "c \\"d\\"" e\\ f ''`), ['sh', '-c', 'a b', 'c "d"', 'e f', '']);
+});
