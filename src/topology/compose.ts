@@ -343,7 +343,7 @@ export function loadTopology(text: string, o: LoadOptions): Topology {
   if (doc.errors.length) {
     const e = doc.errors[0];
     const line = e.linePos?.[0]?.line ?? 1;
-    throw new TopologyError(`${o.file}:${line}: ${e.message.split('\n')[0]}`);
+    throw new TopologyError(`${o.file}:${line}: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`);
   }
   const src = new Source(o.file, doc, lines);
   const data = doc.toJS({ maxAliasCount: 1000 }) as Record<string, unknown> | null;
