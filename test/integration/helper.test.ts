@@ -125,13 +125,13 @@ test('helper: a container started through the helper has its client\'s context, 
   const helper = await startedHelper(h);
   // Two sessions that differ in everything: cgroup, umask, open-file limit, capabilities, environment.
   const sessions = [
-    { tag: 'a', cg: cgroup(t, 'a'), umask: '0077', nofile: 777, caps: '', env: 'NSNET_T_SECRET_A=1' },
-    { tag: 'b', cg: cgroup(t, 'b'), umask: '0002', nofile: 1234, caps: 'setpriv --bounding-set -sys_boot --', env: 'NSNET_T_SECRET_B=2' },
+    { tag: 'a', cg: cgroup(t, 'a'), umask: '0077', nofile: 777, caps: '', env: 'NSNET_T_SECRET_A=1', path: '/nsnet-test-a/bin' },
+    { tag: 'b', cg: cgroup(t, 'b'), umask: '0002', nofile: 1234, caps: 'setpriv --bounding-set -sys_boot --', env: 'NSNET_T_SECRET_B=2', path: '/nsnet-test-b/bin' },
   ];
   const probe = 'umask; ulimit -n; grep pids /proc/self/cgroup; grep -E "^(Cap|NoNewPrivs|Seccomp)" /proc/self/status; env | grep -v -E "^(NSNET_HELPER_TRACE|NSNET_NO_HELPER|_)=" | sort; echo END; exec sleep 300';
   const launch = (s: typeof sessions[number], name: string, how: 'helper' | 'in-process', args: string[]) => {
     const extra = how === 'helper' ? 'NSNET_HELPER_TRACE=1' : 'NSNET_NO_HELPER=1';
-    const cmd = `echo $$ > /sys/fs/cgroup/pids/${s.cg}/cgroup.procs && umask ${s.umask} && export ${s.env} ${extra} && exec prlimit --nofile=${s.nofile}:${s.nofile} -- ${s.caps} nsenter --net=/run/netns/${h.ns} ${NSNET} ${args.join(' ')}`;
+    const cmd = `echo $$ > /sys/fs/cgroup/pids/${s.cg}/cgroup.procs && umask ${s.umask} && export ${s.env} PATH=${s.path}:$PATH ${extra} && exec prlimit --nofile=${s.nofile}:${s.nofile} -- ${s.caps} nsenter --net=/run/netns/${h.ns} ${NSNET} ${args.join(' ')}`;
     const env = { ...process.env, NSNET_ROOT: h.root, NSNET_RESOLV_CONF: '/dev/null' };
     const r = spawnSyncSh(cmd, env);
     assert.equal(r.status, 0, `${name}: ${r.stderr}`);
@@ -170,7 +170,7 @@ test('helper: a container started through the helper has its client\'s context, 
   for (const s of sessions) {
     const ref = results[`${s.tag}-i`];
     assert.match(ref.log, new RegExp(`^0?${s.umask.replace(/^0/, '')}\\n${s.nofile}\\n\\d+:pids:/${s.cg}\\n`), `${s.tag}: the session's context reached the container`);
-    assert.ok(ref.log.includes(s.env), 'its environment');
+    assert.ok(ref.log.includes(`PATH=${s.path}:`), 'its environment (PATH)');
     for (const k of [`${s.tag}-h`, `${s.tag}-s`]) {
       assert.equal(norm(results[k].log), norm(ref.log), `${k} = in-process`);
       assert.equal(results[k].parent, ref.parent, `${k}: same parent`);
