@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  FirewallInputError, MAP_ANY, MAP_ADDR, TABLE, renderDeleteAll, renderPortDelta, renderRuleset,
+  FirewallInputError, MAP_ANY, MAP_ADDR, TABLE, ownerComment, parseOwnerComment, renderDeleteAll, renderPortDelta, renderRuleset,
 } from '../../src/firewall/ruleset.js';
 import type { FirewallState } from '../../src/types.js';
 
@@ -98,6 +98,47 @@ for (const [name, state] of Object.entries(scenarios)) {
     golden(name, renderRuleset(state));
   });
 }
+
+test('golden: owner (the set whose comment names the nsnet that owns the table)', () => {
+  golden('owner', renderRuleset({ networks: [oa], ports: [] }, { id: 'a1b2c3', root: '/var/lib/nsnet' }));
+});
+
+test('owner comment: round trip; a state directory nft cannot quote is shortened, never breaks the script', () => {
+  const o = { id: 'a1b2c3', root: '/srv/nsnet state' };
+  assert.deepEqual(parseOwnerComment(ownerComment(o)), o);
+  const odd = ownerComment({ id: 'a1b2c3', root: '/tmp/a"b\nc' });
+  assert.equal(odd, 'nsnet/a1b2c3 /tmp/a?b?c');
+  const long = ownerComment({ id: 'a1b2c3', root: '/' + 'x'.repeat(300) });
+  assert.ok(long.length <= 128, String(long.length));
+  assert.match(long, /^nsnet\/a1b2c3 \.\.\.x+$/);
+  assert.equal(parseOwnerComment('the bridge of every nsnet network'), null);
+  assert.throws(() => ownerComment({ id: 'a"b', root: '/x' }), FirewallInputError);
+  // Every render with an owner still passes the comment checks for any directory.
+  assert.match(renderRuleset({ networks: [oa], ports: [] }, { id: 'a1b2c3', root: '/tmp/"; flush ruleset; "' }), /comment "nsnet\/a1b2c3 \/tmp\/\?; flush ruleset; \?"/);
+});
+
+test('prerouting never DNATs a 127.0.0.0/8 destination that arrives from outside, before the published jump', () => {
+  const s = renderRuleset(scenarios['published-ports']);
+  const pre = /chain prerouting \{([\s\S]*?)\n\t\}/.exec(s)![1];
+  const lines = pre.split('\n').map((l) => l.trim()).filter(Boolean);
+  assert.match(lines[1], /^iifname != "lo" ip daddr 127\.0\.0\.0\/8 counter return /);
+  assert.match(lines[2], /jump published/);
+});
+
+test('input: DNS on every gateway only from its own bridge (and lo); internal networks reach only DNS on their gateway', () => {
+  const s = renderRuleset(scenarios.internal);
+  const input = /chain input \{([\s\S]*?)\n\t\}/.exec(s)![1];
+  for (const n of [oa, backend]) {
+    assert.match(input, new RegExp(`ip daddr ${n.gateway.replace(/\./g, '\\.')} meta l4proto \\{ tcp, udp \\} th dport 53 iifname != \\{ "${n.bridge}", "lo" \\} counter drop`));
+  }
+  const b = backend.bridge;
+  const rules = input.split('\n').map((l) => l.trim()).filter((l) => l.startsWith(`iifname "${b}"`));
+  assert.equal(rules.length, 3);
+  assert.match(rules[0], /ct state established,related accept/);
+  assert.match(rules[1], /ip daddr 172\.19\.0\.1 meta l4proto \{ tcp, udp \} th dport 53 accept/);
+  assert.match(rules[2], /counter drop/);
+  assert.doesNotMatch(input, new RegExp(`iifname "${oa.bridge}" counter drop`), 'a normal network still reaches the host');
+});
 
 test('golden: port-delta (one container removed, one added with a range and a host address)', () => {
   const removed = [port('8080:80', 'web', '172.18.0.2', oa), port('198.51.100.1:8443:443', 'web', '172.18.0.2', oa)];
