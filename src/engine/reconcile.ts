@@ -4,7 +4,7 @@ import * as bridge from '../drivers/bridge.js';
 import { Netlink } from '../kernel/netlink.js';
 import { closeFd, deleteNetns, listNetns, netnsExists, openNetns } from '../kernel/netns.js';
 import { killNetnsProcesses } from '../kernel/proc.js';
-import { applyFirewall, firewallState } from './firewall.js';
+import { applyFirewall, describeForeignDrop, firewallState, foreignDrops, foreignOwner } from './firewall.js';
 import type { Host } from './host.js';
 import type { ContainerRecord } from '../types.js';
 import { refreshState } from './state.js';
@@ -130,6 +130,8 @@ export function check(h: Host): Difference[] {
   }
   const fw = firewallDiff(h);
   if (fw) diffs.push({ kind: 'firewall', detail: fw });
+  // Not a difference nsnet can repair, but one that silently breaks it: another table's drop-policy chain.
+  for (const d of foreignDrops(h)) diffs.push({ kind: 'foreign-firewall', detail: describeForeignDrop(d) });
   const needDns = networks.some((n) => !n.isDefault);
   if (needDns !== resolverRunning(h)) diffs.push({ kind: 'dns', detail: needDns ? 'the resolver is not running' : 'a resolver runs without user-defined networks' });
   return diffs;
@@ -147,6 +149,10 @@ function flat(v: unknown): string {
  *  DNAT element. Returns what differs ('' when they agree). */
 function firewallDiff(h: Host): string {
   const state = firewallState(h);
+  const other = foreignOwner(h);
+  if (other) {
+    return state.networks.length ? `table inet nsnet belongs to another nsnet (state directory ${other.root}, id nsnet/${other.id})` : '';
+  }
   const listing = h.nft.listTable('inet', 'nsnet') as { nftables: Array<Record<string, { name: string; elem?: unknown[] }>> } | null;
   if (!listing) return state.networks.length ? 'table inet nsnet is missing' : '';
   if (!state.networks.length) return 'table inet nsnet exists but there are no networks';
