@@ -1,6 +1,6 @@
 // The bridge driver: what the seed document does by hand with `ip link add ... type bridge`, veth pairs,
 // `ip addr add`, `ip route add default via`, done with a handful of rtnetlink requests.
-import { Netlink, NetlinkError } from '../kernel/netlink.js';
+import { Netlink, NetlinkError, TC_INGRESS, encodeSockFilter, type SockFilter } from '../kernel/netlink.js';
 import { writeSysctl } from '../kernel/sysctl.js';
 import type { EndpointRecord, NetworkRecord } from '../types.js';
 import { parseCidr } from '../util/ip.js';
@@ -26,11 +26,63 @@ export function setupNetwork(h: Host, n: NetworkRecord): void {
   const has = nl.addresses().some((a) => a.index === index && a.address === n.gateway && a.prefixLen === prefix);
   if (!has) nl.addAddress(index, n.gateway, prefix);
   link = null;
+  // The loopback guard comes BEFORE route_localnet: there is never a moment where the bridge accepts 127/8.
+  ensureLoopbackGuard(h, index);
   h.inHost(() => {
     writeSysctl('net.ipv4.ip_forward', '1');
     // Lets DNAT of 127.0.0.1:PORT to a container leave through the bridge (KERNEL-NOTES pitfall 10).
     writeSysctl(`net.ipv4.conf.${n.bridge.replace(/\./g, '/')}.route_localnet`, '1');
   });
+}
+
+// ---------------------------------------------------------------------------------------------- loopback guard
+//
+// route_localnet=1 on a bridge (needed for -p 127.0.0.1:...) also lets a container send packets for 127.0.0.0/8
+// to its gateway and reach the host's loopback-only services (Kubernetes' CVE-2020-8558). nsnet's nftables
+// `guard` chain drops them, but `nft flush ruleset` (or any tool replacing the ruleset) removes that chain while
+// route_localnet stays on. So the same guard also lives in tc, which nftables cannot flush: a clsact ingress
+// filter on the bridge device. It sees exactly the frames the bridge passes up to the host (not those bridged
+// between ports), before netfilter, so, like the raw chain, before conntrack undoes the masquerade of the host's
+// own 127.0.0.1 connections (their replies are addressed to the gateway here). This kernel has no cls_flower
+// and no act_gact: a classic BPF program in direct-action mode (cls_bpf) is the verdict itself, no action module.
+
+/** Name, priority and handle of nsnet's filter (prio: clear of tc's automatic 49152 downwards and of 1..N). */
+export const GUARD_NAME = 'nsnet-loopback-guard';
+export const GUARD_PRIO = 0x4e53;
+const GUARD_HANDLE = 1;
+const ETH_P_ALL_BE = 0x0300;
+
+/** Drops IPv4 frames whose destination or source is in 127.0.0.0/8; everything else goes on to the next filter
+ *  (TC_ACT_UNSPEC), so nsnet's filter never decides for anyone else's. Offsets: the frame starts at the Ethernet
+ *  header (cls_bpf pushes it back at ingress): ethertype at 12, IPv4 saddr at 26, daddr at 30. */
+export const GUARD_PROGRAM: SockFilter[] = [
+  { code: 0x28, jt: 0, jf: 0, k: 12 }, //        ldh [12]            ethertype
+  { code: 0x15, jt: 0, jf: 5, k: 0x0800 }, //    jeq #IPv4 ? next : pass
+  { code: 0x30, jt: 0, jf: 0, k: 30 }, //        ldb [30]            first byte of daddr
+  { code: 0x15, jt: 2, jf: 0, k: 127 }, //       jeq #127 ? drop : next
+  { code: 0x30, jt: 0, jf: 0, k: 26 }, //        ldb [26]            first byte of saddr
+  { code: 0x15, jt: 0, jf: 1, k: 127 }, //       jeq #127 ? drop : pass
+  { code: 0x06, jt: 0, jf: 0, k: 2 }, //         drop: ret #TC_ACT_SHOT
+  { code: 0x06, jt: 0, jf: 0, k: 0xffffffff }, // pass: ret #TC_ACT_UNSPEC
+];
+const GUARD_BYTES = encodeSockFilter(GUARD_PROGRAM);
+
+/** True when the bridge `index` carries nsnet's loopback guard, exactly as nsnet writes it. */
+export function hasLoopbackGuard(h: Host, index: number): boolean {
+  // Recognised by place and program: the kernel does not report the name of a classic BPF filter.
+  return h.nl.filters(index, TC_INGRESS).some((f) => f.kind === 'bpf' && f.prio === GUARD_PRIO && f.directAction &&
+    f.ops !== null && f.ops.equals(GUARD_BYTES));
+}
+
+/** Installs the guard on the bridge `index` unless it is there (idempotent; replaces a changed filter of ours). */
+export function ensureLoopbackGuard(h: Host, index: number): void {
+  if (hasLoopbackGuard(h, index)) return;
+  try {
+    h.nl.addClsact(index);
+  } catch (e) {
+    if (!(e instanceof NetlinkError) || e.code !== 'EEXIST') throw e;
+  }
+  h.nl.addBpfFilter(index, { parent: TC_INGRESS, prio: GUARD_PRIO, protocolBe: ETH_P_ALL_BE, handle: GUARD_HANDLE, name: GUARD_NAME, prog: GUARD_PROGRAM, replace: true });
 }
 
 export function teardownNetwork(h: Host, n: NetworkRecord): void {
@@ -71,7 +123,10 @@ export function attach(h: Host, n: NetworkRecord, ep: EndpointRecord, o: AttachO
   const br = h.nl.ifindex(n.bridge);
   if (br === null) throw new Error(`bridge ${n.bridge} of network ${n.name} is missing (run: nsnet reconcile)`);
   const hostIdx = h.nl.createVeth(ep.hostIf, ep.ifname, o.nsFd, { master: br, mtu: n.mtu, peerMac: ep.mac, alias: h.owner, up: true });
-  h.nl.setBridgePort(hostIdx, { hairpin: true });
+  // icc=false: the port is isolated (kernel port isolation: isolated ports never exchange frames, whatever the
+  // protocol, while each still reaches the bridge itself, i.e. the gateway and the host). The firewall's rules
+  // match IPv4 only, and without br_netfilter a container that re-enables IPv6 would talk link-local past them.
+  h.nl.setBridgePort(hostIdx, { hairpin: true, isolated: !n.icc });
   const peer = o.cnl.ifindex(ep.ifname);
   if (peer === null) throw new Error(`veth peer ${ep.ifname} did not appear in the container`);
   const prefix = prefixOf(n);

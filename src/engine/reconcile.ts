@@ -82,6 +82,7 @@ export function check(h: Host): Difference[] {
     const l = byName.get(n.bridge);
     if (!l) { diffs.push({ kind: 'missing-bridge', detail: `${n.name}: ${n.bridge}` }); continue; }
     if (!addrs.some((a) => a.index === l.index && a.address === n.gateway)) diffs.push({ kind: 'missing-gateway', detail: `${n.name}: ${n.gateway} on ${n.bridge}` });
+    if (!bridge.hasLoopbackGuard(h, l.index)) diffs.push({ kind: 'missing-guard', detail: `${n.name}: the tc loopback guard on ${n.bridge}` });
   }
   const containers = new Map(h.store.containers().map((c) => [c.id, c]));
   for (const e of endpoints) {
@@ -90,9 +91,14 @@ export function check(h: Host): Difference[] {
     if (!byName.has(e.hostIf)) diffs.push({ kind: 'missing-veth', detail: `${e.containerName}: ${e.hostIf}` });
   }
   const bridgeIndex = new Map(networks.map((n) => [n.id, byName.get(n.bridge)?.index]));
+  const iccOff = new Set(networks.filter((n) => !n.icc).map((n) => n.id));
+  const ports = iccOff.size ? new Map(h.nl.bridgePorts().map((p) => [p.index, p])) : null;
   for (const e of endpoints) {
     const l = byName.get(e.hostIf);
     if (l && l.master !== bridgeIndex.get(e.networkId)) diffs.push({ kind: 'veth-not-on-bridge', detail: `${e.containerName}: ${e.hostIf}` });
+    else if (l && ports && iccOff.has(e.networkId) && !ports.get(l.index)?.isolated) {
+      diffs.push({ kind: 'port-not-isolated', detail: `${e.containerName}: ${e.hostIf} (network has icc=false)` });
+    }
   }
   for (const c of containers.values()) {
     if (!c.netns) continue;
@@ -264,6 +270,27 @@ export function reconcile(h: Host): { actions: string[] } {
       if (!has) {
         bridge.setupNetwork(h, n);
         actions.push(`recreated bridge ${n.bridge} of ${n.name}`);
+      }
+    }
+    // 4b. The tc loopback guard on every bridge (gone with a bridge someone deleted and we recreated above, or
+    // removed by hand), and port isolation on icc=false networks.
+    for (const n of networks) {
+      const l = bridge.ownedLink(h, n.bridge);
+      if (l && !bridge.hasLoopbackGuard(h, l.index)) {
+        bridge.ensureLoopbackGuard(h, l.index);
+        actions.push(`restored the loopback guard on ${n.bridge}`);
+      }
+    }
+    const iccOff = new Set(networks.filter((n) => !n.icc).map((n) => n.id));
+    if (iccOff.size) {
+      const ports = new Map(h.nl.bridgePorts().map((p) => [p.index, p]));
+      for (const e of endpoints) {
+        if (!iccOff.has(e.networkId)) continue;
+        const l = bridge.ownedLink(h, e.hostIf);
+        if (l && !ports.get(l.index)?.isolated) {
+          h.nl.setBridgePort(l.index, { isolated: true });
+          actions.push(`isolated port ${e.hostIf} of ${e.containerName} (icc=false)`);
+        }
       }
     }
     // 5. Containers whose processes ended or whose namespace is gone (reboot-like loss).
