@@ -26,8 +26,6 @@ export function setupNetwork(h: Host, n: NetworkRecord): void {
   const has = nl.addresses().some((a) => a.index === index && a.address === n.gateway && a.prefixLen === prefix);
   if (!has) nl.addAddress(index, n.gateway, prefix);
   link = null;
-  // The loopback guard comes BEFORE route_localnet: there is never a moment where the bridge accepts 127/8.
-  ensureLoopbackGuard(h, index);
   h.inHost(() => {
     writeSysctl('net.ipv4.ip_forward', '1');
     // Lets DNAT of 127.0.0.1:PORT to a container leave through the bridge (KERNEL-NOTES pitfall 10).
@@ -41,10 +39,11 @@ export function setupNetwork(h: Host, n: NetworkRecord): void {
 // to its gateway and reach the host's loopback-only services (Kubernetes' CVE-2020-8558). nsnet's nftables
 // `guard` chain drops them, but `nft flush ruleset` (or any tool replacing the ruleset) removes that chain while
 // route_localnet stays on. So the same guard also lives in tc, which nftables cannot flush: a clsact ingress
-// filter on the bridge device. It sees exactly the frames the bridge passes up to the host (not those bridged
-// between ports), before netfilter, so, like the raw chain, before conntrack undoes the masquerade of the host's
-// own 127.0.0.1 connections (their replies are addressed to the gateway here). This kernel has no cls_flower
-// and no act_gact: a classic BPF program in direct-action mode (cls_bpf) is the verdict itself, no action module.
+// filter on the host end of every container's veth (a bridge port). There a frame is exactly what the container
+// sent, before the bridge and before netfilter. Not on the bridge device: with br_netfilter on, conntrack has
+// already undone the masquerade of the host's own 127.0.0.1 connections when a reply is passed up to the bridge
+// device (daddr 127.0.0.1 again), so a guard there breaks `-p 127.0.0.1:...`. This kernel has no cls_flower and
+// no act_gact: a classic BPF program in direct-action mode (cls_bpf) is the verdict itself, no action module.
 
 /** Name, priority and handle of nsnet's filter (prio: clear of tc's automatic 49152 downwards and of 1..N). */
 export const GUARD_NAME = 'nsnet-loopback-guard';
@@ -67,14 +66,16 @@ export const GUARD_PROGRAM: SockFilter[] = [
 ];
 const GUARD_BYTES = encodeSockFilter(GUARD_PROGRAM);
 
-/** True when the bridge `index` carries nsnet's loopback guard, exactly as nsnet writes it. */
+const GUARD_SPEC = { parent: TC_INGRESS, prio: GUARD_PRIO, protocolBe: ETH_P_ALL_BE, handle: GUARD_HANDLE, name: GUARD_NAME, prog: GUARD_PROGRAM };
+
+/** True when the interface `index` (a container's host-side veth) carries nsnet's loopback guard, exactly as nsnet writes it. */
 export function hasLoopbackGuard(h: Host, index: number): boolean {
   // Recognised by place and program: the kernel does not report the name of a classic BPF filter.
   return h.nl.filters(index, TC_INGRESS).some((f) => f.kind === 'bpf' && f.prio === GUARD_PRIO && f.directAction &&
     f.ops !== null && f.ops.equals(GUARD_BYTES));
 }
 
-/** Installs the guard on the bridge `index` unless it is there (idempotent; replaces a changed filter of ours). */
+/** Installs the guard on the interface `index` unless it is there (idempotent; replaces a changed filter of ours). */
 export function ensureLoopbackGuard(h: Host, index: number): void {
   if (hasLoopbackGuard(h, index)) return;
   try {
@@ -82,7 +83,7 @@ export function ensureLoopbackGuard(h: Host, index: number): void {
   } catch (e) {
     if (!(e instanceof NetlinkError) || e.code !== 'EEXIST') throw e;
   }
-  h.nl.addBpfFilter(index, { parent: TC_INGRESS, prio: GUARD_PRIO, protocolBe: ETH_P_ALL_BE, handle: GUARD_HANDLE, name: GUARD_NAME, prog: GUARD_PROGRAM, replace: true });
+  h.nl.addBpfFilter(index, { ...GUARD_SPEC, replace: true });
 }
 
 export function teardownNetwork(h: Host, n: NetworkRecord): void {
@@ -122,11 +123,17 @@ export interface AttachOptions {
 export function attach(h: Host, n: NetworkRecord, ep: EndpointRecord, o: AttachOptions): void {
   const br = h.nl.ifindex(n.bridge);
   if (br === null) throw new Error(`bridge ${n.bridge} of network ${n.name} is missing (run: nsnet reconcile)`);
+  // The veth is created up: its tc loopback guard is in place before the container side is configured (below),
+  // so no frame of the container passes unguarded. One send for the three requests (no extra round trip).
   const hostIdx = h.nl.createVeth(ep.hostIf, ep.ifname, o.nsFd, { master: br, mtu: n.mtu, peerMac: ep.mac, alias: h.owner, up: true });
   // icc=false: the port is isolated (kernel port isolation: isolated ports never exchange frames, whatever the
   // protocol, while each still reaches the bridge itself, i.e. the gateway and the host). The firewall's rules
   // match IPv4 only, and without br_netfilter a container that re-enables IPv6 would talk link-local past them.
-  h.nl.setBridgePort(hostIdx, { hairpin: true, isolated: !n.icc });
+  h.nl.batch((b) => {
+    b.setBridgePort(hostIdx, { hairpin: true, isolated: !n.icc });
+    b.addClsact(hostIdx);
+    b.addBpfFilter(hostIdx, GUARD_SPEC);
+  });
   const peer = o.cnl.ifindex(ep.ifname);
   if (peer === null) throw new Error(`veth peer ${ep.ifname} did not appear in the container`);
   const prefix = prefixOf(n);

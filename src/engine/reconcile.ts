@@ -82,7 +82,6 @@ export function check(h: Host): Difference[] {
     const l = byName.get(n.bridge);
     if (!l) { diffs.push({ kind: 'missing-bridge', detail: `${n.name}: ${n.bridge}` }); continue; }
     if (!addrs.some((a) => a.index === l.index && a.address === n.gateway)) diffs.push({ kind: 'missing-gateway', detail: `${n.name}: ${n.gateway} on ${n.bridge}` });
-    if (!bridge.hasLoopbackGuard(h, l.index)) diffs.push({ kind: 'missing-guard', detail: `${n.name}: the tc loopback guard on ${n.bridge}` });
   }
   const containers = new Map(h.store.containers().map((c) => [c.id, c]));
   for (const e of endpoints) {
@@ -96,7 +95,8 @@ export function check(h: Host): Difference[] {
   for (const e of endpoints) {
     const l = byName.get(e.hostIf);
     if (l && l.master !== bridgeIndex.get(e.networkId)) diffs.push({ kind: 'veth-not-on-bridge', detail: `${e.containerName}: ${e.hostIf}` });
-    else if (l && ports && iccOff.has(e.networkId) && !ports.get(l.index)?.isolated) {
+    if (l && l.alias === h.owner && !dying.has(e.hostIf) && !bridge.hasLoopbackGuard(h, l.index)) diffs.push({ kind: 'missing-guard', detail: `${e.containerName}: the tc loopback guard on ${e.hostIf}` });
+    if (l && l.master === bridgeIndex.get(e.networkId) && ports && iccOff.has(e.networkId) && !ports.get(l.index)?.isolated) {
       diffs.push({ kind: 'port-not-isolated', detail: `${e.containerName}: ${e.hostIf} (network has icc=false)` });
     }
   }
@@ -272,13 +272,13 @@ export function reconcile(h: Host): { actions: string[] } {
         actions.push(`recreated bridge ${n.bridge} of ${n.name}`);
       }
     }
-    // 4b. The tc loopback guard on every bridge (gone with a bridge someone deleted and we recreated above, or
-    // removed by hand), and port isolation on icc=false networks.
-    for (const n of networks) {
-      const l = bridge.ownedLink(h, n.bridge);
+    // 4b. The tc loopback guard on every container's bridge port (removed by hand, or a veth from before the
+    // guard existed), and port isolation on icc=false networks.
+    for (const e of endpoints) {
+      const l = bridge.ownedLink(h, e.hostIf);
       if (l && !bridge.hasLoopbackGuard(h, l.index)) {
         bridge.ensureLoopbackGuard(h, l.index);
-        actions.push(`restored the loopback guard on ${n.bridge}`);
+        actions.push(`restored the loopback guard on ${e.hostIf} of ${e.containerName}`);
       }
     }
     const iccOff = new Set(networks.filter((n) => !n.icc).map((n) => n.id));

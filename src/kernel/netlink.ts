@@ -166,6 +166,17 @@ export interface TcFilterInfo {
   directAction: boolean;
 }
 
+/** A cls_bpf filter to add. `protocolBe`: its protocol in network byte order (0x0300 = ETH_P_ALL). */
+export interface BpfFilterSpec {
+  parent: number;
+  prio: number;
+  protocolBe: number;
+  handle: number;
+  name: string;
+  prog: SockFilter[];
+  replace?: boolean;
+}
+
 /** struct sock_filter[] as bytes (8 each, host byte order). */
 export function encodeSockFilter(prog: SockFilter[]): Buffer {
   const b = Buffer.alloc(prog.length * 8);
@@ -867,6 +878,41 @@ export class NetlinkBatch {
     return this;
   }
 
+  /** Adds a clsact qdisc to the interface (the hook point for ingress/egress filters); EEXIST if it has one. */
+  addClsact(index: number): this {
+    checkIndex('addClsact', index);
+    const w = this.w;
+    w.begin(RTM_NEWQDISC, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL);
+    w.tcmsg(index, 0xffff0000, TC_H_CLSACT, 0);
+    w.str(TCA_KIND, 'clsact', true);
+    w.end('addClsact', `addClsact(${index})`);
+    return this;
+  }
+
+  /**
+   * Adds (or, with `replace`, replaces) a classic-BPF cls_bpf filter in direct-action mode: the program's return
+   * value is the verdict (0 TC_ACT_OK, 2 TC_ACT_SHOT, -1 TC_ACT_UNSPEC = go on with the next filter).
+   */
+  addBpfFilter(index: number, f: BpfFilterSpec): this {
+    const op = 'addBpfFilter';
+    checkIndex(op, index);
+    if (!Number.isInteger(f.prio) || f.prio < 1 || f.prio > 0xffff) throw invalid(op, `invalid priority ${String(f.prio)}`);
+    if (!f.prog.length || f.prog.length > 4096) throw invalid(op, `invalid program length ${f.prog.length}`);
+    const w = this.w;
+    w.begin(RTM_NEWTFILTER, NLM_F_REQUEST | NLM_F_CREATE | (f.replace ? 0 : NLM_F_EXCL));
+    w.tcmsg(index, f.handle, f.parent, ((f.prio << 16) | (f.protocolBe & 0xffff)) >>> 0);
+    w.str(TCA_KIND, 'bpf', true);
+    const o = w.nestStart(TCA_OPTIONS | NLA_F_NESTED);
+    w.u32(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT);
+    w.str(TCA_BPF_NAME, f.name, true);
+    const ops = encodeSockFilter(f.prog);
+    w.bytesAttr(TCA_BPF_OPS_LEN, new Uint8Array([f.prog.length & 0xff, f.prog.length >> 8]), 0, 2);
+    w.bytesAttr(TCA_BPF_OPS, ops, 0, ops.length);
+    w.nestEnd(o);
+    w.end(op, `${op}(${index}, prio ${f.prio}, ${f.name})`);
+    return this;
+  }
+
   /** Bridge-port flags of an enslaved interface (RTM_SETLINK, family AF_BRIDGE, IFLA_PROTINFO):
    *  `hairpin` lets frames go back out of the port they came in (a container reaching its own published port
    *  while br_netfilter is on), `isolated` forbids traffic between isolated ports of the bridge. */
@@ -1408,40 +1454,14 @@ export class Netlink {
     }
   }
 
-  /** Adds a clsact qdisc to the interface (the hook point for ingress/egress filters); EEXIST if it has one. */
+  /** See NetlinkBatch.addClsact. */
   addClsact(index: number): void {
-    checkIndex('addClsact', index);
-    const w = this.single().w;
-    w.begin(RTM_NEWQDISC, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL);
-    w.tcmsg(index, 0xffff0000, TC_H_CLSACT, 0);
-    w.str(TCA_KIND, 'clsact', true);
-    w.end('addClsact', `addClsact(${index})`);
-    this.exec(w, false, MODE_ACK, null);
+    this.exec(this.single().addClsact(index).w, false, MODE_ACK, null);
   }
 
-  /**
-   * Adds (or, with `replace`, replaces) a classic-BPF cls_bpf filter in direct-action mode: the program's return
-   * value is the verdict (0 TC_ACT_OK, 2 TC_ACT_SHOT, -1 TC_ACT_UNSPEC = go on with the next filter).
-   * `protocolBe`: the filter's protocol in network byte order (0x0300 = ETH_P_ALL).
-   */
-  addBpfFilter(index: number, f: { parent: number; prio: number; protocolBe: number; handle: number; name: string; prog: SockFilter[]; replace?: boolean }): void {
-    const op = 'addBpfFilter';
-    checkIndex(op, index);
-    if (!Number.isInteger(f.prio) || f.prio < 1 || f.prio > 0xffff) throw invalid(op, `invalid priority ${String(f.prio)}`);
-    if (!f.prog.length || f.prog.length > 4096) throw invalid(op, `invalid program length ${f.prog.length}`);
-    const w = this.single().w;
-    w.begin(RTM_NEWTFILTER, NLM_F_REQUEST | NLM_F_CREATE | (f.replace ? 0 : NLM_F_EXCL));
-    w.tcmsg(index, f.handle, f.parent, ((f.prio << 16) | (f.protocolBe & 0xffff)) >>> 0);
-    w.str(TCA_KIND, 'bpf', true);
-    const o = w.nestStart(TCA_OPTIONS | NLA_F_NESTED);
-    w.u32(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT);
-    w.str(TCA_BPF_NAME, f.name, true);
-    const ops = encodeSockFilter(f.prog);
-    w.bytesAttr(TCA_BPF_OPS_LEN, new Uint8Array([f.prog.length & 0xff, f.prog.length >> 8]), 0, 2);
-    w.bytesAttr(TCA_BPF_OPS, ops, 0, ops.length);
-    w.nestEnd(o);
-    w.end(op, `${op}(${index}, prio ${f.prio}, ${f.name})`);
-    this.exec(w, false, MODE_ACK, null);
+  /** See NetlinkBatch.addBpfFilter. */
+  addBpfFilter(index: number, f: BpfFilterSpec): void {
+    this.exec(this.single().addBpfFilter(index, f).w, false, MODE_ACK, null);
   }
 
   /** Deletes the filter at `prio` under `parent` (all handles of it). */

@@ -97,7 +97,6 @@ test('MEDIUM: a second state directory on the same host netns is refused with on
   h.ok(['run', '-d', '--name', 'web', '--network', 'n1', '-p', '8088:8080', '--', 'python3', SERV, 'whoami', '8080']);
   assert.equal(await waitFor(() => out(h.shIn(up.ns, client(up.hostIp, 8088))), 8000, 100), up.ip);
   const tableBefore = h.sh('nft list table inet nsnet').stdout;
-  assert.match(tableBefore, new RegExp(`comment "nsnet/${h.hostId} ${h.root}"`), 'the table names its owner');
 
   for (const args of [['network', 'create', 'x'], ['run', '-d', '--name', 'b1', '-p', '8089:80', '--', 'sleep', '300'], ['create', '--name', 'b2', '--', 'sleep', '1']]) {
     const r = B(args);
@@ -112,6 +111,7 @@ test('MEDIUM: a second state directory on the same host netns is refused with on
   assert.equal(out(h.shIn(up.ns, client(up.hostIp, 8088))), up.ip, 'A\'s published port still answers');
   assert.equal(h.nsnet(['check']).status, 0, h.nsnet(['check']).stdout);
   assert.equal(B(['ps', '-a', '-q']).stdout.trim(), '', 'B created nothing');
+  assert.match(tableBefore, new RegExp(`comment "nsnet/${h.hostId} ${h.root}"`), 'the table names its owner');
 });
 
 test('MEDIUM: another table\'s drop-policy forward chain is reported by check and warned about once; its advice works', async (t) => {
