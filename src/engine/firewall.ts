@@ -124,7 +124,8 @@ export interface ForeignDrop {
 }
 
 type JExpr = Record<string, unknown>;
-interface JRule { expr?: JExpr[] }
+/** A rule as libnftables' JSON output has it. */
+export interface JRule { expr?: JExpr[] }
 
 /** Interface names a match expression compares `key` with: a literal, an `nsbr-*` style wildcard, an anonymous
  *  set. Returns a predicate, or null when the expression is not such a match (named sets etc. are not followed). */
@@ -169,23 +170,30 @@ export function foreignDrops(h: Host): ForeignDrop[] {
     if (!['ip', 'inet', 'bridge'].includes(c.family) || (c.family === 'bridge' && c.hook !== 'forward')) continue;
     const rules = (JSON.parse(h.nft.run(`list chain ${c.family} ${c.table} ${c.name}`, true)) as { nftables: Array<{ rule?: JRule }> })
       .nftables.map((o) => o.rule).filter((r): r is JRule => !!r);
-    const covered = (key: string, b: string) => rules.some((r) => accepts(r, key, b));
-    let bridges: string[];
-    let add: string;
-    if (c.family === 'bridge') {
-      // In the bridge family iifname/oifname are the bridge PORTS; the bridge itself is ibrname/obrname.
-      bridges = nets.map((n) => n.bridge).filter((b) => !(covered('ibrname', b) && covered('obrname', b)));
-      add = `meta ibrname ${setOf(bridges)} accept`;
-    } else if (c.hook === 'forward') {
-      bridges = nets.map((n) => n.bridge).filter((b) => !(covered('iifname', b) && covered('oifname', b)));
-      add = `iifname ${setOf(bridges)} accept; oifname ${setOf(bridges)} accept`;
-    } else {
-      bridges = nets.filter((n) => !n.isDefault).map((n) => n.bridge).filter((b) => !covered('iifname', b));
-      add = `iifname ${setOf(bridges)} meta l4proto { tcp, udp } th dport 53 accept`;
-    }
-    if (bridges.length) out.push({ family: c.family, table: c.table, chain: c.name, hook: c.hook as 'forward' | 'input', bridges, add });
+    const d = judgeDropChain(c.family, c.hook as 'forward' | 'input', rules, nets);
+    if (d) out.push({ family: c.family, table: c.table, chain: c.name, hook: c.hook as 'forward' | 'input', ...d });
   }
   return out;
+}
+
+/** PURE: which of nsnet's bridges a drop-policy chain (its rules as libnftables JSON) lacks accepts for, and what
+ *  to add; null when it has them all. Exported for the unit tests. */
+export function judgeDropChain(family: string, hook: 'forward' | 'input', rules: JRule[], nets: Array<{ bridge: string; isDefault: boolean }>): { bridges: string[]; add: string } | null {
+  const covered = (key: string, b: string) => rules.some((r) => accepts(r, key, b));
+  let bridges: string[];
+  let add: string;
+  if (family === 'bridge') {
+    // In the bridge family iifname/oifname are the bridge PORTS; the bridge itself is ibrname/obrname.
+    bridges = nets.map((n) => n.bridge).filter((b) => !(covered('ibrname', b) && covered('obrname', b)));
+    add = `meta ibrname ${setOf(bridges)} accept; meta obrname ${setOf(bridges)} accept`;
+  } else if (hook === 'forward') {
+    bridges = nets.map((n) => n.bridge).filter((b) => !(covered('iifname', b) && covered('oifname', b)));
+    add = `iifname ${setOf(bridges)} accept; oifname ${setOf(bridges)} accept`;
+  } else {
+    bridges = nets.filter((n) => !n.isDefault).map((n) => n.bridge).filter((b) => !covered('iifname', b));
+    add = `iifname ${setOf(bridges)} meta l4proto { tcp, udp } th dport 53 accept`;
+  }
+  return bridges.length ? { bridges, add } : null;
 }
 
 /** One line describing a drop-policy chain and what to add to it. */

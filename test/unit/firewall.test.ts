@@ -11,6 +11,7 @@ import {
   FirewallInputError, MAP_ANY, MAP_ADDR, TABLE, ownerComment, parseOwnerComment, renderDeleteAll, renderPortDelta, renderRuleset,
 } from '../../src/firewall/ruleset.js';
 import type { FirewallState } from '../../src/types.js';
+import { judgeDropChain, type JRule } from '../../src/engine/firewall.js';
 
 // Tests run from the repository root (npm test, node --test dist/...): goldens are read from the source tree.
 const GOLDEN = path.join(process.cwd(), 'test/unit/golden/firewall');
@@ -256,4 +257,28 @@ test('invalid input is refused before anything is emitted (nft would resolve a n
   bad((s) => { s.networks.push({ ...s.networks[0], id: hexId('x'), name: 'twin', subnet: '172.30.0.0/16', gateway: '172.30.0.1' }); }, /same bridge/);
   assert.throws(() => renderPortDelta([{ ...ok.ports[0], containerIp: 'evil.example' }], []), FirewallInputError);
   assert.throws(() => renderPortDelta([], [{ ...ok.ports[0], hostIp: 'x' }]), FirewallInputError);
+});
+
+test('foreign drop-policy chains: accepts for each bridge (literal, wildcard, anonymous set) are recognised; the advice names what lacks', () => {
+  const nets = [{ bridge: 'nsnet0', isDefault: true }, { bridge: 'nsbr-0123456789', isDefault: false }];
+  const m = (key: string, right: unknown, verdict = 'accept', extra: JRule['expr'] = []): JRule => ({
+    expr: [{ match: { op: '==', left: { meta: { key } }, right } }, ...(extra ?? []), { [verdict]: null }],
+  });
+  // An empty drop chain: everything is missing, in both directions.
+  assert.deepEqual(judgeDropChain('inet', 'forward', [], nets), {
+    bridges: ['nsnet0', 'nsbr-0123456789'],
+    add: 'iifname { "nsnet0", "nsbr-0123456789" } accept; oifname { "nsnet0", "nsbr-0123456789" } accept',
+  });
+  // One direction only is not enough.
+  assert.deepEqual(judgeDropChain('inet', 'forward', [m('iifname', 'nsnet0'), m('iifname', 'nsbr-0123456789')], nets)?.bridges, ['nsnet0', 'nsbr-0123456789']);
+  // Literal + wildcard + set: covered; a drop verdict does not count.
+  const ok = [m('iifname', 'nsnet0'), m('oifname', { set: ['nsnet0', 'x'] }), m('iifname', 'nsbr-*'), m('oifname', 'nsbr-*', 'accept', [{ counter: null }])];
+  assert.equal(judgeDropChain('ip', 'forward', ok, nets), null);
+  assert.deepEqual(judgeDropChain('ip', 'forward', [...ok.slice(0, 3), m('oifname', 'nsbr-*', 'drop')], nets)?.bridges, ['nsbr-0123456789']);
+  assert.equal(judgeDropChain('ip', 'forward', [m('iifname', 'nsbr-\\*'), m('oifname', 'nsbr-\\*')], [nets[1]])?.bridges.length, 1, 'an escaped * is a literal');
+  // input: only user-defined networks (the resolver), iifname only.
+  assert.deepEqual(judgeDropChain('inet', 'input', [], nets), { bridges: ['nsbr-0123456789'], add: 'iifname "nsbr-0123456789" meta l4proto { tcp, udp } th dport 53 accept' });
+  assert.equal(judgeDropChain('inet', 'input', [m('iifname', 'nsbr-0123456789', 'accept', [{ match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: 53 } }])], nets), null);
+  // bridge family: ibrname/obrname.
+  assert.match(judgeDropChain('bridge', 'forward', [], nets)!.add, /^meta ibrname \{ "nsnet0", "nsbr-0123456789" \} accept; meta obrname/);
 });
