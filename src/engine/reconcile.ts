@@ -92,10 +92,12 @@ export function check(h: Host): Difference[] {
   const bridgeIndex = new Map(networks.map((n) => [n.id, byName.get(n.bridge)?.index]));
   const iccOff = new Set(networks.filter((n) => !n.icc).map((n) => n.id));
   const ports = iccOff.size ? new Map(h.nl.bridgePorts().map((p) => [p.index, p])) : null;
+  const blocks = endpoints.length ? bridge.clsactBlocks(h) : new Map<number, number>();
+  if (networks.length && !bridge.hasGuardFilter(h)) diffs.push({ kind: 'missing-guard', detail: `the tc loopback guard filter (block ${bridge.GUARD_BLOCK})` });
   for (const e of endpoints) {
     const l = byName.get(e.hostIf);
     if (l && l.master !== bridgeIndex.get(e.networkId)) diffs.push({ kind: 'veth-not-on-bridge', detail: `${e.containerName}: ${e.hostIf}` });
-    if (l && l.alias === h.owner && !dying.has(e.hostIf) && !bridge.hasLoopbackGuard(h, l.index)) diffs.push({ kind: 'missing-guard', detail: `${e.containerName}: the tc loopback guard on ${e.hostIf}` });
+    if (l && l.alias === h.owner && !dying.has(e.hostIf) && blocks.get(l.index) !== bridge.GUARD_BLOCK) diffs.push({ kind: 'missing-guard', detail: `${e.containerName}: ${e.hostIf} is not bound to the tc loopback guard` });
     if (l && l.master === bridgeIndex.get(e.networkId) && ports && iccOff.has(e.networkId) && !ports.get(l.index)?.isolated) {
       diffs.push({ kind: 'port-not-isolated', detail: `${e.containerName}: ${e.hostIf} (network has icc=false)` });
     }
@@ -274,12 +276,15 @@ export function reconcile(h: Host): { actions: string[] } {
     }
     // 4b. The tc loopback guard on every container's bridge port (removed by hand, or a veth from before the
     // guard existed), and port isolation on icc=false networks.
+    for (const n of networks) {
+      const l = bridge.ownedLink(h, n.bridge);
+      if (l && !bridge.hasGuardFilter(h)) actions.push('restored the tc loopback guard filter');
+      if (l) bridge.ensureGuardBlock(h, l.index);
+    }
+    const blocks = bridge.clsactBlocks(h);
     for (const e of endpoints) {
       const l = bridge.ownedLink(h, e.hostIf);
-      if (l && !bridge.hasLoopbackGuard(h, l.index)) {
-        bridge.ensureLoopbackGuard(h, l.index);
-        actions.push(`restored the loopback guard on ${e.hostIf} of ${e.containerName}`);
-      }
+      if (l && bridge.ensurePortGuard(h, l.index, blocks)) actions.push(`bound ${e.hostIf} of ${e.containerName} to the loopback guard`);
     }
     const iccOff = new Set(networks.filter((n) => !n.icc).map((n) => n.id));
     if (iccOff.size) {

@@ -48,6 +48,8 @@ const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;
 const RTM_GETROUTE = 26;
 const RTM_NEWQDISC = 36;
+const RTM_DELQDISC = 37;
+const RTM_GETQDISC = 38;
 const RTM_NEWTFILTER = 44;
 const RTM_DELTFILTER = 45;
 const RTM_GETTFILTER = 46;
@@ -62,6 +64,10 @@ const TCA_BPF_NAME = 7;
 const TCA_BPF_FLAGS = 8;
 /** The program's return value is the action (TC_ACT_SHOT, ...): no separate action module (act_gact) needed. */
 const TCA_BPF_FLAG_ACT_DIRECT = 1;
+const TCA_INGRESS_BLOCK = 13;
+const TCA_EGRESS_BLOCK = 14;
+/** tcm_ifindex that makes tcm_parent a shared block's index (TCM_IFINDEX_MAGIC_BLOCK). */
+const TCM_IFINDEX_MAGIC_BLOCK = 0xffffffff;
 const TC_H_CLSACT = 0xfffffff1;
 /** Parent of ingress filters on a clsact qdisc: TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS). */
 export const TC_INGRESS = 0xfffffff2;
@@ -166,9 +172,51 @@ export interface TcFilterInfo {
   directAction: boolean;
 }
 
+/** Where a tc filter lives: on one interface (under `parent`, e.g. TC_INGRESS), or in a shared block. */
+export type TcTarget = { index: number; parent: number } | { block: number };
+
+/** One qdisc as the kernel reports it (RTM_NEWQDISC in a dump). */
+export interface QdiscInfo {
+  index: number;
+  parent: number;
+  kind: string;
+  /** Shared block bound as ingress / egress (clsact), or 0. */
+  ingressBlock: number;
+  egressBlock: number;
+}
+
+/** Parses an RTM_NEWQDISC payload. Exported for tests. */
+export function parseQdisc(b: Buffer, off: number, end: number): QdiscInfo | null {
+  if (end - off < 20) return null;
+  const q: QdiscInfo = { index: b.readInt32LE(off + 4), parent: b.readUInt32LE(off + 12), kind: '', ingressBlock: 0, egressBlock: 0 };
+  for (let a = off + 20; a + 4 <= end;) {
+    const alen = b.readUInt16LE(a);
+    if (alen < 4 || a + alen > end) break;
+    const t = b.readUInt16LE(a + 2) & NLA_TYPE_MASK;
+    if (t === TCA_KIND) q.kind = cstr(b, a + 4, a + alen);
+    else if (t === TCA_INGRESS_BLOCK && alen >= 8) q.ingressBlock = b.readUInt32LE(a + 4);
+    else if (t === TCA_EGRESS_BLOCK && alen >= 8) q.egressBlock = b.readUInt32LE(a + 4);
+    a += (alen + 3) & ~3;
+  }
+  return q;
+}
+
+function checkBlock(op: string, block: number): void {
+  if (!Number.isInteger(block) || block < 1 || block > 0xfffffffe) throw invalid(op, `invalid block index ${String(block)}`);
+}
+
+/** tcmsg ifindex/parent for a target. */
+function tcWhere(op: string, t: TcTarget): [number, number] {
+  if ('block' in t) {
+    checkBlock(op, t.block);
+    return [TCM_IFINDEX_MAGIC_BLOCK, t.block];
+  }
+  checkIndex(op, t.index);
+  return [t.index, t.parent];
+}
+
 /** A cls_bpf filter to add. `protocolBe`: its protocol in network byte order (0x0300 = ETH_P_ALL). */
 export interface BpfFilterSpec {
-  parent: number;
   prio: number;
   protocolBe: number;
   handle: number;
@@ -589,7 +637,7 @@ export class NlWriter {
     const b = this.buf;
     const o = this.len;
     b.fill(0, o, o + 4); // family AF_UNSPEC, padding
-    b.writeInt32LE(index, o + 4);
+    b.writeUInt32LE(index >>> 0, o + 4);
     b.writeUInt32LE(handle >>> 0, o + 8);
     b.writeUInt32LE(parent >>> 0, o + 12);
     b.writeUInt32LE(info >>> 0, o + 16);
@@ -878,14 +926,20 @@ export class NetlinkBatch {
     return this;
   }
 
-  /** Adds a clsact qdisc to the interface (the hook point for ingress/egress filters); EEXIST if it has one. */
-  addClsact(index: number): this {
-    checkIndex('addClsact', index);
+  /** Adds a clsact qdisc to the interface (the hook point for ingress/egress filters), optionally bound to shared
+   *  filter blocks (its ingress and/or egress filters are then those of the block); EEXIST if it has one. */
+  addClsact(index: number, o: { ingressBlock?: number; egressBlock?: number } = {}): this {
+    const op = 'addClsact';
+    checkIndex(op, index);
+    if (o.ingressBlock !== undefined) checkBlock(op, o.ingressBlock);
+    if (o.egressBlock !== undefined) checkBlock(op, o.egressBlock);
     const w = this.w;
     w.begin(RTM_NEWQDISC, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL);
     w.tcmsg(index, 0xffff0000, TC_H_CLSACT, 0);
     w.str(TCA_KIND, 'clsact', true);
-    w.end('addClsact', `addClsact(${index})`);
+    if (o.ingressBlock !== undefined) w.u32(TCA_INGRESS_BLOCK, o.ingressBlock);
+    if (o.egressBlock !== undefined) w.u32(TCA_EGRESS_BLOCK, o.egressBlock);
+    w.end(op, `${op}(${index})`);
     return this;
   }
 
@@ -893,14 +947,14 @@ export class NetlinkBatch {
    * Adds (or, with `replace`, replaces) a classic-BPF cls_bpf filter in direct-action mode: the program's return
    * value is the verdict (0 TC_ACT_OK, 2 TC_ACT_SHOT, -1 TC_ACT_UNSPEC = go on with the next filter).
    */
-  addBpfFilter(index: number, f: BpfFilterSpec): this {
+  addBpfFilter(target: TcTarget, f: BpfFilterSpec): this {
     const op = 'addBpfFilter';
-    checkIndex(op, index);
+    const [index, parent] = tcWhere(op, target);
     if (!Number.isInteger(f.prio) || f.prio < 1 || f.prio > 0xffff) throw invalid(op, `invalid priority ${String(f.prio)}`);
     if (!f.prog.length || f.prog.length > 4096) throw invalid(op, `invalid program length ${f.prog.length}`);
     const w = this.w;
     w.begin(RTM_NEWTFILTER, NLM_F_REQUEST | NLM_F_CREATE | (f.replace ? 0 : NLM_F_EXCL));
-    w.tcmsg(index, f.handle, f.parent, ((f.prio << 16) | (f.protocolBe & 0xffff)) >>> 0);
+    w.tcmsg(index, f.handle, parent, ((f.prio << 16) | (f.protocolBe & 0xffff)) >>> 0);
     w.str(TCA_KIND, 'bpf', true);
     const o = w.nestStart(TCA_OPTIONS | NLA_F_NESTED);
     w.u32(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT);
@@ -909,7 +963,7 @@ export class NetlinkBatch {
     w.bytesAttr(TCA_BPF_OPS_LEN, new Uint8Array([f.prog.length & 0xff, f.prog.length >> 8]), 0, 2);
     w.bytesAttr(TCA_BPF_OPS, ops, 0, ops.length);
     w.nestEnd(o);
-    w.end(op, `${op}(${index}, prio ${f.prio}, ${f.name})`);
+    w.end(op, `${op}(${'block' in target ? `block ${target.block}` : target.index}, prio ${f.prio}, ${f.name})`);
     return this;
   }
 
@@ -1455,18 +1509,33 @@ export class Netlink {
   }
 
   /** See NetlinkBatch.addClsact. */
-  addClsact(index: number): void {
-    this.exec(this.single().addClsact(index).w, false, MODE_ACK, null);
+  addClsact(index: number, o: { ingressBlock?: number; egressBlock?: number } = {}): void {
+    this.exec(this.single().addClsact(index, o).w, false, MODE_ACK, null);
   }
 
   /** See NetlinkBatch.addBpfFilter. */
-  addBpfFilter(index: number, f: BpfFilterSpec): void {
-    this.exec(this.single().addBpfFilter(index, f).w, false, MODE_ACK, null);
+  addBpfFilter(target: TcTarget, f: BpfFilterSpec): void {
+    this.exec(this.single().addBpfFilter(target, f).w, false, MODE_ACK, null);
   }
 
-  /** Deletes the filter at `prio` under `parent` (all handles of it). */
-  deleteFilter(index: number, parent: number, prio: number, protocolBe: number): void {
-    checkIndex('deleteFilter', index);
+  /** Deletes the interface's clsact qdisc (with its filters). */
+  deleteClsact(index: number): void {
+    checkIndex('deleteClsact', index);
+    const w = this.single().w;
+    w.begin(RTM_DELQDISC, NLM_F_REQUEST);
+    w.tcmsg(index, 0xffff0000, TC_H_CLSACT, 0);
+    w.end('deleteClsact', `deleteClsact(${index})`);
+    this.exec(w, false, MODE_ACK, null);
+  }
+
+  /** Every qdisc of this netns (RTM_GETQDISC dump). */
+  qdiscs(): QdiscInfo[] {
+    return this.dump('qdiscs', RTM_GETQDISC, (w) => w.tcmsg(0, 0, 0, 0), parseQdisc);
+  }
+
+  /** Deletes the filter at `prio` (all handles of it). */
+  deleteFilter(target: TcTarget, prio: number, protocolBe: number): void {
+    const [index, parent] = tcWhere('deleteFilter', target);
     const w = this.single().w;
     w.begin(RTM_DELTFILTER, NLM_F_REQUEST);
     w.tcmsg(index, 0, parent, ((prio << 16) | (protocolBe & 0xffff)) >>> 0);
@@ -1474,9 +1543,10 @@ export class Netlink {
     this.exec(w, false, MODE_ACK, null);
   }
 
-  /** Filters under `parent` of the interface (RTM_GETTFILTER dump); [] when it has no such qdisc. */
-  filters(index: number, parent: number): TcFilterInfo[] {
-    checkIndex('filters', index);
+  /** Filters of an interface's `parent`, or of a shared block (RTM_GETTFILTER dump); [] when there is no such
+   *  qdisc or block. */
+  filters(target: TcTarget): TcFilterInfo[] {
+    const [index, parent] = tcWhere('filters', target);
     try {
       return this.dump('filters', RTM_GETTFILTER, (w) => w.tcmsg(index, 0, parent, 0), parseTcFilter).filter((f) => f.kind !== '');
     } catch (e) {

@@ -173,13 +173,23 @@ test('MEDIUM: after nft flush ruleset, run -p and rm -f recreate the firewall; r
   h.sh(`python3 -c "import socket;s=socket.socket();s.setsockopt(1,2,1);s.bind(('127.0.0.2',7070));s.listen(8)
 while True:
   c,a=s.accept();c.sendall(b'host-loopback\\n');c.close()" </dev/null >/dev/null 2>&1 &`);
-  await waitFor(() => h.sh('ss -ltn').stdout.includes('127.0.0.2:7070'), 5000);
+  // And a UDP one: a blind datagram needs no answer, so only the ingress side of the guard can stop it.
+  const ulog = path.join(h.root, 'host-udp.log');
+  h.sh(`python3 -c "import socket;s=socket.socket(2,2);s.bind(('127.0.0.2',7071));f=open('${ulog}','a',buffering=1)
+while True:
+  d,a=s.recvfrom(99);f.write(a[0]+'\\n')" </dev/null >/dev/null 2>&1 &`);
+  await waitFor(() => h.sh('ss -ltn').stdout.includes('127.0.0.2:7070') && h.sh('ss -lun').stdout.includes('127.0.0.2:7071'), 5000);
+  h.sh(`python3 -c "import socket;socket.socket(2,2).sendto(b'x',('127.0.0.2',7071))"`);
+  await waitFor(() => /^127\./m.test(logged(ulog)), 5000); // control: the server logs what it gets
   const gw = gatewayOf(h, 'n1');
   for (const c of ['sysctl -qw net.ipv4.conf.all.route_localnet=1', 'sysctl -qw net.ipv4.conf.eth0.route_localnet=1',
     'ip rule add pref 100 lookup local', 'ip rule del pref 0', 'ip rule add to 127.0.0.2 lookup 100 pref 10',
     `ip route add 127.0.0.2 via ${gw} dev eth0 table 100`]) must(h.exec('web', c), c);
   h.sh('nft flush ruleset');
   assert.equal(out(h.exec('web', client('127.0.0.2', 7070))), '', 'no host loopback service from a container, even without nsnet\'s table');
+  for (let i = 0; i < 3; i++) h.exec('web', `python3 -c "import socket;socket.socket(2,2).sendto(b'x',('127.0.0.2',7071))"`);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.doesNotMatch(logged(ulog), /172\./, 'no datagram from a container reached the host\'s loopback-only UDP service');
   const chk = h.nsnet(['check']);
   assert.equal(chk.status, 1);
   assert.match(chk.stdout, /firewall/);
