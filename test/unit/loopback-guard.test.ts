@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { GUARD_PROGRAM } from '../../src/drivers/bridge.js';
-import { encodeSockFilter, parseTcFilter } from '../../src/kernel/netlink.js';
+import { NetlinkBatch, encodeSockFilter, parseQdisc, parseTcFilter } from '../../src/kernel/netlink.js';
 
 const SHOT = 2;
 const UNSPEC = 0xffffffff;
@@ -65,4 +65,21 @@ test('guard: encodes as struct sock_filter and parses back from a filter dump', 
   assert.equal(f.handle, 1);
   assert.equal(f.directAction, true);
   assert.ok(f.ops && f.ops.equals(ops));
+});
+
+test('guard: a port binds its clsact ingress to the shared block; the qdisc dump parses back', () => {
+  const b = new NetlinkBatch();
+  b.addClsact(7, { ingressBlock: 0x4e53 });
+  const m = b.w.bytes();
+  assert.equal(m.readUInt16LE(4), 36, 'RTM_NEWQDISC');
+  const payload = m.subarray(16);
+  const q = parseQdisc(payload, 0, payload.length)!;
+  assert.deepEqual(q, { index: 7, parent: 0xfffffff1, kind: 'clsact', ingressBlock: 0x4e53, egressBlock: 0 });
+  // A filter in a block: tcm_ifindex is TCM_IFINDEX_MAGIC_BLOCK, tcm_parent the block index.
+  const f = new NetlinkBatch();
+  f.addBpfFilter({ block: 0x4e53 }, { prio: 0x4e53, protocolBe: 0x0300, handle: 1, name: 'x', prog: GUARD_PROGRAM });
+  const fm = f.w.bytes();
+  assert.equal(fm.readUInt32LE(16 + 4), 0xffffffff);
+  assert.equal(fm.readUInt32LE(16 + 12), 0x4e53);
+  assert.throws(() => new NetlinkBatch().addClsact(7, { ingressBlock: 0 }), /invalid block index/);
 });
