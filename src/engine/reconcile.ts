@@ -4,7 +4,8 @@ import * as bridge from '../drivers/bridge.js';
 import { Netlink } from '../kernel/netlink.js';
 import { closeFd, deleteNetns, listNetns, netnsExists, openNetns } from '../kernel/netns.js';
 import { killNetnsProcesses } from '../kernel/proc.js';
-import { applyFirewall, describeForeignDrop, firewallState, foreignDrops, foreignOwner } from './firewall.js';
+import { chainRuleCounts, renderRuleset } from '../firewall/ruleset.js';
+import { applyFirewall, describeForeignDrop, firewallState, foreignDrops, foreignOwner, ownerOf } from './firewall.js';
 import type { Host } from './host.js';
 import type { ContainerRecord } from '../types.js';
 import { refreshState } from './state.js';
@@ -169,9 +170,9 @@ function firewallDiff(h: Host): string {
   const bridges = new Set(((named('set', 'bridges')?.elem ?? []) as unknown[]).map(flat));
   const wantBridges = new Set(state.networks.map((n) => n.bridge));
   if (bridges.size !== wantBridges.size || [...wantBridges].some((b) => !bridges.has(b))) return 'the bridges set differs from the networks';
-  const have = new Set<string>();
+  const haveElems = new Set<string>();
   for (const m of ['dnat_any', 'dnat_addr']) {
-    for (const e of (named('map', m)?.elem ?? []) as Elem[]) have.add(`${m} ${flat(e[0])} -> ${flat(e[1])}`);
+    for (const e of (named('map', m)?.elem ?? []) as Elem[]) haveElems.add(`${m} ${flat(e[0])} -> ${flat(e[1])}`);
   }
   const want = new Set<string>();
   for (const p of state.ports) {
@@ -180,9 +181,21 @@ function firewallDiff(h: Host): string {
       want.add(`${key} -> ${p.containerIp} ${p.containerPort + i}`);
     }
   }
-  const missing = [...want].filter((w) => !have.has(w));
-  const extra = [...have].filter((x) => !want.has(x));
+  const missing = [...want].filter((w) => !haveElems.has(w));
+  const extra = [...haveElems].filter((x) => !want.has(x));
   if (missing.length || extra.length) return `published ports differ (missing ${missing.length}, unexpected ${extra.length})`;
+  // Every chain with every rule: a chain flushed or deleted by hand leaves the sets and maps intact.
+  const have = new Map<string, number>();
+  for (const o of objs) {
+    if (o.chain) have.set(o.chain.name, have.get(o.chain.name) ?? 0);
+    const r = o.rule as unknown as { chain?: string } | undefined;
+    if (r?.chain) have.set(r.chain, (have.get(r.chain) ?? 0) + 1);
+  }
+  for (const [chain, n] of chainRuleCounts(renderRuleset(state, ownerOf(h)))) {
+    if (!have.has(chain)) return `chain ${chain} is missing`;
+    if (have.get(chain) !== n) return `chain ${chain} has ${have.get(chain)} rules, ${n} expected`;
+  }
+  if (!named('set', 'owner')) return 'the owner set is missing';
   const needBridgeTable = state.networks.some((n) => !n.icc);
   if ((h.nft.listTable('bridge', 'nsnet') !== null) !== needBridgeTable) return 'table bridge nsnet (icc=false) differs';
   return '';

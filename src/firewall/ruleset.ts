@@ -394,3 +394,27 @@ export function renderPortDelta(added: FirewallState['ports'], removed: Firewall
 export function renderDeleteAll(): string {
   return [...header('remove nsnet\'s tables (tolerant: each is created, then deleted)'), ...dropTableLines()].join('\n') + '\n';
 }
+
+/**
+ * The chains of `table inet nsnet` a full render defines and how many rules each has (parsed back from the
+ * script itself, so it can never disagree with it). `check` compares this with the kernel: a chain flushed or
+ * deleted by hand (`nft flush chain`, `nft flush table`) is a difference even when every set and map is intact.
+ */
+export function chainRuleCounts(script: string): Map<string, number> {
+  const out = new Map<string, number>();
+  let inTable = false;
+  let chain: string | null = null;
+  for (const line of script.split('\n')) {
+    if (line === `table inet ${TABLE} {`) { inTable = true; continue; }
+    if (!inTable) continue;
+    if (line === '}') break;
+    const m = /^\tchain (\S+) \{$/.exec(line);
+    if (m) { chain = m[1]; out.set(chain, 0); continue; }
+    if (chain === null) continue;
+    if (line === '\t}') { chain = null; continue; }
+    const t = line.trim();
+    if (!t || t.startsWith('type ') || t.startsWith('comment ')) continue;
+    out.set(chain, out.get(chain)! + 1);
+  }
+  return out;
+}

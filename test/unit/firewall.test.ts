@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  FirewallInputError, MAP_ANY, MAP_ADDR, TABLE, ownerComment, parseOwnerComment, renderDeleteAll, renderPortDelta, renderRuleset,
+  FirewallInputError, MAP_ANY, MAP_ADDR, TABLE, chainRuleCounts, ownerComment, parseOwnerComment, renderDeleteAll, renderPortDelta, renderRuleset,
 } from '../../src/firewall/ruleset.js';
 import type { FirewallState } from '../../src/types.js';
 import { judgeDropChain, type JRule } from '../../src/engine/firewall.js';
@@ -281,4 +281,14 @@ test('foreign drop-policy chains: accepts for each bridge (literal, wildcard, an
   assert.equal(judgeDropChain('inet', 'input', [m('iifname', 'nsbr-0123456789', 'accept', [{ match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: 53 } }])], nets), null);
   // bridge family: ibrname/obrname.
   assert.match(judgeDropChain('bridge', 'forward', [], nets)!.add, /^meta ibrname \{ "nsnet0", "nsbr-0123456789" \} accept; meta obrname/);
+});
+
+test('chainRuleCounts: the chains of table inet nsnet and their rule counts, from the script itself', () => {
+  const c = chainRuleCounts(renderRuleset(scenarios.internal));
+  assert.deepEqual([...c.keys()], ['guard', 'prerouting', 'output', 'published', 'input', 'forward', 'postrouting']);
+  assert.equal(c.get('guard'), 2);
+  assert.equal(c.get('prerouting'), 2);
+  assert.equal(c.get('input'), 5, 'two DNS rules, three for the internal network');
+  assert.equal(chainRuleCounts(renderRuleset(scenarios['icc-off'])).has('forward'), true, 'the bridge table\'s chain is not counted as inet');
+  assert.equal(chainRuleCounts(renderRuleset(scenarios['icc-off'])).get('forward'), chainRuleCounts(renderRuleset({ networks: [{ ...quiet, icc: true }], ports: [] })).get('forward'));
 });
