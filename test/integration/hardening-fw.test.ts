@@ -142,6 +142,18 @@ test('MEDIUM: another table\'s drop-policy forward chain is reported by check an
   const again = h.nsnet(['run', '-d', '--name', 'web2', '--network', 'n1', '-p', '8090:8080', '--', 'sleep', '300']);
   assert.equal(again.status, 0, again.stderr);
   assert.doesNotMatch(again.stderr, /WARNING/);
+
+  // A drop-policy INPUT chain breaks the containers' DNS (the resolver is on the gateway): reported, with advice.
+  must(h.sh('nft add chain inet filter input "{ type filter hook input priority 0; policy drop; }"'), 'input drop chain');
+  const chk2 = h.nsnet(['check']);
+  assert.equal(chk2.status, 1);
+  const line = chk2.stdout.split('\n').find((l) => l.startsWith('foreign-firewall\ttable inet filter chain input'));
+  assert.ok(line, chk2.stdout);
+  assert.match(line!, /DNS from containers to the resolver on their gateway on nsbr-[0-9a-f]+: add to that chain: iifname "nsbr-[0-9a-f]+" meta l4proto \{ tcp, udp \} th dport 53 accept$/);
+  assert.equal(out(h.exec('web2', 'getent hosts web')), '', 'control: DNS is dropped');
+  must(h.sh(`nft add rule inet filter input ${/add to that chain: (.*)$/.exec(line!)![1]}`), 'input advice');
+  assert.match(out(h.exec('web2', 'getent hosts web')), /^\d+\.\d+\.\d+\.\d+\s+web/, 'DNS works with the advice');
+  assert.equal(h.nsnet(['check']).status, 0, h.nsnet(['check']).stdout);
 });
 
 test('MEDIUM: after nft flush ruleset, run -p and rm -f recreate the firewall; rm never half-removes; the loopback guard holds', async (t) => {
