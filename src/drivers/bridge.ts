@@ -27,7 +27,7 @@ export function setupNetwork(h: Host, n: NetworkRecord): void {
   if (!has) nl.addAddress(index, n.gateway, prefix);
   link = null;
   // The guard's block before route_localnet is armed (containers come later and bind their ports to it).
-  ensureGuardBlock(h, index);
+  ensureGuardBlock(h, index, n.bridge);
   h.inHost(() => {
     writeSysctl('net.ipv4.ip_forward', '1');
     // Lets DNAT of 127.0.0.1:PORT to a container leave through the bridge (KERNEL-NOTES pitfall 10).
@@ -93,10 +93,10 @@ export function clsactBlocks(h: Host): Map<number, number> {
 }
 
 /** The bridge anchors the block (clsact egress) and the block has the guard filter; idempotent. */
-export function ensureGuardBlock(h: Host, bridgeIndex: number): void {
+export function ensureGuardBlock(h: Host, bridgeIndex: number, bridgeName: string): void {
   const q = h.nl.qdiscs().find((x) => x.index === bridgeIndex && x.kind === 'clsact');
   if (!q) h.nl.addClsact(bridgeIndex, { egressBlock: GUARD_BLOCK });
-  else if (q.egressBlock !== GUARD_BLOCK) throw new Error(`bridge ${bridgeIndex} has a clsact qdisc nsnet did not make (tc qdisc del dev <bridge> clsact, then nsnet reconcile)`);
+  else if (q.egressBlock !== GUARD_BLOCK) throw new Error(`bridge ${bridgeName} has a clsact qdisc nsnet did not make (remove it: tc qdisc del dev ${bridgeName} clsact, then run nsnet reconcile)`);
   const fs = h.nl.filters({ block: GUARD_BLOCK });
   const foreign = fs.filter((f) => f.handle !== 0 && !isGuard(f)); // handle 0: the classifier's own entry
   if (foreign.length) throw new Error(`tc block ${GUARD_BLOCK} holds filters nsnet did not make: it is nsnet's loopback guard (docs/firewall.md)`);

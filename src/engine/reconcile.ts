@@ -292,7 +292,7 @@ export function reconcile(h: Host): { actions: string[] } {
     for (const n of networks) {
       const l = bridge.ownedLink(h, n.bridge);
       if (l && !bridge.hasGuardFilter(h)) actions.push('restored the tc loopback guard filter');
-      if (l) bridge.ensureGuardBlock(h, l.index);
+      if (l) bridge.ensureGuardBlock(h, l.index, n.bridge);
     }
     const blocks = bridge.clsactBlocks(h);
     for (const e of endpoints) {
