@@ -100,6 +100,9 @@ network.command('create')
       name, driver: o.driver, subnet: o.subnet, gateway: o.gateway, ipRange: o.ipRange, internal: !!o.internal,
       options: kv(o.opt, 'option'), labels: kv(o.label, 'label'),
     });
+    const { foreignFirewallWarning } = await import('../engine/firewall.js');
+    const w = foreignFirewallWarning(h);
+    if (w) warn([w]);
     out(n.id + '\n');
   });
 

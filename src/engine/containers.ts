@@ -20,7 +20,7 @@ import { containerView } from './views.js';
 import { crashPoint } from './faults.js';
 import { recoverIfNeeded } from './reconcile.js';
 import { exitFile, logFile, refreshState } from './state.js';
-import { applyFirewall, applyPortDelta, containerPorts } from './firewall.js';
+import { applyFirewall, applyPortDelta, containerPorts, foreignFirewallWarning } from './firewall.js';
 import type { Host } from './host.js';
 import { DEFAULT_NETWORK, ensureDefaultNetwork, resolveNetwork } from './networks.js';
 import { resolvePorts } from './ports.js';
@@ -153,6 +153,10 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       crashPoint('create:committed');
       if (ports.length) applyPortDelta(h, containerPorts(h, c), []);
       crashPoint('create:firewall');
+      if (ports.length) {
+        const w = foreignFirewallWarning(h);
+        if (w) warnings.push(w);
+      }
       // Only logged for the resolver (no signal, no wait): nothing runs in the container yet, and every launch
       // of a process (start, run, exec) has the resolver apply all logged changes first (awaitDns).
       if (net && !net.isDefault) notifyDnsContainer(h, c.id, 'log');
@@ -386,7 +390,16 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
       h.store.deleteContainer(c.id);
     });
     crashPoint('rm:persisted');
-    if (ports.length) applyPortDelta(h, [], ports);
+    // The row is gone: whatever the firewall says, the sandbox must go too (never a half-removed container).
+    // A failed port removal is reported after the removal, with what is left.
+    let fwError: Error | null = null;
+    if (ports.length) {
+      try {
+        applyPortDelta(h, [], ports);
+      } catch (e) {
+        fwError = e as Error;
+      }
+    }
     crashPoint('rm:firewall');
     if (c.netns && used) killNetnsProcesses(c.netns);
     destroySandbox(h, c, c.netns ? [] : eps, false, eps);
@@ -394,6 +407,9 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
     h.store.tx(() => h.store.dropGarbage(ids));
     // A container that never ran a process: nothing inside it waits for its name to disappear.
     if (eps.some((e) => !networksById(h).get(e.networkId)?.isDefault)) notifyDnsContainer(h, c.id, used ? 'wait' : 'signal');
+    if (fwError) {
+      throw new Error(`container ${c.name} was removed, but its published ports could not be removed from the firewall (${fwError.message}): run nsnet reconcile`);
+    }
     return c;
   });
 }

@@ -6,7 +6,7 @@ import { DEFAULT_BRIDGE_SUBNET, pickSubnet, planNetworkIpam } from '../ipam/ipam
 import type { NetworkRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
 import { validateIfName, validateLabel, validateMtu, validateNetworkName } from '../util/validate.js';
-import { applyFirewall } from './firewall.js';
+import { applyFirewall, assertSoleNsnet } from './firewall.js';
 import type { Host } from './host.js';
 import { hostRouteCidrs } from './hostinfo.js';
 import { crashPoint } from './faults.js';
@@ -98,6 +98,9 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
 
 export function createNetwork(h: Host, o: NetworkCreateOptions, isDefault = false): NetworkRecord {
   return h.lock.with(() => {
+    // Before anything is written: a second nsnet on this host netns would take over the other's table and
+    // bridge nsnet0 (one link dump and one `list set`, only when a network is made).
+    assertSoleNsnet(h);
     recoverIfNeeded(h);
     const n = h.store.tx(() => {
       const rec = planNetwork(h, o, isDefault);

@@ -4,7 +4,8 @@ import * as bridge from '../drivers/bridge.js';
 import { Netlink } from '../kernel/netlink.js';
 import { closeFd, deleteNetns, listNetns, netnsExists, openNetns } from '../kernel/netns.js';
 import { killNetnsProcesses } from '../kernel/proc.js';
-import { applyFirewall, firewallState } from './firewall.js';
+import { chainRuleCounts, renderRuleset } from '../firewall/ruleset.js';
+import { applyFirewall, describeForeignDrop, firewallState, foreignDrops, foreignOwner, ownerOf } from './firewall.js';
 import type { Host } from './host.js';
 import type { ContainerRecord } from '../types.js';
 import { refreshState } from './state.js';
@@ -90,9 +91,17 @@ export function check(h: Host): Difference[] {
     if (!byName.has(e.hostIf)) diffs.push({ kind: 'missing-veth', detail: `${e.containerName}: ${e.hostIf}` });
   }
   const bridgeIndex = new Map(networks.map((n) => [n.id, byName.get(n.bridge)?.index]));
+  const iccOff = new Set(networks.filter((n) => !n.icc).map((n) => n.id));
+  const ports = iccOff.size ? new Map(h.nl.bridgePorts().map((p) => [p.index, p])) : null;
+  const blocks = endpoints.length ? bridge.clsactBlocks(h) : new Map<number, number>();
+  if (networks.length && !bridge.hasGuardFilter(h)) diffs.push({ kind: 'missing-guard', detail: `the tc loopback guard filter (block ${bridge.GUARD_BLOCK})` });
   for (const e of endpoints) {
     const l = byName.get(e.hostIf);
     if (l && l.master !== bridgeIndex.get(e.networkId)) diffs.push({ kind: 'veth-not-on-bridge', detail: `${e.containerName}: ${e.hostIf}` });
+    if (l && l.alias === h.owner && !dying.has(e.hostIf) && blocks.get(l.index) !== bridge.GUARD_BLOCK) diffs.push({ kind: 'missing-guard', detail: `${e.containerName}: ${e.hostIf} is not bound to the tc loopback guard` });
+    if (l && l.master === bridgeIndex.get(e.networkId) && ports && iccOff.has(e.networkId) && !ports.get(l.index)?.isolated) {
+      diffs.push({ kind: 'port-not-isolated', detail: `${e.containerName}: ${e.hostIf} (network has icc=false)` });
+    }
   }
   for (const c of containers.values()) {
     if (!c.netns) continue;
@@ -130,6 +139,8 @@ export function check(h: Host): Difference[] {
   }
   const fw = firewallDiff(h);
   if (fw) diffs.push({ kind: 'firewall', detail: fw });
+  // Not a difference nsnet can repair, but one that silently breaks it: another table's drop-policy chain.
+  for (const d of foreignDrops(h)) diffs.push({ kind: 'foreign-firewall', detail: describeForeignDrop(d) });
   const needDns = networks.some((n) => !n.isDefault);
   if (needDns !== resolverRunning(h)) diffs.push({ kind: 'dns', detail: needDns ? 'the resolver is not running' : 'a resolver runs without user-defined networks' });
   return diffs;
@@ -147,6 +158,10 @@ function flat(v: unknown): string {
  *  DNAT element. Returns what differs ('' when they agree). */
 function firewallDiff(h: Host): string {
   const state = firewallState(h);
+  const other = foreignOwner(h);
+  if (other) {
+    return state.networks.length ? `table inet nsnet belongs to another nsnet (state directory ${other.root}, id nsnet/${other.id})` : '';
+  }
   const listing = h.nft.listTable('inet', 'nsnet') as { nftables: Array<Record<string, { name: string; elem?: unknown[] }>> } | null;
   if (!listing) return state.networks.length ? 'table inet nsnet is missing' : '';
   if (!state.networks.length) return 'table inet nsnet exists but there are no networks';
@@ -155,9 +170,9 @@ function firewallDiff(h: Host): string {
   const bridges = new Set(((named('set', 'bridges')?.elem ?? []) as unknown[]).map(flat));
   const wantBridges = new Set(state.networks.map((n) => n.bridge));
   if (bridges.size !== wantBridges.size || [...wantBridges].some((b) => !bridges.has(b))) return 'the bridges set differs from the networks';
-  const have = new Set<string>();
+  const haveElems = new Set<string>();
   for (const m of ['dnat_any', 'dnat_addr']) {
-    for (const e of (named('map', m)?.elem ?? []) as Elem[]) have.add(`${m} ${flat(e[0])} -> ${flat(e[1])}`);
+    for (const e of (named('map', m)?.elem ?? []) as Elem[]) haveElems.add(`${m} ${flat(e[0])} -> ${flat(e[1])}`);
   }
   const want = new Set<string>();
   for (const p of state.ports) {
@@ -166,9 +181,21 @@ function firewallDiff(h: Host): string {
       want.add(`${key} -> ${p.containerIp} ${p.containerPort + i}`);
     }
   }
-  const missing = [...want].filter((w) => !have.has(w));
-  const extra = [...have].filter((x) => !want.has(x));
+  const missing = [...want].filter((w) => !haveElems.has(w));
+  const extra = [...haveElems].filter((x) => !want.has(x));
   if (missing.length || extra.length) return `published ports differ (missing ${missing.length}, unexpected ${extra.length})`;
+  // Every chain with every rule: a chain flushed or deleted by hand leaves the sets and maps intact.
+  const have = new Map<string, number>();
+  for (const o of objs) {
+    if (o.chain) have.set(o.chain.name, have.get(o.chain.name) ?? 0);
+    const r = o.rule as unknown as { chain?: string } | undefined;
+    if (r?.chain) have.set(r.chain, (have.get(r.chain) ?? 0) + 1);
+  }
+  for (const [chain, n] of chainRuleCounts(renderRuleset(state, ownerOf(h)))) {
+    if (!have.has(chain)) return `chain ${chain} is missing`;
+    if (have.get(chain) !== n) return `chain ${chain} has ${have.get(chain)} rules, ${n} expected`;
+  }
+  if (!named('set', 'owner')) return 'the owner set is missing';
   const needBridgeTable = state.networks.some((n) => !n.icc);
   if ((h.nft.listTable('bridge', 'nsnet') !== null) !== needBridgeTable) return 'table bridge nsnet (icc=false) differs';
   return '';
@@ -258,6 +285,30 @@ export function reconcile(h: Host): { actions: string[] } {
       if (!has) {
         bridge.setupNetwork(h, n);
         actions.push(`recreated bridge ${n.bridge} of ${n.name}`);
+      }
+    }
+    // 4b. The tc loopback guard on every container's bridge port (removed by hand, or a veth from before the
+    // guard existed), and port isolation on icc=false networks.
+    for (const n of networks) {
+      const l = bridge.ownedLink(h, n.bridge);
+      if (l && !bridge.hasGuardFilter(h)) actions.push('restored the tc loopback guard filter');
+      if (l) bridge.ensureGuardBlock(h, l.index, n.bridge);
+    }
+    const blocks = bridge.clsactBlocks(h);
+    for (const e of endpoints) {
+      const l = bridge.ownedLink(h, e.hostIf);
+      if (l && bridge.ensurePortGuard(h, l.index, blocks)) actions.push(`bound ${e.hostIf} of ${e.containerName} to the loopback guard`);
+    }
+    const iccOff = new Set(networks.filter((n) => !n.icc).map((n) => n.id));
+    if (iccOff.size) {
+      const ports = new Map(h.nl.bridgePorts().map((p) => [p.index, p]));
+      for (const e of endpoints) {
+        if (!iccOff.has(e.networkId)) continue;
+        const l = bridge.ownedLink(h, e.hostIf);
+        if (l && !ports.get(l.index)?.isolated) {
+          h.nl.setBridgePort(l.index, { isolated: true });
+          actions.push(`isolated port ${e.hostIf} of ${e.containerName} (icc=false)`);
+        }
       }
     }
     // 5. Containers whose processes ended or whose namespace is gone (reboot-like loss).

@@ -7,10 +7,13 @@
 //     set subnets      every nsnet subnet                      (hairpin masquerade)
 //     map dnat_addr    host address . proto . port -> container address . port   (-p HOSTIP:PORT:CPORT)
 //     map dnat_any     proto . port -> container address . port                  (-p PORT:CPORT)
+//     set owner          (empty) its comment names the nsnet (host id, state directory) whose table this is
 //     chain guard        prerouting, raw     : drop 127.0.0.0/8 to/from bridges (route_localnet=1 is set there)
-//     chain prerouting   prerouting, dstnat  : packets for a host address -> published
+//     chain prerouting   prerouting, dstnat  : packets for a host address -> published (never a 127/8 one from outside)
 //     chain output       output, dstnat      : the host's own connections (incl. 127.0.0.1) -> published
 //     chain published    (regular)           : DNAT through the two maps
+//     chain input        input, filter       : the resolver on a gateway answers only its bridge; internal networks
+//                                            reach nothing of the host but DNS on their own gateway
 //     chain forward      forward, filter     : internal, icc, isolation, no direct access from outside
 //     chain postrouting  postrouting, srcnat : masquerade outbound, hairpin, 127.0.0.1 sources
 //   table bridge nsnet   (only when a network has icc=false)
@@ -42,6 +45,7 @@ interface Net {
   bridge: string;
   subnet: string;
   cidr: Cidr;
+  gateway: string;
   internal: boolean;
   icc: boolean;
 }
@@ -74,6 +78,7 @@ function checkNetworks(list: unknown): Net[] {
       bridge: checkIfname(n.bridge, `${where} bridge`),
       subnet: n.subnet,
       cidr,
+      gateway: n.gateway,
       internal: checkBool(n.internal, `${where} internal`),
       icc: checkBool(n.icc, `${where} icc`),
     };
@@ -194,7 +199,32 @@ function dropTableLines(): string[] {
  * Requirements outside the script (set by the engine/driver): `net.ipv4.ip_forward=1` in the host netns and
  * `route_localnet=1` on each bridge (for 127.0.0.1:PORT; see KERNEL-NOTES pitfall 10).
  */
-export function renderRuleset(state: FirewallState): string {
+/** Who owns nsnet's tables: the host id (the `nsnet/<id>` alias of its links) and its state directory. */
+export interface FirewallOwner {
+  id: string;
+  root: string;
+}
+
+/** The comment of `set owner`: `nsnet/<id> <state directory>`. A directory that cannot be written into an nft
+ *  comment (quotes, control characters, too long) is shortened or replaced by `?`: the id alone identifies the
+ *  owner, the directory is for the person reading the error. */
+export function ownerComment(o: FirewallOwner): string {
+  checkId(o.id, 'owner id');
+  let root = o.root.replace(/[^\x20-\x21\x23-\x7e]/g, '?');
+  const room = MAX_OWNER_COMMENT - `nsnet/${o.id} `.length;
+  if (root.length > room) root = `...${root.slice(root.length - room + 3)}`;
+  return `nsnet/${o.id} ${root}`;
+}
+const MAX_OWNER_COMMENT = 128;
+
+/** Parses {@link ownerComment}'s text back: null when it is not one. */
+export function parseOwnerComment(s: unknown): FirewallOwner | null {
+  if (typeof s !== 'string') return null;
+  const m = /^nsnet\/([A-Za-z0-9][A-Za-z0-9_.-]*) (.*)$/.exec(s);
+  return m ? { id: m[1], root: m[2] } : null;
+}
+
+export function renderRuleset(state: FirewallState, owner?: FirewallOwner): string {
   if (!state || typeof state !== 'object') throw new FirewallInputError('state must be an object');
   const nets = checkNetworks(state.networks);
   const elems = expandPorts(state.ports, 'published port');
@@ -236,6 +266,10 @@ export function renderRuleset(state: FirewallState): string {
   L.push(`\tmap ${MAP_ANY} {`, '\t\ttype inet_proto . inet_service : ipv4_addr . inet_service',
     `\t\t${comment('ports published on every host address: -p PORT:CPORT')}`, ...elementsBlock(any, '\t\t'), '\t}', '');
 
+  if (owner) {
+    L.push('\tset owner {', '\t\ttype ifname', `\t\t${comment(ownerComment(owner))}`, '\t}', '');
+  }
+
   L.push('\tchain guard {', '\t\ttype filter hook prerouting priority raw; policy accept;',
     `\t\t${comment('before conntrack and NAT: loopback addresses never come from a bridge')}`,
     `\t\tiifname @bridges ip daddr 127.0.0.0/8 counter drop ${comment('bridges have route_localnet=1: containers must not reach the host\'s 127.0.0.0/8 services')}`,
@@ -243,6 +277,12 @@ export function renderRuleset(state: FirewallState): string {
     '\t}', '');
 
   L.push('\tchain prerouting {', '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+    // A neighbour that routes 127.0.0.1 to this host (route_localnet on ITS side) would otherwise be DNATed into a
+    // container bound to 127.0.0.1 only: the DNAT happens before the kernel's martian check (moby#45610). The
+    // host's own connections to 127.0.0.1 never come here (their NAT is done in `output`), so this only ever
+    // refuses packets from the network. `return`, not drop: nsnet only declines to DNAT them; what the kernel does
+    // next (drop them as martians) is the same as without nsnet.
+    `\t\tiifname != "lo" ip daddr 127.0.0.0/8 counter return ${comment('a port published on 127.0.0.0/8 is for the host itself: never DNAT one arriving from outside')}`,
     `\t\tfib daddr type local jump published ${comment('published ports: only packets addressed to one of the host\'s own addresses')}`,
     '\t}', '');
   L.push('\tchain output {', '\t\ttype nat hook output priority -100; policy accept;',
@@ -253,6 +293,20 @@ export function renderRuleset(state: FirewallState): string {
     `\t\tdnat ip to ip daddr . meta l4proto . th dport map @${MAP_ADDR} ${comment('-p HOSTIP:PORT:CPORT')}`,
     `\t\tdnat ip to meta l4proto . th dport map @${MAP_ANY} ${comment('-p PORT:CPORT, on every host address')}`,
     '\t}', '');
+
+  L.push('\tchain input {', '\t\ttype filter hook input priority filter; policy accept;',
+    `\t\t${comment('traffic for the host itself: the resolver on the gateways, internal networks')}`);
+  for (const n of nets) {
+    // The resolver checks the query's source address, not the interface: a spoofed in-subnet source from the
+    // uplink (rp_filter off) would be forwarded upstream. The host's own queries arrive on lo.
+    L.push(`\t\tip daddr ${n.gateway} meta l4proto { tcp, udp } th dport 53 iifname != { ${q(n.bridge)}, "lo" } counter drop ${comment(`network ${nm(n)}: DNS on its gateway only from its own bridge`)}`);
+  }
+  for (const n of internal) {
+    L.push(`\t\tiifname ${q(n.bridge)} ct state established,related accept ${comment(`network ${nm(n)} is internal: replies to the host's own connections`)}`);
+    L.push(`\t\tiifname ${q(n.bridge)} ip daddr ${n.gateway} meta l4proto { tcp, udp } th dport 53 accept ${comment(`network ${nm(n)} is internal: DNS on its own gateway`)}`);
+    L.push(`\t\tiifname ${q(n.bridge)} counter drop ${comment(`network ${nm(n)} is internal: nothing else reaches the host`)}`);
+  }
+  L.push('\t}', '');
 
   L.push('\tchain forward {', '\t\ttype filter hook forward priority filter; policy accept;',
     `\t\t${comment('routed traffic into, out of and between bridges (and bridged traffic when br_netfilter is on)')}`);
@@ -339,4 +393,28 @@ export function renderPortDelta(added: FirewallState['ports'], removed: Firewall
 /** Removes nsnet's tables (`inet` and `bridge`) in one transaction; succeeds whether or not they exist. */
 export function renderDeleteAll(): string {
   return [...header('remove nsnet\'s tables (tolerant: each is created, then deleted)'), ...dropTableLines()].join('\n') + '\n';
+}
+
+/**
+ * The chains of `table inet nsnet` a full render defines and how many rules each has (parsed back from the
+ * script itself, so it can never disagree with it). `check` compares this with the kernel: a chain flushed or
+ * deleted by hand (`nft flush chain`, `nft flush table`) is a difference even when every set and map is intact.
+ */
+export function chainRuleCounts(script: string): Map<string, number> {
+  const out = new Map<string, number>();
+  let inTable = false;
+  let chain: string | null = null;
+  for (const line of script.split('\n')) {
+    if (line === `table inet ${TABLE} {`) { inTable = true; continue; }
+    if (!inTable) continue;
+    if (line === '}') break;
+    const m = /^\tchain (\S+) \{$/.exec(line);
+    if (m) { chain = m[1]; out.set(chain, 0); continue; }
+    if (chain === null) continue;
+    if (line === '\t}') { chain = null; continue; }
+    const t = line.trim();
+    if (!t || t.startsWith('type ') || t.startsWith('comment ')) continue;
+    out.set(chain, out.get(chain)! + 1);
+  }
+  return out;
 }

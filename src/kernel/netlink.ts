@@ -47,6 +47,30 @@ const RTM_GETADDR = 22;
 const RTM_NEWROUTE = 24;
 const RTM_DELROUTE = 25;
 const RTM_GETROUTE = 26;
+const RTM_NEWQDISC = 36;
+const RTM_DELQDISC = 37;
+const RTM_GETQDISC = 38;
+const RTM_NEWTFILTER = 44;
+const RTM_DELTFILTER = 45;
+const RTM_GETTFILTER = 46;
+
+// Traffic control (tc): a clsact qdisc and classic-BPF filters on it (cls_bpf), for guards that must not depend
+// on nftables (which `nft flush ruleset` empties).
+const TCA_KIND = 1;
+const TCA_OPTIONS = 2;
+const TCA_BPF_OPS_LEN = 4;
+const TCA_BPF_OPS = 5;
+const TCA_BPF_NAME = 7;
+const TCA_BPF_FLAGS = 8;
+/** The program's return value is the action (TC_ACT_SHOT, ...): no separate action module (act_gact) needed. */
+const TCA_BPF_FLAG_ACT_DIRECT = 1;
+const TCA_INGRESS_BLOCK = 13;
+const TCA_EGRESS_BLOCK = 14;
+/** tcm_ifindex that makes tcm_parent a shared block's index (TCM_IFINDEX_MAGIC_BLOCK). */
+const TCM_IFINDEX_MAGIC_BLOCK = 0xffffffff;
+const TC_H_CLSACT = 0xfffffff1;
+/** Parent of ingress filters on a clsact qdisc: TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_INGRESS). */
+export const TC_INGRESS = 0xfffffff2;
 
 const AF_UNSPEC = 0;
 const AF_INET = 2;
@@ -124,6 +148,93 @@ export interface LinkInfo {
   operState: string;
   /** Raw IFF_* flags. */
   flags: number;
+}
+
+/** One classic BPF instruction (struct sock_filter). */
+export interface SockFilter {
+  code: number;
+  jt: number;
+  jf: number;
+  k: number;
+}
+
+/** A cls_bpf filter as the kernel reports it (RTM_NEWTFILTER in a dump). */
+export interface TcFilterInfo {
+  /** tcm_info >> 16. */
+  prio: number;
+  /** tcm_info & 0xffff: the protocol in network byte order, as the kernel keeps it. */
+  protocolBe: number;
+  handle: number;
+  kind: string;
+  name: string | null;
+  /** The classic BPF program, encoded as the kernel returns it (TCA_BPF_OPS), or null. */
+  ops: Buffer | null;
+  directAction: boolean;
+}
+
+/** Where a tc filter lives: on one interface (under `parent`, e.g. TC_INGRESS), or in a shared block. */
+export type TcTarget = { index: number; parent: number } | { block: number };
+
+/** One qdisc as the kernel reports it (RTM_NEWQDISC in a dump). */
+export interface QdiscInfo {
+  index: number;
+  parent: number;
+  kind: string;
+  /** Shared block bound as ingress / egress (clsact), or 0. */
+  ingressBlock: number;
+  egressBlock: number;
+}
+
+/** Parses an RTM_NEWQDISC payload. Exported for tests. */
+export function parseQdisc(b: Buffer, off: number, end: number): QdiscInfo | null {
+  if (end - off < 20) return null;
+  const q: QdiscInfo = { index: b.readInt32LE(off + 4), parent: b.readUInt32LE(off + 12), kind: '', ingressBlock: 0, egressBlock: 0 };
+  for (let a = off + 20; a + 4 <= end;) {
+    const alen = b.readUInt16LE(a);
+    if (alen < 4 || a + alen > end) break;
+    const t = b.readUInt16LE(a + 2) & NLA_TYPE_MASK;
+    if (t === TCA_KIND) q.kind = cstr(b, a + 4, a + alen);
+    else if (t === TCA_INGRESS_BLOCK && alen >= 8) q.ingressBlock = b.readUInt32LE(a + 4);
+    else if (t === TCA_EGRESS_BLOCK && alen >= 8) q.egressBlock = b.readUInt32LE(a + 4);
+    a += (alen + 3) & ~3;
+  }
+  return q;
+}
+
+function checkBlock(op: string, block: number): void {
+  if (!Number.isInteger(block) || block < 1 || block > 0xfffffffe) throw invalid(op, `invalid block index ${String(block)}`);
+}
+
+/** tcmsg ifindex/parent for a target. */
+function tcWhere(op: string, t: TcTarget): [number, number] {
+  if ('block' in t) {
+    checkBlock(op, t.block);
+    return [TCM_IFINDEX_MAGIC_BLOCK, t.block];
+  }
+  checkIndex(op, t.index);
+  return [t.index, t.parent];
+}
+
+/** A cls_bpf filter to add. `protocolBe`: its protocol in network byte order (0x0300 = ETH_P_ALL). */
+export interface BpfFilterSpec {
+  prio: number;
+  protocolBe: number;
+  handle: number;
+  name: string;
+  prog: SockFilter[];
+  replace?: boolean;
+}
+
+/** struct sock_filter[] as bytes (8 each, host byte order). */
+export function encodeSockFilter(prog: SockFilter[]): Buffer {
+  const b = Buffer.alloc(prog.length * 8);
+  prog.forEach((x, i) => {
+    b.writeUInt16LE(x.code, i * 8);
+    b[i * 8 + 2] = x.jt;
+    b[i * 8 + 3] = x.jf;
+    b.writeUInt32LE(x.k >>> 0, i * 8 + 4);
+  });
+  return b;
 }
 
 /** One interface address (RTM_NEWADDR). */
@@ -520,6 +631,19 @@ export class NlWriter {
     this.len = o + 8;
   }
 
+  /** struct tcmsg (20 bytes). */
+  tcmsg(index: number, handle: number, parent: number, info: number): void {
+    this.reserve(20);
+    const b = this.buf;
+    const o = this.len;
+    b.fill(0, o, o + 4); // family AF_UNSPEC, padding
+    b.writeUInt32LE(index >>> 0, o + 4);
+    b.writeUInt32LE(handle >>> 0, o + 8);
+    b.writeUInt32LE(parent >>> 0, o + 12);
+    b.writeUInt32LE(info >>> 0, o + 16);
+    this.len = o + 20;
+  }
+
   /** struct rtmsg (12 bytes). */
   rtmsg(family: number, dstLen: number, table: number, protocol: number, scope: number, type: number): void {
     this.reserve(12);
@@ -802,6 +926,47 @@ export class NetlinkBatch {
     return this;
   }
 
+  /** Adds a clsact qdisc to the interface (the hook point for ingress/egress filters), optionally bound to shared
+   *  filter blocks (its ingress and/or egress filters are then those of the block); EEXIST if it has one. */
+  addClsact(index: number, o: { ingressBlock?: number; egressBlock?: number } = {}): this {
+    const op = 'addClsact';
+    checkIndex(op, index);
+    if (o.ingressBlock !== undefined) checkBlock(op, o.ingressBlock);
+    if (o.egressBlock !== undefined) checkBlock(op, o.egressBlock);
+    const w = this.w;
+    w.begin(RTM_NEWQDISC, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL);
+    w.tcmsg(index, 0xffff0000, TC_H_CLSACT, 0);
+    w.str(TCA_KIND, 'clsact', true);
+    if (o.ingressBlock !== undefined) w.u32(TCA_INGRESS_BLOCK, o.ingressBlock);
+    if (o.egressBlock !== undefined) w.u32(TCA_EGRESS_BLOCK, o.egressBlock);
+    w.end(op, `${op}(${index})`);
+    return this;
+  }
+
+  /**
+   * Adds (or, with `replace`, replaces) a classic-BPF cls_bpf filter in direct-action mode: the program's return
+   * value is the verdict (0 TC_ACT_OK, 2 TC_ACT_SHOT, -1 TC_ACT_UNSPEC = go on with the next filter).
+   */
+  addBpfFilter(target: TcTarget, f: BpfFilterSpec): this {
+    const op = 'addBpfFilter';
+    const [index, parent] = tcWhere(op, target);
+    if (!Number.isInteger(f.prio) || f.prio < 1 || f.prio > 0xffff) throw invalid(op, `invalid priority ${String(f.prio)}`);
+    if (!f.prog.length || f.prog.length > 4096) throw invalid(op, `invalid program length ${f.prog.length}`);
+    const w = this.w;
+    w.begin(RTM_NEWTFILTER, NLM_F_REQUEST | NLM_F_CREATE | (f.replace ? 0 : NLM_F_EXCL));
+    w.tcmsg(index, f.handle, parent, ((f.prio << 16) | (f.protocolBe & 0xffff)) >>> 0);
+    w.str(TCA_KIND, 'bpf', true);
+    const o = w.nestStart(TCA_OPTIONS | NLA_F_NESTED);
+    w.u32(TCA_BPF_FLAGS, TCA_BPF_FLAG_ACT_DIRECT);
+    w.str(TCA_BPF_NAME, f.name, true);
+    const ops = encodeSockFilter(f.prog);
+    w.bytesAttr(TCA_BPF_OPS_LEN, new Uint8Array([f.prog.length & 0xff, f.prog.length >> 8]), 0, 2);
+    w.bytesAttr(TCA_BPF_OPS, ops, 0, ops.length);
+    w.nestEnd(o);
+    w.end(op, `${op}(${'block' in target ? `block ${target.block}` : target.index}, prio ${f.prio}, ${f.name})`);
+    return this;
+  }
+
   /** Bridge-port flags of an enslaved interface (RTM_SETLINK, family AF_BRIDGE, IFLA_PROTINFO):
    *  `hairpin` lets frames go back out of the port they came in (a container reaching its own published port
    *  while br_netfilter is on), `isolated` forbids traffic between isolated ports of the bridge. */
@@ -954,6 +1119,74 @@ function linkKind(b: Buffer, s: number, e: number): string | null {
     a += (alen + 3) & ~3;
   }
   return null;
+}
+
+/** One bridge port's flags (RTM_NEWLINK of family AF_BRIDGE, IFLA_PROTINFO). */
+export interface BridgePortInfo {
+  index: number;
+  master: number | null;
+  hairpin: boolean;
+  isolated: boolean;
+}
+
+/** Parses an AF_BRIDGE RTM_NEWLINK payload; null for entries without port info (the bridge itself). */
+export function parseBridgePort(b: Buffer, off: number, end: number): BridgePortInfo | null {
+  const index = b.readInt32LE(off + 4);
+  let master: number | null = null;
+  let hairpin: boolean | null = null;
+  let isolated = false;
+  let a = off + 16;
+  while (a + 4 <= end) {
+    const alen = b.readUInt16LE(a);
+    if (alen < 4 || a + alen > end) break;
+    const t = b.readUInt16LE(a + 2) & NLA_TYPE_MASK;
+    if (t === IFLA_MASTER) master = b.readUInt32LE(a + 4) || null;
+    else if (t === IFLA_PROTINFO) {
+      hairpin = false;
+      for (let n = a + 4; n + 4 <= a + alen;) {
+        const nlen = b.readUInt16LE(n);
+        if (nlen < 4 || n + nlen > a + alen) break;
+        const nt = b.readUInt16LE(n + 2) & NLA_TYPE_MASK;
+        if (nt === IFLA_BRPORT_MODE) hairpin = b[n + 4] !== 0;
+        else if (nt === IFLA_BRPORT_ISOLATED) isolated = b[n + 4] !== 0;
+        n += (nlen + 3) & ~3;
+      }
+    }
+    a += (alen + 3) & ~3;
+  }
+  return hairpin === null ? null : { index, master, hairpin, isolated };
+}
+
+/** Parses an RTM_NEWTFILTER payload (tcmsg + attributes). Exported for tests. */
+export function parseTcFilter(b: Buffer, off: number, end: number): TcFilterInfo | null {
+  if (end - off < 20) return null;
+  const handle = b.readUInt32LE(off + 8);
+  const info = b.readUInt32LE(off + 16);
+  let kind = '';
+  let name: string | null = null;
+  let ops: Buffer | null = null;
+  let flags = 0;
+  let a = off + 20;
+  while (a + 4 <= end) {
+    const alen = b.readUInt16LE(a);
+    if (alen < 4 || a + alen > end) break;
+    const t = b.readUInt16LE(a + 2) & NLA_TYPE_MASK;
+    if (t === TCA_KIND) kind = cstr(b, a + 4, a + alen);
+    else if (t === TCA_OPTIONS) {
+      let n = a + 4;
+      while (n + 4 <= a + alen) {
+        const nlen = b.readUInt16LE(n);
+        if (nlen < 4 || n + nlen > a + alen) break;
+        const nt = b.readUInt16LE(n + 2) & NLA_TYPE_MASK;
+        if (nt === TCA_BPF_NAME) name = cstr(b, n + 4, n + nlen);
+        else if (nt === TCA_BPF_OPS) ops = Buffer.from(b.subarray(n + 4, n + nlen));
+        else if (nt === TCA_BPF_FLAGS && nlen >= 8) flags = b.readUInt32LE(n + 4);
+        n += (nlen + 3) & ~3;
+      }
+    }
+    a += (alen + 3) & ~3;
+  }
+  return { prio: info >>> 16, protocolBe: info & 0xffff, handle, kind, name, ops, directAction: (flags & TCA_BPF_FLAG_ACT_DIRECT) !== 0 };
 }
 
 /** Parses an RTM_NEWLINK payload b[off..end). Exported for tests. */
@@ -1273,6 +1506,62 @@ export class Netlink {
       if (e instanceof NetlinkError && e.code === 'ENODEV') return null;
       throw e;
     }
+  }
+
+  /** See NetlinkBatch.addClsact. */
+  addClsact(index: number, o: { ingressBlock?: number; egressBlock?: number } = {}): void {
+    this.exec(this.single().addClsact(index, o).w, false, MODE_ACK, null);
+  }
+
+  /** See NetlinkBatch.addBpfFilter. */
+  addBpfFilter(target: TcTarget, f: BpfFilterSpec): void {
+    this.exec(this.single().addBpfFilter(target, f).w, false, MODE_ACK, null);
+  }
+
+  /** Deletes the interface's clsact qdisc (with its filters). */
+  deleteClsact(index: number): void {
+    checkIndex('deleteClsact', index);
+    const w = this.single().w;
+    w.begin(RTM_DELQDISC, NLM_F_REQUEST);
+    w.tcmsg(index, 0xffff0000, TC_H_CLSACT, 0);
+    w.end('deleteClsact', `deleteClsact(${index})`);
+    this.exec(w, false, MODE_ACK, null);
+  }
+
+  /** Every qdisc of this netns (RTM_GETQDISC dump). */
+  qdiscs(): QdiscInfo[] {
+    return this.dump('qdiscs', RTM_GETQDISC, (w) => w.tcmsg(0, 0, 0, 0), parseQdisc);
+  }
+
+  /** Deletes the filter at `prio` (all handles of it). */
+  deleteFilter(target: TcTarget, prio: number, protocolBe: number): void {
+    const [index, parent] = tcWhere('deleteFilter', target);
+    const w = this.single().w;
+    w.begin(RTM_DELTFILTER, NLM_F_REQUEST);
+    w.tcmsg(index, 0, parent, ((prio << 16) | (protocolBe & 0xffff)) >>> 0);
+    w.end('deleteFilter', `deleteFilter(${index}, prio ${prio})`);
+    this.exec(w, false, MODE_ACK, null);
+  }
+
+  /** Filters of an interface's `parent`, or of a shared block (RTM_GETTFILTER dump); [] when there is no such
+   *  qdisc or block. */
+  filters(target: TcTarget): TcFilterInfo[] {
+    const [index, parent] = tcWhere('filters', target);
+    try {
+      return this.dump('filters', RTM_GETTFILTER, (w) => w.tcmsg(index, 0, parent, 0), parseTcFilter).filter((f) => f.kind !== '');
+    } catch (e) {
+      // No clsact qdisc: the kernel answers EINVAL ("Cannot find specified qdisc") or ENOENT.
+      if (e instanceof NetlinkError && (e.code === 'EINVAL' || e.code === 'ENOENT')) return [];
+      throw e;
+    }
+  }
+
+  /** Flags of every bridge port of this netns (RTM_GETLINK dump of family AF_BRIDGE). */
+  bridgePorts(): BridgePortInfo[] {
+    return this.dump('bridgePorts', RTM_GETLINK, (w) => {
+      w.ifinfomsg(AF_BRIDGE, 0, 0, 0);
+      w.u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+    }, parseBridgePort);
   }
 
   /** All interfaces of this netns (RTM_GETLINK dump, without statistics). */

@@ -8,9 +8,10 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  FirewallInputError, MAP_ANY, MAP_ADDR, TABLE, renderDeleteAll, renderPortDelta, renderRuleset,
+  FirewallInputError, MAP_ANY, MAP_ADDR, TABLE, chainRuleCounts, ownerComment, parseOwnerComment, renderDeleteAll, renderPortDelta, renderRuleset,
 } from '../../src/firewall/ruleset.js';
 import type { FirewallState } from '../../src/types.js';
+import { judgeDropChain, type JRule } from '../../src/engine/firewall.js';
 
 // Tests run from the repository root (npm test, node --test dist/...): goldens are read from the source tree.
 const GOLDEN = path.join(process.cwd(), 'test/unit/golden/firewall');
@@ -98,6 +99,47 @@ for (const [name, state] of Object.entries(scenarios)) {
     golden(name, renderRuleset(state));
   });
 }
+
+test('golden: owner (the set whose comment names the nsnet that owns the table)', () => {
+  golden('owner', renderRuleset({ networks: [oa], ports: [] }, { id: 'a1b2c3', root: '/var/lib/nsnet' }));
+});
+
+test('owner comment: round trip; a state directory nft cannot quote is shortened, never breaks the script', () => {
+  const o = { id: 'a1b2c3', root: '/srv/nsnet state' };
+  assert.deepEqual(parseOwnerComment(ownerComment(o)), o);
+  const odd = ownerComment({ id: 'a1b2c3', root: '/tmp/a"b\nc' });
+  assert.equal(odd, 'nsnet/a1b2c3 /tmp/a?b?c');
+  const long = ownerComment({ id: 'a1b2c3', root: '/' + 'x'.repeat(300) });
+  assert.ok(long.length <= 128, String(long.length));
+  assert.match(long, /^nsnet\/a1b2c3 \.\.\.x+$/);
+  assert.equal(parseOwnerComment('the bridge of every nsnet network'), null);
+  assert.throws(() => ownerComment({ id: 'a"b', root: '/x' }), FirewallInputError);
+  // Every render with an owner still passes the comment checks for any directory.
+  assert.match(renderRuleset({ networks: [oa], ports: [] }, { id: 'a1b2c3', root: '/tmp/"; flush ruleset; "' }), /comment "nsnet\/a1b2c3 \/tmp\/\?; flush ruleset; \?"/);
+});
+
+test('prerouting never DNATs a 127.0.0.0/8 destination that arrives from outside, before the published jump', () => {
+  const s = renderRuleset(scenarios['published-ports']);
+  const pre = /chain prerouting \{([\s\S]*?)\n\t\}/.exec(s)![1];
+  const lines = pre.split('\n').map((l) => l.trim()).filter(Boolean);
+  assert.match(lines[1], /^iifname != "lo" ip daddr 127\.0\.0\.0\/8 counter return /);
+  assert.match(lines[2], /jump published/);
+});
+
+test('input: DNS on every gateway only from its own bridge (and lo); internal networks reach only DNS on their gateway', () => {
+  const s = renderRuleset(scenarios.internal);
+  const input = /chain input \{([\s\S]*?)\n\t\}/.exec(s)![1];
+  for (const n of [oa, backend]) {
+    assert.match(input, new RegExp(`ip daddr ${n.gateway.replace(/\./g, '\\.')} meta l4proto \\{ tcp, udp \\} th dport 53 iifname != \\{ "${n.bridge}", "lo" \\} counter drop`));
+  }
+  const b = backend.bridge;
+  const rules = input.split('\n').map((l) => l.trim()).filter((l) => l.startsWith(`iifname "${b}"`));
+  assert.equal(rules.length, 3);
+  assert.match(rules[0], /ct state established,related accept/);
+  assert.match(rules[1], /ip daddr 172\.19\.0\.1 meta l4proto \{ tcp, udp \} th dport 53 accept/);
+  assert.match(rules[2], /counter drop/);
+  assert.doesNotMatch(input, new RegExp(`iifname "${oa.bridge}" counter drop`), 'a normal network still reaches the host');
+});
 
 test('golden: port-delta (one container removed, one added with a range and a host address)', () => {
   const removed = [port('8080:80', 'web', '172.18.0.2', oa), port('198.51.100.1:8443:443', 'web', '172.18.0.2', oa)];
@@ -215,4 +257,38 @@ test('invalid input is refused before anything is emitted (nft would resolve a n
   bad((s) => { s.networks.push({ ...s.networks[0], id: hexId('x'), name: 'twin', subnet: '172.30.0.0/16', gateway: '172.30.0.1' }); }, /same bridge/);
   assert.throws(() => renderPortDelta([{ ...ok.ports[0], containerIp: 'evil.example' }], []), FirewallInputError);
   assert.throws(() => renderPortDelta([], [{ ...ok.ports[0], hostIp: 'x' }]), FirewallInputError);
+});
+
+test('foreign drop-policy chains: accepts for each bridge (literal, wildcard, anonymous set) are recognised; the advice names what lacks', () => {
+  const nets = [{ bridge: 'nsnet0', isDefault: true }, { bridge: 'nsbr-0123456789', isDefault: false }];
+  const m = (key: string, right: unknown, verdict = 'accept', extra: JRule['expr'] = []): JRule => ({
+    expr: [{ match: { op: '==', left: { meta: { key } }, right } }, ...(extra ?? []), { [verdict]: null }],
+  });
+  // An empty drop chain: everything is missing, in both directions.
+  assert.deepEqual(judgeDropChain('inet', 'forward', [], nets), {
+    bridges: ['nsnet0', 'nsbr-0123456789'],
+    add: 'iifname { "nsnet0", "nsbr-0123456789" } accept; oifname { "nsnet0", "nsbr-0123456789" } accept',
+  });
+  // One direction only is not enough.
+  assert.deepEqual(judgeDropChain('inet', 'forward', [m('iifname', 'nsnet0'), m('iifname', 'nsbr-0123456789')], nets)?.bridges, ['nsnet0', 'nsbr-0123456789']);
+  // Literal + wildcard + set: covered; a drop verdict does not count.
+  const ok = [m('iifname', 'nsnet0'), m('oifname', { set: ['nsnet0', 'x'] }), m('iifname', 'nsbr-*'), m('oifname', 'nsbr-*', 'accept', [{ counter: null }])];
+  assert.equal(judgeDropChain('ip', 'forward', ok, nets), null);
+  assert.deepEqual(judgeDropChain('ip', 'forward', [...ok.slice(0, 3), m('oifname', 'nsbr-*', 'drop')], nets)?.bridges, ['nsbr-0123456789']);
+  assert.equal(judgeDropChain('ip', 'forward', [m('iifname', 'nsbr-\\*'), m('oifname', 'nsbr-\\*')], [nets[1]])?.bridges.length, 1, 'an escaped * is a literal');
+  // input: only user-defined networks (the resolver), iifname only.
+  assert.deepEqual(judgeDropChain('inet', 'input', [], nets), { bridges: ['nsbr-0123456789'], add: 'iifname "nsbr-0123456789" meta l4proto { tcp, udp } th dport 53 accept' });
+  assert.equal(judgeDropChain('inet', 'input', [m('iifname', 'nsbr-0123456789', 'accept', [{ match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: 53 } }])], nets), null);
+  // bridge family: ibrname/obrname.
+  assert.match(judgeDropChain('bridge', 'forward', [], nets)!.add, /^meta ibrname \{ "nsnet0", "nsbr-0123456789" \} accept; meta obrname/);
+});
+
+test('chainRuleCounts: the chains of table inet nsnet and their rule counts, from the script itself', () => {
+  const c = chainRuleCounts(renderRuleset(scenarios.internal));
+  assert.deepEqual([...c.keys()], ['guard', 'prerouting', 'output', 'published', 'input', 'forward', 'postrouting']);
+  assert.equal(c.get('guard'), 2);
+  assert.equal(c.get('prerouting'), 2);
+  assert.equal(c.get('input'), 5, 'two DNS rules, three for the internal network');
+  assert.equal(chainRuleCounts(renderRuleset(scenarios['icc-off'])).has('forward'), true, 'the bridge table\'s chain is not counted as inet');
+  assert.equal(chainRuleCounts(renderRuleset(scenarios['icc-off'])).get('forward'), chainRuleCounts(renderRuleset({ networks: [{ ...quiet, icc: true }], ports: [] })).get('forward'));
 });
