@@ -23,7 +23,7 @@
 // networks' containers ("name.network"); unknown single labels and unknown addresses of those subnets ->
 // NXDOMAIN; everything else forwarded (the asker's --dns servers first), except on internal networks (REFUSED).
 // TTL 5 s (see DEFAULT_TTL). Replies over 512 bytes (or the EDNS size, capped at 1232) carry what fits and TC.
-export { answer, answerOn, indexView, nameKey, parseUpstream, upstreamsFor, DEFAULT_TTL } from './answer.js';
+export { answer, answerOn, dnsNameProblem, indexView, nameKey, parseUpstream, upstreamsFor, DEFAULT_TTL } from './answer.js';
 export type { DnsView, IndexedView, NetIndex, Upstream } from './answer.js';
 export { Resolver } from './server.js';
 export type { ResolverOptions, ResolverStats } from './server.js';

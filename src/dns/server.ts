@@ -3,7 +3,7 @@
 // assignment and rebinds only the addresses that came or went.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { answerOn, applyDelta as applyDeltaToIndex, indexView, upstreamsFor, type DnsDelta, type DnsView, type IndexedView, type NetIndex } from './answer.js';
+import { answerOn, applyDelta as applyDeltaToIndex, indexView, replaceUpstreams, upstreamsFor, type DnsDelta, type DnsView, type IndexedView, type NetIndex } from './answer.js';
 import { Forwarder, type ForwarderStats } from './forward.js';
 import { RCODE_SERVFAIL, emptyReply, newParsedQuery, udpLimitClient, type ParsedQuery } from './wire.js';
 
@@ -85,6 +85,7 @@ export class Resolver {
   private forwarder: Forwarder;
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
+  private hostUpstreams: string[] | null = null;
   /** Reused for every synchronous answer; forwarding copies what it needs. */
   private q: ParsedQuery = newParsedQuery();
   private st = {
@@ -96,7 +97,7 @@ export class Resolver {
     this.opts = opts;
     this.port = opts.port ?? 53;
     this.log = opts.log ?? (() => {});
-    this.view = indexView({ networks: [], entries: [], upstreams: [] }, { ttl: opts.ttl });
+    this.view = indexView({ networks: [], entries: [], upstreams: [] }, { ttl: opts.ttl, selfPort: this.port });
     this.forwarder = new Forwarder({
       budgetMs: opts.forwardBudgetMs, log: this.log, maxInflight: opts.maxInflight, maxPerSource: opts.maxInflightPerSource,
     });
@@ -120,6 +121,13 @@ export class Resolver {
     return run;
   }
 
+  /** The host's upstreams from now on, instead of the view's (the process follows the host's resolv.conf and
+   *  calls this whenever it changes). Takes effect for the next query; later views keep it. */
+  setHostUpstreams(list: string[]): void {
+    this.hostUpstreams = [...list];
+    for (const w of replaceUpstreams(this.view, list)) this.log(`upstreams: ${w}`);
+  }
+
   /** Generation of the data currently served. */
   get generation(): number {
     return this.view.generation;
@@ -127,15 +135,8 @@ export class Resolver {
 
   private async applyView(v: DnsView): Promise<void> {
     if (this.closed) throw new Error('resolver closed');
-    const idx = indexView(v, { ttl: this.opts.ttl });
+    const idx = indexView(this.hostUpstreams ? { ...v, upstreams: this.hostUpstreams } : v, { ttl: this.opts.ttl, selfPort: this.port });
     for (const w of idx.warnings) this.log(`view: ${w}`);
-    // Own gateways must never be upstreams (a loop).
-    const own = (u: { host: string; port: number }) => idx.byGateway.has(u.host) && u.port === this.port;
-    if (idx.upstreams.some(own)) {
-      this.log('view: ignoring upstreams that are this resolver itself');
-      idx.upstreams = idx.upstreams.filter((u) => !own(u));
-    }
-    for (const [k, list] of idx.overrides) idx.overrides.set(k, list.filter((u) => !own(u)));
     this.view = idx;
     for (const [addr, l] of this.listeners) {
       const ni = idx.byGateway.get(addr);
