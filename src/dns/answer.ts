@@ -19,6 +19,9 @@ export interface DnsView {
   upstreams: string[];
   /** Per-container upstream override (run --dns), keyed by the container's IP on that network. */
   overrides?: Record<string, string[]>;
+  /** The host's resolv.conf (absolute path): the resolver process follows it and uses its nameservers instead
+   *  of `upstreams` (which are what the engine read when it wrote the view). */
+  resolvConf?: string;
 }
 
 /** Docker uses 600 s. We default to 5 s: an answer costs one O(1) lookup one hop away, so caching saves almost
