@@ -20,6 +20,17 @@ import type { DnsDelta } from './answer.js';
 let reloadRequested = false;
 let reload: (() => void) | null = null;
 process.on('SIGHUP', () => (reload ? reload() : (reloadRequested = true)));
+// SIGUSR2's default action would kill us too.
+let printStats: (() => void) | null = null;
+process.on('SIGUSR2', () => printStats?.());
+// Under the supervisor (an IPC channel): say that signals are safe now (it holds SIGHUPs back until then), and
+// end with it: the channel closes when it dies, even by SIGKILL.
+let parentGone: (() => void) | null = null;
+if (process.send) {
+  process.send('ready');
+  process.channel?.unref();
+  process.on('disconnect', () => (parentGone ? parentGone() : process.exit(0)));
+}
 
 const USAGE = 'usage: main.js --view FILE [--pidfile FILE] [--port N] [--ttl SECONDS] [--parent PID]';
 
@@ -246,7 +257,11 @@ async function main(): Promise<void> {
   }, 1000);
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
-  process.on('SIGUSR2', () => process.stderr.write(`${JSON.stringify(resolver.stats())}\n`));
+  printStats = () => process.stderr.write(`${JSON.stringify(resolver.stats())}\n`);
+  parentGone = () => {
+    log('the supervisor is gone; exiting');
+    void stop();
+  };
 }
 
 void main();

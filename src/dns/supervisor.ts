@@ -31,6 +31,10 @@ const MAX_BACKOFF = 10000;
 const HEALTHY_MS = 10000;
 
 let child: ChildProcess | null = null;
+/** The child has its signal handlers (its 'ready' message): before that a SIGHUP or SIGUSR2 would kill it. */
+let ready = false;
+/** A SIGHUP that came before `ready`: passed on then. */
+let pendingHup = false;
 let stopping = false;
 let backoff = MIN_BACKOFF;
 let restartTimer: NodeJS.Timeout | null = null;
@@ -42,8 +46,18 @@ function start(): void {
   if (stopping) return;
   const startedAt = Date.now();
   // The child gets our environment, which the engine already reduced to what the resolver needs.
-  const c = spawn(process.execPath, [main, ...args, '--parent', String(process.pid)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const c = spawn(process.execPath, [main, ...args, '--parent', String(process.pid)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   child = c;
+  ready = false;
+  pendingHup = false;
+  c.on('message', (m) => {
+    if (m !== 'ready' || child !== c) return;
+    ready = true;
+    if (pendingHup) {
+      pendingHup = false;
+      pass('SIGHUP');
+    }
+  });
   c.on('error', (e) => log(`cannot start the resolver: ${e.message}`));
   if (c.pid !== undefined) {
     try {
@@ -72,6 +86,12 @@ function start(): void {
 }
 
 function pass(sig: NodeJS.Signals): void {
+  if (!ready && (sig === 'SIGHUP' || sig === 'SIGUSR2')) {
+    // No child yet, or one still starting: it will read everything when it loads; a SIGHUP that came meanwhile
+    // is passed on once it can take it (it may have read the files just before they changed).
+    if (sig === 'SIGHUP') pendingHup = true;
+    return;
+  }
   try {
     child?.kill(sig);
   } catch {

@@ -3,9 +3,14 @@
 // nsnet command), started with an environment of its own (no secret of the starting command), its files never
 // written through a symlink and with tight modes; and the create-time warning for names DNS cannot carry.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import dnsPacket from 'dns-packet';
 import { REPO, TestHost, waitFor } from '../helpers/host.js';
 
 const UPSTREAM = path.join(REPO, 'test/fixtures/fake-upstream.mjs');
@@ -52,14 +57,15 @@ function setUp(t: { after: (fn: () => void) => void }, before?: (h: TestHost) =>
 test('resolver environment: neither the supervisor nor the resolver keeps the starting command\'s (#11)', (t) => {
   // The command that starts the resolver carries a secret in its environment.
   const { h } = setUp(t, undefined, { NSNET_TEST_SECRET: SECRET });
-  const check = (pid: number) => {
+  const check = (pid: number, keys: string[]) => {
     assert.ok(alive(pid));
     const env = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
     assert.ok(!env.some((e) => e.includes(SECRET)), `pid ${pid}: the secret is not in its environment`);
-    assert.deepEqual(env.map((e) => e.split('=')[0]).sort(), ['MALLOC_ARENA_MAX', 'PATH'], `pid ${pid}: ${env.join(' ')}`);
+    assert.deepEqual(env.map((e) => e.split('=')[0]).sort(), keys, `pid ${pid}: ${env.join(' ')}`);
   };
-  check(pidOf(h, 'pid')); // the process the engine started
-  check(pidOf(h, 'resolver.pid')); // the resolver it runs
+  check(pidOf(h, 'pid'), ['MALLOC_ARENA_MAX', 'PATH']); // the process the engine started
+  // The resolver it runs: the same, plus Node's own variables for the IPC channel to its supervisor.
+  check(pidOf(h, 'resolver.pid'), ['MALLOC_ARENA_MAX', 'NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', 'PATH']);
 });
 
 test('resolver files: modes 0600/0644; symlinks planted at pid, view, delta, acknowledgement are never followed', (t) => {
@@ -165,4 +171,53 @@ test('container names that DNS cannot carry are created with a warning', (t) => 
   const ok = h.nsnet(['create', '--name', 'fine.name', '--network', 'w-net', '--', 'sleep', '1']);
   assert.equal(ok.status, 0, ok.stderr);
   assert.doesNotMatch(ok.stderr, /WARNING/);
+});
+
+test('supervisor: SIGHUPs while its resolver starts are held back, not fatal; SIGTERM stops both', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsnet-dns-sup-'));
+  const view = path.join(dir, 'view.json');
+  const NETP = { id: 'e'.repeat(64), name: 'supnet', gateway: '127.0.70.1', subnet: '127.0.70.0/24' };
+  fs.writeFileSync(view, JSON.stringify({
+    generation: 3, networks: [NETP], upstreams: [],
+    entries: [{ networkId: NETP.id, names: ['one'], ip: '127.0.70.2', containerId: '1'.repeat(64) }],
+  }));
+  const port = 20000 + crypto.randomInt(40000);
+  const sup = spawn(process.execPath, [path.join(REPO, 'dist/src/dns/supervisor.js'), '--view', view, '--port', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  sup.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((r) => sup.on('exit', (code) => r(code)));
+  // Signals caught (SigCgt has SIGHUP, bit 0): the supervisor itself is up; from then on, blast.
+  const catches = (pid: number) => {
+    try {
+      return (BigInt('0x' + /SigCgt:\s*([0-9a-f]+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) & 1n) === 1n;
+    } catch {
+      return false;
+    }
+  };
+  try {
+    await waitFor(() => catches(sup.pid!), 3000, 2);
+    for (let i = 0; i < 30; i++) {
+      sup.kill('SIGHUP');
+      sup.kill('SIGUSR2');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await waitFor(() => fs.existsSync(`${view}.loaded`), 5000, 20);
+    const res = Number(fs.readFileSync(path.join(dir, 'resolver.pid'), 'utf8').split(' ')[0]);
+    assert.ok(alive(res));
+    const reply = await new Promise<Buffer | null>((resolve) => {
+      const s = dgram.createSocket('udp4');
+      const t = setTimeout(() => (s.close(), resolve(null)), 3000);
+      s.on('message', (m) => (clearTimeout(t), s.close(), resolve(m)));
+      s.bind(0, '127.0.70.9', () => s.send(dnsPacket.encode({ type: 'query', id: 7, questions: [{ type: 'A', name: 'one' }] }), port, NETP.gateway));
+    });
+    assert.ok(reply, `an answer; stderr: ${stderr}`);
+    assert.deepEqual((dnsPacket.decode(reply).answers ?? []).map((a) => (a as { data: string }).data), ['127.0.70.2']);
+    assert.doesNotMatch(stderr, /was killed by|restarting/, 'the resolver was never killed by an early signal');
+    sup.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    await waitFor(() => !alive(res), 3000, 20);
+  } finally {
+    if (sup.exitCode === null) sup.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
