@@ -221,3 +221,15 @@ test('supervisor: SIGHUPs while its resolver starts are held back, not fatal; SI
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('--dns <own gateway>: external names resolve (through the host upstreams), whether the change came as a delta or a full view', (t) => {
+  const { h } = setUp(t);
+  const gw = JSON.parse(h.ok(['network', 'inspect', 'sup-net']))[0].IPAM.Config[0].Gateway as string;
+  // A container started while the resolver runs: its --dns reaches the resolver as a delta.
+  h.ok(['run', '-d', '--name', 'own', '--network', 'sup-net', '--dns', gw, '--', 'sleep', '300']);
+  assert.equal(getent(h, 'own', 'www.upstream.test'), '203.0.113.7', 'delta path');
+  assert.equal(getent(h, 'own', 'b'), getent(h, 'a', 'b'));
+  // A full rewrite of the view (a network change): the same answer.
+  h.ok(['network', 'create', 'sup-net3']);
+  assert.equal(getent(h, 'own', 'www.upstream.test'), '203.0.113.7', 'full view path');
+});
