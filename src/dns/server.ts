@@ -31,6 +31,9 @@ export interface ResolverOptions {
   maxInflight?: number;
   /** Queries one TCP connection may have waiting for upstreams before we stop reading from it. Default 32. */
   maxTcpPending?: number;
+  /** Reply bytes one TCP connection may have waiting to be sent (a client that does not read) before we stop
+   *  reading its queries. Default 256 KiB. */
+  maxTcpBuffered?: number;
   /** Retry interval for addresses that could not be bound (e.g. the bridge address is not there yet). */
   rebindMs?: number;
 }
@@ -373,6 +376,7 @@ export class Resolver {
       return;
     }
     const maxPending = this.opts.maxTcpPending ?? 32;
+    const maxBuffered = this.opts.maxTcpBuffered ?? 256 * 1024;
     const messageMs = this.opts.tcpMessageMs ?? 3000;
     let buf: Buffer | null = null;
     let pending = 0;
@@ -427,10 +431,6 @@ export class Resolver {
       const q = { ...this.q };
       this.st.forwarded++;
       pending++;
-      if (pending >= maxPending && !paused) {
-        paused = true;
-        c.pause();
-      }
       this.forwarder
         .forward(Buffer.from(msg), q.qEnd, upstreamsFor(view, asker), true, asker)
         .then((resp) => {
@@ -451,17 +451,30 @@ export class Resolver {
         })
         .finally(() => {
           pending--;
-          if (paused && pending < maxPending) {
-            paused = false;
-            c.resume();
-          }
+          flow();
         });
       return true;
     };
-    c.on('data', (d: Buffer) => {
+    // Flow control: stop taking queries while too many wait for upstreams or too many reply bytes wait for a
+    // client that does not read (without it, pipelined queries from a client that never reads would make us
+    // buffer replies without bound); go on when both are back under their limits. Queries already received
+    // stay in `buf` meanwhile.
+    const flow = () => {
+      if (c.destroyed) return;
+      const stop = pending >= maxPending || c.writableLength > maxBuffered;
+      if (stop && !paused) {
+        paused = true;
+        c.pause();
+      } else if (!stop && paused) {
+        paused = false;
+        consume();
+        if (!paused) c.resume();
+      }
+    };
+    c.on('drain', flow);
+    const consume = () => {
       try {
-        buf = buf && buf.length ? Buffer.concat([buf, d]) : d;
-        while (buf.length >= 2) {
+        while (!paused && buf && buf.length >= 2) {
           const len = buf.readUInt16BE(0);
           if (buf.length < 2 + len) break;
           const msg = buf.subarray(2, 2 + len);
@@ -472,15 +485,21 @@ export class Resolver {
             c.destroy();
             return;
           }
+          flow();
         }
-        if (buf.length) armMessage();
+        if (!buf || !buf.length) return;
+        armMessage();
         // Keep only the unread tail, not the whole chunk it came in.
-        if (buf.length && buf.byteOffset !== 0) buf = Buffer.from(buf);
+        if (buf.byteOffset !== 0) buf = Buffer.from(buf);
       } catch (e) {
         this.st.errors++;
         this.log(`tcp: ${(e as Error).stack ?? e}`);
         c.destroy();
       }
+    };
+    c.on('data', (d: Buffer) => {
+      buf = buf && buf.length ? Buffer.concat([buf, d]) : d;
+      consume();
     });
   }
 

@@ -102,7 +102,7 @@ async function stallingUpstream(): Promise<{ port: number; seen: { stall: number
   }
 }
 
-const NET = { id: 'h'.repeat(64), name: 'hard', gateway: GW, subnet: '127.0.60.0/24' };
+const NET = { id: 'h'.repeat(64), name: 'hard', gateway: GW, subnet: '127.0.60.0/22' };
 let upstream: Awaited<ReturnType<typeof stallingUpstream>>;
 const open: Resolver[] = [];
 const logs: string[] = [];
@@ -110,7 +110,11 @@ const logs: string[] = [];
 async function startResolver(opts: ResolverOptions): Promise<{ resolver: Resolver; port: number }> {
   const view: DnsView = {
     generation: 1, networks: [NET], upstreams: [`${UP}:${upstream.port}`],
-    entries: [{ networkId: NET.id, names: ['web'], ip: '127.0.60.2', containerId: '1'.repeat(64) }],
+    entries: [
+      { networkId: NET.id, names: ['web'], ip: '127.0.60.2', containerId: '1'.repeat(64) },
+      // "big": 100 addresses, a reply of ~1.6 KB (over TCP, whole).
+      ...Array.from({ length: 100 }, (_, i) => ({ networkId: NET.id, names: [`m${i}`, 'big'], ip: `127.0.62.${i + 1}`, containerId: String(1000 + i).padStart(64, '0') })),
+    ],
   };
   for (let attempt = 0; ; attempt++) {
     const port = rport();
@@ -252,4 +256,38 @@ test('a stalled upstream and many flooding sources filling every slot: a newcome
   // Once the budget runs out everything is released.
   await sleep(4500);
   assert.equal(resolver.stats().forwarder.inflight, 0);
+});
+
+test('TCP: a client that pipelines queries and never reads the replies cannot make the resolver buffer without bound', async () => {
+  const { resolver, port } = await startResolver({});
+  const N = 20000; // ~32 MB of replies, far more than the kernel's socket buffers take
+  const one = q('big', 1);
+  const frame = Buffer.concat([Buffer.from([one.length >> 8, one.length & 255]), one]);
+  const c = net.connect({ host: GW, port, localAddress: ATTACKER });
+  c.on('error', () => {});
+  await new Promise<void>((r) => c.on('connect', () => r()));
+  c.pause(); // never reads
+  c.write(Buffer.concat(Array.from({ length: N }, () => frame)));
+  await sleep(1500);
+  const conns = (resolver as unknown as { listeners: Map<string, { conns: Set<net.Socket> }> }).listeners.get(GW)!.conns;
+  const buffered = [...conns].reduce((n, s) => n + s.writableLength, 0);
+  assert.ok(buffered <= 256 * 1024 + 4096, `reply bytes held for the non-reading client: ${buffered}`);
+  // Meanwhile others are served.
+  assert.deepEqual(ips(await tcp(port, q('web'), NORMAL)), ['127.0.60.2']);
+  // Once it reads, it gets every reply: flow control paused the queries, it lost none.
+  let got = 0;
+  let acc = Buffer.alloc(0);
+  const all = new Promise<void>((resolve) => {
+    c.on('data', (d) => {
+      acc = acc.length ? Buffer.concat([acc, d]) : d;
+      while (acc.length >= 2 && acc.length >= 2 + acc.readUInt16BE(0)) {
+        acc = acc.subarray(2 + acc.readUInt16BE(0));
+        if (++got === N) resolve();
+      }
+    });
+  });
+  c.resume();
+  await Promise.race([all, sleep(20000)]);
+  c.destroy();
+  assert.equal(got, N, 'every reply arrived');
 });
