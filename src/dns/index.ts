@@ -20,7 +20,8 @@
 //
 // Shared resources are shared fairly: TCP connections per listening address (256) with at most 16 per source
 // and the heaviest source's oldest connection closed for a newcomer when all are taken, each whole message within
-// 3 s; queries waiting for upstreams (4096) with at most 256 per source, the heaviest source's oldest query
+// 3 s, and no more queries read from a connection while 256 KiB of its replies wait to be sent; queries waiting
+// for upstreams (4096) with at most 256 per source, the heaviest source's oldest query
 // giving way (SERVFAIL) to a newcomer when all are taken.
 //
 // Semantics: a query arriving on network N's gateway from address X is answered from N's names, then from the
