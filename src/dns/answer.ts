@@ -19,6 +19,9 @@ export interface DnsView {
   upstreams: string[];
   /** Per-container upstream override (run --dns), keyed by the container's IP on that network. */
   overrides?: Record<string, string[]>;
+  /** The host's resolv.conf (absolute path): the resolver process follows it and uses its nameservers instead
+   *  of `upstreams` (which are what the engine read when it wrote the view). */
+  resolvConf?: string;
 }
 
 /** Docker uses 600 s. We default to 5 s: an answer costs one O(1) lookup one hop away, so caching saves almost
@@ -42,8 +45,12 @@ export interface NetIndex {
   base: number;
   mask: number;
   internal: boolean;
-  /** Lowercase name -> its addresses (uint32), usually one; several for an alias shared by containers. */
+  /** Lowercase name -> its addresses (uint32), usually one; several for an alias shared by containers. Real
+   *  names only: container names, aliases, short ids. */
   names: Map<string, number[]>;
+  /** The same for the "name.network" forms. Kept apart so that a real name always wins over such a form: a
+   *  container named "web.hn" must not take half of the answers for container "web"'s "web.hn". */
+  qualified: Map<string, number[]>;
   /** uint32 address -> the PTR target ("container.network"). */
   ptr: Map<number, string>;
   /** Container address on this network -> container id (to find the asker's other networks). */
@@ -56,6 +63,7 @@ interface EntryRecord {
   ip: number;
   ipText: string;
   keys: string[];
+  qkeys: string[];
 }
 
 export interface IndexedView {
@@ -63,6 +71,11 @@ export interface IndexedView {
   /** container id -> what each of its entries added (for removal by a delta). */
   entryRecords: Map<string, EntryRecord[]>;
   byGateway: Map<string, NetIndex>;
+  /** nameKey(network name) -> the networks of that name (one, normally): to recognise "name.network" forms of
+   *  networks the asker is not on, which must not be forwarded upstream. */
+  byName: Map<string, NetIndex[]>;
+  /** The port this resolver serves: an upstream that is one of our gateways on that port is ourselves (a loop). */
+  selfPort: number;
   /** container id -> the networks it is on (for names on the asker's other networks, as Docker does). */
   containerNets: Map<string, NetIndex[]>;
   upstreams: Upstream[];
@@ -118,6 +131,16 @@ export function nameKey(name: string): string | null {
   return upper ? n.replace(/[A-Z]+/g, (c) => c.toLowerCase()) : n;
 }
 
+/** Why a container name (Docker's rule allows `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, 64 characters) can never be asked
+ *  for in DNS, or null: a dot-separated label longer than 63 bytes or an empty one ("a..b") cannot be carried
+ *  by the wire format (RFC 1035 2.3.4), so no client can send the question. For a warning at create. */
+export function dnsNameProblem(name: string): string | null {
+  const labels = name.replace(/\.$/, '').split('.');
+  if (labels.some((l) => l.length > 63)) return 'a dot-separated part is longer than 63 characters';
+  if (labels.some((l) => l === '')) return 'it has an empty dot-separated part ("..")';
+  return null;
+}
+
 function upstreamList(list: unknown, warnings: string[], what: string): Upstream[] {
   const out: Upstream[] = [];
   if (!Array.isArray(list)) return out;
@@ -150,6 +173,7 @@ function addEntry(idx: EntryTarget, e: DnsView['entries'][number], warnings: str
   const netKey = nameKey(ni.name);
   const names = ni.names;
   const keys: string[] = [];
+  const qkeys: string[] = [];
   const given = Array.isArray(e.names) ? e.names : [];
   // Docker (>= 25, DNSNames) also resolves the container's short id, which is its hostname.
   const shortId = typeof e.containerId === 'string' && e.containerId.length >= 12 ? e.containerId.slice(0, 12) : null;
@@ -165,8 +189,8 @@ function addEntry(idx: EntryTarget, e: DnsView['entries'][number], warnings: str
     addName(names, k, ip);
     keys.push(k);
     if (netKey) {
-      addName(names, `${k}.${netKey}`, ip);
-      keys.push(`${k}.${netKey}`);
+      addName(ni.qualified, `${k}.${netKey}`, ip);
+      qkeys.push(`${k}.${netKey}`);
     }
     if (i === 0 && !ni.ptr.has(ip)) ni.ptr.set(ip, netKey ? `${k}.${netKey}` : k);
   }
@@ -177,20 +201,22 @@ function addEntry(idx: EntryTarget, e: DnsView['entries'][number], warnings: str
     if (!cn.includes(ni)) cn.push(ni);
     let recs = idx.entryRecords.get(e.containerId);
     if (!recs) idx.entryRecords.set(e.containerId, (recs = []));
-    recs.push({ ni, ip, ipText: e.ip, keys });
+    recs.push({ ni, ip, ipText: e.ip, keys, qkeys });
   }
 }
 
 /** Takes every entry of one container out of the index (the inverse of addEntry). */
 function removeContainerEntries(idx: IndexedView, containerId: string): void {
+  const take = (map: Map<string, number[]>, k: string, ip: number) => {
+    const list = map.get(k);
+    if (!list) return;
+    const i = list.indexOf(ip);
+    if (i >= 0) list.splice(i, 1);
+    if (!list.length) map.delete(k);
+  };
   for (const r of idx.entryRecords.get(containerId) ?? []) {
-    for (const k of r.keys) {
-      const list = r.ni.names.get(k);
-      if (!list) continue;
-      const i = list.indexOf(r.ip);
-      if (i >= 0) list.splice(i, 1);
-      if (!list.length) r.ni.names.delete(k);
-    }
+    for (const k of r.keys) take(r.ni.names, k, r.ip);
+    for (const k of r.qkeys) take(r.ni.qualified, k, r.ip);
     if (r.ni.ipToContainer.get(r.ipText) === containerId) {
       r.ni.ipToContainer.delete(r.ipText);
       r.ni.ptr.delete(r.ip);
@@ -215,20 +241,49 @@ export function applyDelta(idx: IndexedView, d: DnsDelta): string[] {
   const warnings: string[] = [];
   for (const c of d.containers ?? []) removeContainerEntries(idx, c);
   for (const e of d.add ?? []) addEntry(idx, e, warnings);
-  for (const [ip, list] of Object.entries(d.overrides ?? {})) {
-    const ups = upstreamList(list, warnings, `--dns server for ${ip}`);
-    if (ups.length) idx.overrides.set(ip, ups);
-  }
+  setOverrides(idx, d.overrides, warnings);
   if (typeof d.generation === 'number' && d.generation > idx.generation) idx.generation = d.generation;
   return warnings;
 }
 
-/** Builds the index: O(entries). Never throws for well-typed input; bad items are skipped with a warning. */
-export function indexView(v: DnsView, opts: { ttl?: number } = {}): IndexedView {
+/** Is `u` this resolver itself (one of our gateway addresses on our port)? Forwarding there is a loop. */
+function isSelf(idx: Pick<IndexedView, 'byGateway' | 'selfPort'>, u: Upstream): boolean {
+  return u.port === idx.selfPort && idx.byGateway.has(u.host);
+}
+
+/** Host upstreams without ourselves. The one filter of every path that sets upstreams (full view, delta, the
+ *  followed resolv.conf), so that they all agree. */
+export function withoutSelf(idx: Pick<IndexedView, 'byGateway' | 'selfPort'>, list: Upstream[], warnings: string[], what: string): Upstream[] {
+  const out = list.filter((u) => !isSelf(idx, u));
+  if (out.length !== list.length) warnings.push(`ignoring ${what} that ${out.length + 1 === list.length ? 'is' : 'are'} this resolver itself`);
+  return out;
+}
+
+/** Replaces the host's upstreams of an index in place (one assignment): for the followed resolv.conf. */
+export function replaceUpstreams(idx: IndexedView, list: string[]): string[] {
+  const warnings: string[] = [];
+  idx.upstreams = withoutSelf(idx, upstreamList(list, warnings, 'upstream'), warnings, 'upstreams');
+  return warnings;
+}
+
+/** Per-container --dns servers. One that is this resolver itself (`--dns <own gateway>`) is dropped; a container
+ *  left with none uses the host's upstreams, as one without --dns does: it asked for nsnet's resolver. */
+function setOverrides(idx: IndexedView, overrides: Record<string, string[]> | undefined, warnings: string[]): void {
+  for (const [ip, list] of Object.entries(overrides ?? {})) {
+    const ups = withoutSelf(idx, upstreamList(list, warnings, `--dns server for ${ip}`), warnings, `the --dns server of ${ip}`);
+    if (ups.length) idx.overrides.set(ip, ups);
+    else idx.overrides.delete(ip);
+  }
+}
+
+/** Builds the index: O(entries). Never throws for well-typed input; bad items are skipped with a warning.
+ *  `selfPort`: the port this resolver listens on (default 53), to keep itself out of the upstreams. */
+export function indexView(v: DnsView, opts: { ttl?: number; selfPort?: number } = {}): IndexedView {
   const ttl = opts.ttl ?? DEFAULT_TTL;
   const warnings: string[] = [];
   const nets = new Map<string, NetIndex>();
   const byGateway = new Map<string, NetIndex>();
+  const byName = new Map<string, NetIndex[]>();
   for (const n of v.networks ?? []) {
     if (tryParseIPv4(n.gateway) === null) {
       warnings.push(`network ${n.name}: invalid gateway ${JSON.stringify(n.gateway)}, skipped`);
@@ -238,9 +293,15 @@ export function indexView(v: DnsView, opts: { ttl?: number } = {}): IndexedView 
     if (!c) warnings.push(`network ${n.name}: invalid subnet ${JSON.stringify(n.subnet)}, not checking askers`);
     const ni: NetIndex = {
       id: n.id, name: n.name, gateway: n.gateway, base: c ? c.network : 0, mask: c ? c.mask : 0,
-      internal: !!n.internal, names: new Map(), ptr: new Map(), ipToContainer: new Map(),
+      internal: !!n.internal, names: new Map(), qualified: new Map(), ptr: new Map(), ipToContainer: new Map(),
     };
     nets.set(n.id, ni);
+    const k = nameKey(n.name);
+    if (k) {
+      const same = byName.get(k);
+      if (same) same.push(ni);
+      else byName.set(k, [ni]);
+    }
     if (byGateway.has(n.gateway)) warnings.push(`network ${n.name}: gateway ${n.gateway} already used by another network`);
     else byGateway.set(n.gateway, ni);
   }
@@ -250,15 +311,14 @@ export function indexView(v: DnsView, opts: { ttl?: number } = {}): IndexedView 
   const partial = { nets, containerNets, entryRecords };
   for (const e of v.entries ?? []) addEntry(partial, e, warnings);
 
-  const overrides = new Map<string, Upstream[]>();
-  for (const [ip, list] of Object.entries(v.overrides ?? {})) {
-    const ups = upstreamList(list, warnings, `--dns server for ${ip}`);
-    if (ups.length) overrides.set(ip, ups);
-  }
-  return {
-    nets, byGateway, containerNets, entryRecords, upstreams: upstreamList(v.upstreams, warnings, 'upstream'), overrides, ttl, warnings,
+  const selfPort = opts.selfPort ?? 53;
+  const idx: IndexedView = {
+    nets, byGateway, byName, selfPort, containerNets, entryRecords, upstreams: [], overrides: new Map(), ttl, warnings,
     generation: typeof v.generation === 'number' ? v.generation : 0,
   };
+  idx.upstreams = withoutSelf(idx, upstreamList(v.upstreams, warnings, 'upstream'), warnings, 'upstreams');
+  setOverrides(idx, v.overrides, warnings);
+  return idx;
 }
 
 /** The upstreams a query from `askerIp` goes to: its --dns override, else the host's. */
@@ -294,6 +354,23 @@ export function fastIPv4(s: string): number {
 
 function inNet(ni: NetIndex, ip: number): boolean {
   return ((ip & ni.mask) >>> 0) === ni.base;
+}
+
+/** Is `ip` inside any nsnet subnet? O(networks), on the PTR miss path only. */
+function inAnySubnet(view: IndexedView, ip: number): boolean {
+  for (const ni of view.nets.values()) if (ni.mask !== 0 && inNet(ni, ip)) return true;
+  return false;
+}
+
+/** Is `qname` "NAME.NETWORK" for a name some container has on a network so named? O(labels). */
+function isOtherNetworksName(view: IndexedView, qname: string): boolean {
+  for (let i = qname.indexOf('.'); i > 0; i = qname.indexOf('.', i + 1)) {
+    const nets = view.byName.get(qname.slice(i + 1));
+    if (!nets) continue;
+    const name = qname.slice(0, i);
+    for (const ni of nets) if (ni.names.has(name)) return true;
+  }
+  return false;
 }
 
 /** The networks whose names the asker sees: the one the query arrived on, then the asker's other networks. */
@@ -349,6 +426,7 @@ export function answerOn(
   const limit = tcp ? 65535 : udpLimitLocal(q);
 
   if (q.plain && (q.qclass === CLASS_IN || q.qclass === CLASS_ANY) && q.labels > 0) {
+    // Real names first (the arriving network's, then the asker's other networks'), then "name.network" forms.
     let rec = net.names.get(q.qname);
     let others: NetIndex[] | undefined;
     if (rec === undefined) {
@@ -356,6 +434,14 @@ export function answerOn(
       if (others) {
         for (const o of others) {
           if (o !== net && (rec = o.names.get(q.qname)) !== undefined) break;
+        }
+      }
+      if (rec === undefined && q.labels > 1) {
+        rec = net.qualified.get(q.qname);
+        if (rec === undefined && others) {
+          for (const o of others) {
+            if (o !== net && (rec = o.qualified.get(q.qname)) !== undefined) break;
+          }
         }
       }
     }
@@ -391,9 +477,16 @@ export function answerOn(
         }
         return emptyReply(msg, q, RCODE_NOERROR, true);
       }
-      // An address of our own subnets that no container holds: upstreams cannot know it either.
-      if (inside) return emptyReply(msg, q, RCODE_NXDOMAIN, true);
+      // An address of our own subnets that no container holds: upstreams cannot know it either. An address of
+      // a network the asker is not on is ours too: never asked of an upstream (internal addresses do not leave
+      // the host), and NXDOMAIN whether or not a container holds it (nothing learnt about other networks).
+      if (inside || inAnySubnet(view, rev)) return emptyReply(msg, q, RCODE_NXDOMAIN, true);
     }
+    // "name.network" of a network the asker is not on, naming one of its containers: an internal name, never
+    // forwarded; NXDOMAIN, as for a name that does not exist (the asker learns nothing of that network). Names
+    // under a network's name that no container has are forwarded as before: a network may be named like a real
+    // domain ("corp", "lan"), whose other names the upstreams know.
+    if (q.labels > 1 && isOtherNetworksName(view, q.qname)) return emptyReply(msg, q, RCODE_NXDOMAIN, true);
   }
   // Unknown single-label names never leave the host (Docker's resolver answers them too; they would only leak
   // container names to the upstreams).

@@ -11,11 +11,24 @@ import { isTruncated, sameQuestion } from './wire.js';
 export interface ForwarderOptions {
   /** Total time for one query over all upstreams. Default 2000 ms. */
   budgetMs?: number;
-  /** Most queries waiting for upstreams at once; past it, queries fail at once (SERVFAIL). Default 4096. */
+  /** Most queries waiting for upstreams at once. Past it, a query takes the slot of the oldest query of the
+   *  source holding the most slots (which gets SERVFAIL at once), or fails at once if that source holds no more
+   *  than the newcomer would. Default 4096. */
   maxInflight?: number;
+  /** Most queries of one source (client address) waiting for upstreams at once; past it, SERVFAIL at once.
+   *  Default 256. */
+  maxPerSource?: number;
   /** UDP sockets in the pool, per address family. Default 4. */
   poolSize?: number;
   log?: (msg: string) => void;
+}
+
+/** One query waiting for upstreams, for the per-source accounting: `abort` ends the upstream attempt under way. */
+interface Job {
+  source: string;
+  /** Still holds a slot (false once evicted or finished). */
+  holding: boolean;
+  abort: (() => void) | null;
 }
 
 interface Pending {
@@ -35,6 +48,8 @@ export interface ForwarderStats {
   truncatedRetries: number;
   inflight: number;
   overloaded: number;
+  /** Queries that lost their slot to a source holding fewer. */
+  evicted: number;
 }
 
 const syncLookup = (address: string, _opts: unknown, cb: (err: Error | null, address: string, family: number) => void) =>
@@ -43,6 +58,13 @@ const syncLookup = (address: string, _opts: unknown, cb: (err: Error | null, add
 export class Forwarder {
   private readonly budget: number;
   private readonly maxInflight: number;
+  private readonly maxPerSource: number;
+  /** source -> its queries in flight, oldest first. */
+  private jobs = new Map<string, Job[]>();
+  /** n -> the sources with exactly n queries in flight; `top` is the largest n in use (O(1) to find whom to
+   *  evict, whatever the number of sources). */
+  private buckets = new Map<number, Set<string>>();
+  private top = 0;
   private readonly poolSize: number;
   private readonly log: (msg: string) => void;
   private pools: { 4: dgram.Socket[]; 6: dgram.Socket[] } = { 4: [], 6: [] };
@@ -56,11 +78,13 @@ export class Forwarder {
   private rndOff = 0;
   readonly st: ForwarderStats = {
     udpQueries: 0, tcpQueries: 0, timeouts: 0, errors: 0, mismatched: 0, truncatedRetries: 0, inflight: 0, overloaded: 0,
+    evicted: 0,
   };
 
   constructor(opts: ForwarderOptions = {}) {
     this.budget = opts.budgetMs ?? 2000;
     this.maxInflight = opts.maxInflight ?? 4096;
+    this.maxPerSource = Math.max(1, Math.min(opts.maxPerSource ?? 256, this.maxInflight));
     this.poolSize = opts.poolSize ?? 4;
     this.log = opts.log ?? (() => {});
   }
@@ -113,7 +137,7 @@ export class Forwarder {
     p.resolve(msg);
   }
 
-  private udp(up: Upstream, query: Buffer, qEnd: number, timeoutMs: number): Promise<Buffer | null> {
+  private udp(up: Upstream, query: Buffer, qEnd: number, timeoutMs: number, job: Job): Promise<Buffer | null> {
     this.st.udpQueries++;
     return new Promise((resolve) => {
       let sock: dgram.Socket;
@@ -136,6 +160,12 @@ export class Forwarder {
           resolve(null);
         }, timeoutMs);
         this.pending.set(key, { resolve, timer, up, query, qEnd });
+        job.abort = () => {
+          if (this.pending.get(key)?.timer !== timer) return;
+          this.pending.delete(key);
+          clearTimeout(timer);
+          resolve(null);
+        };
         sock.send(q, up.port, up.host, (err) => {
           if (err && this.pending.get(key)?.timer === timer) {
             this.st.errors++;
@@ -152,7 +182,7 @@ export class Forwarder {
     });
   }
 
-  private tcp(up: Upstream, query: Buffer, qEnd: number, timeoutMs: number): Promise<Buffer | null> {
+  private tcp(up: Upstream, query: Buffer, qEnd: number, timeoutMs: number, job: Job): Promise<Buffer | null> {
     this.st.tcpQueries++;
     return new Promise((resolve) => {
       let done = false;
@@ -172,6 +202,7 @@ export class Forwarder {
         this.st.timeouts++;
         finish(null);
       }, timeoutMs);
+      job.abort = () => finish(null);
       s.on('error', () => {
         this.st.errors++;
         finish(null);
@@ -204,28 +235,86 @@ export class Forwarder {
    * the caller writes the client's id back), the last SERVFAIL/REFUSED if all failed that way, or null.
    * `qEnd` ends the question in `query`.
    */
-  async forward(query: Buffer, qEnd: number, upstreams: Upstream[], viaTcp: boolean): Promise<Buffer | null> {
-    if (this.closed || upstreams.length === 0) return null;
+  private setCount(source: string, from: number, to: number): void {
+    if (from > 0) {
+      const b = this.buckets.get(from)!;
+      b.delete(source);
+      if (!b.size) this.buckets.delete(from);
+    }
+    if (to > 0) {
+      let b = this.buckets.get(to);
+      if (!b) this.buckets.set(to, (b = new Set()));
+      b.add(source);
+    }
+    if (to > this.top) this.top = to;
+    while (this.top > 0 && !this.buckets.has(this.top)) this.top--;
+  }
+
+  /** Gives up `job`'s slot (finished, or evicted). */
+  private release(job: Job): void {
+    if (!job.holding) return;
+    job.holding = false;
+    const list = this.jobs.get(job.source)!;
+    const i = list.indexOf(job); // the oldest are first: usually found at once
+    if (i >= 0) list.splice(i, 1);
+    this.setCount(job.source, list.length + 1, list.length);
+    if (!list.length) this.jobs.delete(job.source);
+    this.inflight--;
+    this.st.inflight = this.inflight;
+  }
+
+  /** A slot for a query of `source`, or null: fairness between clients, so that one flooding source (or a few)
+   *  cannot take every slot while an upstream stalls and make every container's lookups fail. */
+  private acquire(source: string): Job | null {
+    const mine = this.jobs.get(source);
+    const n = mine?.length ?? 0;
+    if (n >= this.maxPerSource) return null;
     if (this.inflight >= this.maxInflight) {
+      // Full: the oldest query of the source holding the most gives way, if it holds more than we would.
+      if (this.top <= n + 1) return null;
+      const victimSource = this.buckets.get(this.top)!.values().next().value as string;
+      const victim = this.jobs.get(victimSource)![0];
+      this.release(victim);
+      this.st.evicted++;
+      victim.abort?.();
+    }
+    const job: Job = { source, holding: true, abort: null };
+    if (mine) mine.push(job);
+    else this.jobs.set(source, [job]);
+    this.setCount(source, n, n + 1);
+    this.inflight++;
+    this.st.inflight = this.inflight;
+    return job;
+  }
+
+  /**
+   * Asks the upstreams in turn; resolves with the first usable answer (raw bytes; its id is whatever we used:
+   * the caller writes the client's id back), the last SERVFAIL/REFUSED if all failed that way, or null (also at
+   * once when `source`, the client's address, has no slot: see acquire). `qEnd` ends the question in `query`.
+   */
+  async forward(query: Buffer, qEnd: number, upstreams: Upstream[], viaTcp: boolean, source = ''): Promise<Buffer | null> {
+    if (this.closed || upstreams.length === 0) return null;
+    const job = this.acquire(source);
+    if (!job) {
       this.st.overloaded++;
       return null;
     }
-    this.inflight++;
-    this.st.inflight = this.inflight;
     try {
       const deadline = Date.now() + this.budget;
       const per = Math.max(250, Math.floor(this.budget / upstreams.length));
       let last: Buffer | null = null;
-      for (let i = 0; i < upstreams.length && !this.closed; i++) {
+      for (let i = 0; i < upstreams.length && !this.closed && job.holding; i++) {
         const up = upstreams[i];
         const remaining = deadline - Date.now();
         if (remaining <= 0) break;
         const t = i === upstreams.length - 1 ? remaining : Math.min(per, remaining);
-        let resp = viaTcp ? await this.tcp(up, query, qEnd, t) : await this.udp(up, query, qEnd, t);
+        let resp = viaTcp ? await this.tcp(up, query, qEnd, t, job) : await this.udp(up, query, qEnd, t, job);
+        if (!job.holding) return null; // evicted while waiting
         if (resp && !viaTcp && isTruncated(resp)) {
           this.st.truncatedRetries++;
           const left = deadline - Date.now();
-          const full = left > 0 ? await this.tcp(up, query, qEnd, Math.max(left, 250)) : null;
+          const full = left > 0 ? await this.tcp(up, query, qEnd, Math.max(left, 250), job) : null;
+          if (!job.holding) return null;
           if (full) resp = full;
         }
         if (!resp) continue;
@@ -238,8 +327,7 @@ export class Forwarder {
       }
       return last;
     } finally {
-      this.inflight--;
-      this.st.inflight = this.inflight;
+      this.release(job);
     }
   }
 

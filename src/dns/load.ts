@@ -1,7 +1,7 @@
 // Where the resolver process gets its data. Today a JSON file written by the engine (src/engine/dnsctl.ts);
 // later perhaps the SQLite store directly: everything goes through loadView().
-import fs from 'node:fs/promises';
 import type { DnsView } from './answer.js';
+import { readFileSafe } from './files.js';
 
 function fail(file: string, what: string): never {
   throw new Error(`${file}: ${what}`);
@@ -29,6 +29,7 @@ export function validateView(v: unknown, file = 'view'): DnsView {
     }
   }
   if ((o.upstreams as unknown[]).some((x) => typeof x !== 'string')) fail(file, '"upstreams" holds a non-string');
+  if (o.resolvConf !== undefined && typeof o.resolvConf !== 'string') fail(file, '"resolvConf" is not a string');
   if (o.overrides !== undefined) {
     if (!o.overrides || typeof o.overrides !== 'object' || Array.isArray(o.overrides)) fail(file, '"overrides" is not an object');
     for (const list of Object.values(o.overrides as Record<string, unknown>)) {
@@ -40,7 +41,7 @@ export function validateView(v: unknown, file = 'view'): DnsView {
 
 /** Reads and checks the view at `source` (a JSON file path). */
 export async function loadView(source: string): Promise<DnsView> {
-  const text = await fs.readFile(source, 'utf8');
+  const text = readFileSafe(source); // not through a symlink (files.ts)
   let v: unknown;
   try {
     v = JSON.parse(text);

@@ -1,11 +1,18 @@
-// The resolver process: `node dist/src/dns/main.js --view FILE [--pidfile FILE] [--port N] [--ttl S]`.
-// Started by the engine inside the host netns (src/engine/dnsctl.ts), one per host. Loads the view, serves, and
-// on SIGHUP reloads it; after every successful load it writes the view's generation to FILE.loaded (the engine
-// waits for that acknowledgement). SIGTERM/SIGINT: close the sockets and exit 0. SIGUSR2: one line of stats.
-// When the view file disappears (its state directory was removed), the process exits by itself.
+// The resolver process: `node dist/src/dns/main.js --view FILE [--pidfile FILE] [--port N] [--ttl S] [--parent PID]`.
+// Run by its supervisor (supervisor.ts, which the engine starts inside the host netns: src/engine/dnsctl.ts), one
+// per host. Loads the view, serves, and on SIGHUP reloads it; after every successful load it writes the view's
+// generation to FILE.loaded (the engine waits for that acknowledgement). SIGTERM/SIGINT: close the sockets and
+// exit 0. SIGUSR2: one line of stats. When the view file disappears (its state directory was removed), or its
+// --parent (the supervisor) is gone, the process exits by itself.
+// The host's upstreams: when the view names the host's resolv.conf ("resolvConf"), that file is followed: read
+// again whenever its identity, size or times change (checked every second; a file replaced by rename is a new
+// inode), so a DHCP renewal or a VPN changing it takes effect without any nsnet command. Otherwise (or while the
+// file cannot be read) the view's "upstreams" are used.
 // Problems are logged one line each to stderr (rate-limited).
 import fs from 'node:fs';
+import { openRead, writeFileAtomic } from './files.js';
 import { loadView } from './load.js';
+import { parseResolvConf } from './resolvconf.js';
 import { Resolver } from './server.js';
 import type { DnsDelta } from './answer.js';
 
@@ -13,11 +20,24 @@ import type { DnsDelta } from './answer.js';
 let reloadRequested = false;
 let reload: (() => void) | null = null;
 process.on('SIGHUP', () => (reload ? reload() : (reloadRequested = true)));
+// SIGUSR2's default action would kill us too.
+let printStats: (() => void) | null = null;
+process.on('SIGUSR2', () => printStats?.());
+// Under the supervisor (an IPC channel): say that signals are safe now (it holds SIGHUPs back until then), and
+// end with it: the channel closes when it dies, even by SIGKILL.
+let parentGone: (() => void) | null = null;
+if (process.send) {
+  process.send('ready');
+  process.channel?.unref();
+  process.on('disconnect', () => (parentGone ? parentGone() : process.exit(0)));
+}
 
-const USAGE = 'usage: main.js --view FILE [--pidfile FILE] [--port N] [--ttl SECONDS]';
+const USAGE = 'usage: main.js --view FILE [--pidfile FILE] [--port N] [--ttl SECONDS] [--parent PID]';
 
-function parseArgs(argv: string[]): { view: string; pidfile?: string; port: number; ttl?: number } {
-  const out: { view?: string; pidfile?: string; port: number; ttl?: number } = { port: 53 };
+interface Args { view: string; pidfile?: string; port: number; ttl?: number; parent?: number }
+
+function parseArgs(argv: string[]): Args {
+  const out: Partial<Args> & { port: number } = { port: 53 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -29,12 +49,14 @@ function parseArgs(argv: string[]): { view: string; pidfile?: string; port: numb
     else if (a === '--pidfile') out.pidfile = val();
     else if (a === '--port') out.port = Number(val());
     else if (a === '--ttl') out.ttl = Number(val());
+    else if (a === '--parent') out.parent = Number(val());
     else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
   if (!out.view) throw new Error(USAGE);
   if (!Number.isInteger(out.port) || out.port < 1 || out.port > 65535) throw new Error(`invalid --port\n${USAGE}`);
   if (out.ttl !== undefined && (!Number.isInteger(out.ttl) || out.ttl < 0)) throw new Error(`invalid --ttl\n${USAGE}`);
-  return out as { view: string; pidfile?: string; port: number; ttl?: number };
+  if (out.parent !== undefined && (!Number.isInteger(out.parent) || out.parent < 1)) throw new Error(`invalid --parent\n${USAGE}`);
+  return out as Args;
 }
 
 /** At most `burst` lines per 10 s; then one line saying how many were left out. */
@@ -58,10 +80,10 @@ function makeLogger(burst = 50): (msg: string) => void {
   };
 }
 
+/** Small status files (acknowledgement, pid): readable by all, written aside and renamed, never through a
+ *  symlink (files.ts). */
 function writeAtomic(file: string, text: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, text, 0o644);
 }
 
 async function main(): Promise<void> {
@@ -91,8 +113,9 @@ async function main(): Promise<void> {
   const readDeltas = async (): Promise<void> => {
     let fd: number;
     try {
-      fd = fs.openSync(deltaFile, 'r');
-    } catch {
+      fd = openRead(deltaFile);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log(`cannot read ${deltaFile}: ${(e as Error).message}`);
       return;
     }
     try {
@@ -113,10 +136,45 @@ async function main(): Promise<void> {
       fs.closeSync(fd);
     }
   };
+  // The followed resolv.conf (see the top of this file).
+  let resolvPath: string | null = null;
+  let resolvKey = '';
+  const followResolv = () => {
+    if (!resolvPath) return;
+    let key: string;
+    try {
+      const st = fs.statSync(resolvPath);
+      key = `${resolvPath}:${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    } catch (e) {
+      key = `${resolvPath}:${(e as NodeJS.ErrnoException).code}`;
+      if (key !== resolvKey) log(`cannot read ${resolvPath} (${(e as Error).message}); keeping the upstreams`);
+      resolvKey = key;
+      return;
+    }
+    if (key === resolvKey) return;
+    resolvKey = key;
+    let text: string;
+    try {
+      text = fs.readFileSync(resolvPath, 'utf8');
+    } catch (e) {
+      log(`cannot read ${resolvPath} (${(e as Error).message}); keeping the upstreams`);
+      return;
+    }
+    const ns = parseResolvConf(text).nameservers;
+    resolver.setHostUpstreams(ns);
+    log(`upstreams from ${resolvPath}: ${ns.join(' ') || '(none)'}`);
+  };
+
   const loadOnce = async (): Promise<void> => {
     const key = statKey();
     if (key !== loadedStat) {
       const v = await loadView(args.view);
+      const rc = typeof v.resolvConf === 'string' && v.resolvConf ? v.resolvConf : null;
+      if (rc !== resolvPath) {
+        resolvPath = rc;
+        resolvKey = '';
+      }
+      followResolv();
       await resolver.setView(v);
       loadedStat = key;
       deltaOffset = 0;
@@ -181,6 +239,13 @@ async function main(): Promise<void> {
   // process up while no address is bound.
   let misses = 0;
   setInterval(() => {
+    // The supervisor gone (killed): exit, so that the one `reconcile` starts finds the ports free.
+    if (args.parent && process.ppid !== args.parent) {
+      log(`the supervisor (${args.parent}) is gone; exiting`);
+      void stop();
+      return;
+    }
+    followResolv();
     if (fs.existsSync(args.view)) {
       misses = 0;
       return;
@@ -192,7 +257,11 @@ async function main(): Promise<void> {
   }, 1000);
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
-  process.on('SIGUSR2', () => process.stderr.write(`${JSON.stringify(resolver.stats())}\n`));
+  printStats = () => process.stderr.write(`${JSON.stringify(resolver.stats())}\n`);
+  parentGone = () => {
+    log('the supervisor is gone; exiting');
+    void stop();
+  };
 }
 
 void main();

@@ -3,7 +3,7 @@
 // assignment and rebinds only the addresses that came or went.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { answerOn, applyDelta as applyDeltaToIndex, indexView, upstreamsFor, type DnsDelta, type DnsView, type IndexedView, type NetIndex } from './answer.js';
+import { answerOn, applyDelta as applyDeltaToIndex, indexView, replaceUpstreams, upstreamsFor, type DnsDelta, type DnsView, type IndexedView, type NetIndex } from './answer.js';
 import { Forwarder, type ForwarderStats } from './forward.js';
 import { RCODE_SERVFAIL, emptyReply, newParsedQuery, udpLimitClient, type ParsedQuery } from './wire.js';
 
@@ -16,12 +16,24 @@ export interface ResolverOptions {
   ttl?: number;
   /** Total time to get an answer from the upstreams. Default 2000 ms. */
   forwardBudgetMs?: number;
-  /** A TCP connection with no complete query for this long is closed. Default 10000 ms. */
+  /** A TCP connection that sends nothing (and waits for no answer) for this long is closed. Default 10000 ms. */
   tcpIdleMs?: number;
+  /** A whole TCP message (its 2-byte length and the query) must arrive within this long: the first one counted
+   *  from the connection's start, each later one from its first byte. Default 3000 ms. */
+  tcpMessageMs?: number;
   /** Most TCP connections at once per address. Default 256. */
   maxTcpConnections?: number;
+  /** Most TCP connections at once from one source address (per listening address). Default 16. */
+  maxTcpPerSource?: number;
+  /** Most queries of one source waiting for upstreams at once. Default 256 (of the forwarder's 4096). */
+  maxInflightPerSource?: number;
+  /** Most queries waiting for upstreams at once, all sources. Default 4096. */
+  maxInflight?: number;
   /** Queries one TCP connection may have waiting for upstreams before we stop reading from it. Default 32. */
   maxTcpPending?: number;
+  /** Reply bytes one TCP connection may have waiting to be sent (a client that does not read) before we stop
+   *  reading its queries. Default 256 KiB. */
+  maxTcpBuffered?: number;
   /** Retry interval for addresses that could not be bound (e.g. the bridge address is not there yet). */
   rebindMs?: number;
 }
@@ -38,6 +50,11 @@ export interface ResolverStats {
   dropped: number;
   truncated: number;
   errors: number;
+  /** TCP connections refused at once (their source already held its share), taken back from the source holding
+   *  the most when all slots were full, and closed because a message did not arrive in time. */
+  tcpRejected: number;
+  tcpEvicted: number;
+  tcpTimeouts: number;
   forwarder: ForwarderStats;
   listeners: Array<{ address: string; network: string; udp: boolean; tcp: boolean }>;
   generation: number;
@@ -52,6 +69,8 @@ class Listener {
   udp: dgram.Socket | null = null;
   tcp: net.Server | null = null;
   conns = new Set<net.Socket>();
+  /** Open TCP connections by source address, oldest first (per-source cap, fair eviction). */
+  bySource = new Map<string, net.Socket[]>();
   net: NetIndex | null = null;
   closed = false;
   retry: NodeJS.Timeout | null = null;
@@ -69,19 +88,22 @@ export class Resolver {
   private forwarder: Forwarder;
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
+  private hostUpstreams: string[] | null = null;
   /** Reused for every synchronous answer; forwarding copies what it needs. */
   private q: ParsedQuery = newParsedQuery();
   private st = {
     udpQueries: 0, tcpQueries: 0, tcpConnections: 0, local: 0, forwarded: 0, forwardFailures: 0, dropped: 0,
-    truncated: 0, errors: 0, replies: [0, 0, 0, 0, 0, 0, 0],
+    truncated: 0, errors: 0, replies: [0, 0, 0, 0, 0, 0, 0], tcpRejected: 0, tcpEvicted: 0, tcpTimeouts: 0,
   };
 
   constructor(opts: ResolverOptions = {}) {
     this.opts = opts;
     this.port = opts.port ?? 53;
     this.log = opts.log ?? (() => {});
-    this.view = indexView({ networks: [], entries: [], upstreams: [] }, { ttl: opts.ttl });
-    this.forwarder = new Forwarder({ budgetMs: opts.forwardBudgetMs, log: this.log });
+    this.view = indexView({ networks: [], entries: [], upstreams: [] }, { ttl: opts.ttl, selfPort: this.port });
+    this.forwarder = new Forwarder({
+      budgetMs: opts.forwardBudgetMs, log: this.log, maxInflight: opts.maxInflight, maxPerSource: opts.maxInflightPerSource,
+    });
   }
 
   /** Replaces the data (atomically: one assignment) and binds/unbinds gateway addresses as needed. Resolves once
@@ -102,6 +124,13 @@ export class Resolver {
     return run;
   }
 
+  /** The host's upstreams from now on, instead of the view's (the process follows the host's resolv.conf and
+   *  calls this whenever it changes). Takes effect for the next query; later views keep it. */
+  setHostUpstreams(list: string[]): void {
+    this.hostUpstreams = [...list];
+    for (const w of replaceUpstreams(this.view, list)) this.log(`upstreams: ${w}`);
+  }
+
   /** Generation of the data currently served. */
   get generation(): number {
     return this.view.generation;
@@ -109,15 +138,8 @@ export class Resolver {
 
   private async applyView(v: DnsView): Promise<void> {
     if (this.closed) throw new Error('resolver closed');
-    const idx = indexView(v, { ttl: this.opts.ttl });
+    const idx = indexView(this.hostUpstreams ? { ...v, upstreams: this.hostUpstreams } : v, { ttl: this.opts.ttl, selfPort: this.port });
     for (const w of idx.warnings) this.log(`view: ${w}`);
-    // Own gateways must never be upstreams (a loop).
-    const own = (u: { host: string; port: number }) => idx.byGateway.has(u.host) && u.port === this.port;
-    if (idx.upstreams.some(own)) {
-      this.log('view: ignoring upstreams that are this resolver itself');
-      idx.upstreams = idx.upstreams.filter((u) => !own(u));
-    }
-    for (const [k, list] of idx.overrides) idx.overrides.set(k, list.filter((u) => !own(u)));
     this.view = idx;
     for (const [addr, l] of this.listeners) {
       const ni = idx.byGateway.get(addr);
@@ -208,8 +230,9 @@ export class Resolver {
 
   private bindTcp(l: Listener): Promise<net.Server> {
     return new Promise((resolve, reject) => {
+      // No srv.maxConnections: onTcp enforces the limits itself, per source and in all, so that one source
+      // cannot take every slot (the kernel-side cap would turn away everyone alike).
       const srv = net.createServer((c) => this.onTcp(l, c));
-      srv.maxConnections = this.opts.maxTcpConnections ?? 256;
       const onErr = (e: Error) => {
         srv.close();
         reject(e);
@@ -237,6 +260,45 @@ export class Resolver {
     l.tcp = null;
     for (const c of l.conns) c.destroy();
     l.conns.clear();
+    l.bySource.clear();
+  }
+
+  private untrack(l: Listener, c: net.Socket, src: string): void {
+    if (!l.conns.delete(c)) return;
+    const list = l.bySource.get(src);
+    if (!list) return;
+    const i = list.indexOf(c);
+    if (i >= 0) list.splice(i, 1);
+    if (!list.length) l.bySource.delete(src);
+  }
+
+  /** Admits a new TCP connection from `src`, or says no. A source gets at most maxTcpPerSource connections; when
+   *  all maxTcpConnections are taken, the oldest connection of the source holding the most is closed to make
+   *  room, as long as that source holds more than the newcomer would: a slowloris from one address (or a few)
+   *  only ever ties up its own share, never every container's TCP queries. */
+  private admitTcp(l: Listener, c: net.Socket, src: string): boolean {
+    const mine = l.bySource.get(src);
+    const n = mine?.length ?? 0;
+    if (n >= (this.opts.maxTcpPerSource ?? 16)) return false;
+    if (l.conns.size >= (this.opts.maxTcpConnections ?? 256)) {
+      let top: net.Socket[] | undefined;
+      let topSrc = '';
+      for (const [s, list] of l.bySource) {
+        if (!top || list.length > top.length) {
+          top = list;
+          topSrc = s;
+        }
+      }
+      if (!top || top.length <= n + 1) return false;
+      const victim = top[0];
+      this.untrack(l, victim, topSrc);
+      victim.destroy();
+      this.st.tcpEvicted++;
+    }
+    l.conns.add(c);
+    if (mine) mine.push(c);
+    else l.bySource.set(src, [c]);
+    return true;
   }
 
   private count(reply: Buffer): void {
@@ -275,7 +337,7 @@ export class Resolver {
     const q = { ...this.q };
     this.st.forwarded++;
     this.forwarder
-      .forward(msg, q.qEnd, upstreamsFor(view, rinfo.address), false)
+      .forward(msg, q.qEnd, upstreamsFor(view, rinfo.address), false, rinfo.address)
       .then((resp) => {
         let out: Buffer;
         if (!resp) {
@@ -302,20 +364,47 @@ export class Resolver {
 
   private onTcp(l: Listener, c: net.Socket): void {
     this.st.tcpConnections++;
+    const asker = c.remoteAddress ?? '';
     if (l.closed) {
       c.destroy();
       return;
     }
-    l.conns.add(c);
-    const asker = c.remoteAddress ?? '';
+    c.on('error', () => {});
+    if (!this.admitTcp(l, c, asker)) {
+      this.st.tcpRejected++;
+      c.destroy();
+      return;
+    }
     const maxPending = this.opts.maxTcpPending ?? 32;
+    const maxBuffered = this.opts.maxTcpBuffered ?? 256 * 1024;
+    const messageMs = this.opts.tcpMessageMs ?? 3000;
     let buf: Buffer | null = null;
     let pending = 0;
     let paused = false;
+    // The whole of each message must arrive in time: the idle timer alone restarts on every byte, so a client
+    // feeding one byte every few seconds would hold its connection forever.
+    let msgTimer: NodeJS.Timeout | null = null;
+    const armMessage = () => {
+      if (msgTimer) return;
+      msgTimer = setTimeout(() => {
+        msgTimer = null;
+        // While paused it is we who do not read: not the client's fault. Look again later.
+        if (paused) return armMessage();
+        this.st.tcpTimeouts++;
+        c.destroy();
+      }, messageMs);
+    };
+    const disarmMessage = () => {
+      if (msgTimer) clearTimeout(msgTimer);
+      msgTimer = null;
+    };
+    armMessage(); // the first message, counted from the connection's start
     c.setNoDelay(true);
     c.setTimeout(this.opts.tcpIdleMs ?? 10000, () => c.destroy());
-    c.on('error', () => {});
-    c.on('close', () => l.conns.delete(c));
+    c.on('close', () => {
+      disarmMessage();
+      this.untrack(l, c, asker);
+    });
     const send = (reply: Buffer) => {
       if (c.destroyed) return;
       const frame = Buffer.allocUnsafe(2 + reply.length);
@@ -342,12 +431,8 @@ export class Resolver {
       const q = { ...this.q };
       this.st.forwarded++;
       pending++;
-      if (pending >= maxPending && !paused) {
-        paused = true;
-        c.pause();
-      }
       this.forwarder
-        .forward(Buffer.from(msg), q.qEnd, upstreamsFor(view, asker), true)
+        .forward(Buffer.from(msg), q.qEnd, upstreamsFor(view, asker), true, asker)
         .then((resp) => {
           let out: Buffer;
           if (!resp) {
@@ -366,34 +451,55 @@ export class Resolver {
         })
         .finally(() => {
           pending--;
-          if (paused && pending < maxPending) {
-            paused = false;
-            c.resume();
-          }
+          flow();
         });
       return true;
     };
-    c.on('data', (d: Buffer) => {
+    // Flow control: stop taking queries while too many wait for upstreams or too many reply bytes wait for a
+    // client that does not read (without it, pipelined queries from a client that never reads would make us
+    // buffer replies without bound); go on when both are back under their limits. Queries already received
+    // stay in `buf` meanwhile.
+    const flow = () => {
+      if (c.destroyed) return;
+      const stop = pending >= maxPending || c.writableLength > maxBuffered;
+      if (stop && !paused) {
+        paused = true;
+        c.pause();
+      } else if (!stop && paused) {
+        paused = false;
+        consume();
+        if (!paused) c.resume();
+      }
+    };
+    c.on('drain', flow);
+    const consume = () => {
       try {
-        buf = buf && buf.length ? Buffer.concat([buf, d]) : d;
-        while (buf.length >= 2) {
+        while (!paused && buf && buf.length >= 2) {
           const len = buf.readUInt16BE(0);
           if (buf.length < 2 + len) break;
           const msg = buf.subarray(2, 2 + len);
           buf = buf.subarray(2 + len);
+          disarmMessage(); // one message complete: the next one's time starts with its first byte
           // Garbage on a stream cannot be resynchronised: close.
           if (!handle(msg)) {
             c.destroy();
             return;
           }
+          flow();
         }
+        if (!buf || !buf.length) return;
+        armMessage();
         // Keep only the unread tail, not the whole chunk it came in.
-        if (buf.length && buf.byteOffset !== 0) buf = Buffer.from(buf);
+        if (buf.byteOffset !== 0) buf = Buffer.from(buf);
       } catch (e) {
         this.st.errors++;
         this.log(`tcp: ${(e as Error).stack ?? e}`);
         c.destroy();
       }
+    };
+    c.on('data', (d: Buffer) => {
+      buf = buf && buf.length ? Buffer.concat([buf, d]) : d;
+      consume();
     });
   }
 
@@ -409,6 +515,7 @@ export class Resolver {
       udpQueries: this.st.udpQueries, tcpQueries: this.st.tcpQueries, tcpConnections: this.st.tcpConnections,
       replies, local: this.st.local, forwarded: this.st.forwarded, forwardFailures: this.st.forwardFailures,
       dropped: this.st.dropped, truncated: this.st.truncated, errors: this.st.errors,
+      tcpRejected: this.st.tcpRejected, tcpEvicted: this.st.tcpEvicted, tcpTimeouts: this.st.tcpTimeouts,
       forwarder: { ...this.forwarder.st },
       listeners: [...this.listeners.values()].map((l) => ({
         address: l.address, network: l.net?.name ?? '', udp: !!l.udp, tcp: !!l.tcp,

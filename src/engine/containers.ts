@@ -25,6 +25,7 @@ import type { Host } from './host.js';
 import { DEFAULT_NETWORK, ensureDefaultNetwork, resolveNetwork } from './networks.js';
 import { resolvePorts } from './ports.js';
 import { awaitDns, notifyDnsContainer } from './dnsctl.js';
+import { dnsNameProblem } from '../dns/answer.js';
 
 export interface CreateOptions {
   name?: string;
@@ -91,6 +92,9 @@ export function createContainer(h: Host, o: CreateOptions): Created {
   }
   if (mode === 'container' && o.publish?.length) throw new UserError('conflicting options: port publishing and the container type network mode', 'invalid');
   if (o.name !== undefined) validateContainerName(o.name);
+  // A valid container name that no DNS question can carry: accepted (as Docker does), but say so.
+  const dnsProblem = o.name !== undefined ? dnsNameProblem(o.name) : null;
+  if (dnsProblem) warnings.push(`container name "${o.name}" will not resolve by DNS on user-defined networks: ${dnsProblem}`);
 
   return h.lock.with(() => {
     recoverIfNeeded(h);

@@ -3,9 +3,15 @@
 // acknowledges by writing the view's generation to view.json.loaded, which we wait for: a container is
 // resolvable as soon as the command that started it returns. `create` does not wait (nothing runs yet); every
 // launch of a process makes the resolver apply all changes so far and waits for it (awaitDns).
+// The process the engine starts is the resolver's supervisor (src/dns/supervisor.ts: <root>/dns/pid), which runs
+// the resolver itself (<root>/dns/resolver.pid) and restarts it when it dies. Both get a minimal environment of
+// their own, never the starting command's (which may be a client's whole environment, secrets included).
+// Files under <root>/dns/ are never opened through a symlink (src/dns/files.ts): view.json and its delta log
+// 0600, the log 0600, pid files and the acknowledgement 0644.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { appendFileSafe, ensurePrivateDir, openAppend, readFileSafe, writeFileAtomic } from '../dns/files.js';
 import { isAlive, processStart, signal } from '../kernel/proc.js';
 import { hostResolvConf } from './etc.js';
 import type { Host } from './host.js';
@@ -16,6 +22,8 @@ export interface DnsView {
   entries: Array<{ networkId: string; names: string[]; ip: string; containerId: string }>;
   upstreams: string[];
   overrides: Record<string, string[]>;
+  /** The host's resolv.conf, which the resolver follows (see src/dns/main.ts). */
+  resolvConf: string;
 }
 
 function dir(h: Host): string {
@@ -23,6 +31,12 @@ function dir(h: Host): string {
 }
 const viewFile = (h: Host) => path.join(dir(h), 'view.json');
 const pidFile = (h: Host) => path.join(dir(h), 'pid');
+const childPidFile = (h: Host) => path.join(dir(h), 'resolver.pid');
+
+/** The file the host's upstreams come from (as etc.ts's hostResolvConf reads it), absolute. */
+function resolvConfPath(): string {
+  return path.resolve(process.env.NSNET_RESOLV_CONF || '/etc/resolv.conf');
+}
 
 /** The resolver's view, derived from the store: user-defined networks only (the default bridge has no name
  *  service, as Docker). The resolver runs in the host netns, so loopback upstreams (127.0.0.53) work for it. */
@@ -35,7 +49,7 @@ export function dnsView(h: Host, generation: number): DnsView {
   return {
     generation,
     networks: nets.map((n) => ({ id: n.id, name: n.name, gateway: n.gateway, subnet: n.subnet, internal: n.internal })),
-    entries, upstreams: hostResolvConf().nameservers, overrides,
+    entries, upstreams: hostResolvConf().nameservers, overrides, resolvConf: resolvConfPath(),
   };
 }
 
@@ -84,15 +98,15 @@ export function awaitDns(h: Host): void {
 
 function loaded(h: Host): number {
   try {
-    return Number(fs.readFileSync(viewFile(h) + '.loaded', 'utf8'));
+    return Number(readFileSafe(viewFile(h) + '.loaded'));
   } catch {
     return 0;
   }
 }
 
-function readPid(h: Host): { pid: number; start: string } | null {
+function readPid(h: Host, file = pidFile(h)): { pid: number; start: string } | null {
   try {
-    const [pid, start] = fs.readFileSync(pidFile(h), 'utf8').trim().split(' ');
+    const [pid, start] = readFileSafe(file).trim().split(' ');
     return { pid: Number(pid), start: start ?? '' };
   } catch {
     return null;
@@ -106,6 +120,9 @@ export function resolverRunning(h: Host): boolean {
 
 function resolverMain(): string {
   return path.resolve(path.dirname(new URL(import.meta.url).pathname), '../dns/main.js');
+}
+function supervisorMain(): string {
+  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '../dns/supervisor.js');
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
@@ -128,7 +145,7 @@ export function notifyDns(h: Host): void {
 }
 
 function syncDns(h: Host): void {
-  fs.mkdirSync(dir(h), { recursive: true, mode: 0o700 });
+  ensurePrivateDir(dir(h));
   const gen = nextGeneration(h);
   const view = dnsView(h, gen);
   const running = resolverRunning(h);
@@ -136,10 +153,8 @@ function syncDns(h: Host): void {
     if (running) stopResolver(h);
     return;
   }
-  const tmp = viewFile(h) + '.tmp';
-  fs.writeFileSync(tmp, JSON.stringify(view));
-  fs.renameSync(tmp, viewFile(h));
-  fs.writeFileSync(deltaFile(h), '');
+  writeFileAtomic(viewFile(h), JSON.stringify(view), 0o600);
+  writeFileAtomic(deltaFile(h), '', 0o600);
   if (running) {
     signalAndWait(h, gen);
   } else {
@@ -164,7 +179,8 @@ export function notifyDnsContainer(h: Host, containerId: string, push: DnsPush =
   reported(() => {
     let size = -1;
     try {
-      size = fs.statSync(deltaFile(h)).size;
+      const st = fs.lstatSync(deltaFile(h));
+      if (st.isFile()) size = st.size;
     } catch { /* no log yet */ }
     if (size < 0 || size > MAX_DELTA_BYTES || !resolverRunning(h) || !fs.existsSync(viewFile(h))) {
       syncDns(h);
@@ -180,24 +196,46 @@ export function notifyDnsContainer(h: Host, containerId: string, push: DnsPush =
         addEntry(add, overrides, { ...e, name: c.name, dns: c.dns });
       }
     }
-    fs.appendFileSync(deltaFile(h), JSON.stringify({ generation: gen, containers: [containerId], add, overrides }) + '\n');
+    appendFileSafe(deltaFile(h), JSON.stringify({ generation: gen, containers: [containerId], add, overrides }) + '\n', 0o600);
     if (push === 'wait') signalAndWait(h, gen);
     else if (push === 'signal') hup(h);
   });
 }
 
-function startResolver(h: Host): void {
-  const log = fs.openSync(path.join(dir(h), 'log'), 'a', 0o600);
-  try {
+/** The resolver's whole environment: nothing of the starting command's (a client's environment may carry
+ *  secrets, and NODE_OPTIONS or the like would change what runs as root). It reads no variable itself; PATH is
+ *  fixed for completeness. */
+export function resolverEnv(): NodeJS.ProcessEnv {
+  return {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     // Long-lived: fewer malloc arenas keep its RSS from creeping (glibc per-thread arenas fragment).
-    const env: NodeJS.ProcessEnv = { ...process.env, MALLOC_ARENA_MAX: '2' };
-    delete env.NODE_EXTRA_CA_CERTS;
-    const child = h.inHost(() => spawn(process.execPath, [resolverMain(), '--view', viewFile(h)], {
-      detached: true, stdio: ['ignore', log, log], env,
+    MALLOC_ARENA_MAX: '2',
+  };
+}
+
+/** A resolver left running by a supervisor that was killed (it exits within a second by itself, but would hold
+ *  the ports meanwhile): stop it before starting a new one. */
+function stopStaleResolver(h: Host): void {
+  const p = readPid(h, childPidFile(h));
+  if (p && p.start && isAlive(p.pid, p.start)) {
+    signal(p.pid, 'SIGTERM');
+    const end = Date.now() + 1000;
+    while (isAlive(p.pid, p.start) && Date.now() < end) sleepSync(5);
+    if (isAlive(p.pid, p.start)) signal(p.pid, 'SIGKILL');
+  }
+  fs.rmSync(childPidFile(h), { force: true });
+}
+
+function startResolver(h: Host): void {
+  stopStaleResolver(h);
+  const log = openAppend(path.join(dir(h), 'log'), 0o600);
+  try {
+    const child = h.inHost(() => spawn(process.execPath, [supervisorMain(), '--view', viewFile(h)], {
+      detached: true, stdio: ['ignore', log, log], env: resolverEnv(),
     }));
     if (child.pid === undefined) throw new Error('cannot start the DNS resolver');
     child.unref();
-    fs.writeFileSync(pidFile(h), `${child.pid} ${processStart(child.pid) ?? ''}\n`);
+    writeFileAtomic(pidFile(h), `${child.pid} ${processStart(child.pid) ?? ''}\n`, 0o644);
   } finally {
     fs.closeSync(log);
   }
@@ -206,10 +244,12 @@ function startResolver(h: Host): void {
 export function stopResolver(h: Host): void {
   const p = readPid(h);
   if (p && isAlive(p.pid, p.start)) {
+    // The supervisor passes SIGTERM on and exits once the resolver has (at most 1.5 s).
     signal(p.pid, 'SIGTERM');
-    const end = Date.now() + 2000;
+    const end = Date.now() + 2500;
     while (isAlive(p.pid, p.start) && Date.now() < end) sleepSync(5);
     if (isAlive(p.pid, p.start)) signal(p.pid, 'SIGKILL');
   }
+  stopStaleResolver(h);
   fs.rmSync(pidFile(h), { force: true });
 }

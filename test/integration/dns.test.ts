@@ -89,7 +89,8 @@ test('embedded DNS: names, aliases, isolation, forwarding, PTR, immediacy, resta
   const gws = ['oa-net', 'other'].map((n) => JSON.parse(h.ok(['network', 'inspect', n]))[0].IPAM.Config[0].Gateway + ':53');
   assert.deepEqual(listening.sort(), gws.sort());
 
-  // Killed resolver: reconcile brings it back; answers continue.
+  // Killed resolver supervisor (dns/pid; a killed resolver alone is restarted by it: dns-process.test.ts):
+  // check reports it, reconcile brings it back; answers continue.
   const pid = Number(fs.readFileSync(path.join(h.root, 'dns', 'pid'), 'utf8').split(' ')[0]);
   process.kill(pid, 'SIGKILL');
   await waitFor(() => !fs.existsSync(`/proc/${pid}`) || fs.readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'), 3000);

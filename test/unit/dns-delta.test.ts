@@ -14,6 +14,7 @@ function dump(idx: IndexedView): unknown {
   for (const [id, ni] of idx.nets) {
     nets[id] = {
       names: [...ni.names.entries()].map(([k, v]) => [k, [...v].sort()]).sort(),
+      qualified: [...ni.qualified.entries()].map(([k, v]) => [k, [...v].sort()]).sort(),
       ptr: [...ni.ptr.entries()].sort(),
       ipToContainer: [...ni.ipToContainer.entries()].sort(),
     };

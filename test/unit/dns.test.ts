@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import dnsPacket from 'dns-packet';
-import { answer, indexView, nameKey, parseUpstream, type DnsView } from '../../src/dns/answer.js';
+import { answer, applyDelta, indexView, nameKey, parseUpstream, replaceUpstreams, upstreamsFor, type DnsView, type IndexedView } from '../../src/dns/answer.js';
 import { validateView } from '../../src/dns/load.js';
 import { parseResolvConf, renderResolvConf } from '../../src/dns/resolvconf.js';
 import { encodeName, newParsedQuery, parseQuery, PARSE_DROP, PARSE_FORMERR, PARSE_NOTIMP, PARSE_OK } from '../../src/dns/wire.js';
@@ -113,9 +113,13 @@ test('names never leak across networks', () => {
     assert.equal(r.rcode, 'NXDOMAIN', `${name} from ${asker}`);
     assert.equal(r.answers?.length, 0);
   }
-  // name.network of a network the asker is not on is not a local name: it goes to the upstreams (which know
-  // nothing of it), never answered from the other network.
-  assert.equal(ask('n1', '10.1.0.4', { name: 'db.back' }), 'forward');
+  // name.network of a network the asker is not on: never answered from the other network, and never asked of
+  // the upstreams either (an internal name); NXDOMAIN as for a name that does not exist. A name under a
+  // network's name that no container has is an ordinary name: forwarded.
+  const other = decode(ask('n1', '10.1.0.4', { name: 'db.back' }), 'db.back');
+  assert.equal(other.rcode, 'NXDOMAIN');
+  assert.equal(other.answers?.length, 0);
+  assert.equal(ask('n1', '10.1.0.4', { name: 'nosuch.back' }), 'forward');
   // A container of another network reaching this gateway is refused outright.
   const r = decode(ask('n1', '10.2.0.3', { name: 'web' }), 'foreign asker');
   assert.equal(r.rcode, 'REFUSED');
@@ -137,7 +141,7 @@ test('record types: AAAA and others of a known name are NODATA; ANY gives the A 
   assert.equal(decode(ask('n1', '10.1.0.4', { name: 'nosuch', type: 'AAAA' }), 'x').rcode, 'NXDOMAIN');
 });
 
-test('PTR for container addresses of the asker\'s networks; NXDOMAIN inside our subnets; forward elsewhere', () => {
+test('PTR for container addresses of the asker\'s networks; NXDOMAIN inside any of our subnets; forward elsewhere', () => {
   const cases: Array<[string, string, string, string, string | null]> = [
     // [net, asker, address, rcode, ptr]
     ['n1', '10.1.0.4', '10.1.0.2', 'NOERROR', 'web.front'],
@@ -145,7 +149,10 @@ test('PTR for container addresses of the asker\'s networks; NXDOMAIN inside our 
     ['n2', '10.2.0.3', '10.2.0.2', 'NOERROR', 'web.back'],
     ['n1', '10.1.0.2', '10.2.0.3', 'NOERROR', 'db.back'], // web is on back too
     ['n1', '10.1.0.4', '10.1.0.77', 'NXDOMAIN', null], // in front's subnet, nobody there
-    ['n1', '10.1.0.4', '10.2.0.3', 'forward', null], // back is not api's network: not ours to answer
+    ['n1', '10.1.0.4', '10.2.0.3', 'NXDOMAIN', null], // back is not api's network: not answered, not forwarded
+    ['n1', '10.1.0.4', '10.2.0.200', 'NXDOMAIN', null], // ... whether or not a container holds the address
+    ['n1', '10.1.0.4', '10.3.0.2', 'NXDOMAIN', null], // the internal network's too
+    ['n1', '10.1.0.4', '192.0.2.1', 'forward', null], // not ours: the upstreams'
   ];
   for (const [net, asker, addr, rcode, ptr] of cases) {
     const name = addr.split('.').reverse().join('.') + '.in-addr.arpa';
@@ -363,7 +370,8 @@ test('indexView: bad items are skipped with warnings, never thrown', () => {
     overrides: { '10.9.0.2': ['nope'] },
   });
   assert.deepEqual([...v.nets.keys()], ['ok', 'badsub']);
-  assert.deepEqual([...v.nets.get('ok')!.names.keys()].sort(), ['fine', 'fine.ok']);
+  assert.deepEqual([...v.nets.get('ok')!.names.keys()].sort(), ['fine']);
+  assert.deepEqual([...v.nets.get('ok')!.qualified.keys()].sort(), ['fine.ok']);
   assert.equal(v.nets.get('badsub')!.mask, 0, 'no subnet check for a network whose subnet is unreadable');
   assert.deepEqual(v.upstreams.map((u) => `${u.family}/${u.host}/${u.port}`), ['4/1.1.1.1/53', '4/127.0.0.1/5353', '6/::1/53', '6/::1/53']);
   assert.equal(v.overrides.size, 0);
@@ -429,4 +437,57 @@ test('resolv.conf: render, and parse(render(x)) = x', () => {
   );
   const x = { nameservers: ['10.2.0.1'], search: ['a.example', 'b.example'], options: ['ndots:2', 'attempts:3'] };
   assert.deepEqual(parseResolvConf(renderResolvConf(x.nameservers, x.search, x.options)), x);
+});
+
+test('a real name wins over a NAME.NETWORK form: container "web.hn" vs container "web"\'s web.hn, full view and delta', () => {
+  const W = '1'.repeat(64);
+  const X = '2'.repeat(64);
+  const v: DnsView = {
+    networks: [{ id: 'hn', name: 'hn', gateway: '10.5.0.1', subnet: '10.5.0.0/24' }], upstreams: ['192.0.2.53'],
+    entries: [
+      { networkId: 'hn', names: ['web'], ip: '10.5.0.2', containerId: W },
+      { networkId: 'hn', names: ['web.hn'], ip: '10.5.0.3', containerId: X },
+    ],
+  };
+  const a = (idx: IndexedView, name: string) => {
+    const r = decode(answer(idx, 'hn', query({ name, id: 1 }), '10.5.0.9'), name);
+    return r.rcode === 'NOERROR' ? (r.answers ?? []).map((x) => (x as { data: string }).data) : r.rcode;
+  };
+  const full = indexView(v);
+  // Every query id (the round robin would have split them): always the container named "web.hn".
+  for (let id = 0; id < 8; id++) {
+    const r = decode(answer(full, 'hn', query({ name: 'web.hn', id }), '10.5.0.9'), 'web.hn');
+    assert.deepEqual(r.answers?.map((x) => (x as { data: string }).data), ['10.5.0.3'], `id ${id}`);
+  }
+  assert.deepEqual(a(full, 'web'), ['10.5.0.2']);
+  assert.deepEqual(a(full, 'web.hn.hn'), ['10.5.0.3'], "web.hn's own NAME.NETWORK form");
+  // The same after the containers arrive one by one through deltas, in either order.
+  for (const order of [[0, 1], [1, 0]]) {
+    const idx = indexView({ ...v, entries: [] });
+    for (const i of order) applyDelta(idx, { generation: 2 + i, containers: [v.entries[i].containerId], add: [v.entries[i]] });
+    assert.deepEqual(a(idx, 'web.hn'), ['10.5.0.3'], `order ${order}`);
+    // "web.hn" removed: web's NAME.NETWORK form answers again.
+    applyDelta(idx, { generation: 9, containers: [X], add: [] });
+    assert.deepEqual(a(idx, 'web.hn'), ['10.5.0.2']);
+  }
+});
+
+test('--dns <own gateway>: the full view and a delta agree (the host upstreams, not REFUSED or SERVFAIL)', () => {
+  const own = { ...VIEW, overrides: { '10.1.0.4': ['10.1.0.1'], '10.1.0.2': ['10.2.0.1', '198.51.100.9'] } };
+  const full = indexView(own, { selfPort: 53 });
+  const delta = indexView({ ...VIEW, overrides: {} }, { selfPort: 53 });
+  applyDelta(delta, { generation: 8, containers: [C, A], add: VIEW.entries.filter((e) => e.containerId === C || e.containerId === A), overrides: own.overrides });
+  for (const idx of [full, delta]) {
+    assert.deepEqual(upstreamsFor(idx, '10.1.0.4').map((u) => u.text), ['192.0.2.53'], 'only ourselves: the host upstreams');
+    assert.deepEqual(upstreamsFor(idx, '10.1.0.2').map((u) => u.text), ['198.51.100.9'], 'ourselves dropped, the rest kept');
+    assert.equal(answer(idx, 'n1', query({ name: 'example.com' }), '10.1.0.4'), 'forward');
+  }
+  assert.match(full.warnings.join('\n'), /this resolver itself/);
+  // On another port, the gateway is somebody else: kept.
+  assert.deepEqual(upstreamsFor(indexView(own, { selfPort: 5353 }), '10.1.0.4').map((u) => u.text), ['10.1.0.1']);
+  // The host's upstreams go through the same filter, from a view and from the followed resolv.conf alike.
+  assert.deepEqual(indexView({ ...VIEW, upstreams: ['10.2.0.1', '192.0.2.53'] }).upstreams.map((u) => u.text), ['192.0.2.53']);
+  const idx = indexView(VIEW);
+  replaceUpstreams(idx, ['10.1.0.1:53', '192.0.2.54']);
+  assert.deepEqual(idx.upstreams.map((u) => u.text), ['192.0.2.54']);
 });
