@@ -372,6 +372,28 @@ program.command('check')
     if (d.length) process.exitCode = 1;
   });
 
+// ---------------------------------------------------------------- graph
+program.command('graph')
+  .description('draw the networks, containers, veth pairs and published ports (html, svg, dot, mermaid, json)')
+  .option('-o, --output <file>', 'write to this file (default: standard output)')
+  .option('--format <format>', 'html | svg | dot | mermaid | json (default: from the -o file\'s extension, else html)')
+  .option('--network <network>', 'only this network and what is on it (repeatable)', collect, [])
+  .action(async (o) => {
+    const { GRAPH_FORMATS, render } = await import('../graph/render.js');
+    const ext = o.output ? path.extname(o.output).slice(1).replace(/^htm$/, 'html').replace(/^mmd$/, 'mermaid').replace(/^gv$/, 'dot') : '';
+    const format = o.format ?? (GRAPH_FORMATS.includes(ext as never) ? ext : 'html');
+    if (!GRAPH_FORMATS.includes(format)) throw new CliError(`unknown --format ${JSON.stringify(format)} (${GRAPH_FORMATS.join(', ')})`, 2);
+    const h = await openHost();
+    const { hostGraph } = await import('../engine/graph.js');
+    const text = render(hostGraph(h, o.network), format, `nsnet: ${h.root}`);
+    if (!o.output) return out(text);
+    try {
+      fs.writeFileSync(o.output, text);
+    } catch (e) {
+      throw new CliError(`${o.output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 1);
+    }
+  });
+
 // ---------------------------------------------------------------- entry
 /** Enters the host netns given by --host-netns / NSNET_HOST_NETNS. Must run before any helper thread exists
  *  (KERNEL-NOTES pitfall 1); then one async fs call makes the libuv threadpool be born in the host netns, never

@@ -1,0 +1,23 @@
+// `nsnet graph`: the host as the store and the kernel show it, drawn (src/graph/). The differences `check` finds
+// are part of the picture (a missing veth drawn in red), so the graph shows what is, not only what should be.
+import { buildGraph, type Graph } from '../graph/model.js';
+import type { Host } from './host.js';
+import { UserError } from '../util/errors.js';
+import { check } from './reconcile.js';
+import { refreshState } from './state.js';
+
+export function hostGraph(h: Host, only: string[] = []): Graph {
+  const networks = h.store.networks();
+  const user = new Set(networks.filter((n) => !n.isDefault).map((n) => n.id));
+  const containers = h.store.containers().map((c0) => {
+    const c = refreshState(h, c0);
+    const endpoints = h.store.endpointsOf(c.id);
+    // The names the resolver answers for it on each user-defined network (the default bridge has none, as Docker).
+    const dnsNames = Object.fromEntries(endpoints.filter((e) => user.has(e.networkId)).map((e) => [e.networkId, [c.name, ...e.aliases, c.id.slice(0, 12)]]));
+    return { ...c, endpoints, dnsNames };
+  });
+  for (const r of only) {
+    if (!networks.some((n) => n.name === r || n.id === r)) throw new UserError(`network ${r} not found`, 'notfound');
+  }
+  return buildGraph({ networks, containers, differences: check(h), only });
+}
