@@ -1,0 +1,72 @@
+// A lost store is not a fresh install. When nsnet.db is gone or emptied (truncated, deleted, restored from
+// nothing) while the kernel still holds objects marked with this host's id, the old store described running
+// containers: treating the kernel objects as orphans would delete every veth and netns and kill every process in
+// them. This module recognises that state, records it in the (new) store so it survives the next create, and
+// makes reconcile refuse destructive orphan removal until the operator says `reconcile --force`.
+import { Netlink } from '../kernel/netlink.js';
+import { closeFd, listNetns, openNetns } from '../kernel/netns.js';
+import { isSafeName } from '../util/validate.js';
+import type { Host } from './host.js';
+
+const LOST_KEY = 'store.lost';
+
+/** Whether the netns `name` (under /run/netns) is one nsnet made for this host: its loopback carries the host's
+ *  mark (set in the request that brings it up, bridge.attach / buildSandbox). Namespaces from before the mark
+ *  are not recognised (they are only removed through the store's own records). */
+export function markedNetns(h: Host, name: string): boolean {
+  if (!isSafeName(name)) return false;
+  let fd = -1;
+  try {
+    fd = openNetns(name);
+    const nl = Netlink.openIn(fd);
+    try {
+      return nl.links().some((l) => l.index === 1 && l.alias === h.owner);
+    } finally {
+      nl.close();
+    }
+  } catch {
+    return false; // gone meanwhile, or not a netns
+  } finally {
+    if (fd >= 0) closeFd(fd);
+  }
+}
+
+/** The kernel objects marked with this host's id: links (bridges, veths) and, on a non-default root, namespaces. */
+export function markedObjects(h: Host): { links: string[]; netns: string[] } {
+  const links = h.nl.links().filter((l) => l.alias === h.owner).map((l) => l.name);
+  const netns = h.netnsPrefix ? listNetns().filter((n) => n.startsWith(h.netnsPrefix) && markedNetns(h, n)) : [];
+  return { links, netns };
+}
+
+/** Called when a host is opened: an empty store (nothing recorded) while marked kernel objects exist is recorded
+ *  as lost. Costs one indexed probe on a store that records something; a link dump on an empty one. Returns the
+ *  warning to show, or null. */
+export function guardStore(h: Host): string | null {
+  let lost = h.store.getMeta(LOST_KEY);
+  if (!lost && h.store.isEmpty()) {
+    const m = markedObjects(h);
+    if (m.links.length || m.netns.length) {
+      lost = `${m.links.length} link(s) and ${m.netns.length} network namespace(s) marked nsnet/${h.hostId}`;
+      const seen = lost;
+      h.store.tx(() => h.store.setMeta(LOST_KEY, seen));
+    }
+  }
+  return lost ? lostMessage(h, lost) : null;
+}
+
+export function lostMessage(h: Host, what: string): string {
+  return `the store ${h.store.file} was empty while the kernel held ${what} (the store was lost, emptied or replaced): ` +
+    `nsnet does not know those containers and networks. Restore nsnet.db from a backup if you have one; ` +
+    `nsnet reconcile will not remove them (nor kill their processes) unless you run nsnet reconcile --force`;
+}
+
+/** The recorded loss, or null. */
+export function storeLost(h: Host): string | null {
+  const v = h.store.getMeta(LOST_KEY);
+  return v ? lostMessage(h, v) : null;
+}
+
+/** After `reconcile --force` has removed the orphans: the store is the truth again. */
+export function clearStoreLost(h: Host): void {
+  h.store.tx(() => h.store.setMeta(LOST_KEY, ''));
+}
