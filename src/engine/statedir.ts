@@ -49,6 +49,18 @@ export function checkStateDir(raw: string): string {
   if (typeof raw !== 'string' || raw === '') throw new UserError('state directory "" (NSNET_ROOT / --root): must not be empty', 'invalid');
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f\x7f]/.test(raw)) throw new UserError(`state directory ${showValue(raw)} (--root / NSNET_ROOT): control characters (such as a newline) are not allowed in its path`, 'invalid');
+  // Before creating anything: the deepest part of the path that exists must be safe to create in (nothing is
+  // made inside a directory another user controls, nor on /proc).
+  let existing = path.resolve(raw);
+  while (!fs.existsSync(existing) && existing !== '/') existing = path.dirname(existing);
+  if (existing !== path.resolve(raw)) {
+    try {
+      checkChain(fs.realpathSync(existing), raw, false);
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      /* not a directory and the like: reported by mkdir below */
+    }
+  }
   try {
     fs.mkdirSync(raw, { recursive: true, mode: 0o711 });
     if (!fs.statSync(raw).isDirectory()) throw Object.assign(new Error(), { code: 'ENOTDIR' });
@@ -57,20 +69,30 @@ export function checkStateDir(raw: string): string {
     throw new UserError(`state directory ${JSON.stringify(raw)}: ${code === 'EEXIST' || code === 'ENOTDIR' ? 'not a directory' : code ?? (e as Error).message}`, 'invalid');
   }
   const root = fs.realpathSync(raw);
-  const shown = root === raw ? raw : `${raw} (${root})`;
-  const fsType = PSEUDO_FS.get(Number(fs.statfsSync(root).type));
+  const shown = checkChain(root, raw, true);
+  for (const sub of STATE_SUBDIRS) checkOwnDir(root, sub, shown);
+  return root;
+}
+
+/** Checks the real path `dir` (no symlinks left) for checkStateDir: not a pseudo filesystem, every ancestor one no
+ *  other user can change, and `dir` itself too (`self`: by the state directory's own stricter rule). Returns how
+ *  to show the state directory in messages. */
+function checkChain(dir: string, raw: string, self: boolean): string {
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(dir)) throw new UserError(`state directory ${showValue(raw)} (--root / NSNET_ROOT): its real path ${showValue(dir)} has control characters`, 'invalid');
+  const shown = !self || dir === raw ? raw : `${raw} (${dir})`;
+  const fsType = PSEUDO_FS.get(Number(fs.statfsSync(dir).type));
   if (fsType) refuse(shown, `is on a ${fsType} filesystem (kernel interfaces, not a place for state)`);
-  // The real path has no symlinks left; each ancestor must be one no other user can change.
-  const parts = root.split('/').filter(Boolean);
-  for (let i = 0; i < parts.length; i++) {
+  const parts = dir.split('/').filter(Boolean);
+  for (let i = 0; i < parts.length + (self ? 0 : 1); i++) {
     const anc = '/' + parts.slice(0, i).join('/');
     const why = unsafe(fs.lstatSync(anc), false);
     if (why) refuse(shown, `its parent directory ${anc} is ${why}`);
   }
-  const why = unsafe(fs.lstatSync(root), true);
+  if (!self) return shown;
+  const why = unsafe(fs.lstatSync(dir), true);
   if (why) refuse(shown, `is ${why}`);
-  for (const sub of STATE_SUBDIRS) checkOwnDir(root, sub, shown);
-  return root;
+  return shown;
 }
 
 /** One of nsnet's directories inside the (checked) state directory, if it exists: a real directory (not a

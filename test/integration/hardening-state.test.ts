@@ -299,7 +299,12 @@ test('disk full (a 1 MiB tmpfs as state dir): network create fails at once and t
   const h = host(t, 'dfull');
   const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'nsnet-df-'));
   must(sh(`mount -t tmpfs -o size=1m,mode=0711 tmpfs ${mnt}`), 'mount tmpfs');
-  t.after(() => { sh(`umount ${mnt}`); fs.rmSync(mnt, { recursive: true, force: true }); });
+  t.after(async () => {
+    // The resolver (killed by the host's cleanup) may still hold its log open there for a moment.
+    for (let i = 0; i < 50 && sh(`umount ${mnt}`).status !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+    if (sh(`mountpoint -q ${mnt}`).status === 0) sh(`umount -l ${mnt}`);
+    fs.rmSync(mnt, { recursive: true, force: true });
+  });
   const env = { NSNET_ROOT: mnt };
   must(h.nsnet(['network', 'create', '--subnet', '10.71.0.0/24', 'base'], { env }), 'create on an empty tmpfs');
   const fill = path.join(mnt, 'fill');

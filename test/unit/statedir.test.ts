@@ -59,8 +59,12 @@ test('checkStateDir: refuses a non-sticky other-writable ancestor, accepts a sti
   fs.mkdirSync(p, { mode: 0o700 });
   fs.chmodSync(base, 0o777);
   refused(() => checkStateDir(p), new RegExp(`parent directory ${base} is writable by others without the sticky bit`));
+  // Nothing is created below such an ancestor either.
+  refused(() => checkStateDir(path.join(base, 'new', 'state')), /without the sticky bit/);
+  assert.ok(!fs.existsSync(path.join(base, 'new')), 'no directory made below an unsafe ancestor');
   fs.chmodSync(base, 0o1777);
   assert.equal(checkStateDir(p), p);
+  assert.equal(checkStateDir(path.join(base, 'new', 'state')), path.join(base, 'new', 'state'));
 });
 
 test('checkStateDir: refuses empty names, control characters and pseudo filesystems', () => {
@@ -69,6 +73,7 @@ test('checkStateDir: refuses empty names, control characters and pseudo filesyst
   refused(() => checkStateDir('/tmp/x\ty'), /control characters/);
   assert.ok(!fs.existsSync('/tmp/x\ny'));
   refused(() => checkStateDir('/proc/1'), /on a proc filesystem/);
+  refused(() => checkStateDir('/proc/1/nsnet-new'), /on a proc filesystem/);
   refused(() => checkStateDir('/sys/kernel'), /on a sysfs filesystem/);
 });
 
