@@ -11,7 +11,7 @@ import { refreshState } from './state.js';
 import { notifyDns, resolverRunning } from './dnsctl.js';
 import { isSafeName } from '../util/validate.js';
 import { UserError } from '../util/errors.js';
-import { clearStoreLost, markedNetns, storeLost } from './storeguard.js';
+import { busyOrphanNetns, clearStoreLost, markedNetns, storeLost } from './storeguard.js';
 
 export interface Difference {
   kind: string;
@@ -209,6 +209,13 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
   return h.lock.with(() => {
     const lost = storeLost(h);
     if (lost && !o.force && !o.keepOrphans) throw new UserError(lost, 'refused');
+    const busy = o.force ? [] : busyOrphanNetns(h);
+    if (busy.length && !o.keepOrphans) {
+      const list = busy.slice(0, 5).map((b) => `${b.name} (${b.pids} process${b.pids > 1 ? 'es' : ''})`).join(', ') + (busy.length > 5 ? `, and ${busy.length - 5} more` : '');
+      throw new UserError(`${busy.length} network namespace(s) of this host with running processes are not in the store ${h.store.file}: ${list}. ` +
+        `nsnet records every namespace it makes, so the store does not match the kernel (replaced, or restored from an older backup?): ` +
+        `nothing was changed; nsnet reconcile --force removes them and kills their processes`, 'refused');
+    }
     const actions: string[] = [];
     // 1. Interrupted creates/connects: roll back (their kernel objects become garbage).
     h.store.tx(() => {
@@ -262,7 +269,8 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
     const networks = h.store.networks();
     const endpoints = h.store.endpoints();
     const known = new Set([...networks.map((n) => n.bridge), ...endpoints.map((e) => e.hostIf), ...dying]);
-    const orphans = !(lost && o.keepOrphans);
+    // Automatic recovery (recoverIfNeeded) never removes what might be someone's running containers.
+    const orphans = !(o.keepOrphans && (lost || busy.length));
     for (const l of orphans ? h.nl.links() : []) {
       if (l.alias === h.owner && !known.has(l.name)) {
         h.nl.deleteLink(l.index);

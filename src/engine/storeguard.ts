@@ -4,7 +4,9 @@
 // them. This module recognises that state, records it in the (new) store so it survives the next create, and
 // makes reconcile refuse destructive orphan removal until the operator says `reconcile --force`.
 import { Netlink } from '../kernel/netlink.js';
-import { closeFd, listNetns, openNetns } from '../kernel/netns.js';
+import { closeFd, listNetns, netnsPath, openNetns } from '../kernel/netns.js';
+import { pidsInNetns } from '../kernel/proc.js';
+import fs from 'node:fs';
 import { isSafeName } from '../util/validate.js';
 import type { Host } from './host.js';
 
@@ -69,4 +71,24 @@ export function storeLost(h: Host): string | null {
 /** After `reconcile --force` has removed the orphans: the store is the truth again. */
 export function clearStoreLost(h: Host): void {
   h.store.tx(() => h.store.setMeta(LOST_KEY, ''));
+}
+
+/** Namespaces marked as this host's that the store knows nothing of (no row, pending or not, no garbage) and that
+ *  still have processes inside. nsnet records every namespace before making it and before removing it, so these
+ *  are not leftovers of a crash: the store does not match the kernel (lost, replaced, restored from an older
+ *  backup), and removing them would kill containers someone runs. Cheap when there are none: one readdir. */
+export function busyOrphanNetns(h: Host): Array<{ name: string; pids: number }> {
+  if (!h.netnsPrefix) return [];
+  const known = new Set<string>(h.store.allContainersIncludingPending().map((c) => c.netns));
+  for (const g of h.store.garbage()) if (g.kind === 'netns') known.add(g.name);
+  const out: Array<{ name: string; pids: number }> = [];
+  for (const ns of listNetns()) {
+    if (!ns.startsWith(h.netnsPrefix) || known.has(ns) || !markedNetns(h, ns)) continue;
+    let pids = 0;
+    try {
+      pids = pidsInNetns(fs.statSync(netnsPath(ns)).ino).filter((p) => p !== process.pid).length;
+    } catch { /* gone meanwhile */ }
+    if (pids) out.push({ name: ns, pids });
+  }
+  return out;
 }

@@ -289,7 +289,13 @@ test('a user namespace named like nsnet\'s (ip netns add nsnet-<hostid>-x) survi
   assert.match(chk2.stdout, new RegExp(`orphan-netns\t${h.netnsName('mine')}`));
   assert.match(chk2.stdout, new RegExp(`orphan-netns\t${h.netnsName('lone')}`));
   assert.doesNotMatch(chk2.stdout, new RegExp(userNs));
-  const rec = h.ok(['reconcile']);
+  // They still have processes: that is no crash's leftover (nsnet records a netns before making it), so reconcile
+  // refuses to kill them without --force.
+  const refusedRec = h.nsnet(['reconcile']);
+  assert.equal(refusedRec.status, 1, refusedRec.stdout);
+  assert.match(refusedRec.stderr, /2 network namespace\(s\) of this host with running processes are not in the store .*--force/);
+  assert.ok(fs.existsSync(`/run/netns/${h.netnsName('mine')}`), 'refused: nothing removed');
+  const rec = h.ok(['reconcile', '--force']);
   assert.match(rec, /removed orphan netns/);
   assert.deepEqual(h.containerNetns(), [userNs]);
   assert.ok(fs.existsSync(`/proc/${userPid}`));
