@@ -51,24 +51,26 @@ export function checkStateDir(raw: string): string {
   if (/[\x00-\x1f\x7f]/.test(raw)) throw new UserError(`state directory ${showValue(raw)} (--root / NSNET_ROOT): control characters (such as a newline) are not allowed in its path`, 'invalid');
   // Before creating anything: the deepest part of the path that exists must be safe to create in (nothing is
   // made inside a directory another user controls, nor on /proc).
+  // (Every command passes here: the common case, an existing directory, costs a handful of syscalls, ≈0.1 ms.)
+  const st0 = fs.statSync(raw, { throwIfNoEntry: false });
   let existing = path.resolve(raw);
-  while (!fs.existsSync(existing) && existing !== '/') existing = path.dirname(existing);
+  if (!st0) while (!fs.existsSync(existing) && existing !== '/') existing = path.dirname(existing);
   if (existing !== path.resolve(raw)) {
     try {
-      checkChain(fs.realpathSync(existing), raw, false);
+      checkChain(fs.realpathSync.native(existing), raw, false);
     } catch (e) {
       if (e instanceof UserError) throw e;
       /* not a directory and the like: reported by mkdir below */
     }
   }
   try {
-    fs.mkdirSync(raw, { recursive: true, mode: 0o711 });
-    if (!fs.statSync(raw).isDirectory()) throw Object.assign(new Error(), { code: 'ENOTDIR' });
+    if (!st0) fs.mkdirSync(raw, { recursive: true, mode: 0o711 });
+    if (!(st0 ?? fs.statSync(raw)).isDirectory()) throw Object.assign(new Error(), { code: 'ENOTDIR' });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new UserError(`state directory ${JSON.stringify(raw)}: ${code === 'EEXIST' || code === 'ENOTDIR' ? 'not a directory' : code ?? (e as Error).message}`, 'invalid');
   }
-  const root = fs.realpathSync(raw);
+  const root = fs.realpathSync.native(raw);
   const shown = checkChain(root, raw, true);
   for (const sub of STATE_SUBDIRS) checkOwnDir(root, sub, shown);
   return root;
@@ -98,12 +100,8 @@ function checkChain(dir: string, raw: string, self: boolean): string {
 /** One of nsnet's directories inside the (checked) state directory, if it exists: a real directory (not a
  *  symlink), owned by us, writable only by us. */
 function checkOwnDir(root: string, sub: string, shown: string): void {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(path.join(root, sub));
-  } catch {
-    return; // not there yet: nsnet creates it (only root can, in a checked state directory)
-  }
+  const st = fs.lstatSync(path.join(root, sub), { throwIfNoEntry: false });
+  if (!st) return; // not there yet: nsnet creates it (only root can, in a checked state directory)
   if (st.isSymbolicLink()) refuse(shown, `${sub}/ is a symbolic link (it must be a directory nsnet made)`);
   if (!st.isDirectory()) refuse(shown, `${sub} is not a directory`);
   const why = unsafe(st, true);

@@ -107,19 +107,17 @@ const DB_MODE = 0o600;
  *  database file's mode. Returns true when the file is new or empty (an empty store). */
 function prepareDbFiles(file: string): boolean {
   let fresh = false;
-  try {
-    fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, DB_MODE));
-    fresh = true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  if (!fs.lstatSync(file, { throwIfNoEntry: false })) {
+    try {
+      fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, DB_MODE));
+      fresh = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // made by a concurrent first command
+    }
   }
   for (const f of [file, `${file}-wal`, `${file}-shm`]) {
-    let st: fs.Stats;
-    try {
-      st = fs.lstatSync(f);
-    } catch {
-      continue;
-    }
+    const st = fs.lstatSync(f, { throwIfNoEntry: false });
+    if (!st) continue;
     if (!st.isFile()) throw new UserError(`the store ${f} is not a regular file (a symbolic link?): move it aside`, 'refused');
     if (f === file && st.size === 0) fresh = true;
     if ((st.mode & 0o777) !== DB_MODE) fs.chmodSync(f, DB_MODE);
