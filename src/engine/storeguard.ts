@@ -33,10 +33,12 @@ export function markedNetns(h: Host, name: string): boolean {
   }
 }
 
-/** The kernel objects marked with this host's id: links (bridges, veths) and, on a non-default root, namespaces. */
+/** The kernel objects marked with this host's id: links (bridges, veths) and namespaces (under the default root,
+ *  whose namespaces have no prefix, every one under /run/netns is looked at: this runs on an empty store only). */
 export function markedObjects(h: Host): { links: string[]; netns: string[] } {
   const links = h.nl.links().filter((l) => l.alias === h.owner).map((l) => l.name);
-  const netns = h.netnsPrefix ? listNetns().filter((n) => n.startsWith(h.netnsPrefix) && markedNetns(h, n)) : [];
+  // No prefix to narrow them down: only when links say there was something (a netns opened per name otherwise).
+  const netns = h.netnsPrefix || links.length ? listNetns().filter((n) => n.startsWith(h.netnsPrefix) && markedNetns(h, n)) : [];
   return { links, netns };
 }
 
