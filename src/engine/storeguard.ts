@@ -50,7 +50,8 @@ export function guardStore(h: Host): string | null {
   if (!lost && h.store.isEmpty()) {
     const m = markedObjects(h);
     if (m.links.length || m.netns.length) {
-      lost = `${m.links.length} link(s) and ${m.netns.length} network namespace(s) marked nsnet/${h.hostId}`;
+      const some = (xs: string[]) => (xs.length ? ` (${[...xs].sort().slice(0, 8).join(', ')}${xs.length > 8 ? ', ...' : ''})` : '');
+      lost = `${m.links.length} link(s)${some(m.links)} and ${m.netns.length} network namespace(s)${some(m.netns)} marked nsnet/${h.hostId}`;
       const seen = lost;
       h.store.tx(() => h.store.setMeta(LOST_KEY, seen));
     }

@@ -213,7 +213,7 @@ test('a lost store (nsnet.db truncated, -wal/-shm gone) with containers running:
 
   const ps = h.nsnet(['ps', '-a']);
   assert.equal(ps.status, 0);
-  assert.match(ps.stderr, /^WARNING: the store .*nsnet\.db was empty while the kernel held \d+ link\(s\) and 4 network namespace\(s\)/);
+  assert.match(ps.stderr, /^WARNING: the store .*nsnet\.db was empty while the kernel held \d+ link\(s\) \(.*nsnet0.*\) and 4 network namespace\(s\) \(.*-a, .*-d\)/);
   const chk = h.nsnet(['check']);
   assert.equal(chk.status, 1);
   assert.match(chk.stdout, /store-lost/);
