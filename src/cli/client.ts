@@ -138,9 +138,12 @@ export function startHelper(plan: HelperPlan, start: string): void {
 /** After a served command ran in-process: start a helper, if this client may (root, unrestricted) and the fast
  *  client exists to use it. */
 function startIfPossible(args: string[], start: string, bundle: string): void {
+  // Only after a command that succeeded: it passed the state directory's checks (engine/statedir.ts), so
+  // nothing is made in a directory another user controls (a refused one, /proc/1, ...).
+  if (Number(process.exitCode ?? 0) !== 0) return;
   if (process.getuid?.() !== 0 || !fs.existsSync(path.join(path.dirname(start), 'nsnet-fast'))) return;
   const plan = helperPlan(args, process.env, bundle);
-  if (!plan || !unrestricted()) return;
+  if (!plan || !unrestricted() || !trustedDir(path.dirname(path.dirname(plan.socket)))) return;
   try {
     startHelper(plan, start);
   } catch { /* no helper: commands keep running in-process */ }

@@ -354,10 +354,11 @@ program.command('rm')
 
 program.command('reconcile')
   .description('finish interrupted operations, remove orphans, recreate what is missing')
-  .action(async () => {
+  .option('--force', 'also when the store was lost: remove the kernel objects it does not know (and their processes)')
+  .action(async (o) => {
     const h = await openHost();
     const { reconcile } = await import('../engine/reconcile.js');
-    for (const a of reconcile(h).actions) out(a + '\n');
+    for (const a of reconcile(h, { force: !!o.force }).actions) out(a + '\n');
   });
 
 program.command('check')

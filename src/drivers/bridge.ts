@@ -164,7 +164,9 @@ export function attach(h: Host, n: NetworkRecord, ep: EndpointRecord, o: AttachO
   if (peer === null) throw new Error(`veth peer ${ep.ifname} did not appear in the container`);
   const prefix = prefixOf(n);
   o.cnl.batch((b) => {
-    if (o.loUp) b.setUp(1);
+    // lo also carries the host's mark (in the same send): reconcile recognises the netns as nsnet's by it, not by
+    // its name alone (a user's `ip netns add nsnet-<hostid>-x` is left alone).
+    if (o.loUp) b.setUp(1).setAlias(1, h.owner);
     b.setUp(peer);
     b.addAddress(peer, ep.ip, prefix);
     if (o.defaultRoute) b.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: n.gateway });

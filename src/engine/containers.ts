@@ -14,7 +14,7 @@ import {
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
 import { UserError } from '../util/errors.js';
 import { isIPv4 } from '../util/ip.js';
-import { validateAlias, validateContainerName } from '../util/validate.js';
+import { isSafeName, validateAlias, validateContainerName } from '../util/validate.js';
 import { etcPaths, refreshEtc, writeEtc } from './etc.js';
 import { containerView } from './views.js';
 import { crashPoint } from './faults.js';
@@ -24,6 +24,7 @@ import { applyFirewall, applyPortDelta, containerPorts, foreignFirewallWarning }
 import type { Host } from './host.js';
 import { DEFAULT_NETWORK, ensureDefaultNetwork, resolveNetwork } from './networks.js';
 import { resolvePorts } from './ports.js';
+import { ensureSpace, undoOrReport } from './statedir.js';
 import { awaitDns, notifyDnsContainer } from './dnsctl.js';
 import { dnsNameProblem } from '../dns/answer.js';
 
@@ -97,6 +98,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
   if (dnsProblem) warnings.push(`container name "${o.name}" will not resolve by DNS on user-defined networks: ${dnsProblem}`);
 
   return h.lock.with(() => {
+    ensureSpace(h.root);
     recoverIfNeeded(h);
     if (o.name !== undefined && h.store.nameTaken(o.name)) {
       throw new UserError(`Conflict. The container name "${o.name}" is already in use`, 'conflict');
@@ -166,8 +168,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       if (net && !net.isDefault) notifyDnsContainer(h, c.id, 'log');
     } catch (e) {
       destroySandbox(h, c, ep ? [ep] : []);
-      h.store.tx(() => h.store.deleteContainer(c.id));
-      throw e;
+      undoOrReport(e, `container ${c.name}`, () => h.store.tx(() => h.store.deleteContainer(c.id)));
     }
     return { container: c, warnings };
   });
@@ -206,7 +207,7 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
     try {
       crashPoint('create:netns');
       const nl = cnl as unknown as Netlink;
-      if (!eps.length) nl.setUp(1);
+      if (!eps.length) nl.batch((b) => b.setUp(1).setAlias(1, h.owner)); // the mark: see bridge.attach
       eps.forEach(([ep, net], i) => {
         bridge.attach(h, net, ep, { nsFd: fd, cnl: nl, defaultRoute: i === 0, loUp: i === 0 });
         crashPoint('create:endpoint');
@@ -355,7 +356,7 @@ export async function stopContainer(h: Host, ref: string, timeoutSec = 10): Prom
     if (isAlive(c0.pid, c0.pidStart)) signal(-c0.pid, 'SIGKILL');
     while (isAlive(c0.pid, c0.pidStart)) await sleep(10);
   }
-  if (c0.netns && h.store.containerById(c0.id)?.used) killNetnsProcesses(c0.netns);
+  if (c0.netns && isSafeName(c0.netns) && h.store.containerById(c0.id)?.used) killNetnsProcesses(c0.netns);
   const c = refreshState(h, h.store.containerById(c0.id) ?? c0);
   if (c.state === 'running') {
     h.store.tx(() => h.store.updateContainer(c.id, { state: 'exited', pid: null, pidStart: null, exitCode: 137, finished: new Date().toISOString() }));
@@ -363,14 +364,20 @@ export async function stopContainer(h: Host, ref: string, timeoutSec = 10): Prom
   return h.store.containerById(c.id) ?? c;
 }
 
+/** A row whose netns is not one file name (a damaged or edited store, `../../x`) names no netns of ours: its
+ *  removal leaves the kernel alone (netnsPath would refuse the name anyway) and only deletes the row. */
+function saneNetns(c: ContainerRecord): ContainerRecord {
+  return c.netns && !isSafeName(c.netns) ? { ...c, netns: '' } : c;
+}
+
 /** Removes a container and everything it made. Running containers need force (they are killed first). */
 export async function removeContainer(h: Host, ref: string, force = false): Promise<ContainerRecord> {
-  let c = refreshState(h, resolveContainer(h, ref));
+  let c = saneNetns(refreshState(h, resolveContainer(h, ref)));
   const users = h.store.dependents(c.id).filter((d) => refreshState(h, d).state === 'running');
   if (users.length) throw new UserError(`container ${c.name} is in use by ${users.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first`, 'refused');
   if (c.state === 'running') {
     if (!force) throw new UserError(`You cannot remove a running container ${c.name}. Stop the container before attempting removal or force remove`, 'refused');
-    c = await stopContainer(h, c.id, 0);
+    c = saneNetns(await stopContainer(h, c.id, 0));
   }
   return h.lock.with(() => {
     recoverIfNeeded(h);
@@ -427,6 +434,7 @@ export interface ConnectOptions {
 export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptions = {}): EndpointRecord {
   for (const a of o.aliases ?? []) validateAlias(a);
   return h.lock.with(() => {
+    ensureSpace(h.root);
     recoverIfNeeded(h);
     if (netRef === 'host' || netRef === 'none') throw new UserError(`container cannot be connected to the ${netRef} network`, 'refused');
     const found = h.store.findNetwork(netRef);
@@ -460,8 +468,7 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
       h.store.tx(() => h.store.commitEndpoint(c.id, net.id));
     } catch (e) {
       try { bridge.detach(h, ep); } catch { /* reconcile */ }
-      h.store.tx(() => h.store.deleteEndpoint(c.id, net.id));
-      throw e;
+      undoOrReport(e, `the connect of ${c.name} to ${net.name}`, () => h.store.tx(() => h.store.deleteEndpoint(c.id, net.id)));
     } finally {
       cnl?.close();
       closeFd(fd);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { parseResolvConf, renderResolvConf } from '../dns/resolvconf.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord } from '../types.js';
 import type { Host } from './host.js';
+import { writeFileNoFollow } from './statedir.js';
 
 /** The host's upstream resolver configuration: NSNET_RESOLV_CONF if set, else /etc/resolv.conf. */
 export function hostResolvConf(): { nameservers: string[]; search: string[]; options: string[] } {
@@ -56,5 +57,6 @@ export function refreshEtc(h: Host, c: ContainerRecord, eps: EndpointRecord[], n
 /** Rewrites in place (same inode): the file is bind-mounted into running containers, so a rename would not
  *  be seen by them. */
 function writeInPlace(file: string, content: string): void {
-  fs.writeFileSync(file, content, { mode: 0o644 });
+  // Never through a symlink planted at the name (O_NOFOLLOW): root would write wherever it points.
+  writeFileNoFollow(file, content, 0o644);
 }

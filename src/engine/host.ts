@@ -9,7 +9,9 @@ import { openPath } from '../kernel/libc.js';
 import { inNetns, selfNetnsFd } from '../kernel/netns.js';
 import { Nft } from '../kernel/nft.js';
 import { Store } from '../store/store.js';
-import { UserError } from '../util/errors.js';
+import { assertSafeName } from '../util/validate.js';
+import { checkStateDir, ensureStateSubdir } from './statedir.js';
+import { guardStore } from './storeguard.js';
 
 export const DEFAULT_ROOT = '/var/lib/nsnet';
 
@@ -36,7 +38,7 @@ export class Host {
   private constructor(root: string, hostFd: number) {
     this.root = root;
     this.hostFd = hostFd;
-    fs.mkdirSync(path.join(root, 'containers'), { recursive: true, mode: 0o711 });
+    ensureStateSubdir(root, 'containers');
     this.store = new Store(path.join(root, 'nsnet.db'));
     this.lock = new FileLock(path.join(root, 'lock'));
     this.hostId = crypto.createHash('sha256').update(root).digest('hex').slice(0, 6);
@@ -44,21 +46,21 @@ export class Host {
   }
 
   static open(opts: HostOptions = {}): Host {
-    const raw = opts.root ?? process.env.NSNET_ROOT ?? DEFAULT_ROOT;
-    if (raw === '') throw new UserError('state directory "" (NSNET_ROOT / --root): must not be empty', 'invalid');
-    try {
-      fs.mkdirSync(raw, { recursive: true, mode: 0o711 });
-      if (!fs.statSync(raw).isDirectory()) throw Object.assign(new Error(), { code: 'ENOTDIR' });
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new UserError(`state directory ${JSON.stringify(raw)}: ${code === 'EEXIST' || code === 'ENOTDIR' ? 'not a directory' : code ?? (e as Error).message}`, 'invalid');
-    }
-    const root = fs.realpathSync(raw);
+    // Owner, modes, ancestors, pseudo filesystems, control characters: refused before anything is written there.
+    const root = checkStateDir(opts.root ?? process.env.NSNET_ROOT ?? DEFAULT_ROOT);
     const nsPath = opts.hostNetns ?? process.env.NSNET_HOST_NETNS;
     // Already inside that netns (the CLI enters it at start-up): use our own fd, no switching needed.
     const same = nsPath ? fs.statSync(nsPath).ino === fs.statSync('/proc/thread-self/ns/net').ino : true;
     const hostFd = same ? selfNetnsFd() : openPath(nsPath!);
-    return new Host(root, hostFd);
+    const h = new Host(root, hostFd);
+    try {
+      const lost = guardStore(h);
+      if (lost) process.stderr.write(`WARNING: ${lost}\n`);
+    } catch (e) {
+      h.close();
+      throw e;
+    }
+    return h;
   }
 
   /** Marker written as the alias of every link nsnet creates on this host. */
@@ -82,7 +84,10 @@ export class Host {
     return this.hostFd === selfNetnsFd() ? fn() : inNetns(this.hostFd, fn);
   }
 
+  /** A container's directory. The id comes from the store: it must be one file name (a damaged row must not
+   *  make `rm` delete another directory). */
   containerDir(id: string): string {
+    assertSafeName('container id', id);
     return path.join(this.root, 'containers', id);
   }
 

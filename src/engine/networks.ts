@@ -12,6 +12,8 @@ import { hostRouteCidrs } from './hostinfo.js';
 import { crashPoint } from './faults.js';
 import { notifyDns } from './dnsctl.js';
 import { recoverIfNeeded } from './reconcile.js';
+import { storeLost } from './storeguard.js';
+import { ensureSpace, undoOrReport } from './statedir.js';
 
 export const DEFAULT_NETWORK = 'bridge';
 export const DEFAULT_BRIDGE_IF = 'nsnet0';
@@ -75,6 +77,8 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
   if (existing.some((n) => n.bridge === bridgeName)) throw new UserError(`bridge name ${bridgeName} is already used by another network`, 'conflict');
   const link = h.nl.linkByName(bridgeName);
   if (link && link.alias !== h.owner) throw new UserError(`interface ${bridgeName} already exists on the host`, 'conflict');
+  // A bridge of a lost store's network: adopting it would hand out addresses its unknown containers hold.
+  if (link && storeLost(h)) throw new UserError(`interface ${bridgeName} belongs to a network the lost store described: ${storeLost(h)}`, 'refused');
   for (const [what, v] of [['subnet', o.subnet], ['gateway', o.gateway], ['ip-range', o.ipRange]] as const) {
     if (v !== undefined && v.trim() === '') throw new UserError(`invalid ${what} "": must not be empty`, 'invalid');
   }
@@ -98,6 +102,7 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
 
 export function createNetwork(h: Host, o: NetworkCreateOptions, isDefault = false): NetworkRecord {
   return h.lock.with(() => {
+    ensureSpace(h.root);
     // Before anything is written: a second nsnet on this host netns would take over the other's table and
     // bridge nsnet0 (one link dump and one `list set`, only when a network is made).
     assertSoleNsnet(h);
@@ -117,9 +122,10 @@ export function createNetwork(h: Host, o: NetworkCreateOptions, isDefault = fals
       if (!n.isDefault) notifyDns(h);
     } catch (e) {
       try { bridge.teardownNetwork(h, n); } catch { /* best effort */ }
-      h.store.tx(() => h.store.deleteNetwork(n.id));
-      try { applyFirewall(h); } catch { /* best effort */ }
-      throw e;
+      undoOrReport(e, `network ${n.name}`, () => {
+        h.store.tx(() => h.store.deleteNetwork(n.id));
+        try { applyFirewall(h); } catch { /* best effort */ }
+      });
     }
     return n;
   });

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import type { PortMapping, Proto } from '../types.js';
 import { UserError } from '../util/errors.js';
-import { parsePortSpec } from '../util/ports.js';
+import { checkPortCount, maxPorts, parsePortSpec } from '../util/ports.js';
 import type { Host } from './host.js';
 import { portFree } from '../kernel/sock.js';
 
@@ -32,8 +32,10 @@ export function resolvePorts(h: Host, specs: string[]): PortMapping[] {
     });
   const out: PortMapping[] = [];
   let hostAddrs: Set<string> | null = null;
-  for (const spec of specs) {
-    const p = parsePortSpec(spec);
+  // Every spec parsed and counted before any port is probed.
+  const parsed = specs.map((spec) => ({ spec, parsed: parsePortSpec(spec) }));
+  checkPortCount(parsed, maxPorts());
+  for (const { spec, parsed: p } of parsed) {
     if (p.hostIp && !p.hostIp.startsWith('127.')) {
       // As Docker's bind would: the address must be one the host has (not multicast, broadcast or foreign).
       hostAddrs ??= new Set(h.nl.addresses(4).map((a) => a.address));

@@ -10,6 +10,9 @@ import type { Host } from './host.js';
 import type { ContainerRecord } from '../types.js';
 import { refreshState } from './state.js';
 import { notifyDns, resolverRunning } from './dnsctl.js';
+import { isSafeName } from '../util/validate.js';
+import { UserError } from '../util/errors.js';
+import { busyOrphanNetns, clearStoreLost, markedNetns, storeLost } from './storeguard.js';
 
 export interface Difference {
   kind: string;
@@ -62,8 +65,14 @@ export async function settle(h: Host, timeoutMs = DYING_GRACE_MS): Promise<numbe
  *  not a difference while the kernel is within the grace period of removing it. */
 export function check(h: Host): Difference[] {
   const diffs: Difference[] = [];
+  const lost = storeLost(h);
+  if (lost) diffs.push({ kind: 'store-lost', detail: lost });
   const dying = new Set<string>();
   for (const g of h.store.garbage()) {
+    if ((g.kind === 'netns' || g.kind === 'dir') && !isSafeName(g.name)) {
+      diffs.push({ kind: 'invalid-name', detail: `unfinished removal of ${g.kind} ${JSON.stringify(g.name)}: not a file name (reconcile drops the row)` });
+      continue;
+    }
     if (g.kind === 'veth') {
       dying.add(g.name);
       if (!bridge.ownedLink(h, g.name) || Date.now() - g.since < DYING_GRACE_MS) continue;
@@ -87,7 +96,7 @@ export function check(h: Host): Difference[] {
   const containers = new Map(h.store.containers().map((c) => [c.id, c]));
   for (const e of endpoints) {
     const c = containers.get(e.containerId);
-    if (c && c.netns && !netnsExists(c.netns)) continue; // reported below
+    if (c && c.netns && (!isSafeName(c.netns) || !netnsExists(c.netns))) continue; // reported below
     if (!byName.has(e.hostIf)) diffs.push({ kind: 'missing-veth', detail: `${e.containerName}: ${e.hostIf}` });
   }
   const bridgeIndex = new Map(networks.map((n) => [n.id, byName.get(n.bridge)?.index]));
@@ -105,6 +114,10 @@ export function check(h: Host): Difference[] {
   }
   for (const c of containers.values()) {
     if (!c.netns) continue;
+    if (!isSafeName(c.netns) || !isSafeName(c.id)) {
+      diffs.push({ kind: 'invalid-name', detail: `container ${JSON.stringify(c.name)}: netns ${JSON.stringify(c.netns)} / id ${JSON.stringify(c.id)} is not a file name (a damaged store row; nsnet rm removes the row and touches nothing else)` });
+      continue;
+    }
     if (!netnsExists(c.netns)) {
       // A lost sandbox of an exited container (reboot-like) is a known state: `start` rebuilds it.
       const lost = c.state !== 'running' && !endpoints.some((e) => e.containerId === c.id);
@@ -135,7 +148,9 @@ export function check(h: Host): Difference[] {
   for (const l of links) if (l.alias === h.owner && !knownLinks.has(l.name) && !dying.has(l.name)) diffs.push({ kind: 'orphan-link', detail: l.name });
   const knownNs = new Set([...containers.values()].map((c) => c.netns).filter(Boolean));
   if (h.netnsPrefix) {
-    for (const ns of listNetns()) if (ns.startsWith(h.netnsPrefix) && !knownNs.has(ns)) diffs.push({ kind: 'orphan-netns', detail: ns });
+    for (const ns of listNetns()) {
+      if (ns.startsWith(h.netnsPrefix) && !knownNs.has(ns) && markedNetns(h, ns)) diffs.push({ kind: 'orphan-netns', detail: ns });
+    }
   }
   const fw = firewallDiff(h);
   if (fw) diffs.push({ kind: 'firewall', detail: fw });
@@ -207,9 +222,27 @@ function removeNetnsAndProcesses(name: string): void {
   deleteNetns(name);
 }
 
-/** Completes or rolls back interrupted operations, removes orphans nsnet owns, recreates what is missing. */
-export function reconcile(h: Host): { actions: string[] } {
+export interface ReconcileOptions {
+  /** Remove marked kernel objects the store does not know even when the store was lost (storeguard.ts). */
+  force?: boolean;
+  /** Leave orphans alone (recoverIfNeeded on a lost store: only the store's own unfinished work is finished). */
+  keepOrphans?: boolean;
+}
+
+/** Completes or rolls back interrupted operations, removes orphans nsnet owns, recreates what is missing. On a
+ *  store recorded as lost it refuses (nothing changed) unless `force`: the "orphans" are the lost store's
+ *  containers, and removing them would kill their processes. */
+export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[] } {
   return h.lock.with(() => {
+    const lost = storeLost(h);
+    if (lost && !o.force && !o.keepOrphans) throw new UserError(lost, 'refused');
+    const busy = o.force ? [] : busyOrphanNetns(h);
+    if (busy.length && !o.keepOrphans) {
+      const list = busy.slice(0, 5).map((b) => `${b.name} (${b.pids} process${b.pids > 1 ? 'es' : ''})`).join(', ') + (busy.length > 5 ? `, and ${busy.length - 5} more` : '');
+      throw new UserError(`${busy.length} network namespace(s) of this host with running processes are not in the store ${h.store.file}: ${list}. ` +
+        `nsnet records every namespace it makes, so the store does not match the kernel (replaced, or restored from an older backup?): ` +
+        `nothing was changed; nsnet reconcile --force removes them and kills their processes`, 'refused');
+    }
     const actions: string[] = [];
     // 1. Interrupted creates/connects: roll back (their kernel objects become garbage).
     h.store.tx(() => {
@@ -250,7 +283,8 @@ export function reconcile(h: Host): { actions: string[] } {
         const l = bridge.ownedLink(h, g.name);
         if (l) h.nl.deleteLink(l.index);
       } else if (g.kind === 'netns') {
-        removeNetnsAndProcesses(g.name);
+        // Not a file name: no netns of ours (a damaged row); only the row goes.
+        if (isSafeName(g.name)) removeNetnsAndProcesses(g.name);
       } else if (g.kind === 'dir' && /^[0-9a-f]{64}$/.test(g.name)) {
         fs.rmSync(h.containerDir(g.name), { recursive: true, force: true });
       }
@@ -262,17 +296,21 @@ export function reconcile(h: Host): { actions: string[] } {
     const networks = h.store.networks();
     const endpoints = h.store.endpoints();
     const known = new Set([...networks.map((n) => n.bridge), ...endpoints.map((e) => e.hostIf), ...dying]);
-    for (const l of h.nl.links()) {
+    // Automatic recovery (recoverIfNeeded) never removes what might be someone's running containers.
+    const orphans = !(o.keepOrphans && (lost || busy.length));
+    for (const l of orphans ? h.nl.links() : []) {
       if (l.alias === h.owner && !known.has(l.name)) {
         h.nl.deleteLink(l.index);
         actions.push(`removed orphan link ${l.name}`);
       }
     }
     const containers = h.store.containers();
-    if (h.netnsPrefix) {
+    if (h.netnsPrefix && orphans) {
       const knownNs = new Set(containers.map((c) => c.netns));
       for (const ns of listNetns()) {
-        if (ns.startsWith(h.netnsPrefix) && !knownNs.has(ns)) {
+        // The name prefix alone is not proof: only a netns whose lo carries this host's mark is nsnet's (one the
+        // user made with `ip netns add nsnet-<hostid>-x` is left alone, its processes too).
+        if (ns.startsWith(h.netnsPrefix) && !knownNs.has(ns) && markedNetns(h, ns)) {
           removeNetnsAndProcesses(ns);
           actions.push(`removed orphan netns ${ns}`);
         }
@@ -313,6 +351,10 @@ export function reconcile(h: Host): { actions: string[] } {
     }
     // 5. Containers whose processes ended or whose namespace is gone (reboot-like loss).
     for (const c0 of containers) {
+      if (c0.netns && (!isSafeName(c0.netns) || !isSafeName(c0.id))) {
+        actions.push(`container ${JSON.stringify(c0.name)}: its netns/id is not a file name (a damaged store row): left alone, nsnet rm removes the row`);
+        continue;
+      }
       let c = refreshState(h, c0);
       if (c.netns && !netnsExists(c.netns)) {
         // The sandbox is gone (reboot-like loss): the container is exited, its addresses return to the pools,
@@ -331,6 +373,10 @@ export function reconcile(h: Host): { actions: string[] } {
     // 6. Firewall from the store, in one transaction.
     applyFirewall(h);
     notifyDns(h);
+    if (lost && o.force) {
+      clearStoreLost(h);
+      actions.push('the store is the truth again (its loss was acknowledged with --force)');
+    }
     return { actions };
   });
 }
@@ -351,6 +397,12 @@ function lostSandbox(h: Host, c: ContainerRecord): void {
 
 /** Every mutating command first finishes what an interrupted one left. Call with the host lock held. */
 export function recoverIfNeeded(h: Host): void {
-  if (h.store.hasUnfinished()) reconcile(h);
-  else sweepDyingLinks(h);
+  if (!h.store.hasUnfinished()) return void sweepDyingLinks(h);
+  try {
+    reconcile(h, { keepOrphans: true });
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    // Said as what it is: the command itself has not begun, an earlier one's leftovers could not be finished.
+    throw new Error(`finishing an interrupted earlier operation failed (${(e as Error).message}): nothing of this command was done; run nsnet reconcile`);
+  }
 }

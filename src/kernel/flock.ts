@@ -24,7 +24,8 @@ export class FileLock {
   /** The lock file stays open between uses (a long-lived process takes the lock thousands of times); close()
    *  closes it. libuv opens it close-on-exec: spawned processes do not inherit it. */
   private open(): number {
-    if (this.fd === null) this.fd = fs.openSync(this.path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
+    // O_NOFOLLOW: never a symlink planted at the lock's name.
+    if (this.fd === null) this.fd = fs.openSync(this.path, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
     return this.fd;
   }
 

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import {
   CLONE_NEWNET, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, SysError, close, mount, openPath, setns, umount2, unshare,
 } from './libc.js';
+import { assertSafeName } from '../util/validate.js';
 
 export const NETNS_DIR = '/run/netns';
 
@@ -60,7 +61,10 @@ function ensureNetnsDir(): void {
   dirReady = true;
 }
 
+/** /run/netns/NAME. Names come from the store: one that is not a single file name (`../../x`) is refused here,
+ *  where every create, open, kill and delete of a named netns passes. */
 export function netnsPath(name: string): string {
+  assertSafeName('network namespace name', name);
   return `${NETNS_DIR}/${name}`;
 }
 

@@ -46,7 +46,9 @@ const SUPERVISE = [
   "trap 'kill -TERM $pid 2>/dev/null' TERM",
   "trap 'kill -HUP $pid 2>/dev/null' HUP",
   'while :; do wait $pid; rc=$?; if ! kill -0 $pid 2>/dev/null; then wait $pid 2>/dev/null; r2=$?; [ $r2 -ne 127 ] && rc=$r2; break; fi; done',
-  'echo $rc > "$ec"',
+  // noclobber: the exit file was removed before the launch, so this creates it (O_EXCL) and never writes through
+  // something planted at its name meanwhile.
+  'set -C; echo $rc > "$ec"; set +C',
   // rm ends the container's process group, this supervisor included: run it in a session of its own.
   'if [ -n "$arid" ]; then setsid -f "$arb" rm -f "$arid" >/dev/null 2>&1 </dev/null; fi',
   'exit $rc',
@@ -129,7 +131,8 @@ export function launchDetached(spec: LaunchSpec, logPath: string, exitFile: stri
     const pid = detachedLauncher({ argv: args, env, cwd: spec.cwd, log: logPath });
     return { pid, start: processStart(pid) ?? '' };
   }
-  const log = fs.openSync(logPath, 'a', 0o640);
+  // O_NOFOLLOW: a symlink planted at the log's name must not make root append wherever it points.
+  const log = fs.openSync(logPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW, 0o640);
   try {
     const child = spawn(args[0], args.slice(1), { detached: true, stdio: ['ignore', log, log], env, cwd: spec.cwd });
     if (child.pid === undefined) throw new Error(`cannot start ${spec.command[0]}`);

@@ -1,9 +1,11 @@
 // The single source of desired state: SQLite through better-sqlite3 (synchronous, fast, transactional).
 // Writers take BEGIN IMMEDIATE transactions; uniqueness that matters (names, bridge names, one address per
 // network) is enforced by the schema itself, so even a bug above cannot hand out one address twice.
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
+import { UserError } from '../util/errors.js';
 
 const require = createRequire(import.meta.url);
 
@@ -97,24 +99,96 @@ function epFromRow(r: Row): EndpointRecord {
 
 const EP_SELECT = `SELECT e.*, c.name AS container_name FROM endpoints e JOIN containers c ON c.id = e.container_id`;
 
+/** The store's files: commands (which carry secrets) are in them, so only root reads them. */
+const DB_MODE = 0o600;
+
+/** Makes the database file exist with mode 0600 (created O_EXCL, never through a symlink) and brings an existing
+ *  one, and its -wal/-shm, to 0600 (stores from before this were 0644). SQLite creates -wal/-shm with the
+ *  database file's mode. Returns true when the file is new or empty (an empty store). */
+function prepareDbFiles(file: string): boolean {
+  let fresh = false;
+  if (!fs.lstatSync(file, { throwIfNoEntry: false })) {
+    try {
+      fs.closeSync(fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, DB_MODE));
+      fresh = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; // made by a concurrent first command
+    }
+  }
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    const st = fs.lstatSync(f, { throwIfNoEntry: false });
+    if (!st) continue;
+    if (!st.isFile()) throw new UserError(`the store ${f} is not a regular file (a symbolic link?): move it aside`, 'refused');
+    if (f === file && st.size === 0) fresh = true;
+    if ((st.mode & 0o777) !== DB_MODE) fs.chmodSync(f, DB_MODE);
+  }
+  return fresh;
+}
+
+/** SQLite's result codes that mean the file is not (or no longer) a usable database, and disk/IO failures: turned
+ *  into one error naming the file and what to do ("database disk image is malformed" alone names neither). */
+export function storeError(file: string, e: unknown): unknown {
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return e;
+  const msg = (e as Error).message;
+  if (code === 'SQLITE_CORRUPT' || code.startsWith('SQLITE_CORRUPT_') || code === 'SQLITE_NOTADB') {
+    return new UserError(`the store ${file} is damaged (${msg}): move it aside (with its -wal and -shm files) to start ` +
+      `with an empty store, or restore it from a backup; then run nsnet check (nsnet will not delete the kernel objects ` +
+      `it finds without reconcile --force)`, 'refused');
+  }
+  if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || code === 'SQLITE_IOERR_SHMSIZE' || code === 'SQLITE_IOERR_FSYNC') {
+    return new Error(`the store ${file} could not be written (${code === 'SQLITE_FULL' ? 'the disk is full' : `${msg}: is the disk full?`}): this step recorded nothing`);
+  }
+  if (code.startsWith('SQLITE_IOERR')) return new Error(`the store ${file}: ${msg} (is the disk full?)`);
+  if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_READONLY_') || code === 'SQLITE_CANTOPEN') {
+    return new Error(`the store ${file}: ${msg}`);
+  }
+  return e;
+}
+
+/** A prepared statement whose SQLite failures name the store file (see storeError). */
+class Stmt {
+  constructor(private readonly s: BetterSqlite3.Statement, private readonly file: string) {}
+  get(...a: unknown[]): unknown {
+    try { return this.s.get(...a); } catch (e) { throw storeError(this.file, e); }
+  }
+  all(...a: unknown[]): unknown[] {
+    try { return this.s.all(...a); } catch (e) { throw storeError(this.file, e); }
+  }
+  run(...a: unknown[]): BetterSqlite3.RunResult {
+    try { return this.s.run(...a); } catch (e) { throw storeError(this.file, e); }
+  }
+}
+
 export class Store {
   readonly db: BetterSqlite3.Database;
+  /** The file held no store when opened (missing or empty): see Host.storeLost. */
+  readonly fresh: boolean;
 
-  constructor(file: string) {
+  constructor(readonly file: string) {
     const Database = require('better-sqlite3') as typeof BetterSqlite3;
-    this.db = new Database(file, { timeout: 30000 });
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('foreign_keys = ON');
-    this.migrate();
+    this.fresh = prepareDbFiles(file);
+    try {
+      this.db = new Database(file, { timeout: 30000 });
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('foreign_keys = ON');
+      this.migrate();
+    } catch (e) {
+      throw storeError(file, e);
+    }
   }
 
-  private readonly stmts = new Map<string, BetterSqlite3.Statement>();
+  private readonly stmts = new Map<string, Stmt>();
   /** Prepared statements are compiled once per process and reused. */
-  private st(sql: string): BetterSqlite3.Statement {
+  private st(sql: string): Stmt {
     let s = this.stmts.get(sql);
     if (!s) {
-      s = this.db.prepare(sql);
+      try {
+        s = new Stmt(this.db.prepare(sql), this.file);
+      } catch (e) {
+        throw storeError(this.file, e);
+      }
       this.stmts.set(sql, s);
     }
     return s;
@@ -132,7 +206,16 @@ export class Store {
 
   /** Runs fn in a BEGIN IMMEDIATE transaction (writers serialize; readers are never blocked under WAL). */
   tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (e) {
+      throw storeError(this.file, e);
+    }
+  }
+
+  /** Nothing at all recorded: no network, container or unfinished removal (one indexed probe). */
+  isEmpty(): boolean {
+    return !this.st(`SELECT 1 WHERE EXISTS(SELECT 1 FROM networks) OR EXISTS(SELECT 1 FROM containers) OR EXISTS(SELECT 1 FROM garbage)`).get();
   }
 
   close(): void {

@@ -128,3 +128,32 @@ export function portRangesOverlap(
   return a.proto === b.proto && (a.hostIp === '' || b.hostIp === '' || a.hostIp === b.hostIp) &&
     a.hostPort <= b.hostPortEnd && b.hostPort <= a.hostPortEnd;
 }
+
+/** Published ports per container unless NSNET_MAX_PORTS says otherwise. Docker has no cap, but `-p 54-65535`
+ *  (65,482 DNAT elements, a 23 MB `inspect`, a socket probe per port) is almost always a typo. */
+export const DEFAULT_MAX_PORTS = 1000;
+
+/** The cap in force: NSNET_MAX_PORTS (1..65535) or DEFAULT_MAX_PORTS. A bad value is refused, not ignored. */
+export function maxPorts(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.NSNET_MAX_PORTS;
+  if (v === undefined || v === '') return DEFAULT_MAX_PORTS;
+  if (!/^[0-9]{1,5}$/.test(v) || Number(v) < 1 || Number(v) > 65535) {
+    throw new UserError(`invalid NSNET_MAX_PORTS ${showValue(v)}: expected a number of ports from 1 to 65535`, 'invalid');
+  }
+  return Number(v);
+}
+
+/** Refuses a set of -p specs (one container's) that publishes more than `limit` ports in all. Pure. */
+export function checkPortCount(specs: Array<{ spec: string; parsed: PortSpec }>, limit: number): void {
+  let total = 0;
+  for (const { spec, parsed } of specs) {
+    const n = parsed.containerPortEnd - parsed.containerPort + 1;
+    total += n;
+    if (n > limit) {
+      throw new UserError(`invalid port spec ${showValue(spec)}: publishes ${n} ports, more than the limit of ${limit} per container (set NSNET_MAX_PORTS to raise it)`, 'invalid');
+    }
+    if (total > limit) {
+      throw new UserError(`too many published ports: ${total} or more, more than the limit of ${limit} per container (set NSNET_MAX_PORTS to raise it)`, 'invalid');
+    }
+  }
+}

@@ -116,3 +116,19 @@ export function validateMtu(mtu: string | number): number {
   if (n < MIN_MTU || n > MAX_MTU) fail(msg);
   return n;
 }
+
+const SAFE_NAME_RE = /^[A-Za-z0-9_.-]{1,255}$/;
+
+/** A name read back from the store (a netns name, a container id...) that is about to become one path component:
+ *  `[A-Za-z0-9_.-]`, 1..255 characters, not `.` or `..`. The store is nsnet's own, but a damaged or edited row
+ *  must never make root touch a path outside the directory meant (`../../etc/x`). */
+export function isSafeName(name: unknown): name is string {
+  return typeof name === 'string' && SAFE_NAME_RE.test(name) && name !== '.' && name !== '..';
+}
+
+/** Throws (an Error naming the value and where it came from) unless `isSafeName(name)`. */
+export function assertSafeName(what: string, name: unknown): asserts name is string {
+  if (!isSafeName(name)) {
+    throw new Error(`refusing to use ${what} ${showValue(String(name))} as a file name: only [A-Za-z0-9_.-] are allowed, and not "." or ".." (a damaged store? run nsnet check)`);
+  }
+}

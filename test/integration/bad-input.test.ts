@@ -417,6 +417,10 @@ function mainCases(v: { baseBridge: string; c1Ip: string }): Case[] {
   P('255.255.255.255:9100:80', /255\.255\.255\.255/, 'run: -p on the broadcast address');
   P('192.0.2.55:9100:80', /192\.0\.2\.55/, 'run: -p on an address the host does not have');
   P('8080:80', /Bind for 0\.0\.0\.0:8080\/tcp failed: port is already allocated \(by container c1\)/, 'run: -p 8080:80 (published by c1)');
+  P('54-65535', /publishes 65482 ports, more than the limit of 1000 per container \(set NSNET_MAX_PORTS/, 'run: -p 54-65535 (over the port cap)');
+  P('10000-11000:10000-11000', /publishes 1001 ports, more than the limit of 1000/, 'run: -p of 1001 ports (one over the cap)');
+  add(RUN('-p', '20000-20999:20000-20999', '-p', '21000:81'), /too many published ports/, { name: 'run: two -p specs over the cap together' });
+  add(RUN('-p', '80'), /invalid NSNET_MAX_PORTS lots/, { env: { NSNET_MAX_PORTS: 'lots' }, name: 'env: NSNET_MAX_PORTS=lots' });
   add(RUN('-p', '9000:80', '-p', '9000:81'), /Bind for 0\.0\.0\.0:9000\/tcp failed: port is already allocated/, { name: 'run: the same host port twice in one run' });
 
   // ---- run: command, --dns
@@ -471,6 +475,14 @@ function mainCases(v: { baseBridge: string; c1Ip: string }): Case[] {
   add(['--root', file, ...NC('envnet')], new RegExp(file), { name: '--root is a regular file' });
   add(NC('envnet'), /''|root/i, { env: { NSNET_ROOT: '' }, name: 'env: NSNET_ROOT "" (empty)' });
   add(['--root', '', ...NC('envnet')], /''|root/i, { name: '--root "" (empty)' });
+  // The state directory checks are the engine's (Host.open); the resident helper's client writes in <root>/helper
+  // before that (src/cli/client.ts, being rewritten), so these run in-process (NSNET_NO_HELPER) for now.
+  const IP = { NSNET_NO_HELPER: '1' };
+  add(NC('envnet'), /\/proc\/1 .*proc filesystem/, { env: { ...IP, NSNET_ROOT: '/proc/1' }, name: 'env: NSNET_ROOT=/proc/1 (a pseudo filesystem)' });
+  add(['--root', '/sys/kernel', ...NC('envnet')], /sysfs filesystem/, { env: IP, name: '--root /sys/kernel (a pseudo filesystem)' });
+  add(NC('envnet'), /control characters/, { env: { ...IP, NSNET_ROOT: `${file}-dir\nError: forged` }, name: 'env: NSNET_ROOT with a newline' });
+  add(['--root', `${file}-dir\r`, ...NC('envnet')], /control characters/, { env: IP, name: '--root with a carriage return' });
+  add(NC('envnet'), /writable by others/, { env: { ...IP, NSNET_ROOT: '/tmp' }, name: 'env: NSNET_ROOT=/tmp (writable by everyone)' });
   add(NC('envnet'), /\/nonexistent-netns/, { env: { NSNET_HOST_NETNS: `/nonexistent-netns-${RAND}` }, name: 'env: NSNET_HOST_NETNS does not exist' });
   add(NC('envnet'), new RegExp(file), { env: { NSNET_HOST_NETNS: file }, name: 'env: NSNET_HOST_NETNS is a regular file' });
   add(NC('envnet'), /\/tmp/, { env: { NSNET_HOST_NETNS: '/tmp' }, name: 'env: NSNET_HOST_NETNS is a directory' });

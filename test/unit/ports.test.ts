@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import type { PortMapping } from '../../src/types.js';
 import { UserError } from '../../src/util/errors.js';
 import {
-  expandPorts, formatPortBinding, formatPortLines, formatPortMapping, formatPortSpec, parsePortSpec, portRangesOverlap,
-  type PortSpec,
+  DEFAULT_MAX_PORTS, checkPortCount, expandPorts, formatPortBinding, formatPortLines, formatPortMapping, formatPortSpec, maxPorts,
+  parsePortSpec, portRangesOverlap, type PortSpec,
 } from '../../src/util/ports.js';
 
 function throwsUser(fn: () => unknown, msg: string, label = msg): void {
@@ -152,4 +152,18 @@ test('portRangesOverlap', () => {
     assert.equal(portRangesOverlap(a, b), want, why);
     assert.equal(portRangesOverlap(b, a), want, `${why} (swapped)`);
   }
+});
+
+test('checkPortCount: a cap on published ports per container (default 1000, NSNET_MAX_PORTS overrides)', () => {
+  const specs = (...ss: string[]) => ss.map((x) => ({ spec: x, parsed: parsePortSpec(x) }));
+  assert.equal(DEFAULT_MAX_PORTS, 1000);
+  assert.equal(maxPorts({}), 1000);
+  assert.equal(maxPorts({ NSNET_MAX_PORTS: '65535' }), 65535);
+  for (const bad of ['0', '-1', '65536', 'lots', '1e3']) throwsUser(() => maxPorts({ NSNET_MAX_PORTS: bad }), 'invalid NSNET_MAX_PORTS');
+  checkPortCount(specs('1000-1999:1000-1999'), 1000); // exactly the cap
+  checkPortCount(specs('54-65535'), 65535);
+  throwsUser(() => checkPortCount(specs('54-65535'), 1000), 'publishes 65482 ports, more than the limit of 1000 per container (set NSNET_MAX_PORTS');
+  throwsUser(() => checkPortCount(specs('1000-1999:1000-1999', '80'), 1000), 'too many published ports');
+  checkPortCount(specs('80', '443', '53/udp'), 3);
+  throwsUser(() => checkPortCount(specs('80', '443', '53/udp'), 2), 'more than the limit of 2');
 });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UserError } from '../../src/util/errors.js';
 import {
-  validateAlias, validateContainerName, validateIfName, validateLabel, validateMtu, validateNetworkName,
+  assertSafeName, isSafeName, validateAlias, validateContainerName, validateIfName, validateLabel, validateMtu, validateNetworkName,
 } from '../../src/util/validate.js';
 
 function throwsUser(fn: () => unknown, msg: string, label = msg): void {
@@ -185,4 +185,13 @@ test('validateMtu refuses everything else', () => {
   for (const v of bad) throwsUser(() => validateMtu(v), 'must be an integer from 68 to 65535', JSON.stringify(v));
   throwsUser(() => validateMtu('abc'), 'invalid MTU abc: must be');
   throwsUser(() => validateMtu(''), 'invalid MTU "": must be');
+});
+
+test('isSafeName / assertSafeName: names from the store that become one path component', () => {
+  for (const ok of ['a', 'nsnet-abc123-web', 'x.y_z-1', 'a'.repeat(255), '0'.repeat(64), '..a', 'a..']) assert.ok(isSafeName(ok), ok);
+  for (const bad of ['', '.', '..', '../../etc/passwd', 'a/b', '/abs', 'a\nb', 'a b', 'é', 'a'.repeat(256), 'x\0y']) {
+    assert.ok(!isSafeName(bad), JSON.stringify(bad));
+    assert.throws(() => assertSafeName('network namespace name', bad), /refusing to use network namespace name .* as a file name/);
+  }
+  assert.ok(!isSafeName(null) && !isSafeName(7));
 });
