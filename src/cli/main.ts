@@ -31,6 +31,9 @@ async function openHost(): Promise<Host> {
   const root = g.root ?? process.env.NSNET_ROOT;
   const key = `${root === undefined ? '' : path.resolve(root)}\0${g.hostNetns ?? process.env.NSNET_HOST_NETNS ?? ''}`;
   let h = hosts.get(key);
+  // Kept by the resident helper between commands: its store is opened again, and the state directory checked
+  // again, as a command run in-process does.
+  h?.refresh();
   if (!h) {
     const { Host } = await import('../engine/host.js');
     h = Host.open({ root: g.root, hostNetns: g.hostNetns });
@@ -439,6 +442,8 @@ async function runCli(argv: string[], inHelper = false): Promise<void> {
     if (!inHelper) {
       for (const h of hosts.values()) h.close();
       hosts.clear();
+    } else {
+      for (const h of hosts.values()) h.detachStore();
     }
   }
 }

@@ -24,7 +24,12 @@ export interface HostOptions {
 
 export class Host {
   readonly root: string;
-  readonly store: Store;
+  private _store: Store | null = null;
+  /** The store (SQLite), open while a command runs. */
+  get store(): Store {
+    if (!this._store) throw new Error('nsnet: the store is not open');
+    return this._store;
+  }
   readonly lock: FileLock;
   /** Short stable id of this host (hash of the state directory): marks every kernel object nsnet makes. */
   readonly hostId: string;
@@ -38,8 +43,6 @@ export class Host {
   private constructor(root: string, hostFd: number) {
     this.root = root;
     this.hostFd = hostFd;
-    ensureStateSubdir(root, 'containers');
-    this.store = new Store(path.join(root, 'nsnet.db'));
     this.lock = new FileLock(path.join(root, 'lock'));
     this.hostId = crypto.createHash('sha256').update(root).digest('hex').slice(0, 6);
     this.netnsPrefix = root === DEFAULT_ROOT ? '' : `nsnet-${this.hostId}-`;
@@ -54,8 +57,7 @@ export class Host {
     const hostFd = same ? selfNetnsFd() : openPath(nsPath!);
     const h = new Host(root, hostFd);
     try {
-      const lost = guardStore(h);
-      if (lost) process.stderr.write(`WARNING: ${lost}\n`);
+      h.attachStore();
     } catch (e) {
       h.close();
       throw e;
@@ -91,12 +93,36 @@ export class Host {
     return path.join(this.root, 'containers', id);
   }
 
+  /** Opens the store as every command does: the containers/ directory, the store itself, and the lost-store guard
+   *  (its warning, on stderr). */
+  private attachStore(): void {
+    ensureStateSubdir(this.root, 'containers');
+    this._store = new Store(path.join(this.root, 'nsnet.db'));
+    const lost = guardStore(this);
+    if (lost) process.stderr.write(`WARNING: ${lost}\n`);
+  }
+
+  /** Closes the store, keeping the kernel handles (the resident helper, between two commands: a store kept open
+   *  would not see it replaced, truncated or removed, and closing a stale one would write into its successor). */
+  detachStore(): void {
+    this._store?.close();
+    this._store = null;
+  }
+
+  /** The resident helper's next command on a kept Host: the state directory checked and the store opened again,
+   *  exactly as Host.open does for a new process; only the netns fd, netlink socket and nftables context are kept. */
+  refresh(): void {
+    if (this._store) return;
+    checkStateDir(this.root);
+    this.attachStore();
+  }
+
   close(): void {
     this._nl?.close();
     this._nl = null;
     this._nft?.close();
     this._nft = null;
-    this.store.close();
+    this.detachStore();
     this.lock.close();
   }
 }

@@ -127,12 +127,15 @@ export function launchDetached(spec: LaunchSpec, logPath: string, exitFile: stri
     env.NSNET_AUTOREMOVE_ID = autoRemove.id;
   }
   const args = ['/bin/sh', '-c', SUPERVISE, 'nsnet-supervise', exitFile, ...inner];
+  // O_NOFOLLOW: a symlink planted at the log's name must not make root append wherever it points. Opened here
+  // even when someone else starts the process (the client of the resident helper opens it again): the file is
+  // made, and any error reported, exactly as in-process.
+  const log = fs.openSync(logPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW, 0o640);
   if (detachedLauncher) {
+    fs.closeSync(log);
     const pid = detachedLauncher({ argv: args, env, cwd: spec.cwd, log: logPath });
     return { pid, start: processStart(pid) ?? '' };
   }
-  // O_NOFOLLOW: a symlink planted at the log's name must not make root append wherever it points.
-  const log = fs.openSync(logPath, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND | fs.constants.O_NOFOLLOW, 0o640);
   try {
     const child = spawn(args[0], args.slice(1), { detached: true, stdio: ['ignore', log, log], env, cwd: spec.cwd });
     if (child.pid === undefined) throw new Error(`cannot start ${spec.command[0]}`);
