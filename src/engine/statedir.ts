@@ -57,7 +57,7 @@ export function checkStateDir(raw: string): string {
   if (!st0) while (!fs.existsSync(existing) && existing !== '/') existing = path.dirname(existing);
   if (existing !== path.resolve(raw)) {
     try {
-      checkChain(fs.realpathSync.native(existing), raw, false);
+      checkChain(fs.realpathSync(existing), raw, false);
     } catch (e) {
       if (e instanceof UserError) throw e;
       /* not a directory and the like: reported by mkdir below */
@@ -70,7 +70,7 @@ export function checkStateDir(raw: string): string {
     const code = (e as NodeJS.ErrnoException).code;
     throw new UserError(`state directory ${JSON.stringify(raw)}: ${code === 'EEXIST' || code === 'ENOTDIR' ? 'not a directory' : code ?? (e as Error).message}`, 'invalid');
   }
-  const root = fs.realpathSync.native(raw);
+  const root = fs.realpathSync(raw);
   const shown = checkChain(root, raw, true);
   for (const sub of STATE_SUBDIRS) checkOwnDir(root, sub, shown);
   return root;
