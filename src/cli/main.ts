@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { ago, json, jsonLines, table } from './format.js';
+import { json } from './format.js';
 import type { Host } from '../engine/host.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -57,12 +57,54 @@ async function eachRef(refs: string[], fn: (ref: string) => unknown): Promise<vo
   }
 }
 
-/** A listing: IDs only (-q), one JSON object per line (--format json, as Docker), or an aligned table. */
-function printList<R extends { ID: string }>(o: { quiet?: boolean; format: string }, rows: R[], headers: string[], cells: (r: R) => string[]): void {
-  if (o.quiet) return out(rows.map((r) => r.ID + '\n').join(''));
-  if (o.format === 'json') return out(jsonLines(rows));
-  if (o.format !== 'table') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (table or json)`, 2);
-  out(table(headers, rows.map(cells)));
+/** A listing as Docker's `--format`: the default table, json lines, or a Go template (`table ...` aligned). A
+ *  template that cannot be parsed is bad input (exit 2); one that fails on the data exits 1. Nothing is printed
+ *  unless every row rendered. */
+async function renderRows(format: string | undefined, rows: Array<{ row: Record<string, unknown>; json: Record<string, string> }>,
+  lf: import('./template.js').ListFormat): Promise<string> {
+  const T = await import('./template.js');
+  try {
+    return T.renderList(format === undefined || format === '' ? 'table' : format, rows.map((r) => r.row), lf, rows.map((r) => r.json));
+  } catch (e) {
+    if (e instanceof T.TemplateError) throw new CliError(e.message, /^template: :\d|EOF|not defined|not supported/.test(e.message) && !/executing/.test(e.message) ? 2 : 1);
+    throw e;
+  }
+}
+
+/** `inspect` output: the JSON array (no format, or json), else the template executed on each object, one
+ *  line each (as Docker's). */
+async function inspectOutput(format: string | undefined, views: unknown[]): Promise<string> {
+  if (format === undefined || format === '' || format === 'json') return json(views);
+  const T = await import('./template.js');
+  let t;
+  try {
+    t = T.parseTemplate(format);
+  } catch (e) {
+    if (e instanceof T.TemplateError) throw new CliError(`template parsing error: ${e.message}`, 2);
+    throw e;
+  }
+  try {
+    return views.map((v) => T.execute(t, v) + '\n').join('');
+  } catch (e) {
+    if (e instanceof T.TemplateError) throw new CliError(e.message, 1);
+    throw e;
+  }
+}
+
+/** A network's Docker-shaped view by name, id or id prefix: user-defined networks, the default bridge (also
+ *  before its first use), host and none. */
+async function networkViewOf(h: Host, ref: string): Promise<Record<string, unknown> | null> {
+  const { networkView, pseudoNetworkView } = await import('../engine/views.js');
+  const { defaultNetworkPreview, DEFAULT_NETWORK } = await import('../engine/networks.js');
+  if (ref === 'host' || ref === 'none') return pseudoNetworkView(ref);
+  const n = h.store.findNetwork(ref);
+  if (n) return networkView(n, h.store.endpointsOn(n.id));
+  if (ref === '') return null;
+  const hex = /^[0-9a-f]{1,64}$/.test(ref);
+  for (const p of ['host', 'none'] as const) if (hex && (pseudoNetworkView(p).Id as string).startsWith(ref)) return pseudoNetworkView(p);
+  const def = defaultNetworkPreview(h);
+  if (ref === DEFAULT_NETWORK || (hex && def.id.startsWith(ref))) return networkView(def, h.store.endpointsOn(def.id));
+  return null;
 }
 
 function warn(ws: string[]): void {
@@ -105,34 +147,44 @@ network.command('create')
 
 network.command('ls').alias('list')
   .description('list networks')
-  .option('--format <format>', 'table or json', 'table')
+  .option('--format <format>', 'table (default), json, or a Go template: table {{.Name}}\\t{{.ID}}')
+  .option('-f, --filter <key=value>', 'name=, id=, driver=, label=KEY[=VALUE], type=custom|builtin', collect, [])
+  .option('--no-trunc', 'full network ids')
   .option('-q, --quiet', 'only IDs')
   .action(async (o) => {
     const h = await openHost();
+    const L = await import('./listing.js');
+    const filters = L.parseFilters(o.filter, L.NETWORK_FILTERS);
     const { pseudoNetworkView } = await import('../engine/views.js');
-    const rows = [
-      ...h.store.networks().map((n) => ({ ID: n.id.slice(0, 12), Name: n.name, Driver: n.driver, Scope: 'local', Internal: n.internal, Subnet: n.subnet })),
-      ...(['host', 'none'] as const).map((p) => ({ ID: (pseudoNetworkView(p).Id as string).slice(0, 12), Name: p, Driver: p === 'host' ? 'host' : 'null', Scope: 'local', Internal: false, Subnet: '' })),
-    ].sort((a, b) => a.Name.localeCompare(b.Name));
-    printList(o, rows, ['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], (r) => [r.ID, r.Name, r.Driver, r.Scope]);
+    const { defaultNetworkPreview } = await import('../engine/networks.js');
+    // bridge, host and none exist from the first command, as Docker's (the default bridge is created in the
+    // kernel when first used; its id is fixed beforehand).
+    const def = defaultNetworkPreview(h);
+    const nets: import('./listing.js').NetInput[] = [
+      ...[def, ...h.store.networks().filter((n) => !n.isDefault)].map((n) => ({
+        id: n.id, name: n.name, driver: n.driver, internal: n.internal, labels: n.labels, created: n.created, builtin: n.isDefault,
+      })),
+      ...(['host', 'none'] as const).map((p) => ({ id: pseudoNetworkView(p).Id as string, name: p, driver: p === 'host' ? 'host' : 'null', internal: false, labels: {}, created: '', builtin: true })),
+    ].sort((a, b) => a.name.localeCompare(b.name)).filter((n) => L.networkFilter(filters, n));
+    const rows = nets.map((n) => L.networkRow(n, o.trunc !== false));
+    if (o.quiet) return out(rows.map((r) => r.json.ID + '\n').join(''));
+    out(await renderRows(o.format, rows, L.NETWORK_FORMAT));
   });
 
 network.command('inspect')
-  .description('show networks as JSON')
-  .option('--format <format>', 'json', 'json')
+  .description('show networks as JSON, or through a Go template (-f)')
+  .option('-f, --format <template>', 'Go template, e.g. {{.IPAM.Config}}; json (default) prints the JSON array')
   .argument('<network...>')
-  .action(async (refs: string[]) => {
+  .action(async (refs: string[], o) => {
     const h = await openHost();
-    const { networkView, pseudoNetworkView } = await import('../engine/views.js');
     const views: unknown[] = [];
     const missing: string[] = [];
     for (const r of refs) {
-      if (r === 'host' || r === 'none') { views.push(pseudoNetworkView(r)); continue; }
-      const n = h.store.findNetwork(r);
-      if (!n) { missing.push(r); continue; }
-      views.push(networkView(n, h.store.endpointsOn(n.id)));
+      const v = await networkViewOf(h, r);
+      if (v) views.push(v);
+      else missing.push(r);
     }
-    out(json(views));
+    out(await inspectOutput(o.format, views));
     if (missing.length) throw new CliError(missing.map((m) => `network ${m} not found`).join('\n'));
   });
 
@@ -246,45 +298,62 @@ program.command('start')
   });
 
 program.command('ps')
-  .description('list containers')
+  .description('list containers (newest first)')
   .option('-a, --all', 'show all containers (default shows running)')
   .option('-q, --quiet', 'only IDs')
-  .option('--format <format>', 'table or json', 'table')
+  .option('-f, --filter <key=value>', 'name=, id=, label=KEY[=VALUE], status=, network=, publish=PORT[/PROTO], expose=, exited=CODE', collect, [])
+  .option('-n, --last <n>', 'the n last created containers (all states)')
+  .option('-l, --latest', 'the last created container (all states)')
+  .option('--no-trunc', 'do not truncate ids and commands')
+  .option('-s, --size', 'add the SIZE column (always 0B: nsnet has no container filesystem)')
+  .option('--format <format>', 'table (default), json, or a Go template: table {{.Names}}\\t{{.Status}}')
   .action(async (o) => {
+    const L = await import('./listing.js');
+    const filters = L.parseFilters(o.filter, L.PS_FILTERS);
+    let last: number | undefined;
+    if (o.last !== undefined) {
+      if (!/^-?\d{1,9}$/.test(o.last)) throw new CliError(`invalid argument ${JSON.stringify(o.last)} for "-n, --last" flag: expected a number`, 2);
+      last = Number(o.last);
+    }
+    if (o.latest) last = 1;
     const h = await openHost();
-    const { refreshState } = await import('../engine/containers.js');
+    const { refreshState, containerLabels } = await import('../engine/containers.js');
     const nets = new Map(h.store.networks().map((n) => [n.id, n]));
-    const { portsView } = await import('../engine/views.js');
-    const rows = h.store.containers().map((c) => refreshState(h, c)).filter((c) => o.all || c.state === 'running').map((c) => {
-      const eps = h.store.endpointsOf(c.id);
-      const ports = Object.entries(portsView(c.ports)).flatMap(([k, bs]) => bs.map((b) => `${b.HostIp}:${b.HostPort}->${k}`)).join(', ');
-      const status = c.state === 'running' ? `Up since ${c.started}` : c.state === 'exited' ? `Exited (${c.exitCode ?? 0}) ${ago(c.finished)}` : 'Created';
-      return {
-        ID: c.id.slice(0, 12), Command: JSON.stringify(c.command.join(' ')), CreatedAt: c.created, State: c.state, Status: status,
-        Ports: ports, Names: c.name,
-        Networks: c.mode === 'bridge' ? eps.map((e) => nets.get(e.networkId)?.name ?? '?').join(',') : c.mode === 'container' ? 'container' : c.mode,
-      };
-    });
-    printList(o, rows, ['CONTAINER ID', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NETWORKS', 'NAMES'],
-      (r) => [r.ID, r.Command.length > 30 ? r.Command.slice(0, 28) + '…"' : r.Command, ago(r.CreatedAt), r.Status.replace(/^Up since .*/, 'Up'), r.Ports, r.Networks, r.Names]);
+    const all = o.all || (last !== undefined && last > 0) || filters.has('status') || filters.has('exited');
+    let list = h.store.containers().map((c) => refreshState(h, c))
+      .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0)) // newest first, as Docker
+      .map((c) => ({ c, eps: h.store.endpointsOf(c.id), nets, labels: containerLabels(h, c) }))
+      .filter((x) => (all || x.c.state === 'running') && L.psFilter(filters, x));
+    if (last !== undefined && last > 0) list = list.slice(0, last);
+    const now = Date.now();
+    const rows = list.map((x) => L.psRow(x, o.trunc !== false, now));
+    if (o.quiet) return out(rows.map((r) => r.json.ID + '\n').join(''));
+    const fmt = { ...L.PS_FORMAT, defaultTable: L.PS_FORMAT.defaultTable + (o.size ? '\t{{.Size}}' : '') };
+    out(await renderRows(o.format, rows, fmt));
   });
 
 program.command('inspect')
-  .description('show containers as JSON (Docker-shaped)')
-  .option('--format <format>', 'json', 'json')
-  .argument('<container...>')
-  .action(async (refs: string[]) => {
+  .description('show containers and networks as JSON (Docker-shaped), or through a Go template (-f)')
+  .option('-f, --format <template>', 'Go template, e.g. {{.NetworkSettings.IPAddress}}; json (default) prints the JSON array')
+  .option('--type <type>', 'container or network (default: either, containers first)')
+  .argument('<name...>')
+  .action(async (refs: string[], o) => {
+    if (o.type !== undefined && o.type !== 'container' && o.type !== 'network') {
+      throw new CliError(`"${o.type}" is not a valid value for --type (container or network)`, 2);
+    }
     const h = await openHost();
     const { inspectContainer } = await import('../engine/containers.js');
     const views: unknown[] = [];
     const missing: string[] = [];
     for (const r of refs) {
-      const c = h.store.findContainer(r);
-      if (c) views.push(inspectContainer(h, c));
+      const c = o.type === 'network' ? null : h.store.findContainer(r);
+      const v = c ? inspectContainer(h, c) : o.type === 'container' ? null : await networkViewOf(h, r);
+      if (v) views.push(v);
       else missing.push(r);
     }
-    out(json(views));
-    if (missing.length) throw new CliError(missing.map((m) => `No such container: ${m}`).join('\n'));
+    out(await inspectOutput(o.format, views));
+    const what = o.type === 'network' ? 'network' : o.type === 'container' ? 'container' : 'container or network';
+    if (missing.length) throw new CliError(missing.map((m) => `No such ${what}: ${m}`).join('\n'));
   });
 
 program.command('port')

@@ -3,6 +3,7 @@
 // own /etc/resolv.conf and /etc/hosts, and the processes nsnet started in it.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as bridge from '../drivers/bridge.js';
 import { allocateIp, checkStaticIp, macFromIp } from '../ipam/ipam.js';
@@ -36,6 +37,68 @@ export interface CreateOptions {
   dns?: string[];
   command: string[];
   autoRemove?: boolean;
+  /** What a container is besides its network sandbox (hostname, environment, labels, ...): ContainerConfig. */
+  config?: Partial<ContainerConfig>;
+}
+
+/** The container's settings that are not network state: kept in <containerDir>/config.json (mode 0600: the
+ *  environment may hold secrets), written before the container is committed, removed with its directory. */
+export interface ContainerConfig {
+  /** '' = Docker's default: the first 12 characters of the id. */
+  hostname: string;
+  domainname: string;
+  /** K=V, in order; later ones win. */
+  env: string[];
+  /** '' = the caller's working directory (there is no image to name one). */
+  workdir: string;
+  labels: Record<string, string>;
+  /** --add-host entries: [name, ip]. */
+  extraHosts: Array<[string, string]>;
+  dnsSearch: string[];
+  dnsOptions: string[];
+  /** --expose / -P: "80/tcp". */
+  exposed: string[];
+  tty: boolean;
+  interactive: boolean;
+  init: boolean;
+  user: string;
+}
+
+const DEFAULT_CONFIG: ContainerConfig = {
+  hostname: '', domainname: '', env: [], workdir: '', labels: {}, extraHosts: [], dnsSearch: [], dnsOptions: [], exposed: [],
+  tty: false, interactive: false, init: false, user: '',
+};
+
+function configFile(h: Host, id: string): string {
+  return path.join(h.containerDir(id), 'config.json');
+}
+
+/** The container's config (defaults for containers made before it existed). */
+export function containerConfig(h: Host, c: ContainerRecord): ContainerConfig {
+  try {
+    return { ...DEFAULT_CONFIG, ...(JSON.parse(fs.readFileSync(configFile(h, c.id), 'utf8')) as Partial<ContainerConfig>) };
+  } catch {
+    return { ...DEFAULT_CONFIG };
+  }
+}
+
+export function containerLabels(h: Host, c: ContainerRecord): Record<string, string> {
+  return containerConfig(h, c).labels;
+}
+
+/** The hostname Docker gives: --hostname, else the short id; --network host: the host's; container:X: X's. */
+export function containerHostname(h: Host, c: ContainerRecord): string {
+  if (c.mode === 'host') return os.hostname();
+  if (c.mode === 'container') {
+    const owner = netnsOwner(h, c);
+    if (owner && owner.id !== c.id) return containerHostname(h, owner);
+  }
+  return containerConfig(h, c).hostname || c.id.slice(0, 12);
+}
+
+function writeConfig(h: Host, id: string, cfg: ContainerConfig): void {
+  fs.mkdirSync(h.containerDir(id), { recursive: true, mode: 0o711 });
+  fs.writeFileSync(configFile(h, id), JSON.stringify(cfg), { mode: 0o600 });
 }
 
 export interface Created {
@@ -147,6 +210,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
     });
     crashPoint('create:persisted');
     try {
+      writeConfig(h, c.id, { ...DEFAULT_CONFIG, ...(o.config ?? {}) });
       buildSandbox(h, c, ep && net ? [[ep, net]] : []);
       crashPoint('create:sandbox');
       h.store.tx(() => h.store.commitContainer(c.id));

@@ -39,6 +39,27 @@ function newId(): string {
   return crypto.randomBytes(32).toString('hex');
 }
 
+/** The default network's id is fixed per host (state directory), so that `network ls` can show "bridge" with
+ *  its id before the network is first used and created in the kernel, and the id stays the same after. */
+export function defaultNetworkId(h: Host): string {
+  return crypto.createHash('sha256').update(`nsnet-default-bridge/${h.hostId}`).digest('hex');
+}
+
+/** The default network as it is, or as it will be when first used (nothing is created). */
+export function defaultNetworkPreview(h: Host): NetworkRecord {
+  const n = h.store.findNetwork(DEFAULT_NETWORK);
+  if (n) return n;
+  try {
+    return { ...planNetwork(h, { name: DEFAULT_NETWORK }, true), created: '' };
+  } catch {
+    // Its creation would fail right now (e.g. the subnet is taken): still shown, as it is configured.
+    return {
+      id: defaultNetworkId(h), name: DEFAULT_NETWORK, driver: 'bridge', bridge: DEFAULT_BRIDGE_IF, subnet: DEFAULT_BRIDGE_SUBNET,
+      gateway: '172.17.0.1', ipRange: null, internal: false, icc: true, mtu: 1500, isDefault: true, labels: {}, options: {}, created: '',
+    };
+  }
+}
+
 function parseBool(key: string, v: string): boolean {
   if (/^(true|1|yes)$/i.test(v)) return true;
   if (/^(false|0|no)$/i.test(v)) return false;
@@ -68,7 +89,7 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
   const mtu = opts.mtu !== undefined ? Number(opts.mtu) : 1500;
   if (opts.mtu !== undefined) validateMtu(opts.mtu);
   const icc = opts.icc !== undefined ? parseBool('icc', opts.icc) : true;
-  const id = newId();
+  const id = isDefault ? defaultNetworkId(h) : newId();
   const existing = h.store.allNetworksIncludingPending();
   let bridgeName = opts['bridge.name'] ?? (isDefault ? DEFAULT_BRIDGE_IF : `nsbr-${id.slice(0, 10)}`);
   validateIfName(bridgeName);

@@ -304,7 +304,8 @@ function mainCases(v: { baseBridge: string; c1Ip: string }): Case[] {
   add(['network', 'inspect', 'nope'], /network nope not found/);
   add(['network', 'inspect', ''], /not found/);
   add(['network', 'inspect', '../../etc/passwd'], /not found/);
-  add(['network', 'ls', '--format', 'xml'], /unknown --format "xml"/);
+  add(['network', 'ls', '--format', '{{.Nope}}'], /can't evaluate field Nope/);
+  add(['network', 'ls', '--format', '{{.Name'], /unclosed action/);
   add(['network', 'ls', '-z'], /unknown option '-z'/);
 
   // ---- network connect / disconnect
@@ -451,8 +452,9 @@ function mainCases(v: { baseBridge: string; c1Ip: string }): Case[] {
   add(['rm', '--bogus', 'c1'], /unknown option '--bogus'/);
   add(['stop', '--bogus', 'c1'], /unknown option '--bogus'/);
   add(['stop', '-t'], /argument missing/);
-  add(['ps', '--format', 'xml'], /unknown --format "xml"/);
-  add(['ps', '--format', ''], /unknown --format ""/);
+  add(['ps', '--format', '{{.Nope}}'], /can't evaluate field Nope/);
+  add(['ps', '--format', '{{if .Names}}'], /unexpected EOF/);
+  add(['inspect', '-f', '{{nosuch .Id}}', 'c1'], /function "nosuch" not defined/);
   for (const cmd of ['rm', 'stop', 'inspect', 'port', 'logs', 'start']) add([cmd], /missing required argument/);
 
   // ---- unknown commands and options
