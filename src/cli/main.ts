@@ -233,31 +233,103 @@ network.command('disconnect')
 // ---------------------------------------------------------------- containers
 function addCreateOptions(c: Command): Command {
   return c
+    // -h is --hostname, as Docker's (help is --help only).
+    .helpOption('--help', 'display help for command')
     .option('--name <name>', 'container name')
+    .option('-h, --hostname <name>', "the container's hostname (own UTS namespace; default: its short id)")
+    .option('--domainname <name>', "the container's NIS domain name")
     .addOption(new Option('--network <network>', 'bridge | host | none | container:NAME | NETWORK').default('bridge'))
     .addOption(new Option('--net <network>').hideHelp())
-    .option('--ip <ip>', 'IPv4 address (user-defined networks only)')
+    .option('--ip <ip>', 'IPv4 address (user-defined networks with --subnet only)')
+    .option('--mac-address <mac>', 'MAC address of the first interface')
     .option('--alias <name>', 'network-scoped alias', collect, [])
     .addOption(new Option('--network-alias <name>').hideHelp().argParser(collect).default([]))
     .option('-p, --publish <spec>', 'publish [HOSTIP:][HOSTPORT[-END]:]CPORT[-END][/tcp|udp]', collect, [])
+    .option('-P, --publish-all', 'publish every --expose port on an ephemeral host port')
+    .option('--expose <port>', 'expose PORT[-END][/PROTO] (published by -P)', collect, [])
     .option('--dns <ip>', 'DNS server for this container', collect, [])
+    .option('--dns-search <domain>', 'DNS search domain (replaces the host\'s)', collect, [])
+    .addOption(new Option('--dns-option <option>', 'resolv.conf option (replaces the host\'s)').argParser(collect).default([]))
+    .addOption(new Option('--dns-opt <option>').hideHelp().argParser(collect).default([]))
+    .option('--add-host <host:ip>', 'add a line to /etc/hosts (ip may be host-gateway)', collect, [])
+    .option('-e, --env <K=V>', 'environment variable (K alone: taken from this environment)', collect, [])
+    .option('--env-file <file>', 'read environment variables from a file', collect, [])
+    .option('-w, --workdir <dir>', 'working directory of the command (must exist: the host\'s filesystem)')
+    .option('-u, --user <user[:group]>', 'run as this user (name or uid, from the host\'s passwd)')
+    .option('-l, --label <key=value>', 'label', collect, [])
+    .option('-i, --interactive', 'keep stdin attached (foreground run)')
+    .option('-t, --tty', 'the command gets our terminal (no pseudo-terminal is allocated)')
+    .option('--init', 'accepted: the command already runs under nsnet\'s supervisor (no PID namespace)')
+    .option('--restart <policy>', 'only "no": nsnet does not restart containers')
     .option('--rm', 'remove the container when it exits')
     .argument('[command...]', 'the command to run (after --)')
     .passThroughOptions();
 }
 
-type CreateOpts = { name?: string; network: string; net?: string; ip?: string; alias: string[]; networkAlias: string[]; publish: string[]; dns: string[]; rm?: boolean; detach?: boolean };
+type CreateOpts = {
+  name?: string; hostname?: string; domainname?: string; network: string; net?: string; ip?: string; macAddress?: string;
+  alias: string[]; networkAlias: string[]; publish: string[]; publishAll?: boolean; expose: string[]; dns: string[];
+  dnsSearch: string[]; dnsOption: string[]; dnsOpt: string[]; addHost: string[]; env: string[]; envFile: string[];
+  workdir?: string; user?: string; label: string[]; interactive?: boolean; tty?: boolean; init?: boolean; restart?: string;
+  rm?: boolean; detach?: boolean;
+};
+
+/** -e K=V, and Docker's -e K: the value of K in this environment, dropped if unset; --env-file lines likewise
+ *  (# comments and blank lines skipped, no quote processing). Files first, then -e, as Docker. */
+function envList(o: CreateOpts | { env: string[]; envFile?: string[] }): string[] {
+  const out: string[] = [];
+  const one = (item: string, where: string) => {
+    const i = item.indexOf('=');
+    const key = i < 0 ? item : item.slice(0, i);
+    if (key === '' || /\s/.test(key)) throw new CliError(`invalid environment variable${where}: ${JSON.stringify(item)}`, 2);
+    if (i >= 0) out.push(item);
+    else if (process.env[key] !== undefined) out.push(`${key}=${process.env[key]}`);
+  };
+  for (const f of ('envFile' in o ? o.envFile : undefined) ?? []) {
+    let text: string;
+    try {
+      text = fs.readFileSync(f, 'utf8');
+    } catch (e) {
+      throw new CliError(`open ${f}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`, 2);
+    }
+    for (const line of text.split(/\r?\n/)) {
+      const l = line.replace(/^\s+/, '');
+      if (l === '' || l.startsWith('#')) continue;
+      one(l, ` in ${f}`);
+    }
+  }
+  for (const e of o.env) one(e, '');
+  return out;
+}
 
 async function doCreate(command: string[], o: CreateOpts) {
   if (command[0] === '--') command = command.slice(1);
+  if (o.restart !== undefined && o.restart !== 'no') {
+    // A restart policy needs a supervisor that outlives nsnet's commands and the machine's reboots: not built.
+    throw new CliError(`--restart ${JSON.stringify(o.restart)} is not supported: nsnet does not restart containers (only --restart no)`, 2);
+  }
+  if (o.interactive && o.tty && !o.detach && !process.stdin.isTTY) throw new CliError('the input device is not a TTY', 1);
   const h = await openHost();
   const { createContainer } = await import('../engine/containers.js');
   const r = createContainer(h, {
     name: o.name, network: o.net ?? o.network, ip: o.ip, aliases: [...o.alias, ...o.networkAlias], publish: o.publish,
-    dns: o.dns, command, autoRemove: !!o.rm,
+    dns: o.dns, command, autoRemove: !!o.rm, publishAll: !!o.publishAll, macAddress: o.macAddress,
+    config: {
+      hostname: o.hostname ?? '', domainname: o.domainname ?? '', env: envList(o), workdir: o.workdir ?? '',
+      labels: kv(o.label.map((l) => (l.includes('=') ? l : l + '=')), 'label'), extraHosts: o.addHost.map(addHost),
+      dnsSearch: o.dnsSearch, dnsOptions: [...o.dnsOption, ...o.dnsOpt], exposed: o.expose, tty: !!o.tty,
+      interactive: !!o.interactive, init: !!o.init, user: o.user ?? '',
+    },
   });
   warn(r.warnings);
   return { h, c: r.container };
+}
+
+/** --add-host NAME:IP (Docker's format; the IP may be IPv6, which has colons itself). */
+function addHost(s: string): [string, string] {
+  const i = s.indexOf(':');
+  if (i <= 0 || i === s.length - 1) throw new CliError(`invalid argument ${JSON.stringify(s)} for "--add-host" flag: bad format for add-host: ${JSON.stringify(s)}`, 2);
+  return [s.slice(0, i), s.slice(i + 1)];
 }
 
 addCreateOptions(program.command('create').description('create a container (its network sandbox) without starting it'))
@@ -273,8 +345,9 @@ addCreateOptions(program.command('run').description('create and start a containe
     try {
       created = await doCreate(command, o);
     } catch (e) {
-      // As `docker run`: 125 when the container could not be created (the command never ran).
-      throw new CliError((e as Error).message, 125);
+      // As `docker run`: 127 when the command cannot be found, 125 when the container could not be created.
+      const E = await import('../engine/containers.js');
+      throw new CliError((e as Error).message, e instanceof E.CommandNotFoundError ? 127 : 125);
     }
     const { h, c } = created;
     const E = await import('../engine/containers.js');
@@ -317,12 +390,12 @@ program.command('ps')
     }
     if (o.latest) last = 1;
     const h = await openHost();
-    const { refreshState, containerLabels } = await import('../engine/containers.js');
+    const { refreshState, containerConfig } = await import('../engine/containers.js');
     const nets = new Map(h.store.networks().map((n) => [n.id, n]));
     const all = o.all || (last !== undefined && last > 0) || filters.has('status') || filters.has('exited');
     let list = h.store.containers().map((c) => refreshState(h, c))
       .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0)) // newest first, as Docker
-      .map((c) => ({ c, eps: h.store.endpointsOf(c.id), nets, labels: containerLabels(h, c) }))
+      .map((c) => ({ c, eps: h.store.endpointsOf(c.id), nets, labels: containerConfig(h, c).labels }))
       .filter((x) => (all || x.c.state === 'running') && L.psFilter(filters, x));
     if (last !== undefined && last > 0) list = list.slice(0, last);
     const now = Date.now();
@@ -352,7 +425,7 @@ program.command('inspect')
       else missing.push(r);
     }
     out(await inspectOutput(o.format, views));
-    const what = o.type === 'network' ? 'network' : o.type === 'container' ? 'container' : 'container or network';
+    const what = o.type === 'network' ? 'network' : o.type === 'container' ? 'container' : 'object'; // Docker's words
     if (missing.length) throw new CliError(missing.map((m) => `No such ${what}: ${m}`).join('\n'));
   });
 
@@ -368,15 +441,24 @@ program.command('port')
   });
 
 program.command('exec')
-  .description('run a command inside a container')
+  .description('run a command inside a running container')
+  .option('-d, --detach', 'run it in the background')
+  .option('-i, --interactive', 'keep stdin attached')
+  .option('-t, --tty', 'the command gets our terminal (no pseudo-terminal is allocated)')
+  .option('-e, --env <K=V>', 'environment variable (K alone: taken from this environment)', collect, [])
+  .option('-w, --workdir <dir>', 'working directory (must exist)')
+  .option('-u, --user <user[:group]>', 'run as this user (name or uid)')
   .argument('<container>')
   .argument('<command...>')
   .passThroughOptions()
-  .action(async (ref: string, command: string[]) => {
+  .action(async (ref: string, command: string[], o) => {
     if (command[0] === '--') command = command.slice(1);
+    if (o.workdir !== undefined && !o.workdir.startsWith('/')) throw new CliError(`the working directory '${o.workdir}' is invalid, it needs to be an absolute path`, 2);
+    if (o.interactive && o.tty && !o.detach && !process.stdin.isTTY) throw new CliError('the input device is not a TTY', 1);
+    const env = envList({ env: o.env });
     const h = await openHost();
     const { execIn } = await import('../engine/containers.js');
-    process.exitCode = await execIn(h, ref, command);
+    process.exitCode = await execIn(h, ref, command, { env, workdir: o.workdir, user: o.user, tty: !!o.tty, interactive: !!o.interactive, detach: !!o.detach });
   });
 
 program.command('logs')

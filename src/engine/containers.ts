@@ -10,13 +10,14 @@ import { allocateIp, checkStaticIp, macFromIp } from '../ipam/ipam.js';
 import { Netlink } from '../kernel/netlink.js';
 import { closeFd, createNetns, deleteNetns, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
 import {
-  findExecutable, isAlive, killNetnsProcesses, launchDetached, launchForeground, runCaptured, signal, type LaunchSpec,
+  findExecutable, homeOf, isAlive, killNetnsProcesses, launchBackground, launchDetached, launchForeground, resolveUser, runCaptured, signal, type LaunchSpec,
 } from '../kernel/proc.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
 import { UserError } from '../util/errors.js';
 import { isIPv4 } from '../util/ip.js';
 import { validateAlias, validateContainerName } from '../util/validate.js';
 import { etcPaths, refreshEtc, writeEtc } from './etc.js';
+import { DEFAULT_CONFIG, containerConfig, exposedSpecs, validateConfig, validateMac, writeConfig, type ContainerConfig } from './config.js';
 import { containerView } from './views.js';
 import { crashPoint } from './faults.js';
 import { recoverIfNeeded } from './reconcile.js';
@@ -37,53 +38,12 @@ export interface CreateOptions {
   dns?: string[];
   command: string[];
   autoRemove?: boolean;
+  /** -P: publish every exposed port (config.exposed) on an ephemeral host port. */
+  publishAll?: boolean;
+  /** --mac-address of the first interface. */
+  macAddress?: string;
   /** What a container is besides its network sandbox (hostname, environment, labels, ...): ContainerConfig. */
   config?: Partial<ContainerConfig>;
-}
-
-/** The container's settings that are not network state: kept in <containerDir>/config.json (mode 0600: the
- *  environment may hold secrets), written before the container is committed, removed with its directory. */
-export interface ContainerConfig {
-  /** '' = Docker's default: the first 12 characters of the id. */
-  hostname: string;
-  domainname: string;
-  /** K=V, in order; later ones win. */
-  env: string[];
-  /** '' = the caller's working directory (there is no image to name one). */
-  workdir: string;
-  labels: Record<string, string>;
-  /** --add-host entries: [name, ip]. */
-  extraHosts: Array<[string, string]>;
-  dnsSearch: string[];
-  dnsOptions: string[];
-  /** --expose / -P: "80/tcp". */
-  exposed: string[];
-  tty: boolean;
-  interactive: boolean;
-  init: boolean;
-  user: string;
-}
-
-const DEFAULT_CONFIG: ContainerConfig = {
-  hostname: '', domainname: '', env: [], workdir: '', labels: {}, extraHosts: [], dnsSearch: [], dnsOptions: [], exposed: [],
-  tty: false, interactive: false, init: false, user: '',
-};
-
-function configFile(h: Host, id: string): string {
-  return path.join(h.containerDir(id), 'config.json');
-}
-
-/** The container's config (defaults for containers made before it existed). */
-export function containerConfig(h: Host, c: ContainerRecord): ContainerConfig {
-  try {
-    return { ...DEFAULT_CONFIG, ...(JSON.parse(fs.readFileSync(configFile(h, c.id), 'utf8')) as Partial<ContainerConfig>) };
-  } catch {
-    return { ...DEFAULT_CONFIG };
-  }
-}
-
-export function containerLabels(h: Host, c: ContainerRecord): Record<string, string> {
-  return containerConfig(h, c).labels;
 }
 
 /** The hostname Docker gives: --hostname, else the short id; --network host: the host's; container:X: X's. */
@@ -96,10 +56,6 @@ export function containerHostname(h: Host, c: ContainerRecord): string {
   return containerConfig(h, c).hostname || c.id.slice(0, 12);
 }
 
-function writeConfig(h: Host, id: string, cfg: ContainerConfig): void {
-  fs.mkdirSync(h.containerDir(id), { recursive: true, mode: 0o711 });
-  fs.writeFileSync(configFile(h, id), JSON.stringify(cfg), { mode: 0o600 });
-}
 
 export interface Created {
   container: ContainerRecord;
@@ -141,10 +97,20 @@ function networksById(h: Host): Map<string, NetworkRecord> {
 export function createContainer(h: Host, o: CreateOptions): Created {
   const warnings: string[] = [];
   if (!o.command.length) throw new UserError('no command given: nsnet run [OPTIONS] -- COMMAND [ARG...]', 'invalid');
-  if (!findExecutable(o.command[0])) {
-    throw new UserError(`exec: "${o.command[0]}": executable file not found in $PATH`, 'invalid');
+  const cfg: ContainerConfig = { ...DEFAULT_CONFIG, ...(o.config ?? {}) };
+  validateConfig(cfg);
+  const envPath = [...cfg.env].reverse().find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
+  if (!findExecutable(o.command[0], envPath, cfg.workdir || undefined)) {
+    throw new CommandNotFoundError(`exec: "${o.command[0]}": executable file not found in $PATH`);
   }
   for (const a of o.aliases ?? []) validateAlias(a);
+  if (o.macAddress !== undefined) validateMac(o.macAddress);
+  if (cfg.user && !resolveUser(cfg.user)) throw new UserError(`unable to find user ${cfg.user}: no matching entries in passwd file`, 'invalid');
+  if (cfg.workdir) {
+    let dir = false;
+    try { dir = fs.statSync(cfg.workdir).isDirectory(); } catch { /* missing */ }
+    if (!dir) throw new UserError(`workdir ${JSON.stringify(cfg.workdir)}: no such directory (nsnet does not create it: containers share the host's filesystem)`, 'invalid');
+  }
   for (const d of o.dns ?? []) if (!isIPv4(d)) throw new UserError(`invalid --dns address ${JSON.stringify(d)}: expected an IPv4 address`, 'invalid');
   const netRef = o.network ?? DEFAULT_NETWORK;
   const mode: ContainerRecord['mode'] = netRef === 'host' ? 'host' : netRef === 'none' ? 'none' : netRef.startsWith('container:') ? 'container' : 'bridge';
@@ -152,7 +118,15 @@ export function createContainer(h: Host, o: CreateOptions): Created {
     if (o.ip !== undefined) throw new UserError(`--ip is only valid with a user-defined network, not --network ${netRef}`, 'invalid');
     if (o.aliases?.length) throw new UserError(`--alias is only valid with a user-defined network, not --network ${netRef}`, 'invalid');
   }
-  if (mode === 'container' && o.publish?.length) throw new UserError('conflicting options: port publishing and the container type network mode', 'invalid');
+  if (mode === 'container' && (o.publish?.length || o.publishAll)) throw new UserError('conflicting options: port publishing and the container type network mode', 'invalid');
+  // Docker's: a container: sandbox has the target's hostname and MAC.
+  if (mode === 'container' && cfg.hostname) throw new UserError('conflicting options: hostname and the network mode', 'invalid');
+  if (mode === 'container' && o.macAddress !== undefined) throw new UserError('conflicting options: mac-address and the network mode', 'invalid');
+  // --network host shares the host's UTS namespace here (Docker gives it a UTS namespace named after the host).
+  if (mode === 'host' && cfg.hostname) throw new UserError('--hostname is not supported with --network host: the container shares the host\'s hostname', 'invalid');
+  if (mode !== 'bridge' && o.macAddress !== undefined) throw new UserError(`--mac-address needs a network interface: not with --network ${netRef}`, 'invalid');
+  // -P publishes each exposed port on an ephemeral host port (those -p already publishes excepted).
+  const publish = [...(o.publish ?? []), ...(o.publishAll ? exposedSpecs(cfg.exposed, o.publish ?? []) : [])];
   if (o.name !== undefined) validateContainerName(o.name);
 
   return h.lock.with(() => {
@@ -177,10 +151,10 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       if (refreshState(h, target).state !== 'running') throw new UserError(`cannot join network of a non running container: ${tref}`, 'refused');
     }
     let ports: PortMapping[] = [];
-    if (o.publish?.length) {
+    if (publish.length) {
       if (mode === 'host') warnings.push('Published ports are discarded when using host network mode');
       else if (mode === 'none') warnings.push('Published ports are discarded when using the none network mode');
-      else ports = resolvePorts(h, o.publish);
+      else ports = resolvePorts(h, publish);
     }
     if (mode === 'bridge') net = existingNet ?? ensureDefaultNetwork(h);
     if (net?.internal && ports.length) {
@@ -201,7 +175,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
     }
     let ep: EndpointRecord | null = null;
     h.store.tx(() => {
-      if (net) ep = planEndpoint(h, c, net, 'eth0', o.ip, o.aliases ?? []);
+      if (net) ep = planEndpoint(h, c, net, 'eth0', o.ip, o.aliases ?? [], o.macAddress);
       h.store.insertContainer(c, true);
       if (ep) {
         h.store.insertEndpoint(ep, true);
@@ -210,7 +184,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
     });
     crashPoint('create:persisted');
     try {
-      writeConfig(h, c.id, { ...DEFAULT_CONFIG, ...(o.config ?? {}) });
+      writeConfig(h, c.id, { ...cfg, macAddress: o.macAddress?.toLowerCase() ?? '' });
       buildSandbox(h, c, ep && net ? [[ep, net]] : []);
       crashPoint('create:sandbox');
       h.store.tx(() => h.store.commitContainer(c.id));
@@ -230,7 +204,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
 }
 
 /** Plans one endpoint (address, MAC, interface names) inside the caller's transaction. */
-function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: string, ip: string | undefined, aliases: string[]): EndpointRecord {
+function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: string, ip: string | undefined, aliases: string[], mac?: string): EndpointRecord {
   const inUse = h.store.addressesOf(net.id);
   let addr: string;
   if (ip !== undefined) {
@@ -241,7 +215,7 @@ function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: s
   }
   return {
     containerId: c.id, containerName: c.name, networkId: net.id, ifname, hostIf: hostIfName(), ip: addr,
-    mac: macFromIp(addr), aliases, staticIp: ip !== undefined,
+    mac: mac ? mac.toLowerCase() : macFromIp(addr), aliases, staticIp: ip !== undefined,
   };
 }
 
@@ -301,7 +275,7 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
       const net = nets.get(s.networkId);
       if (!net) continue; // the network was removed meanwhile
       // Pending until the kernel side exists: a crash in between is rolled back (the attachments stay saved).
-      const ep = planEndpoint(h, c, net, s.ifname, s.ip ?? undefined, s.aliases);
+      const ep = planEndpoint(h, c, net, s.ifname, s.ip ?? undefined, s.aliases, s.ifname === 'eth0' ? containerConfig(h, c).macAddress || undefined : undefined);
       h.store.insertEndpoint(ep, true);
       if (!ep.staticIp) h.store.setLastIp(net.id, ep.ip);
       planned.push([ep, net]);
@@ -336,15 +310,52 @@ export function inspectContainer(h: Host, c0: ContainerRecord): Record<string, u
 /** How to start a process in this container. Also what must hold before any process runs there: the netns
  *  owner is marked used (so that rm looks for processes left inside), its /etc files exist, and the resolver
  *  has applied every change made so far (a name just created resolves from the first instruction). */
-export function launchSpec(h: Host, c: ContainerRecord, command: string[]): LaunchSpec {
-  if (c.mode === 'host') return { command, netnsFd: h.hostFd, netnsPath: null, etc: null };
+export function launchSpec(h: Host, c: ContainerRecord, command: string[], po: ProcessOptions = {}): LaunchSpec {
+  const proc = processSettings(h, c, po);
+  if (c.mode === 'host') return { command, netnsFd: h.hostFd, netnsPath: null, etc: null, ...proc };
   const owner = c.mode === 'container' ? netnsOwner(h, c) : c;
   if (!owner || !owner.netns) throw new UserError(`container ${c.name} has no network namespace to join`, 'refused');
   if (!owner.used) h.store.tx(() => h.store.markUsed(owner.id));
   const etc = etcPaths(h, owner);
   if (!fs.existsSync(etc.hosts)) writeEtc(h, owner, h.store.endpointsOf(owner.id), networksById(h));
   awaitDns(h);
-  return { command, netnsFd: null, netnsPath: netnsPath(owner.netns), etc };
+  return { command, netnsFd: null, netnsPath: netnsPath(owner.netns), etc, ...proc, hostname: containerHostname(h, c) };
+}
+
+/** Per-process settings of `run`/`exec`: what the container was created with, and what exec adds. */
+export interface ProcessOptions {
+  /** K=V (exec -e), after the container's own. */
+  env?: string[];
+  workdir?: string;
+  user?: string;
+  tty?: boolean;
+  interactive?: boolean;
+}
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** A Docker-like process environment: PATH, HOSTNAME, HOME (TERM with -t), then the container's -e/--env-file
+ *  values, then exec's -e. Nothing of the caller's environment leaks in, as in Docker. */
+function processSettings(h: Host, c: ContainerRecord, po: ProcessOptions): Pick<LaunchSpec, 'env' | 'cwd' | 'user' | 'stdin'> {
+  const cfg = containerConfig(h, c);
+  const userSpec = po.user ?? cfg.user;
+  const user = userSpec ? resolveUser(userSpec) : null;
+  if (userSpec && !user) throw new UserError(`unable to find user ${userSpec}: no matching entries in passwd file`, 'invalid');
+  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOSTNAME: containerHostname(h, c) };
+  if (po.tty ?? cfg.tty) env.TERM = 'xterm';
+  for (const kv of [...cfg.env, ...(po.env ?? [])]) {
+    const i = kv.indexOf('=');
+    env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  env.HOME ??= homeOf(user?.uid ?? 0);
+  const cwd = po.workdir || cfg.workdir || undefined;
+  if (cwd !== undefined) {
+    let ok = false;
+    try { ok = fs.statSync(cwd).isDirectory(); } catch { /* missing */ }
+    // Docker creates a missing workdir in the container's filesystem; here that is the host's: refused instead.
+    if (!ok) throw new UserError(`workdir ${JSON.stringify(cwd)}: no such directory (nsnet does not create it: containers share the host's filesystem)`, 'invalid');
+  }
+  return { env, cwd, user, stdin: !!(po.interactive ?? cfg.interactive) };
 }
 
 /** Path of the nsnet launcher, for the detached supervisor's `rm` of --rm containers. */
@@ -362,7 +373,7 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
     const spec = launchSpec(h, c, c.command);
     fs.mkdirSync(h.containerDir(c.id), { recursive: true, mode: 0o711 }); // log and exit code (any mode)
     fs.rmSync(exitFile(h, c), { force: true });
-    const env = { ...process.env, NSNET_ROOT: h.root };
+    const env = { ...spec.env, NSNET_ROOT: h.root }; // the container's environment; NSNET_ROOT for the --rm supervisor
     // The supervisor lives in the host netns (it enters the container's with nsenter): host-mode commands run
     // there, and the `rm` of --rm containers acts on the right host.
     const { pid, start } = h.inHost(() => launchDetached({ ...spec, netnsFd: null, env }, logFile(h, c), exitFile(h, c),
@@ -375,7 +386,8 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
   });
 }
 
-/** Runs the container's command in the foreground, attached to our stdio; returns its exit code. */
+/** Runs the container's command in the foreground, attached to our stdio (stdin only with -i); returns its exit
+ *  code. */
 export async function runForeground(h: Host, c: ContainerRecord): Promise<number> {
   const spec = launchSpec(h, c, c.command);
   const code = await launchForeground(spec, (pid) => {
@@ -385,12 +397,44 @@ export async function runForeground(h: Host, c: ContainerRecord): Promise<number
   return code;
 }
 
-/** Runs a command inside a running (or created) container; foreground, returns the exit code. */
-export async function execIn(h: Host, ref: string, command: string[]): Promise<number> {
-  const c = resolveContainer(h, ref);
+/** The command of run/create cannot be found (run exits 127 for it, as Docker's). */
+export class CommandNotFoundError extends UserError {
+  constructor(message: string) {
+    super(message, 'invalid');
+  }
+}
+
+/** An error with the exit status Docker uses for it (126: exec's command cannot be run). */
+export class ExitStatusError extends UserError {
+  constructor(message: string, readonly status: number) {
+    super(message, 'refused');
+  }
+
+  override get exitCode(): number {
+    return this.status;
+  }
+}
+
+export interface ExecOptions extends ProcessOptions {
+  /** exec -d: start it in the background and return at once. */
+  detach?: boolean;
+}
+
+/** Runs a command inside a running container (Docker refuses created and stopped ones); foreground unless
+ *  detached; returns the exit code (0 when detached). A command that cannot be found exits 126, as Docker's. */
+export async function execIn(h: Host, ref: string, command: string[], o: ExecOptions = {}): Promise<number> {
+  const c = refreshState(h, resolveContainer(h, ref));
+  if (c.state !== 'running') throw new UserError(`Container ${c.id} is not running`, 'refused');
   if (!command.length) throw new UserError('no command given: nsnet exec CONTAINER -- COMMAND [ARG...]', 'invalid');
-  if (!findExecutable(command[0])) throw new UserError(`exec: "${command[0]}": executable file not found in $PATH`, 'invalid');
-  return launchForeground(launchSpec(h, c, command));
+  const spec = launchSpec(h, c, command, o);
+  if (!findExecutable(command[0], spec.env?.PATH, spec.cwd)) {
+    throw new ExitStatusError(`exec: "${command[0]}": executable file not found in $PATH`, 126);
+  }
+  if (o.detach) {
+    launchBackground(spec);
+    return 0;
+  }
+  return launchForeground(spec);
 }
 
 /** exec with captured output (library use and tests). */
@@ -561,4 +605,4 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
   });
 }
 
-export { HEX as newId, logFile, refreshState };
+export { HEX as newId, logFile, refreshState, containerConfig, type ContainerConfig };

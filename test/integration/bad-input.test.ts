@@ -68,8 +68,8 @@ function snapshot(h: TestHost): Snapshot {
   const ps = h.nsnet(['ps', '-a', '--format', 'json']);
   let containers: string;
   try {
-    // Status holds relative times ("Exited (0) 2 seconds ago"); State carries what matters.
-    containers = jsonLines(ps.stdout).map((c) => JSON.stringify({ ...c, Status: undefined })).join('\n');
+    // Status and RunningFor hold relative times ("Exited (0) 2 seconds ago"); State carries what matters.
+    containers = jsonLines(ps.stdout).map((c) => JSON.stringify({ ...c, Status: undefined, RunningFor: undefined })).join('\n');
   } catch {
     containers = ps.stdout;
   }
@@ -439,7 +439,8 @@ function mainCases(v: { baseBridge: string; c1Ip: string }): Case[] {
   add(RUN('--bogus'), /unknown option '--bogus'/);
 
   // ---- other container commands on unknown or refused containers
-  for (const cmd of ['stop', 'rm', 'logs', 'port', 'inspect', 'start']) add([cmd, 'nope'], /No such container: nope/);
+  for (const cmd of ['stop', 'rm', 'logs', 'port', 'start']) add([cmd, 'nope'], /No such container: nope/);
+  add(['inspect', 'nope'], /No such object: nope/); // docker inspect looks for containers and networks
   add(['exec', 'nope', '--', 'true'], /No such container: nope/);
   add(['exec', `$(${TOUCH})`, '--', 'true'], /No such container/);
   add(['exec', 'c1', '--', `nonexistent-cmd-${RAND}`], /executable file not found/);
@@ -447,7 +448,7 @@ function mainCases(v: { baseBridge: string; c1Ip: string }): Case[] {
   add(['exec', 'c1', '--', ''], /executable file not found/);
   add(['exec', 'c1'], /missing required argument 'command'/);
   add(['rm', ''], /No such container/);
-  add(['inspect', ''], /No such container/);
+  add(['inspect', ''], /No such object/);
   add(['rm', 'c1'], /You cannot remove a running container c1/);
   add(['rm', '--bogus', 'c1'], /unknown option '--bogus'/);
   add(['stop', '--bogus', 'c1'], /unknown option '--bogus'/);

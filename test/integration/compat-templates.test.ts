@@ -55,7 +55,7 @@ test('compat: Go templates in inspect, network inspect, ps, network ls', async (
   const r = h.nsnet(['inspect', '-f', '{{.Name}}', 'web', 'nope']);
   assert.equal(r.status, 1);
   assert.equal(r.stdout, '/web\n');
-  assert.match(r.stderr, /No such container or network: nope/);
+  assert.match(r.stderr, /No such object: nope/);
 
   // ps --format: fields, table with tabs, {{json .}} and json with Docker's field names (all strings).
   assert.equal(h.ok(['ps', '--format', '{{.Names}}']), 'db\nweb', 'newest first');
