@@ -48,8 +48,8 @@ function out(s: string): void {
 async function eachRef(refs: string[], fn: (ref: string) => unknown): Promise<void> {
   for (const r of refs) {
     try {
-      await fn(r);
-      out(r + '\n');
+      // fn returns false: nothing was done and the error is already reported (rm -f of a missing container).
+      if ((await fn(r)) !== false) out(r + '\n');
     } catch (e) {
       process.stderr.write(`Error: ${(e as Error).message}\n`);
       process.exitCode = 1;
@@ -430,14 +430,29 @@ program.command('inspect')
   });
 
 program.command('port')
-  .description("list a container's published ports")
+  .description("list a container's published ports, or the host address of one: port NAME 80[/tcp]")
   .argument('<container>')
-  .action(async (ref: string) => {
+  .argument('[private]', 'PORT[/PROTO]')
+  .action(async (ref: string, priv: string | undefined) => {
+    let want: string | undefined;
+    if (priv !== undefined) {
+      const m = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(priv);
+      if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) throw new CliError(`invalid port ${JSON.stringify(priv)}: expected PORT[/tcp|udp]`, 2);
+      want = `${Number(m[1])}/${m[2] ?? 'tcp'}`;
+    }
     const h = await openHost();
-    const { resolveContainer } = await import('../engine/containers.js');
+    const { resolveContainer, refreshState } = await import('../engine/containers.js');
     const { portsView } = await import('../engine/views.js');
-    const c = resolveContainer(h, ref);
-    for (const [k, bs] of Object.entries(portsView(c.ports))) for (const b of bs) out(`${k} -> ${b.HostIp}:${b.HostPort}\n`);
+    const c = refreshState(h, resolveContainer(h, ref));
+    // A container that is not running holds no ports (Docker releases them when it stops).
+    const view = c.state === 'running' ? portsView(c.ports) : {};
+    if (want === undefined) {
+      for (const [k, bs] of Object.entries(view)) for (const b of bs) out(`${k} -> ${b.HostIp}:${b.HostPort}\n`);
+      return;
+    }
+    const bs = view[want];
+    if (!bs?.length) throw new CliError(`No public port '${want}' published for ${ref}`);
+    out(bs.map((b) => `${b.HostIp}:${b.HostPort}\n`).join(''));
   });
 
 program.command('exec')
@@ -492,12 +507,26 @@ program.command('stop')
 
 program.command('rm')
   .description('remove containers')
-  .option('-f, --force', 'kill running containers first')
+  .option('-f, --force', 'kill running containers first; a missing container is not an error')
   .argument('<container...>')
   .action(async (refs: string[], o) => {
     const h = await openHost();
     const { removeContainer } = await import('../engine/containers.js');
-    await eachRef(refs, (r) => removeContainer(h, r, !!o.force));
+    const { UserError } = await import('../util/errors.js');
+    await eachRef(refs, async (r) => {
+      try {
+        await removeContainer(h, r, !!o.force);
+      } catch (e) {
+        // As Docker's: with -f, a container that does not exist is reported and the exit status stays 0 (the
+        // `rm -f x || true` of every clean-up script).
+        if (o.force && e instanceof UserError && e.code === 'notfound') {
+          process.stderr.write(`Error: ${e.message}\n`);
+          return false;
+        }
+        throw e;
+      }
+      return true;
+    });
   });
 
 program.command('reconcile')

@@ -99,7 +99,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
   if (!o.command.length) throw new UserError('no command given: nsnet run [OPTIONS] -- COMMAND [ARG...]', 'invalid');
   const cfg: ContainerConfig = { ...DEFAULT_CONFIG, ...(o.config ?? {}) };
   validateConfig(cfg);
-  const envPath = [...cfg.env].reverse().find((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
+  const envPath = [...cfg.env].reverse().find((e) => e.startsWith('PATH='))?.slice(5) ?? callerPath();
   if (!findExecutable(o.command[0], envPath, cfg.workdir || undefined)) {
     throw new CommandNotFoundError(`exec: "${o.command[0]}": executable file not found in $PATH`);
   }
@@ -334,14 +334,19 @@ export interface ProcessOptions {
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** A Docker-like process environment: PATH, HOSTNAME, HOME (TERM with -t), then the container's -e/--env-file
+/** There is no image to give a PATH: the caller's (the commands are the host's), else Docker's default. */
+function callerPath(): string {
+  return process.env.PATH || DEFAULT_PATH;
+}
+
+/** A Docker-like process environment: PATH (the caller's), HOSTNAME, HOME (TERM with -t), then the container's -e/--env-file
  *  values, then exec's -e. Nothing of the caller's environment leaks in, as in Docker. */
 function processSettings(h: Host, c: ContainerRecord, po: ProcessOptions): Pick<LaunchSpec, 'env' | 'cwd' | 'user' | 'stdin'> {
   const cfg = containerConfig(h, c);
   const userSpec = po.user ?? cfg.user;
   const user = userSpec ? resolveUser(userSpec) : null;
   if (userSpec && !user) throw new UserError(`unable to find user ${userSpec}: no matching entries in passwd file`, 'invalid');
-  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOSTNAME: containerHostname(h, c) };
+  const env: Record<string, string> = { PATH: callerPath(), HOSTNAME: containerHostname(h, c) };
   if (po.tty ?? cfg.tty) env.TERM = 'xterm';
   for (const kv of [...cfg.env, ...(po.env ?? [])]) {
     const i = kv.indexOf('=');
