@@ -24,7 +24,7 @@ import { recoverIfNeeded } from './reconcile.js';
 import { exitFile, logFile, refreshState } from './state.js';
 import { applyFirewall, applyPortDelta, containerPorts } from './firewall.js';
 import type { Host } from './host.js';
-import { DEFAULT_NETWORK, ensureDefaultNetwork, resolveNetwork } from './networks.js';
+import { DEFAULT_NETWORK, ensureDefaultNetwork, networkHostBinding, resolveNetwork } from './networks.js';
 import { resolvePorts } from './ports.js';
 import { awaitDns, notifyDnsContainer } from './dnsctl.js';
 
@@ -157,6 +157,9 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       else ports = resolvePorts(h, publish);
     }
     if (mode === 'bridge') net = existingNet ?? ensureDefaultNetwork(h);
+    // host_binding_ipv4: ports published without a host address bind to the network's.
+    const binding = net ? networkHostBinding(net) : '';
+    if (binding) ports = ports.map((p) => (p.hostIp === '' ? { ...p, hostIp: binding } : p));
     if (net?.internal && ports.length) {
       warnings.push(`network ${net.name} is internal: its containers' ports cannot be published`);
     }

@@ -5,6 +5,7 @@ import * as bridge from '../drivers/bridge.js';
 import { DEFAULT_BRIDGE_SUBNET, pickSubnet, planNetworkIpam } from '../ipam/ipam.js';
 import type { NetworkRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
+import { isIPv4 } from '../util/ip.js';
 import { validateIfName, validateLabel, validateMtu, validateNetworkName } from '../util/validate.js';
 import { applyFirewall } from './firewall.js';
 import type { Host } from './host.js';
@@ -33,7 +34,26 @@ const OPT_ALIASES: Record<string, string> = {
   'com.docker.network.bridge.name': 'bridge.name',
   'com.docker.network.driver.mtu': 'mtu',
   'com.docker.network.bridge.enable_icc': 'icc',
+  'com.docker.network.bridge.enable_ip_masquerade': 'masquerade',
+  'com.docker.network.bridge.host_binding_ipv4': 'host_binding_ipv4',
 };
+/** Options with an effect here (stored under these short keys); any other key is kept as given, as Docker
+ *  keeps unknown driver options (shown by inspect, no effect). */
+const KNOWN_OPTS = ['bridge.name', 'mtu', 'icc', 'masquerade', 'host_binding_ipv4'];
+
+/** Docker's option keys for the short ones nsnet stores. */
+export const DOCKER_OPT_NAMES: Record<string, string> = Object.fromEntries(Object.entries(OPT_ALIASES).map(([k, v]) => [v, k]));
+
+/** Whether containers of the network reach outside through the host's address (Docker's enable_ip_masquerade). */
+export function networkMasquerades(n: NetworkRecord): boolean {
+  return n.options.masquerade === undefined || /^(true|1|yes)$/i.test(n.options.masquerade);
+}
+
+/** The host address ports published on this network bind to when -p names none (host_binding_ipv4). */
+export function networkHostBinding(n: NetworkRecord): string {
+  const b = n.options.host_binding_ipv4;
+  return b === undefined || b === '0.0.0.0' ? '' : b;
+}
 
 function newId(): string {
   return crypto.randomBytes(32).toString('hex');
@@ -82,8 +102,17 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
   const opts: Record<string, string> = {};
   for (const [k0, v] of Object.entries(o.options ?? {})) {
     const k = OPT_ALIASES[k0] ?? k0;
-    if (!['bridge.name', 'mtu', 'icc'].includes(k)) throw new UserError(`unknown network option ${JSON.stringify(k0)} (known: bridge.name, mtu, icc)`, 'invalid');
+    if (!KNOWN_OPTS.includes(k)) {
+      // Kept as given, as Docker does; a key that could not be shown back is still refused.
+      if (!/^[\x21-\x7e]{1,255}$/.test(k0) || /[\x00-\x1f\x7f]/.test(v)) throw new UserError(`invalid network option ${JSON.stringify(k0)}`, 'invalid');
+      opts[k0] = v;
+      continue;
+    }
     opts[k] = v;
+  }
+  if (opts.masquerade !== undefined) opts.masquerade = String(parseBool('com.docker.network.bridge.enable_ip_masquerade', opts.masquerade));
+  if (opts.host_binding_ipv4 !== undefined && !isIPv4(opts.host_binding_ipv4)) {
+    throw new UserError(`invalid value for com.docker.network.bridge.host_binding_ipv4: ${JSON.stringify(opts.host_binding_ipv4)} (expected an IPv4 address)`, 'invalid');
   }
   for (const [k, v] of Object.entries(o.labels ?? {})) validateLabel(`${k}=${v}`);
   const mtu = opts.mtu !== undefined ? Number(opts.mtu) : 1500;

@@ -29,6 +29,10 @@ export function networkView(n: NetworkRecord, eps: EndpointRecord[]): Record<str
       'com.docker.network.bridge.enable_icc': String(n.icc),
       'com.docker.network.driver.mtu': String(n.mtu),
       ...(n.isDefault ? { 'com.docker.network.bridge.default_bridge': 'true' } : {}),
+      ...(n.options.masquerade !== undefined ? { 'com.docker.network.bridge.enable_ip_masquerade': n.options.masquerade } : {}),
+      ...(n.options.host_binding_ipv4 !== undefined ? { 'com.docker.network.bridge.host_binding_ipv4': n.options.host_binding_ipv4 } : {}),
+      // Options nsnet does not know, kept as given (as Docker's).
+      ...Object.fromEntries(Object.entries(n.options).filter(([k]) => !['bridge.name', 'mtu', 'icc', 'masquerade', 'host_binding_ipv4'].includes(k))),
     },
     Labels: n.labels,
   };

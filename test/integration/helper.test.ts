@@ -151,5 +151,5 @@ test('helper: the first command on a state directory that does not exist yet mak
   }, 10000, 50);
   const second = h.nsnet(['network', 'ls', '-q'], { env });
   assert.ok(served(second), 'the second command is served');
-  assert.equal(second.stdout.trim().split('\n').length, 3, 'n, host, none');
+  assert.equal(second.stdout.trim().split('\n').length, 4, 'n, bridge, host, none');
 });
