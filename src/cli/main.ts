@@ -107,6 +107,20 @@ async function networkViewOf(h: Host, ref: string): Promise<Record<string, unkno
   return null;
 }
 
+/** One line from stdin ('' at end of input, or when stdin cannot be read). */
+function readLine(): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const done = (v: string) => { process.stdin.off('data', onData); process.stdin.off('end', onEnd); process.stdin.off('error', onEnd); process.stdin.pause(); resolve(v); };
+    const onData = (d: Buffer) => { buf += d.toString('utf8'); const i = buf.indexOf('\n'); if (i >= 0) done(buf.slice(0, i)); };
+    const onEnd = () => done(buf);
+    process.stdin.on('data', onData);
+    process.stdin.on('end', onEnd);
+    process.stdin.on('error', onEnd);
+    process.stdin.resume();
+  });
+}
+
 function warn(ws: string[]): void {
   for (const w of ws) process.stderr.write(`WARNING: ${w}\n`);
 }
@@ -124,6 +138,9 @@ const program = new Command('nsnet')
 
 // ---------------------------------------------------------------- network
 const network = program.command('network').description('manage networks');
+// Docker reports a network command's refused input (names, subnets, options) as a daemon error: exit 1.
+let networkCommand = false;
+network.hook('preAction', () => { networkCommand = true; });
 
 network.command('create')
   .description('create a bridge network')
@@ -198,9 +215,16 @@ network.command('rm').alias('remove')
   });
 
 network.command('prune')
-  .description('remove all networks without containers')
-  .option('-f, --force', 'do not prompt (nsnet never prompts)')
-  .action(async () => {
+  .description('remove all networks without containers (asks first unless -f)')
+  .option('-f, --force', 'do not prompt for confirmation')
+  .action(async (o) => {
+    if (!o.force) {
+      // As Docker's: the question on stdout, the answer read from stdin; anything but y/yes (an empty or closed
+      // stdin included, so a script without a terminal) removes nothing.
+      out('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ');
+      const answer = await readLine();
+      if (!/^\s*y(es)?\s*$/i.test(answer)) return;
+    }
     const h = await openHost();
     const { pruneNetworks } = await import('../engine/networks.js');
     const removed = pruneNetworks(h);
@@ -578,12 +602,13 @@ function reportError(e: unknown): void {
   const err = e as Error & { exitCode?: number };
   if (process.env.NSNET_DEBUG) process.stderr.write(String(err.stack) + '\n');
   process.stderr.write(`Error: ${err.message.split('\n').join('\nError: ')}\n`);
-  process.exitCode = typeof err.exitCode === 'number' ? err.exitCode : 1;
+  process.exitCode = typeof err.exitCode === 'number' ? (networkCommand && err.exitCode === 2 ? 1 : err.exitCode) : 1;
 }
 
 /** Runs one command line. In the resident helper (`inHelper`) the process already is in the host netns (a helper
  *  serves one host netns) and keeps its hosts open between commands. */
 async function runCli(argv: string[], inHelper = false): Promise<void> {
+  networkCommand = false;
   try {
     if (!inHelper) await enterHost(argv);
     await program.parseAsync(argv);

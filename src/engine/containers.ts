@@ -13,6 +13,7 @@ import {
   findExecutable, homeOf, isAlive, killNetnsProcesses, launchBackground, launchDetached, launchForeground, resolveUser, runCaptured, signal, type LaunchSpec,
 } from '../kernel/proc.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
+import type { SavedEndpoint } from '../store/store.js';
 import { UserError } from '../util/errors.js';
 import { isIPv4 } from '../util/ip.js';
 import { validateAlias, validateContainerName } from '../util/validate.js';
@@ -24,7 +25,7 @@ import { recoverIfNeeded } from './reconcile.js';
 import { exitFile, logFile, refreshState } from './state.js';
 import { applyFirewall, applyPortDelta, containerPorts } from './firewall.js';
 import type { Host } from './host.js';
-import { DEFAULT_NETWORK, ensureDefaultNetwork, networkHostBinding, resolveNetwork } from './networks.js';
+import { AUTO_SUBNET, DEFAULT_NETWORK, ensureDefaultNetwork, networkHostBinding, resolveNetwork } from './networks.js';
 import { resolvePorts } from './ports.js';
 import { awaitDns, notifyDnsContainer } from './dnsctl.js';
 
@@ -207,10 +208,13 @@ export function createContainer(h: Host, o: CreateOptions): Created {
 }
 
 /** Plans one endpoint (address, MAC, interface names) inside the caller's transaction. */
-function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: string, ip: string | undefined, aliases: string[], mac?: string): EndpointRecord {
+function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: string, ip: string | undefined, aliases: string[], mac?: string, reuse = false): EndpointRecord {
   const inUse = h.store.addressesOf(net.id);
   let addr: string;
   if (ip !== undefined) {
+    if (net.options[AUTO_SUBNET] === 'true' && !reuse) {
+      throw new UserError('user specified IP address is supported only when connecting to networks with user configured subnets', 'invalid');
+    }
     checkStaticIp(net, ip, inUse);
     addr = ip;
   } else {
@@ -269,8 +273,11 @@ function destroySandbox(h: Host, c: ContainerRecord, eps: EndpointRecord[], keep
 /** Recreates a lost sandbox (after a reboot-like loss) from the remembered attachments: dynamic addresses are
  *  allocated anew, static ones must still be free. */
 function rebuildSandbox(h: Host, c: ContainerRecord): void {
-  const saved = h.store.savedEndpoints(c.id);
+  const saved = h.store.savedEndpoints(c.id) as Released[];
   const nets = networksById(h);
+  // Docker: starting a container whose network was removed meanwhile fails ("network X not found").
+  for (const s of saved) if (!nets.get(s.networkId) && s.networkName) throw new UserError(`network ${s.networkName} not found`, 'notfound');
+  checkPortsFree(h, c);
   const planned: Array<[EndpointRecord, NetworkRecord]> = [];
   if (netnsExists(c.netns)) deleteNetns(c.netns); // left by an interrupted earlier attempt
   h.store.tx(() => {
@@ -278,7 +285,11 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
       const net = nets.get(s.networkId);
       if (!net) continue; // the network was removed meanwhile
       // Pending until the kernel side exists: a crash in between is rolled back (the attachments stay saved).
-      const ep = planEndpoint(h, c, net, s.ifname, s.ip ?? undefined, s.aliases, s.ifname === 'eth0' ? containerConfig(h, c).macAddress || undefined : undefined);
+      // The address it had when it was released, if nobody took it meanwhile (as Docker gives it back).
+      const prev = s.ip === null && s.prevIp && !h.store.addressesOf(net.id).has(s.prevIp) ? s.prevIp : undefined;
+      const ep = prev !== undefined
+        ? { ...planEndpoint(h, c, net, s.ifname, prev, s.aliases, s.ifname === 'eth0' ? containerConfig(h, c).macAddress || undefined : undefined, true), staticIp: false }
+        : planEndpoint(h, c, net, s.ifname, s.ip ?? undefined, s.aliases, s.ifname === 'eth0' ? containerConfig(h, c).macAddress || undefined : undefined);
       h.store.insertEndpoint(ep, true);
       if (!ep.staticIp) h.store.setLastIp(net.id, ep.ip);
       planned.push([ep, net]);
@@ -300,6 +311,53 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
   refreshEtc(h, c, planned.map(([ep]) => ep), nets); // the addresses may have changed
   if (c.ports.length) applyFirewall(h);
   notifyDnsContainer(h, c.id);
+}
+
+/** A released attachment: SavedEndpoint plus what start needs to give the same address back and to name a
+ *  network removed meanwhile (extra fields of the stored JSON). */
+type Released = SavedEndpoint & { prevIp?: string; networkName?: string };
+
+/** What Docker releases when a container stops (or its network is removed while it is not running): its
+ *  endpoints (addresses back to the pool, no longer listed by network inspect), its published ports, its DNS
+ *  names. Its netns stays (loopback only); start rebuilds the endpoints from the saved attachments (the same
+ *  address when it is still free). Runs under the lock. */
+function releaseSandbox(h: Host, c: ContainerRecord): void {
+  if (c.mode !== 'bridge' || !c.netns) return;
+  const eps = h.store.endpointsOf(c.id);
+  if (!eps.length) return;
+  const nets = networksById(h);
+  const ports = containerPorts(h, c);
+  const ids: number[] = [];
+  h.store.tx(() => {
+    const saved: Released[] = [...(h.store.savedEndpoints(c.id) as Released[]), ...eps.map((e) => ({
+      networkId: e.networkId, ifname: e.ifname, aliases: e.aliases, ip: e.staticIp ? e.ip : null, prevIp: e.ip,
+      networkName: nets.get(e.networkId)?.name,
+    }))];
+    h.store.setSavedEndpoints(c.id, saved);
+    for (const e of eps) {
+      ids.push(h.store.addGarbage('link', e.hostIf));
+      h.store.deleteEndpoint(c.id, e.networkId);
+    }
+  });
+  crashPoint('release:persisted');
+  if (ports.length) applyPortDelta(h, [], ports);
+  for (const e of eps) {
+    try { bridge.detach(h, e); } catch { /* reconcile removes what is left (garbage rows) */ }
+  }
+  h.store.tx(() => h.store.dropGarbage(ids));
+  refreshEtc(h, c, [], nets);
+  if (eps.some((e) => !nets.get(e.networkId)?.isDefault)) notifyDnsContainer(h, c.id);
+}
+
+/** start of a released container: its published ports must still be free (Docker fails the start otherwise). */
+function checkPortsFree(h: Host, c: ContainerRecord): void {
+  if (!c.ports.length) return;
+  const specs = c.ports.map((p) => {
+    const hp = p.hostPortEnd > p.hostPort ? `${p.hostPort}-${p.hostPortEnd}` : String(p.hostPort);
+    const cp = p.containerPortEnd > p.containerPort ? `${p.containerPort}-${p.containerPortEnd}` : String(p.containerPort);
+    return `${p.hostIp ? p.hostIp + ':' : ''}${hp}:${cp}/${p.proto}`;
+  });
+  resolvePorts(h, specs); // throws Docker's "port is already allocated" for a port taken meanwhile
 }
 
 /** Docker-shaped view of a container, its state brought up to date; SandboxKey is the netns it really lives in
@@ -463,11 +521,19 @@ export async function stopContainer(h: Host, ref: string, timeoutSec = 10): Prom
     if (isAlive(c0.pid, c0.pidStart)) signal(-c0.pid, 'SIGKILL');
     while (isAlive(c0.pid, c0.pidStart)) await sleep(10);
   }
-  if (c0.netns && h.store.containerById(c0.id)?.used) killNetnsProcesses(c0.netns);
+  // Not while others run in its netns (--network container:): they are not this container's processes.
+  const shared = h.store.dependents(c0.id).some((d) => refreshState(h, d).state === 'running');
+  if (c0.netns && !shared && h.store.containerById(c0.id)?.used) killNetnsProcesses(c0.netns);
   const c = refreshState(h, h.store.containerById(c0.id) ?? c0);
   if (c.state === 'running') {
     h.store.tx(() => h.store.updateContainer(c.id, { state: 'exited', pid: null, pidStart: null, exitCode: 137, finished: new Date().toISOString() }));
   }
+  // A stopped container releases its addresses, ports and names, as Docker's (not one whose netns others use:
+  // their network would go with it).
+  h.lock.with(() => {
+    const cur = h.store.containerById(c.id);
+    if (cur && cur.state !== 'running' && !h.store.dependents(cur.id).some((d) => refreshState(h, d).state === 'running')) releaseSandbox(h, cur);
+  });
   return h.store.containerById(c.id) ?? c;
 }
 
@@ -475,7 +541,8 @@ export async function stopContainer(h: Host, ref: string, timeoutSec = 10): Prom
 export async function removeContainer(h: Host, ref: string, force = false): Promise<ContainerRecord> {
   let c = refreshState(h, resolveContainer(h, ref));
   const users = h.store.dependents(c.id).filter((d) => refreshState(h, d).state === 'running');
-  if (users.length) throw new UserError(`container ${c.name} is in use by ${users.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first`, 'refused');
+  // Docker's rm -f removes it anyway: the sharers keep running in the netns, with only loopback left.
+  if (users.length && !force) throw new UserError(`container ${c.name} is in use by ${users.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first, or use rm -f`, 'refused');
   if (c.state === 'running') {
     if (!force) throw new UserError(`You cannot remove a running container ${c.name}. Stop the container before attempting removal or force remove`, 'refused');
     c = await stopContainer(h, c.id, 0);
@@ -483,7 +550,8 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
   return h.lock.with(() => {
     recoverIfNeeded(h);
     const deps = h.store.dependents(c.id).filter((d) => refreshState(h, d).state === 'running');
-    if (deps.length) throw new UserError(`container ${c.name} is in use by ${deps.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first`, 'refused');
+    if (deps.length && !force) throw new UserError(`container ${c.name} is in use by ${deps.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first, or use rm -f`, 'refused');
+    const sharedNetns = deps.length > 0;
     const eps = h.store.endpointsOf(c.id);
     const ports = containerPorts(h, c);
     let used = true;
@@ -494,7 +562,8 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
       // gone (≈30 ms per veth when asked one by one, nothing for us to wait for this way). Their rows stay as
       // 'veth' garbage until then (sweepDyingLinks).
       for (const ep of eps) {
-        if (c.netns) h.store.addGarbage('veth', ep.hostIf);
+        // A netns others still run in outlives its name: its veths must be deleted one by one.
+        if (c.netns && !sharedNetns) h.store.addGarbage('veth', ep.hostIf);
         else ids.push(h.store.addGarbage('link', ep.hostIf));
       }
       if (c.netns) ids.push(h.store.addGarbage('netns', c.netns));
@@ -504,8 +573,9 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
     crashPoint('rm:persisted');
     if (ports.length) applyPortDelta(h, [], ports);
     crashPoint('rm:firewall');
-    if (c.netns && used) killNetnsProcesses(c.netns);
-    destroySandbox(h, c, c.netns ? [] : eps, false, eps);
+    if (c.netns && used && !sharedNetns) killNetnsProcesses(c.netns);
+    if (sharedNetns) destroySandbox(h, c, eps);
+    else destroySandbox(h, c, c.netns ? [] : eps, false, eps);
     crashPoint('rm:sandbox');
     h.store.tx(() => h.store.dropGarbage(ids));
     // A container that never ran a process: nothing inside it waits for its name to disappear.
@@ -613,4 +683,5 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
   });
 }
 
+export { releaseSandbox };
 export { HEX as newId, logFile, refreshState, containerConfig, type ContainerConfig };

@@ -13,6 +13,8 @@ import { hostRouteCidrs } from './hostinfo.js';
 import { crashPoint } from './faults.js';
 import { notifyDns } from './dnsctl.js';
 import { recoverIfNeeded } from './reconcile.js';
+import { refreshState } from './state.js';
+import { releaseSandbox } from './containers.js';
 
 export const DEFAULT_NETWORK = 'bridge';
 export const DEFAULT_BRIDGE_IF = 'nsnet0';
@@ -40,6 +42,9 @@ const OPT_ALIASES: Record<string, string> = {
 /** Options with an effect here (stored under these short keys); any other key is kept as given, as Docker
  *  keeps unknown driver options (shown by inspect, no effect). */
 const KNOWN_OPTS = ['bridge.name', 'mtu', 'icc', 'masquerade', 'host_binding_ipv4'];
+
+/** Internal option: the subnet was chosen by nsnet (networks made before this key existed count as configured). */
+export const AUTO_SUBNET = 'nsnet.auto_subnet';
 
 /** Docker's option keys for the short ones nsnet stores. */
 export const DOCKER_OPT_NAMES: Record<string, string> = Object.fromEntries(Object.entries(OPT_ALIASES).map(([k, v]) => [v, k]));
@@ -137,6 +142,8 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
     ipam = planNetworkIpam({ subnet: o.subnet, gateway: o.gateway, ipRange: o.ipRange }, taken);
   } else {
     ipam = planNetworkIpam({ subnet: pickSubnet(taken) }, taken);
+    // Remembered (not shown by inspect): Docker refuses --ip on a network whose subnet it chose.
+    opts[AUTO_SUBNET] = 'true';
   }
   bridgeName = bridgeName.trim();
   return {
@@ -196,9 +203,16 @@ export function removeNetwork(h: Host, ref: string): NetworkRecord {
     if (!n) throw new UserError(`network ${ref} not found`, 'notfound');
     if (n.isDefault) throw new UserError(`${n.name} is a pre-defined network and cannot be removed`, 'refused');
     const eps = h.store.endpointsOn(n.id);
-    if (eps.length) {
-      const names = [...new Set(eps.map((e) => e.containerName))].sort().join(', ');
+    // Only running containers hold a network (as Docker's): created and stopped ones let go of their endpoints
+    // (start fails later with "network NAME not found").
+    const holders = eps.filter((e) => { const c = h.store.containerById(e.containerId); return !c || refreshState(h, c).state === 'running'; });
+    if (holders.length) {
+      const names = [...new Set(holders.map((e) => e.containerName))].sort().join(', ');
       throw new UserError(`error while removing network: network ${n.name} id ${n.id} has active endpoints (${names})`, 'refused');
+    }
+    for (const e of eps) {
+      const c = h.store.containerById(e.containerId);
+      if (c) releaseSandbox(h, c);
     }
     let gid = 0;
     h.store.tx(() => {

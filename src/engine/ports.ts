@@ -22,6 +22,8 @@ function ephemeralRange(h: Host): [number, number] {
 export function resolvePorts(h: Host, specs: string[]): PortMapping[] {
   const taken: Array<{ hostIp: string; proto: Proto; lo: number; hi: number; who: string }> = [];
   for (const c of h.store.publishedPorts()) {
+    // A container whose endpoints were released (stopped, as Docker's) holds no ports.
+    if (!h.store.endpointsOf(c.id).length && h.store.savedEndpoints(c.id).length) continue;
     for (const p of c.ports) taken.push({ hostIp: p.hostIp, proto: p.proto, lo: p.hostPort, hi: p.hostPortEnd, who: `container ${c.name}` });
   }
   // A socket bound in the host netns on any port of the range: the port that cannot be bound, or null.

@@ -32,7 +32,7 @@ export function networkView(n: NetworkRecord, eps: EndpointRecord[]): Record<str
       ...(n.options.masquerade !== undefined ? { 'com.docker.network.bridge.enable_ip_masquerade': n.options.masquerade } : {}),
       ...(n.options.host_binding_ipv4 !== undefined ? { 'com.docker.network.bridge.host_binding_ipv4': n.options.host_binding_ipv4 } : {}),
       // Options nsnet does not know, kept as given (as Docker's).
-      ...Object.fromEntries(Object.entries(n.options).filter(([k]) => !['bridge.name', 'mtu', 'icc', 'masquerade', 'host_binding_ipv4'].includes(k))),
+      ...Object.fromEntries(Object.entries(n.options).filter(([k]) => !['bridge.name', 'mtu', 'icc', 'masquerade', 'host_binding_ipv4'].includes(k) && !k.startsWith('nsnet.'))),
     },
     Labels: n.labels,
   };
@@ -92,7 +92,8 @@ export function containerView(c: ContainerRecord, eps: EndpointRecord[], nets: M
     HostConfig: { NetworkMode: networkMode, PortBindings: portBindings, AutoRemove: c.autoRemove, Dns: c.dns },
     NetworkSettings: {
       SandboxKey: ownerNetns ? netnsPath(ownerNetns) : '',
-      Ports: portsView(c.ports),
+      // Bindings exist only while it runs (Docker's); HostConfig.PortBindings keeps what was asked for.
+      Ports: c.state === 'running' ? portsView(c.ports) : {},
       IPAddress: def?.ip ?? '', IPPrefixLen: defNet ? parseCidr(defNet.subnet).prefix : 0,
       Gateway: defNet?.gateway ?? '', MacAddress: def?.mac ?? '',
       Networks: networks,
