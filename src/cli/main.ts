@@ -501,16 +501,54 @@ program.command('exec')
   });
 
 program.command('logs')
-  .description("show a detached container's output")
+  .description("show a detached container's output (stdout and stderr in one log)")
+  .option('-f, --follow', 'keep printing new output until the container stops')
+  .option('-n, --tail <n>', 'only the last n lines ("all" for every line)', 'all')
+  .option('-t, --timestamps', 'refused: the log records no times')
   .argument('<container>')
-  .action(async (ref: string) => {
+  .action(async (ref: string, o) => {
+    if (o.timestamps) throw new CliError('--timestamps is not supported: nsnet\'s log records no times', 2);
+    if (o.tail !== 'all' && !/^\d{1,9}$/.test(o.tail)) throw new CliError(`invalid --tail ${JSON.stringify(o.tail)}: a number of lines or "all"`, 2);
     const h = await openHost();
-    const { resolveContainer, logFile } = await import('../engine/containers.js');
+    const { resolveContainer, logFile, refreshState } = await import('../engine/containers.js');
     const c = resolveContainer(h, ref);
+    const file = logFile(h, c);
+    let text = '';
     try {
-      out(fs.readFileSync(logFile(h, c), 'utf8'));
+      text = fs.readFileSync(file, 'utf8');
     } catch {
       /* never started detached: no output */
+    }
+    if (o.tail !== 'all') {
+      const lines = text.split('\n');
+      const last = lines[lines.length - 1] === '' ? lines.slice(0, -1) : lines;
+      const n = Number(o.tail);
+      text = n === 0 ? '' : last.slice(-n).join('\n') + (last.length ? '\n' : '');
+    }
+    out(text);
+    if (!o.follow) return;
+    // Follow: print what is appended, until the container is no longer running (then a last read).
+    let pos = (() => { try { return fs.statSync(file).size; } catch { return 0; } })();
+    const more = () => {
+      let size = 0;
+      try { size = fs.statSync(file).size; } catch { return; }
+      if (size < pos) pos = 0; // the log was started anew (start)
+      if (size === pos) return;
+      const fd = fs.openSync(file, 'r');
+      try {
+        const buf = Buffer.alloc(size - pos);
+        fs.readSync(fd, buf, 0, buf.length, pos);
+        pos = size;
+        process.stdout.write(buf);
+      } finally {
+        fs.closeSync(fd);
+      }
+    };
+    for (;;) {
+      more();
+      const cur = h.store.containerById(c.id);
+      if (!cur || refreshState(h, cur).state !== 'running') { more(); return; }
+      await new Promise((r) => setTimeout(r, 100));
     }
   });
 

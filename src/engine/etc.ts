@@ -45,10 +45,10 @@ export function writeEtc(h: Host, c: ContainerRecord, eps: EndpointRecord[], net
   // --dns-search / --dns-option replace the host's, as Docker's do.
   writeInPlace(p.resolvConf, renderResolvConf(nameservers, cfg.dnsSearch.length ? cfg.dnsSearch : host.search,
     cfg.dnsOptions.length ? cfg.dnsOptions : host.options));
-  // As Docker's: the defaults, the --add-host entries, then the container's own address named by its hostname
-  // (nsnet also names the container's name and short id there).
+  // As Docker's: the defaults, the --add-host entries, then the container's own address with its hostname (nsnet
+  // names the container's name first, then the hostname, then the short id).
   const hostname = cfg.hostname || c.id.slice(0, 12);
-  const names = [...new Set([hostname, ...(hostname.includes('.') ? [hostname.split('.')[0]] : []), c.name, c.id.slice(0, 12)])].join(' ');
+  const names = [...new Set([c.name, hostname, ...(hostname.includes('.') ? [hostname.split('.')[0]] : []), c.id.slice(0, 12)])].join(' ');
   const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
   for (const [name, ip] of cfg.extraHosts) lines.push(`${ip === 'host-gateway' ? (first?.gateway ?? '127.0.0.1') : ip}\t${name}`);
   for (const e of eps) lines.push(`${e.ip}\t${names}`);

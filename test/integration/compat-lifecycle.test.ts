@@ -124,4 +124,11 @@ test('compat: network options, prune prompt, network exit codes, --ip without --
   const ran = Date.parse(st.FinishedAt) - Date.parse(st.StartedAt);
   assert.ok(ran >= 150 && ran < 1500, `ran ${ran} ms`);
   assert.match(h.ok(['ps', '-a', '--filter', 'name=short', '--format', '{{.Status}}']), /^Exited \(5\) [2-9] seconds ago$/);
+
+  // logs -f follows until the container stops; --tail N; --timestamps refused (no times are recorded).
+  h.ok(['run', '-d', '--name', 'lg', '--', 'sh', '-c', 'echo 1; echo 2; echo 3; sleep 0.7; echo 4']);
+  assert.equal(h.nsnet(['logs', '-f', 'lg'], { timeout: 10000 }).stdout, '1\n2\n3\n4\n');
+  assert.equal(h.nsnet(['logs', '--tail', '2', 'lg']).stdout, '3\n4\n');
+  assert.equal(h.nsnet(['logs', '--tail', '0', 'lg']).stdout, '');
+  assert.equal(h.nsnet(['logs', '--timestamps', 'lg']).status, 2);
 });
