@@ -365,7 +365,7 @@ function checkPortsFree(h: Host, c: ContainerRecord): void {
 export function inspectContainer(h: Host, c0: ContainerRecord): Record<string, unknown> {
   const c = refreshState(h, c0);
   const owner = netnsOwner(h, c);
-  return containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? '');
+  return containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? '', h.store.savedEndpoints(c.id));
 }
 
 /** How to start a process in this container. Also what must hold before any process runs there: the netns
@@ -460,6 +460,12 @@ export async function runForeground(h: Host, c: ContainerRecord): Promise<number
     h.store.tx(() => h.store.updateContainer(c.id, { state: 'running', pid, pidStart: null, started: new Date().toISOString() }));
   });
   h.store.tx(() => h.store.updateContainer(c.id, { state: 'exited', exitCode: code, pid: null, pidStart: null, finished: new Date().toISOString() }));
+  // Exited: it lets go of its addresses, ports and names, as Docker's (start gives them back).
+  h.lock.with(() => {
+    const cur = h.store.containerById(c.id);
+    // (--rm: removed next, the veths die with the netns: no release first.)
+    if (cur && cur.state === 'exited' && !cur.autoRemove && !h.store.dependents(cur.id).some((d) => refreshState(h, d).state === 'running')) releaseSandbox(h, cur);
+  });
   return code;
 }
 
@@ -512,7 +518,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Ends the container's processes: SIGTERM to its process group, SIGKILL after `timeoutSec`; then any process
  *  still inside its own netns (a daemon that escaped the group) gets SIGKILL too. */
-export async function stopContainer(h: Host, ref: string, timeoutSec = 10): Promise<ContainerRecord> {
+export async function stopContainer(h: Host, ref: string, timeoutSec = 10, release = true): Promise<ContainerRecord> {
   const c0 = refreshState(h, resolveContainer(h, ref));
   if (c0.state === 'running' && c0.pid) {
     signal(-c0.pid, timeoutSec <= 0 ? 'SIGKILL' : 'SIGTERM');
@@ -529,10 +535,10 @@ export async function stopContainer(h: Host, ref: string, timeoutSec = 10): Prom
     h.store.tx(() => h.store.updateContainer(c.id, { state: 'exited', pid: null, pidStart: null, exitCode: 137, finished: new Date().toISOString() }));
   }
   // A stopped container releases its addresses, ports and names, as Docker's (not one whose netns others use:
-  // their network would go with it).
+  // their network would go with it; not an --rm one: removed next).
   h.lock.with(() => {
     const cur = h.store.containerById(c.id);
-    if (cur && cur.state !== 'running' && !h.store.dependents(cur.id).some((d) => refreshState(h, d).state === 'running')) releaseSandbox(h, cur);
+    if (release && cur && cur.state !== 'running' && !cur.autoRemove && !h.store.dependents(cur.id).some((d) => refreshState(h, d).state === 'running')) releaseSandbox(h, cur);
   });
   return h.store.containerById(c.id) ?? c;
 }
@@ -545,7 +551,7 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
   if (users.length && !force) throw new UserError(`container ${c.name} is in use by ${users.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first, or use rm -f`, 'refused');
   if (c.state === 'running') {
     if (!force) throw new UserError(`You cannot remove a running container ${c.name}. Stop the container before attempting removal or force remove`, 'refused');
-    c = await stopContainer(h, c.id, 0);
+    c = await stopContainer(h, c.id, 0, false); // removed next: its veths die with the netns, no release first
   }
   return h.lock.with(() => {
     recoverIfNeeded(h);

@@ -63,8 +63,19 @@ export function portsView(ports: PortMapping[]): Record<string, Array<{ HostIp: 
   return out;
 }
 
-export function containerView(c: ContainerRecord, eps: EndpointRecord[], nets: Map<string, NetworkRecord>, ownerNetns: string): Record<string, unknown> {
+/** An attachment of a stopped container (its endpoint released): what Docker shows for it, no address. */
+export interface ReleasedView { networkId: string; aliases: string[]; ip: string | null }
+
+export function containerView(c: ContainerRecord, eps: EndpointRecord[], nets: Map<string, NetworkRecord>, ownerNetns: string, released: ReleasedView[] = []): Record<string, unknown> {
   const networks: Record<string, unknown> = {};
+  for (const r of released) {
+    const n = nets.get(r.networkId);
+    if (!n) continue;
+    networks[n.name] = {
+      IPAMConfig: r.ip ? { IPv4Address: r.ip } : null, Aliases: n.isDefault ? null : [...r.aliases, c.id.slice(0, 12)],
+      NetworkID: n.id, EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '',
+    };
+  }
   for (const e of eps) {
     const n = nets.get(e.networkId);
     if (!n) continue;

@@ -12,11 +12,15 @@ test('compat: a stopped container releases its ports, address and listing; start
   h.ok(['network', 'create', '--subnet', '10.65.0.0/24', 'app']);
   h.ok(['run', '-d', '--name', 'web', '--network', 'app', '-p', '18080:80', '--', 'sleep', '300']);
   h.ok(['run', '-d', '--name', 'fixed', '--network', 'app', '--ip', '10.65.0.50', '--', 'sleep', '300']);
+  h.ok(['run', '-d', '--name', 'cli', '--network', 'app', '--', 'sleep', '300']);
   const ipWeb = h.ok(['inspect', '-f', '{{.NetworkSettings.Networks.app.IPAddress}}', 'web']);
-  assert.equal(h.ok(['network', 'inspect', '-f', '{{len .Containers}}', 'app']), '2');
+  assert.equal(h.ok(['network', 'inspect', '-f', '{{len .Containers}}', 'app']), '3');
+  assert.match(h.exec('cli', 'getent hosts web').stdout, new RegExp(`^${ipWeb.replace(/\./g, '\\.')}\\s`));
 
   h.ok(['stop', '-t', '1', 'web', 'fixed']);
-  assert.equal(h.ok(['network', 'inspect', '-f', '{{len .Containers}}', 'app']), '0', 'network inspect no longer lists them');
+  assert.equal(h.exec('cli', 'getent hosts web').status, 2, 'its name no longer resolves');
+  assert.equal(h.nsnet(['check']).status, 0, 'check is clean after the release');
+  assert.equal(h.ok(['network', 'inspect', '-f', '{{range .Containers}}{{.Name}}{{end}}', 'app']), 'cli', 'network inspect no longer lists them');
   assert.equal(h.ok(['port', 'web']), '', 'no ports');
   assert.equal(h.ok(['inspect', '-f', '{{json .NetworkSettings.Ports}}', 'web']), '{}');
   assert.match(h.ok(['ps', '-a', '--filter', 'name=web', '--format', '{{.Status}}|{{.Ports}}']), /^Exited \(\d+\) .* ago\|$/);
@@ -31,7 +35,14 @@ test('compat: a stopped container releases its ports, address and listing; start
   assert.equal(h.ok(['inspect', '-f', '{{.NetworkSettings.Networks.app.IPAddress}}', 'web']), ipWeb, 'the same address, it was free');
   assert.equal(h.ok(['inspect', '-f', '{{.NetworkSettings.Networks.app.IPAddress}}', 'fixed']), '10.65.0.50', 'static address kept');
   assert.match(h.ok(['port', 'web', '80']), /^0\.0\.0\.0:18080$/);
-  assert.equal(h.ok(['network', 'inspect', '-f', '{{len .Containers}}', 'app']), '2');
+  assert.equal(h.ok(['network', 'inspect', '-f', '{{len .Containers}}', 'app']), '3');
+  assert.match(h.exec('cli', 'getent hosts web').stdout, new RegExp(`^${ipWeb.replace(/\./g, '\\.')}\\s`), 'its name is back');
+  // A foreground run that ended released too.
+  assert.equal(h.nsnet(['run', '--name', 'fg', '--network', 'app', '-p', '18082:80', '--', 'true']).status, 0);
+  // Docker still names the network of a stopped container, without an address.
+  assert.equal(h.ok(['inspect', '-f', '{{len .NetworkSettings.Networks}}|{{.NetworkSettings.Networks.app.IPAddress}}|{{.NetworkSettings.Networks.app.NetworkID}}', 'fg']),
+    `1||${h.ok(['network', 'inspect', '-f', '{{.Id}}', 'app'])}`);
+  h.ok(['run', '-d', '--name', 'fg2', '--network', 'app', '-p', '18082:80', '--', 'sleep', '300']);
   assert.equal(h.nsnet(['check']).status, 0, h.nsnet(['check']).stdout);
 
   // network rm with only created or stopped containers: removed; starting them later fails clearly.
@@ -47,7 +58,7 @@ test('compat: a stopped container releases its ports, address and listing; start
   // A running container still holds its network.
   const busy = h.nsnet(['network', 'rm', 'app']);
   assert.equal(busy.status, 1);
-  assert.match(busy.stderr, /has active endpoints \(fixed, web\)/);
+  assert.match(busy.stderr, /has active endpoints \(cli, fg2, fixed, web\)/);
 
   // rm -f of a container whose netns another shares: removed; the sharer keeps running with loopback only.
   h.ok(['run', '-d', '--name', 'owner', '--network', 'app', '--', 'sleep', '300']);
