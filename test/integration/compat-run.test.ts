@@ -120,6 +120,14 @@ test('compat: hostname, environment, /etc files and other flags scripts pass to 
   const ports = h.ok(['port', 'pall']).split('\n').map((l) => l.replace(/\d+$/, 'N')).sort();
   assert.deepEqual(ports, ['8080/tcp -> 0.0.0.0:N', '9000/udp -> 0.0.0.0:N', '9001/udp -> 0.0.0.0:N']);
 
+  // -p HOSTRANGE:PORT: one free port of the host range (Docker's), the next container gets the next one.
+  h.ok(['run', '-d', '--name', 'r1', '--network', 'app', '-p', '127.0.0.1:18100-18101:80', '--', 'sleep', '300']);
+  h.ok(['run', '-d', '--name', 'r2', '--network', 'app', '-p', '127.0.0.1:18100-18101:80', '--', 'sleep', '300']);
+  assert.deepEqual([h.ok(['port', 'r1', '80']), h.ok(['port', 'r2', '80'])], ['127.0.0.1:18100', '127.0.0.1:18101']);
+  const full = h.nsnet(['run', '-d', '--network', 'app', '-p', '127.0.0.1:18100-18101:80', '--', 'sleep', '300']);
+  assert.equal(full.status, 125);
+  assert.match(full.stderr, /every port of the range is already allocated/);
+
   // --restart: refused clearly unless "no" (nsnet does not restart containers).
   assert.equal(h.nsnet(['run', '--rm', '--network', 'app', '--restart', 'no', '--', 'true']).status, 0);
   for (const p of ['always', 'on-failure:3', 'unless-stopped']) {
