@@ -501,47 +501,52 @@ program.command('exec')
   });
 
 program.command('logs')
-  .description("show a detached container's output (stdout and stderr in one log)")
+  .description("show a detached container's output: its stdout on stdout, its stderr on stderr")
   .option('-f, --follow', 'keep printing new output until the container stops')
-  .option('-n, --tail <n>', 'only the last n lines ("all" for every line)', 'all')
+  .option('-n, --tail <n>', 'only the last n lines of each ("all" for every line)', 'all')
   .option('-t, --timestamps', 'refused: the log records no times')
   .argument('<container>')
   .action(async (ref: string, o) => {
     if (o.timestamps) throw new CliError('--timestamps is not supported: nsnet\'s log records no times', 2);
     if (o.tail !== 'all' && !/^\d{1,9}$/.test(o.tail)) throw new CliError(`invalid --tail ${JSON.stringify(o.tail)}: a number of lines or "all"`, 2);
     const h = await openHost();
-    const { resolveContainer, logFile, refreshState } = await import('../engine/containers.js');
+    const { resolveContainer, logFile, errLogFile, refreshState } = await import('../engine/containers.js');
     const c = resolveContainer(h, ref);
-    const file = logFile(h, c);
-    let text = '';
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch {
-      /* never started detached: no output */
+    // (Containers started before stderr was logged apart have everything in the stdout log.)
+    const streams = [{ file: logFile(h, c), to: process.stdout, pos: 0 }, { file: errLogFile(h, c), to: process.stderr, pos: 0 }];
+    for (const st of streams) {
+      let text = '';
+      try {
+        text = fs.readFileSync(st.file, 'utf8');
+        st.pos = Buffer.byteLength(text);
+      } catch {
+        /* never started detached: no output */
+      }
+      if (o.tail !== 'all') {
+        const lines = text.split('\n');
+        const last = lines[lines.length - 1] === '' ? lines.slice(0, -1) : lines;
+        const n = Number(o.tail);
+        text = n === 0 || !last.length ? '' : last.slice(-n).join('\n') + '\n';
+      }
+      st.to.write(text);
     }
-    if (o.tail !== 'all') {
-      const lines = text.split('\n');
-      const last = lines[lines.length - 1] === '' ? lines.slice(0, -1) : lines;
-      const n = Number(o.tail);
-      text = n === 0 ? '' : last.slice(-n).join('\n') + (last.length ? '\n' : '');
-    }
-    out(text);
     if (!o.follow) return;
     // Follow: print what is appended, until the container is no longer running (then a last read).
-    let pos = (() => { try { return fs.statSync(file).size; } catch { return 0; } })();
     const more = () => {
-      let size = 0;
-      try { size = fs.statSync(file).size; } catch { return; }
-      if (size < pos) pos = 0; // the log was started anew (start)
-      if (size === pos) return;
-      const fd = fs.openSync(file, 'r');
-      try {
-        const buf = Buffer.alloc(size - pos);
-        fs.readSync(fd, buf, 0, buf.length, pos);
-        pos = size;
-        process.stdout.write(buf);
-      } finally {
-        fs.closeSync(fd);
+      for (const st of streams) {
+        let size = 0;
+        try { size = fs.statSync(st.file).size; } catch { continue; }
+        if (size < st.pos) st.pos = 0; // the log was started anew
+        if (size === st.pos) continue;
+        const fd = fs.openSync(st.file, 'r');
+        try {
+          const buf = Buffer.alloc(size - st.pos);
+          fs.readSync(fd, buf, 0, buf.length, st.pos);
+          st.pos = size;
+          st.to.write(buf);
+        } finally {
+          fs.closeSync(fd);
+        }
       }
     };
     for (;;) {

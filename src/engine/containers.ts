@@ -22,7 +22,7 @@ import { DEFAULT_CONFIG, containerConfig, exposedSpecs, validateConfig, validate
 import { containerView } from './views.js';
 import { crashPoint } from './faults.js';
 import { recoverIfNeeded } from './reconcile.js';
-import { exitFile, logFile, refreshState } from './state.js';
+import { errLogFile, exitFile, logFile, refreshState } from './state.js';
 import { applyFirewall, applyPortDelta, containerPorts } from './firewall.js';
 import type { Host } from './host.js';
 import { AUTO_SUBNET, DEFAULT_NETWORK, ensureDefaultNetwork, networkHostBinding, resolveNetwork } from './networks.js';
@@ -372,7 +372,7 @@ export function inspectContainer(h: Host, c0: ContainerRecord): Record<string, u
  *  owner is marked used (so that rm looks for processes left inside), its /etc files exist, and the resolver
  *  has applied every change made so far (a name just created resolves from the first instruction). */
 export function launchSpec(h: Host, c: ContainerRecord, command: string[], po: ProcessOptions = {}): LaunchSpec {
-  const proc = processSettings(h, c, po);
+  const proc = { ...processSettings(h, c, po), ...(po.foreground ? {} : { stderrFile: errLogFile(h, c) }) };
   if (c.mode === 'host') return { command, netnsFd: h.hostFd, netnsPath: null, etc: null, ...proc };
   const owner = c.mode === 'container' ? netnsOwner(h, c) : c;
   if (!owner || !owner.netns) throw new UserError(`container ${c.name} has no network namespace to join`, 'refused');
@@ -385,6 +385,9 @@ export function launchSpec(h: Host, c: ContainerRecord, command: string[], po: P
 
 /** Per-process settings of `run`/`exec`: what the container was created with, and what exec adds. */
 export interface ProcessOptions {
+  /** Attached to our stdio (run in the foreground, exec): no stderr log. Otherwise the container's detached
+   *  command, whose stderr is logged apart from its stdout. */
+  foreground?: boolean;
   /** K=V (exec -e), after the container's own. */
   env?: string[];
   workdir?: string;
@@ -439,6 +442,7 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
     const spec = launchSpec(h, c, c.command);
     fs.mkdirSync(h.containerDir(c.id), { recursive: true, mode: 0o711 }); // log and exit code (any mode)
     fs.rmSync(exitFile(h, c), { force: true });
+    fs.writeFileSync(errLogFile(h, c), '', { flag: 'a', mode: 0o640 }); // the stderr log exists from the start
     const env = { ...spec.env, NSNET_ROOT: h.root }; // the container's environment; NSNET_ROOT for the --rm supervisor
     // The supervisor lives in the host netns (it enters the container's with nsenter): host-mode commands run
     // there, and the `rm` of --rm containers acts on the right host.
@@ -455,7 +459,7 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
 /** Runs the container's command in the foreground, attached to our stdio (stdin only with -i); returns its exit
  *  code. */
 export async function runForeground(h: Host, c: ContainerRecord): Promise<number> {
-  const spec = launchSpec(h, c, c.command);
+  const spec = launchSpec(h, c, c.command, { foreground: true });
   const code = await launchForeground(spec, (pid) => {
     h.store.tx(() => h.store.updateContainer(c.id, { state: 'running', pid, pidStart: null, started: new Date().toISOString() }));
   });
@@ -498,7 +502,7 @@ export async function execIn(h: Host, ref: string, command: string[], o: ExecOpt
   const c = refreshState(h, resolveContainer(h, ref));
   if (c.state !== 'running') throw new UserError(`Container ${c.id} is not running`, 'refused');
   if (!command.length) throw new UserError('no command given: nsnet exec CONTAINER -- COMMAND [ARG...]', 'invalid');
-  const spec = launchSpec(h, c, command, o);
+  const spec = launchSpec(h, c, command, { ...o, foreground: true });
   if (!findExecutable(command[0], spec.env?.PATH, spec.cwd)) {
     throw new ExitStatusError(`exec: "${command[0]}": executable file not found in $PATH`, 126);
   }
@@ -511,7 +515,7 @@ export async function execIn(h: Host, ref: string, command: string[], o: ExecOpt
 
 /** exec with captured output (library use and tests). */
 export function execCaptured(h: Host, ref: string, command: string[]): { status: number; stdout: string; stderr: string } {
-  return runCaptured(launchSpec(h, resolveContainer(h, ref), command));
+  return runCaptured(launchSpec(h, resolveContainer(h, ref), command, { foreground: true }));
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -690,4 +694,4 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
 }
 
 export { releaseSandbox };
-export { HEX as newId, logFile, refreshState, containerConfig, type ContainerConfig };
+export { HEX as newId, errLogFile, logFile, refreshState, containerConfig, type ContainerConfig };

@@ -13,6 +13,11 @@ export function logFile(h: Host, c: ContainerRecord): string {
   return path.join(h.containerDir(c.id), 'log');
 }
 
+/** The detached command's stderr (its stdout is in logFile; the supervisor's own messages too). */
+export function errLogFile(h: Host, c: ContainerRecord): string {
+  return path.join(h.containerDir(c.id), 'log.err');
+}
+
 /** Brings the stored state up to date with reality (a detached process may have ended since). */
 export function refreshState(h: Host, c: ContainerRecord): ContainerRecord {
   if (c.state !== 'running' || isAlive(c.pid, c.pidStart)) return c;

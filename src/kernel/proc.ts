@@ -44,6 +44,8 @@ export interface LaunchSpec {
   /** Foreground only: attach our stdin (`-i`); otherwise the command reads /dev/null, as Docker's without -i. */
   stdin?: boolean;
   user?: RunAs | null;
+  /** The command's stderr goes to this file (appended), apart from its stdout: `logs` keeps them apart. */
+  stderrFile?: string;
 }
 
 const UNSHARE = ['/usr/bin/unshare', '/bin/unshare'].find((p) => fs.existsSync(p)) ?? 'unshare';
@@ -80,7 +82,9 @@ const SUPERVISE = [
 /** argv that runs the command with the container's /etc files (the caller is already in its netns). */
 function innerArgv(spec: LaunchSpec): string[] {
   const u = spec.user;
-  const command = u ? [SETPRIV, `--reuid=${u.uid}`, `--regid=${u.gid}`, u.initGroups ? '--init-groups' : '--clear-groups', '--', ...spec.command] : spec.command;
+  let command = u ? [SETPRIV, `--reuid=${u.uid}`, `--regid=${u.gid}`, u.initGroups ? '--init-groups' : '--clear-groups', '--', ...spec.command] : spec.command;
+  // Opened by the (root) shell before the user switch; exec leaves no extra process behind.
+  if (spec.stderrFile) command = ['/bin/sh', '-c', 'f=$1; shift; exec "$@" 2>>"$f"', 'nsnet-stderr', spec.stderrFile, ...command];
   if (!spec.etc) return command;
   const uts = spec.hostname ? ['--uts'] : [];
   return [UNSHARE, '--mount', ...uts, '--propagation', 'slave', '--', '/bin/sh', '-c', MOUNT_ETC, 'nsnet-init',

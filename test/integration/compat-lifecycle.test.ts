@@ -142,4 +142,10 @@ test('compat: network options, prune prompt, network exit codes, --ip without --
   assert.equal(h.nsnet(['logs', '--tail', '2', 'lg']).stdout, '3\n4\n');
   assert.equal(h.nsnet(['logs', '--tail', '0', 'lg']).stdout, '');
   assert.equal(h.nsnet(['logs', '--timestamps', 'lg']).status, 2);
+  // stdout and stderr kept apart, as Docker's.
+  h.ok(['run', '-d', '--name', 'lg2', '--', 'sh', '-c', 'echo out1; echo err1 >&2; echo out2']);
+  await waitFor(() => h.ok(['inspect', '-f', '{{.State.Status}}', 'lg2']) === 'exited', 5000, 50);
+  const both = h.nsnet(['logs', 'lg2']);
+  assert.deepEqual([both.stdout, both.stderr], ['out1\nout2\n', 'err1\n']);
+  assert.deepEqual([h.nsnet(['logs', '--tail', '1', 'lg2']).stdout, h.nsnet(['logs', '--tail', '1', 'lg2']).stderr], ['out2\n', 'err1\n']);
 });
