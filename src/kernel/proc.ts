@@ -51,7 +51,6 @@ export interface LaunchSpec {
 const UNSHARE = ['/usr/bin/unshare', '/bin/unshare'].find((p) => fs.existsSync(p)) ?? 'unshare';
 const NSENTER = ['/usr/bin/nsenter', '/bin/nsenter'].find((p) => fs.existsSync(p)) ?? 'nsenter';
 
-// Inside the container's private mount namespace: $1 resolv.conf, $2 hosts, then the command.
 // Inside the container's private mount (and UTS) namespace: $1 resolv.conf, $2 hosts, $3 hostname file (may be
 // absent: containers made by older versions), $4 hostname ('' = keep the UTS namespace's), then the command.
 // The hostname is written to /proc/sys/kernel/hostname of the new UTS namespace (no hostname(1) needed).
