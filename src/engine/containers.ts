@@ -155,7 +155,10 @@ export function createContainer(h: Host, o: CreateOptions): Created {
     if (publish.length) {
       if (mode === 'host') warnings.push('Published ports are discarded when using host network mode');
       else if (mode === 'none') warnings.push('Published ports are discarded when using the none network mode');
-      else ports = resolvePorts(h, publish);
+      else {
+        releaseEnded(h);
+        ports = resolvePorts(h, publish);
+      }
     }
     if (mode === 'bridge') net = existingNet ?? ensureDefaultNetwork(h);
     // host_binding_ipv4: ports published without a host address bind to the network's.
@@ -349,9 +352,26 @@ function releaseSandbox(h: Host, c: ContainerRecord): void {
   if (eps.some((e) => !nets.get(e.networkId)?.isDefault)) notifyDnsContainer(h, c.id);
 }
 
+/** Detached containers with published ports whose command ended by itself (nsnet does not watch them) release
+ *  them now, before ports are allocated: a port held by a container that is gone is free, as in Docker. Only
+ *  containers with ports are looked at, and only when ports are being published. Runs under the lock. */
+function releaseEnded(h: Host): void {
+  for (const p of h.store.publishedPorts()) {
+    const c = h.store.containerById(p.id);
+    if (!c || c.state === 'created' || c.autoRemove) continue; // --rm ones are removed by their supervisor
+    // Exited (already known or found now) but still attached: stopped ones were released by stop.
+    if (refreshState(h, c).state === 'exited' && h.store.endpointsOf(c.id).length
+      && !h.store.dependents(c.id).some((d) => refreshState(h, d).state === 'running')) {
+      const cur = h.store.containerById(c.id);
+      if (cur) releaseSandbox(h, cur);
+    }
+  }
+}
+
 /** start of a released container: its published ports must still be free (Docker fails the start otherwise). */
 function checkPortsFree(h: Host, c: ContainerRecord): void {
   if (!c.ports.length) return;
+  releaseEnded(h);
   const specs = c.ports.map((p) => {
     const hp = p.hostPortEnd > p.hostPort ? `${p.hostPort}-${p.hostPortEnd}` : String(p.hostPort);
     const cp = p.containerPortEnd > p.containerPort ? `${p.containerPort}-${p.containerPortEnd}` : String(p.containerPort);

@@ -45,6 +45,15 @@ test('compat: a stopped container releases its ports, address and listing; start
   h.ok(['run', '-d', '--name', 'fg2', '--network', 'app', '-p', '18082:80', '--', 'sleep', '300']);
   assert.equal(h.nsnet(['check']).status, 0, h.nsnet(['check']).stdout);
 
+  // A detached container whose command ended by itself gives its port up when another container publishes it.
+  h.ok(['run', '-d', '--name', 'brief', '--network', 'app', '-p', '18083:80', '--', 'sh', '-c', 'exit 0']);
+  await waitFor(() => h.ok(['inspect', '-f', '{{.State.Status}}', 'brief']) === 'exited', 5000, 50);
+  h.ok(['run', '-d', '--name', 'next', '--network', 'app', '-p', '18083:80', '--', 'sleep', '300']);
+  assert.equal(h.ok(['port', 'next', '80']), '0.0.0.0:18083');
+  assert.equal(h.ok(['inspect', '-f', '{{.NetworkSettings.Networks.app.IPAddress}}', 'brief']), '', 'brief released its address');
+  assert.equal(h.nsnet(['check']).status, 0);
+  h.ok(['rm', '-f', 'brief', 'next']);
+
   // network rm with only created or stopped containers: removed; starting them later fails clearly.
   h.ok(['network', 'create', '--subnet', '10.66.0.0/24', 'gone']);
   h.ok(['create', '--name', 'c1', '--network', 'gone', '--', 'sleep', '300']);
