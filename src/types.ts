@@ -85,7 +85,10 @@ export interface ContainerRecord {
 
 /** What the firewall generator needs to know: derived from the store, nothing else. */
 export interface FirewallState {
-  networks: Array<Pick<NetworkRecord, 'id' | 'name' | 'bridge' | 'subnet' | 'gateway' | 'internal' | 'icc'>>;
+  networks: Array<Pick<NetworkRecord, 'id' | 'name' | 'bridge' | 'subnet' | 'gateway' | 'internal' | 'icc'> & {
+    /** false: no masquerade of its outbound traffic (Docker's enable_ip_masquerade=false); absent = true. */
+    masquerade?: boolean;
+  }>;
   /** Published ports with the container address they lead to. */
   ports: Array<PortMapping & { containerId: string; containerIp: string; networkId: string }>;
 }

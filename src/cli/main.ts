@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { ago, json, jsonLines, table } from './format.js';
+import { json } from './format.js';
 import type { Host } from '../engine/host.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -51,8 +51,8 @@ function out(s: string): void {
 async function eachRef(refs: string[], fn: (ref: string) => unknown): Promise<void> {
   for (const r of refs) {
     try {
-      await fn(r);
-      out(r + '\n');
+      // fn returns false: nothing was done and the error is already reported (rm -f of a missing container).
+      if ((await fn(r)) !== false) out(r + '\n');
     } catch (e) {
       process.stderr.write(`Error: ${(e as Error).message}\n`);
       process.exitCode = 1;
@@ -60,12 +60,68 @@ async function eachRef(refs: string[], fn: (ref: string) => unknown): Promise<vo
   }
 }
 
-/** A listing: IDs only (-q), one JSON object per line (--format json, as Docker), or an aligned table. */
-function printList<R extends { ID: string }>(o: { quiet?: boolean; format: string }, rows: R[], headers: string[], cells: (r: R) => string[]): void {
-  if (o.quiet) return out(rows.map((r) => r.ID + '\n').join(''));
-  if (o.format === 'json') return out(jsonLines(rows));
-  if (o.format !== 'table') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (table or json)`, 2);
-  out(table(headers, rows.map(cells)));
+/** A listing as Docker's `--format`: the default table, json lines, or a Go template (`table ...` aligned). A
+ *  template that cannot be parsed is bad input (exit 2); one that fails on the data exits 1. Nothing is printed
+ *  unless every row rendered. */
+async function renderRows(format: string | undefined, rows: Array<{ row: Record<string, unknown>; json: Record<string, string> }>,
+  lf: import('./template.js').ListFormat): Promise<string> {
+  const T = await import('./template.js');
+  try {
+    return T.renderList(format === undefined || format === '' ? 'table' : format, rows.map((r) => r.row), lf, rows.map((r) => r.json));
+  } catch (e) {
+    if (e instanceof T.TemplateError) throw new CliError(e.message, /^template: :\d|EOF|not defined|not supported/.test(e.message) && !/executing/.test(e.message) ? 2 : 1);
+    throw e;
+  }
+}
+
+/** `inspect` output: the JSON array (no format, or json), else the template executed on each object, one
+ *  line each (as Docker's). */
+async function inspectOutput(format: string | undefined, views: unknown[]): Promise<string> {
+  if (format === undefined || format === '' || format === 'json') return json(views);
+  const T = await import('./template.js');
+  let t;
+  try {
+    t = T.parseTemplate(format);
+  } catch (e) {
+    if (e instanceof T.TemplateError) throw new CliError(`template parsing error: ${e.message}`, 2);
+    throw e;
+  }
+  try {
+    return views.map((v) => T.execute(t, v) + '\n').join('');
+  } catch (e) {
+    if (e instanceof T.TemplateError) throw new CliError(e.message, 1);
+    throw e;
+  }
+}
+
+/** A network's Docker-shaped view by name, id or id prefix: user-defined networks, the default bridge (also
+ *  before its first use), host and none. */
+async function networkViewOf(h: Host, ref: string): Promise<Record<string, unknown> | null> {
+  const { networkView, pseudoNetworkView } = await import('../engine/views.js');
+  const { defaultNetworkPreview, DEFAULT_NETWORK } = await import('../engine/networks.js');
+  if (ref === 'host' || ref === 'none') return pseudoNetworkView(ref);
+  const n = h.store.findNetwork(ref);
+  if (n) return networkView(n, h.store.endpointsOn(n.id));
+  if (ref === '') return null;
+  const hex = /^[0-9a-f]{1,64}$/.test(ref);
+  for (const p of ['host', 'none'] as const) if (hex && (pseudoNetworkView(p).Id as string).startsWith(ref)) return pseudoNetworkView(p);
+  const def = defaultNetworkPreview(h);
+  if (ref === DEFAULT_NETWORK || (hex && def.id.startsWith(ref))) return networkView(def, h.store.endpointsOn(def.id));
+  return null;
+}
+
+/** One line from stdin ('' at end of input, or when stdin cannot be read). */
+function readLine(): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const done = (v: string) => { process.stdin.off('data', onData); process.stdin.off('end', onEnd); process.stdin.off('error', onEnd); process.stdin.pause(); resolve(v); };
+    const onData = (d: Buffer) => { buf += d.toString('utf8'); const i = buf.indexOf('\n'); if (i >= 0) done(buf.slice(0, i)); };
+    const onEnd = () => done(buf);
+    process.stdin.on('data', onData);
+    process.stdin.on('end', onEnd);
+    process.stdin.on('error', onEnd);
+    process.stdin.resume();
+  });
 }
 
 function warn(ws: string[]): void {
@@ -85,6 +141,9 @@ const program = new Command('nsnet')
 
 // ---------------------------------------------------------------- network
 const network = program.command('network').description('manage networks');
+// Docker reports a network command's refused input (names, subnets, options) as a daemon error: exit 1.
+let networkCommand = false;
+network.hook('preAction', () => { networkCommand = true; });
 
 network.command('create')
   .description('create a bridge network')
@@ -111,34 +170,44 @@ network.command('create')
 
 network.command('ls').alias('list')
   .description('list networks')
-  .option('--format <format>', 'table or json', 'table')
+  .option('--format <format>', 'table (default), json, or a Go template: table {{.Name}}\\t{{.ID}}')
+  .option('-f, --filter <key=value>', 'name=, id=, driver=, label=KEY[=VALUE], type=custom|builtin', collect, [])
+  .option('--no-trunc', 'full network ids')
   .option('-q, --quiet', 'only IDs')
   .action(async (o) => {
     const h = await openHost();
+    const L = await import('./listing.js');
+    const filters = L.parseFilters(o.filter, L.NETWORK_FILTERS);
     const { pseudoNetworkView } = await import('../engine/views.js');
-    const rows = [
-      ...h.store.networks().map((n) => ({ ID: n.id.slice(0, 12), Name: n.name, Driver: n.driver, Scope: 'local', Internal: n.internal, Subnet: n.subnet })),
-      ...(['host', 'none'] as const).map((p) => ({ ID: (pseudoNetworkView(p).Id as string).slice(0, 12), Name: p, Driver: p === 'host' ? 'host' : 'null', Scope: 'local', Internal: false, Subnet: '' })),
-    ].sort((a, b) => a.Name.localeCompare(b.Name));
-    printList(o, rows, ['NETWORK ID', 'NAME', 'DRIVER', 'SCOPE'], (r) => [r.ID, r.Name, r.Driver, r.Scope]);
+    const { defaultNetworkPreview } = await import('../engine/networks.js');
+    // bridge, host and none exist from the first command, as Docker's (the default bridge is created in the
+    // kernel when first used; its id is fixed beforehand).
+    const def = defaultNetworkPreview(h);
+    const nets: import('./listing.js').NetInput[] = [
+      ...[def, ...h.store.networks().filter((n) => !n.isDefault)].map((n) => ({
+        id: n.id, name: n.name, driver: n.driver, internal: n.internal, labels: n.labels, created: n.created, builtin: n.isDefault,
+      })),
+      ...(['host', 'none'] as const).map((p) => ({ id: pseudoNetworkView(p).Id as string, name: p, driver: p === 'host' ? 'host' : 'null', internal: false, labels: {}, created: '', builtin: true })),
+    ].sort((a, b) => a.name.localeCompare(b.name)).filter((n) => L.networkFilter(filters, n));
+    const rows = nets.map((n) => L.networkRow(n, o.trunc !== false));
+    if (o.quiet) return out(rows.map((r) => r.json.ID + '\n').join(''));
+    out(await renderRows(o.format, rows, L.NETWORK_FORMAT));
   });
 
 network.command('inspect')
-  .description('show networks as JSON')
-  .option('--format <format>', 'json', 'json')
+  .description('show networks as JSON, or through a Go template (-f)')
+  .option('-f, --format <template>', 'Go template, e.g. {{.IPAM.Config}}; json (default) prints the JSON array')
   .argument('<network...>')
-  .action(async (refs: string[]) => {
+  .action(async (refs: string[], o) => {
     const h = await openHost();
-    const { networkView, pseudoNetworkView } = await import('../engine/views.js');
     const views: unknown[] = [];
     const missing: string[] = [];
     for (const r of refs) {
-      if (r === 'host' || r === 'none') { views.push(pseudoNetworkView(r)); continue; }
-      const n = h.store.findNetwork(r);
-      if (!n) { missing.push(r); continue; }
-      views.push(networkView(n, h.store.endpointsOn(n.id)));
+      const v = await networkViewOf(h, r);
+      if (v) views.push(v);
+      else missing.push(r);
     }
-    out(json(views));
+    out(await inspectOutput(o.format, views));
     if (missing.length) throw new CliError(missing.map((m) => `network ${m} not found`).join('\n'));
   });
 
@@ -152,9 +221,16 @@ network.command('rm').alias('remove')
   });
 
 network.command('prune')
-  .description('remove all networks without containers')
-  .option('-f, --force', 'do not prompt (nsnet never prompts)')
-  .action(async () => {
+  .description('remove all networks without containers (asks first unless -f)')
+  .option('-f, --force', 'do not prompt for confirmation')
+  .action(async (o) => {
+    if (!o.force) {
+      // As Docker's: the question on stdout, the answer read from stdin; anything but y/yes (an empty or closed
+      // stdin included, so a script without a terminal) removes nothing.
+      out('WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] ');
+      const answer = await readLine();
+      if (!/^\s*y(es)?\s*$/i.test(answer)) return;
+    }
     const h = await openHost();
     const { pruneNetworks } = await import('../engine/networks.js');
     const removed = pruneNetworks(h);
@@ -187,31 +263,103 @@ network.command('disconnect')
 // ---------------------------------------------------------------- containers
 function addCreateOptions(c: Command): Command {
   return c
+    // -h is --hostname, as Docker's (help is --help only).
+    .helpOption('--help', 'display help for command')
     .option('--name <name>', 'container name')
+    .option('-h, --hostname <name>', "the container's hostname (own UTS namespace; default: its short id)")
+    .option('--domainname <name>', "the container's NIS domain name")
     .addOption(new Option('--network <network>', 'bridge | host | none | container:NAME | NETWORK').default('bridge'))
     .addOption(new Option('--net <network>').hideHelp())
-    .option('--ip <ip>', 'IPv4 address (user-defined networks only)')
+    .option('--ip <ip>', 'IPv4 address (user-defined networks with --subnet only)')
+    .option('--mac-address <mac>', 'MAC address of the first interface')
     .option('--alias <name>', 'network-scoped alias', collect, [])
     .addOption(new Option('--network-alias <name>').hideHelp().argParser(collect).default([]))
     .option('-p, --publish <spec>', 'publish [HOSTIP:][HOSTPORT[-END]:]CPORT[-END][/tcp|udp]', collect, [])
+    .option('-P, --publish-all', 'publish every --expose port on an ephemeral host port')
+    .option('--expose <port>', 'expose PORT[-END][/PROTO] (published by -P)', collect, [])
     .option('--dns <ip>', 'DNS server for this container', collect, [])
+    .option('--dns-search <domain>', 'DNS search domain (replaces the host\'s)', collect, [])
+    .addOption(new Option('--dns-option <option>', 'resolv.conf option (replaces the host\'s)').argParser(collect).default([]))
+    .addOption(new Option('--dns-opt <option>').hideHelp().argParser(collect).default([]))
+    .option('--add-host <host:ip>', 'add a line to /etc/hosts (ip may be host-gateway)', collect, [])
+    .option('-e, --env <K=V>', 'environment variable (K alone: taken from this environment)', collect, [])
+    .option('--env-file <file>', 'read environment variables from a file', collect, [])
+    .option('-w, --workdir <dir>', 'working directory of the command (must exist: the host\'s filesystem)')
+    .option('-u, --user <user[:group]>', 'run as this user (name or uid, from the host\'s passwd)')
+    .option('-l, --label <key=value>', 'label', collect, [])
+    .option('-i, --interactive', 'keep stdin attached (foreground run)')
+    .option('-t, --tty', 'the command gets our terminal (no pseudo-terminal is allocated)')
+    .option('--init', 'accepted: the command already runs under nsnet\'s supervisor (no PID namespace)')
+    .option('--restart <policy>', 'only "no": nsnet does not restart containers')
     .option('--rm', 'remove the container when it exits')
     .argument('[command...]', 'the command to run (after --)')
     .passThroughOptions();
 }
 
-type CreateOpts = { name?: string; network: string; net?: string; ip?: string; alias: string[]; networkAlias: string[]; publish: string[]; dns: string[]; rm?: boolean; detach?: boolean };
+type CreateOpts = {
+  name?: string; hostname?: string; domainname?: string; network: string; net?: string; ip?: string; macAddress?: string;
+  alias: string[]; networkAlias: string[]; publish: string[]; publishAll?: boolean; expose: string[]; dns: string[];
+  dnsSearch: string[]; dnsOption: string[]; dnsOpt: string[]; addHost: string[]; env: string[]; envFile: string[];
+  workdir?: string; user?: string; label: string[]; interactive?: boolean; tty?: boolean; init?: boolean; restart?: string;
+  rm?: boolean; detach?: boolean;
+};
+
+/** -e K=V, and Docker's -e K: the value of K in this environment, dropped if unset; --env-file lines likewise
+ *  (# comments and blank lines skipped, no quote processing). Files first, then -e, as Docker. */
+function envList(o: CreateOpts | { env: string[]; envFile?: string[] }): string[] {
+  const out: string[] = [];
+  const one = (item: string, where: string) => {
+    const i = item.indexOf('=');
+    const key = i < 0 ? item : item.slice(0, i);
+    if (key === '' || /\s/.test(key)) throw new CliError(`invalid environment variable${where}: ${JSON.stringify(item)}`, 2);
+    if (i >= 0) out.push(item);
+    else if (process.env[key] !== undefined) out.push(`${key}=${process.env[key]}`);
+  };
+  for (const f of ('envFile' in o ? o.envFile : undefined) ?? []) {
+    let text: string;
+    try {
+      text = fs.readFileSync(f, 'utf8');
+    } catch (e) {
+      throw new CliError(`open ${f}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`, 2);
+    }
+    for (const line of text.split(/\r?\n/)) {
+      const l = line.replace(/^\s+/, '');
+      if (l === '' || l.startsWith('#')) continue;
+      one(l, ` in ${f}`);
+    }
+  }
+  for (const e of o.env) one(e, '');
+  return out;
+}
 
 async function doCreate(command: string[], o: CreateOpts) {
   if (command[0] === '--') command = command.slice(1);
+  if (o.restart !== undefined && o.restart !== 'no') {
+    // A restart policy needs a supervisor that outlives nsnet's commands and the machine's reboots: not built.
+    throw new CliError(`--restart ${JSON.stringify(o.restart)} is not supported: nsnet does not restart containers (only --restart no)`, 2);
+  }
+  if (o.interactive && o.tty && !o.detach && !process.stdin.isTTY) throw new CliError('the input device is not a TTY', 1);
   const h = await openHost();
   const { createContainer } = await import('../engine/containers.js');
   const r = createContainer(h, {
     name: o.name, network: o.net ?? o.network, ip: o.ip, aliases: [...o.alias, ...o.networkAlias], publish: o.publish,
-    dns: o.dns, command, autoRemove: !!o.rm,
+    dns: o.dns, command, autoRemove: !!o.rm, publishAll: !!o.publishAll, macAddress: o.macAddress,
+    config: {
+      hostname: o.hostname ?? '', domainname: o.domainname ?? '', env: envList(o), workdir: o.workdir ?? '',
+      labels: kv(o.label.map((l) => (l.includes('=') ? l : l + '=')), 'label'), extraHosts: o.addHost.map(addHost),
+      dnsSearch: o.dnsSearch, dnsOptions: [...o.dnsOption, ...o.dnsOpt], exposed: o.expose, tty: !!o.tty,
+      interactive: !!o.interactive, init: !!o.init, user: o.user ?? '',
+    },
   });
   warn(r.warnings);
   return { h, c: r.container };
+}
+
+/** --add-host NAME:IP (Docker's format; the IP may be IPv6, which has colons itself). */
+function addHost(s: string): [string, string] {
+  const i = s.indexOf(':');
+  if (i <= 0 || i === s.length - 1) throw new CliError(`invalid argument ${JSON.stringify(s)} for "--add-host" flag: bad format for add-host: ${JSON.stringify(s)}`, 2);
+  return [s.slice(0, i), s.slice(i + 1)];
 }
 
 addCreateOptions(program.command('create').description('create a container (its network sandbox) without starting it'))
@@ -227,8 +375,9 @@ addCreateOptions(program.command('run').description('create and start a containe
     try {
       created = await doCreate(command, o);
     } catch (e) {
-      // As `docker run`: 125 when the container could not be created (the command never ran).
-      throw new CliError((e as Error).message, 125);
+      // As `docker run`: 127 when the command cannot be found, 125 when the container could not be created.
+      const E = await import('../engine/containers.js');
+      throw new CliError((e as Error).message, e instanceof E.CommandNotFoundError ? 127 : 125);
     }
     const { h, c } = created;
     const E = await import('../engine/containers.js');
@@ -252,81 +401,165 @@ program.command('start')
   });
 
 program.command('ps')
-  .description('list containers')
+  .description('list containers (newest first)')
   .option('-a, --all', 'show all containers (default shows running)')
   .option('-q, --quiet', 'only IDs')
-  .option('--format <format>', 'table or json', 'table')
+  .option('-f, --filter <key=value>', 'name=, id=, label=KEY[=VALUE], status=, network=, publish=PORT[/PROTO], expose=, exited=CODE', collect, [])
+  .option('-n, --last <n>', 'the n last created containers (all states)')
+  .option('-l, --latest', 'the last created container (all states)')
+  .option('--no-trunc', 'do not truncate ids and commands')
+  .option('-s, --size', 'add the SIZE column (always 0B: nsnet has no container filesystem)')
+  .option('--format <format>', 'table (default), json, or a Go template: table {{.Names}}\\t{{.Status}}')
   .action(async (o) => {
+    const L = await import('./listing.js');
+    const filters = L.parseFilters(o.filter, L.PS_FILTERS);
+    let last: number | undefined;
+    if (o.last !== undefined) {
+      if (!/^-?\d{1,9}$/.test(o.last)) throw new CliError(`invalid argument ${JSON.stringify(o.last)} for "-n, --last" flag: expected a number`, 2);
+      last = Number(o.last);
+    }
+    if (o.latest) last = 1;
     const h = await openHost();
-    const { refreshState } = await import('../engine/containers.js');
+    const { refreshState, containerConfig } = await import('../engine/containers.js');
     const nets = new Map(h.store.networks().map((n) => [n.id, n]));
-    const { portsView } = await import('../engine/views.js');
-    const rows = h.store.containers().map((c) => refreshState(h, c)).filter((c) => o.all || c.state === 'running').map((c) => {
-      const eps = h.store.endpointsOf(c.id);
-      const ports = Object.entries(portsView(c.ports)).flatMap(([k, bs]) => bs.map((b) => `${b.HostIp}:${b.HostPort}->${k}`)).join(', ');
-      const status = c.state === 'running' ? `Up since ${c.started}` : c.state === 'exited' ? `Exited (${c.exitCode ?? 0}) ${ago(c.finished)}` : 'Created';
-      return {
-        ID: c.id.slice(0, 12), Command: JSON.stringify(c.command.join(' ')), CreatedAt: c.created, State: c.state, Status: status,
-        Ports: ports, Names: c.name,
-        Networks: c.mode === 'bridge' ? eps.map((e) => nets.get(e.networkId)?.name ?? '?').join(',') : c.mode === 'container' ? 'container' : c.mode,
-      };
-    });
-    printList(o, rows, ['CONTAINER ID', 'COMMAND', 'CREATED', 'STATUS', 'PORTS', 'NETWORKS', 'NAMES'],
-      (r) => [r.ID, r.Command.length > 30 ? r.Command.slice(0, 28) + '…"' : r.Command, ago(r.CreatedAt), r.Status.replace(/^Up since .*/, 'Up'), r.Ports, r.Networks, r.Names]);
+    const all = o.all || (last !== undefined && last > 0) || filters.has('status') || filters.has('exited');
+    let list = h.store.containers().map((c) => refreshState(h, c))
+      .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0)) // newest first, as Docker
+      .map((c) => ({ c, eps: h.store.endpointsOf(c.id), nets, labels: containerConfig(h, c).labels }))
+      .filter((x) => (all || x.c.state === 'running') && L.psFilter(filters, x));
+    if (last !== undefined && last > 0) list = list.slice(0, last);
+    const now = Date.now();
+    const rows = list.map((x) => L.psRow(x, o.trunc !== false, now));
+    if (o.quiet) return out(rows.map((r) => r.json.ID + '\n').join(''));
+    const fmt = { ...L.PS_FORMAT, defaultTable: L.PS_FORMAT.defaultTable + (o.size ? '\t{{.Size}}' : '') };
+    out(await renderRows(o.format, rows, fmt));
   });
 
 program.command('inspect')
-  .description('show containers as JSON (Docker-shaped)')
-  .option('--format <format>', 'json', 'json')
-  .argument('<container...>')
-  .action(async (refs: string[]) => {
+  .description('show containers and networks as JSON (Docker-shaped), or through a Go template (-f)')
+  .option('-f, --format <template>', 'Go template, e.g. {{.NetworkSettings.IPAddress}}; json (default) prints the JSON array')
+  .option('--type <type>', 'container or network (default: either, containers first)')
+  .argument('<name...>')
+  .action(async (refs: string[], o) => {
+    if (o.type !== undefined && o.type !== 'container' && o.type !== 'network') {
+      throw new CliError(`"${o.type}" is not a valid value for --type (container or network)`, 2);
+    }
     const h = await openHost();
     const { inspectContainer } = await import('../engine/containers.js');
     const views: unknown[] = [];
     const missing: string[] = [];
     for (const r of refs) {
-      const c = h.store.findContainer(r);
-      if (c) views.push(inspectContainer(h, c));
+      const c = o.type === 'network' ? null : h.store.findContainer(r);
+      const v = c ? inspectContainer(h, c) : o.type === 'container' ? null : await networkViewOf(h, r);
+      if (v) views.push(v);
       else missing.push(r);
     }
-    out(json(views));
-    if (missing.length) throw new CliError(missing.map((m) => `No such container: ${m}`).join('\n'));
+    out(await inspectOutput(o.format, views));
+    const what = o.type === 'network' ? 'network' : o.type === 'container' ? 'container' : 'object'; // Docker's words
+    if (missing.length) throw new CliError(missing.map((m) => `No such ${what}: ${m}`).join('\n'));
   });
 
 program.command('port')
-  .description("list a container's published ports")
+  .description("list a container's published ports, or the host address of one: port NAME 80[/tcp]")
   .argument('<container>')
-  .action(async (ref: string) => {
+  .argument('[private]', 'PORT[/PROTO]')
+  .action(async (ref: string, priv: string | undefined) => {
+    let want: string | undefined;
+    if (priv !== undefined) {
+      const m = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(priv);
+      if (!m || Number(m[1]) < 1 || Number(m[1]) > 65535) throw new CliError(`invalid port ${JSON.stringify(priv)}: expected PORT[/tcp|udp]`, 2);
+      want = `${Number(m[1])}/${m[2] ?? 'tcp'}`;
+    }
     const h = await openHost();
-    const { resolveContainer } = await import('../engine/containers.js');
+    const { resolveContainer, refreshState } = await import('../engine/containers.js');
     const { portsView } = await import('../engine/views.js');
-    const c = resolveContainer(h, ref);
-    for (const [k, bs] of Object.entries(portsView(c.ports))) for (const b of bs) out(`${k} -> ${b.HostIp}:${b.HostPort}\n`);
+    const c = refreshState(h, resolveContainer(h, ref));
+    // A container that is not running holds no ports (Docker releases them when it stops).
+    const view = c.state === 'running' ? portsView(c.ports) : {};
+    if (want === undefined) {
+      for (const [k, bs] of Object.entries(view)) for (const b of bs) out(`${k} -> ${b.HostIp}:${b.HostPort}\n`);
+      return;
+    }
+    const bs = view[want];
+    if (!bs?.length) throw new CliError(`No public port '${want}' published for ${ref}`);
+    out(bs.map((b) => `${b.HostIp}:${b.HostPort}\n`).join(''));
   });
 
 program.command('exec')
-  .description('run a command inside a container')
+  .description('run a command inside a running container')
+  .option('-d, --detach', 'run it in the background')
+  .option('-i, --interactive', 'keep stdin attached')
+  .option('-t, --tty', 'the command gets our terminal (no pseudo-terminal is allocated)')
+  .option('-e, --env <K=V>', 'environment variable (K alone: taken from this environment)', collect, [])
+  .option('-w, --workdir <dir>', 'working directory (must exist)')
+  .option('-u, --user <user[:group]>', 'run as this user (name or uid)')
   .argument('<container>')
   .argument('<command...>')
   .passThroughOptions()
-  .action(async (ref: string, command: string[]) => {
+  .action(async (ref: string, command: string[], o) => {
     if (command[0] === '--') command = command.slice(1);
+    if (o.workdir !== undefined && !o.workdir.startsWith('/')) throw new CliError(`the working directory '${o.workdir}' is invalid, it needs to be an absolute path`, 2);
+    if (o.interactive && o.tty && !o.detach && !process.stdin.isTTY) throw new CliError('the input device is not a TTY', 1);
+    const env = envList({ env: o.env });
     const h = await openHost();
     const { execIn } = await import('../engine/containers.js');
-    process.exitCode = await execIn(h, ref, command);
+    process.exitCode = await execIn(h, ref, command, { env, workdir: o.workdir, user: o.user, tty: !!o.tty, interactive: !!o.interactive, detach: !!o.detach });
   });
 
 program.command('logs')
-  .description("show a detached container's output")
+  .description("show a detached container's output: its stdout on stdout, its stderr on stderr")
+  .option('-f, --follow', 'keep printing new output until the container stops')
+  .option('-n, --tail <n>', 'only the last n lines of each ("all" for every line)', 'all')
+  .option('-t, --timestamps', 'refused: the log records no times')
   .argument('<container>')
-  .action(async (ref: string) => {
+  .action(async (ref: string, o) => {
+    if (o.timestamps) throw new CliError('--timestamps is not supported: nsnet\'s log records no times', 2);
+    if (o.tail !== 'all' && !/^\d{1,9}$/.test(o.tail)) throw new CliError(`invalid --tail ${JSON.stringify(o.tail)}: a number of lines or "all"`, 2);
     const h = await openHost();
-    const { resolveContainer, logFile } = await import('../engine/containers.js');
+    const { resolveContainer, logFile, errLogFile, refreshState } = await import('../engine/containers.js');
     const c = resolveContainer(h, ref);
-    try {
-      out(fs.readFileSync(logFile(h, c), 'utf8'));
-    } catch {
-      /* never started detached: no output */
+    // (Containers started before stderr was logged apart have everything in the stdout log.)
+    const streams = [{ file: logFile(h, c), to: process.stdout, pos: 0 }, { file: errLogFile(h, c), to: process.stderr, pos: 0 }];
+    for (const st of streams) {
+      let text = '';
+      try {
+        text = fs.readFileSync(st.file, 'utf8');
+        st.pos = Buffer.byteLength(text);
+      } catch {
+        /* never started detached: no output */
+      }
+      if (o.tail !== 'all') {
+        const lines = text.split('\n');
+        const last = lines[lines.length - 1] === '' ? lines.slice(0, -1) : lines;
+        const n = Number(o.tail);
+        text = n === 0 || !last.length ? '' : last.slice(-n).join('\n') + '\n';
+      }
+      st.to.write(text);
+    }
+    if (!o.follow) return;
+    // Follow: print what is appended, until the container is no longer running (then a last read).
+    const more = () => {
+      for (const st of streams) {
+        let size = 0;
+        try { size = fs.statSync(st.file).size; } catch { continue; }
+        if (size < st.pos) st.pos = 0; // the log was started anew
+        if (size === st.pos) continue;
+        const fd = fs.openSync(st.file, 'r');
+        try {
+          const buf = Buffer.alloc(size - st.pos);
+          fs.readSync(fd, buf, 0, buf.length, st.pos);
+          st.pos = size;
+          st.to.write(buf);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+    };
+    for (;;) {
+      more();
+      const cur = h.store.containerById(c.id);
+      if (!cur || refreshState(h, cur).state !== 'running') { more(); return; }
+      await new Promise((r) => setTimeout(r, 100));
     }
   });
 
@@ -347,12 +580,26 @@ program.command('stop')
 
 program.command('rm')
   .description('remove containers')
-  .option('-f, --force', 'kill running containers first')
+  .option('-f, --force', 'kill running containers first; a missing container is not an error')
   .argument('<container...>')
   .action(async (refs: string[], o) => {
     const h = await openHost();
     const { removeContainer } = await import('../engine/containers.js');
-    await eachRef(refs, (r) => removeContainer(h, r, !!o.force));
+    const { UserError } = await import('../util/errors.js');
+    await eachRef(refs, async (r) => {
+      try {
+        await removeContainer(h, r, !!o.force);
+      } catch (e) {
+        // As Docker's: with -f, a container that does not exist is reported and the exit status stays 0 (the
+        // `rm -f x || true` of every clean-up script).
+        if (o.force && e instanceof UserError && e.code === 'notfound') {
+          process.stderr.write(`Error: ${e.message}\n`);
+          return false;
+        }
+        throw e;
+      }
+      return true;
+    });
   });
 
 program.command('reconcile')
@@ -427,12 +674,13 @@ function reportError(e: unknown): void {
   const err = e as Error & { exitCode?: number };
   if (process.env.NSNET_DEBUG) process.stderr.write(String(err.stack) + '\n');
   process.stderr.write(`Error: ${err.message.split('\n').join('\nError: ')}\n`);
-  process.exitCode = typeof err.exitCode === 'number' ? err.exitCode : 1;
+  process.exitCode = typeof err.exitCode === 'number' ? (networkCommand && err.exitCode === 2 ? 1 : err.exitCode) : 1;
 }
 
 /** Runs one command line. In the resident helper (`inHelper`) the process already is in the host netns (a helper
  *  serves one host netns) and keeps its hosts open between commands. */
 async function runCli(argv: string[], inHelper = false): Promise<void> {
+  networkCommand = false;
   try {
     if (!inHelper) await enterHost(argv);
     await program.parseAsync(argv);

@@ -3,26 +3,29 @@
 // own /etc/resolv.conf and /etc/hosts, and the processes nsnet started in it.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as bridge from '../drivers/bridge.js';
 import { allocateIp, checkStaticIp, macFromIp } from '../ipam/ipam.js';
 import { Netlink } from '../kernel/netlink.js';
 import { closeFd, createNetns, deleteNetns, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
 import {
-  findExecutable, isAlive, killNetnsProcesses, launchDetached, launchForeground, runCaptured, signal, type LaunchSpec,
+  findExecutable, homeOf, isAlive, killNetnsProcesses, launchBackground, launchDetached, launchForeground, resolveUser, runCaptured, signal, type LaunchSpec,
 } from '../kernel/proc.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
+import type { SavedEndpoint } from '../store/store.js';
 import { UserError } from '../util/errors.js';
 import { isIPv4 } from '../util/ip.js';
 import { isSafeName, validateAlias, validateContainerName } from '../util/validate.js';
 import { etcPaths, refreshEtc, writeEtc } from './etc.js';
+import { DEFAULT_CONFIG, containerConfig, exposedSpecs, validateConfig, validateMac, writeConfig, type ContainerConfig } from './config.js';
 import { containerView } from './views.js';
 import { crashPoint } from './faults.js';
 import { recoverIfNeeded } from './reconcile.js';
-import { exitFile, logFile, refreshState } from './state.js';
+import { errLogFile, exitFile, logFile, refreshState } from './state.js';
 import { applyFirewall, applyPortDelta, containerPorts, foreignFirewallWarning } from './firewall.js';
 import type { Host } from './host.js';
-import { DEFAULT_NETWORK, ensureDefaultNetwork, resolveNetwork } from './networks.js';
+import { AUTO_SUBNET, DEFAULT_NETWORK, ensureDefaultNetwork, networkHostBinding, resolveNetwork } from './networks.js';
 import { resolvePorts } from './ports.js';
 import { ensureSpace, undoOrReport } from './statedir.js';
 import { awaitDns, notifyDnsContainer } from './dnsctl.js';
@@ -38,7 +41,24 @@ export interface CreateOptions {
   dns?: string[];
   command: string[];
   autoRemove?: boolean;
+  /** -P: publish every exposed port (config.exposed) on an ephemeral host port. */
+  publishAll?: boolean;
+  /** --mac-address of the first interface. */
+  macAddress?: string;
+  /** What a container is besides its network sandbox (hostname, environment, labels, ...): ContainerConfig. */
+  config?: Partial<ContainerConfig>;
 }
+
+/** The hostname Docker gives: --hostname, else the short id; --network host: the host's; container:X: X's. */
+export function containerHostname(h: Host, c: ContainerRecord): string {
+  if (c.mode === 'host') return os.hostname();
+  if (c.mode === 'container') {
+    const owner = netnsOwner(h, c);
+    if (owner && owner.id !== c.id) return containerHostname(h, owner);
+  }
+  return containerConfig(h, c).hostname || c.id.slice(0, 12);
+}
+
 
 export interface Created {
   container: ContainerRecord;
@@ -80,10 +100,20 @@ function networksById(h: Host): Map<string, NetworkRecord> {
 export function createContainer(h: Host, o: CreateOptions): Created {
   const warnings: string[] = [];
   if (!o.command.length) throw new UserError('no command given: nsnet run [OPTIONS] -- COMMAND [ARG...]', 'invalid');
-  if (!findExecutable(o.command[0])) {
-    throw new UserError(`exec: "${o.command[0]}": executable file not found in $PATH`, 'invalid');
+  const cfg: ContainerConfig = { ...DEFAULT_CONFIG, ...(o.config ?? {}) };
+  validateConfig(cfg);
+  const envPath = [...cfg.env].reverse().find((e) => e.startsWith('PATH='))?.slice(5) ?? callerPath();
+  if (!findExecutable(o.command[0], envPath, cfg.workdir || undefined)) {
+    throw new CommandNotFoundError(`exec: "${o.command[0]}": executable file not found in $PATH`);
   }
   for (const a of o.aliases ?? []) validateAlias(a);
+  if (o.macAddress !== undefined) validateMac(o.macAddress);
+  if (cfg.user && !resolveUser(cfg.user)) throw new UserError(`unable to find user ${cfg.user}: no matching entries in passwd file`, 'invalid');
+  if (cfg.workdir) {
+    let dir = false;
+    try { dir = fs.statSync(cfg.workdir).isDirectory(); } catch { /* missing */ }
+    if (!dir) throw new UserError(`workdir ${JSON.stringify(cfg.workdir)}: no such directory (nsnet does not create it: containers share the host's filesystem)`, 'invalid');
+  }
   for (const d of o.dns ?? []) if (!isIPv4(d)) throw new UserError(`invalid --dns address ${JSON.stringify(d)}: expected an IPv4 address`, 'invalid');
   const netRef = o.network ?? DEFAULT_NETWORK;
   const mode: ContainerRecord['mode'] = netRef === 'host' ? 'host' : netRef === 'none' ? 'none' : netRef.startsWith('container:') ? 'container' : 'bridge';
@@ -91,7 +121,15 @@ export function createContainer(h: Host, o: CreateOptions): Created {
     if (o.ip !== undefined) throw new UserError(`--ip is only valid with a user-defined network, not --network ${netRef}`, 'invalid');
     if (o.aliases?.length) throw new UserError(`--alias is only valid with a user-defined network, not --network ${netRef}`, 'invalid');
   }
-  if (mode === 'container' && o.publish?.length) throw new UserError('conflicting options: port publishing and the container type network mode', 'invalid');
+  if (mode === 'container' && (o.publish?.length || o.publishAll)) throw new UserError('conflicting options: port publishing and the container type network mode', 'invalid');
+  // Docker's: a container: sandbox has the target's hostname and MAC.
+  if (mode === 'container' && cfg.hostname) throw new UserError('conflicting options: hostname and the network mode', 'invalid');
+  if (mode === 'container' && o.macAddress !== undefined) throw new UserError('conflicting options: mac-address and the network mode', 'invalid');
+  // --network host shares the host's UTS namespace here (Docker gives it a UTS namespace named after the host).
+  if (mode === 'host' && cfg.hostname) throw new UserError('--hostname is not supported with --network host: the container shares the host\'s hostname', 'invalid');
+  if (mode !== 'bridge' && o.macAddress !== undefined) throw new UserError(`--mac-address needs a network interface: not with --network ${netRef}`, 'invalid');
+  // -P publishes each exposed port on an ephemeral host port (those -p already publishes excepted).
+  const publish = [...(o.publish ?? []), ...(o.publishAll ? exposedSpecs(cfg.exposed, o.publish ?? []) : [])];
   if (o.name !== undefined) validateContainerName(o.name);
   // A valid container name that no DNS question can carry: accepted (as Docker does), but say so.
   const dnsProblem = o.name !== undefined ? dnsNameProblem(o.name) : null;
@@ -120,12 +158,18 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       if (refreshState(h, target).state !== 'running') throw new UserError(`cannot join network of a non running container: ${tref}`, 'refused');
     }
     let ports: PortMapping[] = [];
-    if (o.publish?.length) {
+    if (publish.length) {
       if (mode === 'host') warnings.push('Published ports are discarded when using host network mode');
       else if (mode === 'none') warnings.push('Published ports are discarded when using the none network mode');
-      else ports = resolvePorts(h, o.publish);
+      else {
+        releaseEnded(h);
+        ports = resolvePorts(h, publish);
+      }
     }
     if (mode === 'bridge') net = existingNet ?? ensureDefaultNetwork(h);
+    // host_binding_ipv4: ports published without a host address bind to the network's.
+    const binding = net ? networkHostBinding(net) : '';
+    if (binding) ports = ports.map((p) => (p.hostIp === '' ? { ...p, hostIp: binding } : p));
     if (net?.internal && ports.length) {
       warnings.push(`network ${net.name} is internal: its containers' ports cannot be published`);
     }
@@ -144,7 +188,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
     }
     let ep: EndpointRecord | null = null;
     h.store.tx(() => {
-      if (net) ep = planEndpoint(h, c, net, 'eth0', o.ip, o.aliases ?? []);
+      if (net) ep = planEndpoint(h, c, net, 'eth0', o.ip, o.aliases ?? [], o.macAddress);
       h.store.insertContainer(c, true);
       if (ep) {
         h.store.insertEndpoint(ep, true);
@@ -153,6 +197,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
     });
     crashPoint('create:persisted');
     try {
+      writeConfig(h, c.id, { ...cfg, macAddress: o.macAddress?.toLowerCase() ?? '' });
       buildSandbox(h, c, ep && net ? [[ep, net]] : []);
       crashPoint('create:sandbox');
       h.store.tx(() => h.store.commitContainer(c.id));
@@ -175,10 +220,13 @@ export function createContainer(h: Host, o: CreateOptions): Created {
 }
 
 /** Plans one endpoint (address, MAC, interface names) inside the caller's transaction. */
-function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: string, ip: string | undefined, aliases: string[]): EndpointRecord {
+function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: string, ip: string | undefined, aliases: string[], mac?: string, reuse = false): EndpointRecord {
   const inUse = h.store.addressesOf(net.id);
   let addr: string;
   if (ip !== undefined) {
+    if (net.options[AUTO_SUBNET] === 'true' && !reuse) {
+      throw new UserError('user specified IP address is supported only when connecting to networks with user configured subnets', 'invalid');
+    }
     checkStaticIp(net, ip, inUse);
     addr = ip;
   } else {
@@ -186,7 +234,7 @@ function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: s
   }
   return {
     containerId: c.id, containerName: c.name, networkId: net.id, ifname, hostIf: hostIfName(), ip: addr,
-    mac: macFromIp(addr), aliases, staticIp: ip !== undefined,
+    mac: mac ? mac.toLowerCase() : macFromIp(addr), aliases, staticIp: ip !== undefined,
   };
 }
 
@@ -237,8 +285,11 @@ function destroySandbox(h: Host, c: ContainerRecord, eps: EndpointRecord[], keep
 /** Recreates a lost sandbox (after a reboot-like loss) from the remembered attachments: dynamic addresses are
  *  allocated anew, static ones must still be free. */
 function rebuildSandbox(h: Host, c: ContainerRecord): void {
-  const saved = h.store.savedEndpoints(c.id);
+  const saved = h.store.savedEndpoints(c.id) as Released[];
   const nets = networksById(h);
+  // Docker: starting a container whose network was removed meanwhile fails ("network X not found").
+  for (const s of saved) if (!nets.get(s.networkId) && s.networkName) throw new UserError(`network ${s.networkName} not found`, 'notfound');
+  checkPortsFree(h, c);
   const planned: Array<[EndpointRecord, NetworkRecord]> = [];
   if (netnsExists(c.netns)) deleteNetns(c.netns); // left by an interrupted earlier attempt
   h.store.tx(() => {
@@ -246,7 +297,11 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
       const net = nets.get(s.networkId);
       if (!net) continue; // the network was removed meanwhile
       // Pending until the kernel side exists: a crash in between is rolled back (the attachments stay saved).
-      const ep = planEndpoint(h, c, net, s.ifname, s.ip ?? undefined, s.aliases);
+      // The address it had when it was released, if nobody took it meanwhile (as Docker gives it back).
+      const prev = s.ip === null && s.prevIp && !h.store.addressesOf(net.id).has(s.prevIp) ? s.prevIp : undefined;
+      const ep = prev !== undefined
+        ? { ...planEndpoint(h, c, net, s.ifname, prev, s.aliases, s.ifname === 'eth0' ? containerConfig(h, c).macAddress || undefined : undefined, true), staticIp: false }
+        : planEndpoint(h, c, net, s.ifname, s.ip ?? undefined, s.aliases, s.ifname === 'eth0' ? containerConfig(h, c).macAddress || undefined : undefined);
       h.store.insertEndpoint(ep, true);
       if (!ep.staticIp) h.store.setLastIp(net.id, ep.ip);
       planned.push([ep, net]);
@@ -270,26 +325,135 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
   notifyDnsContainer(h, c.id);
 }
 
+/** A released attachment: SavedEndpoint plus what start needs to give the same address back and to name a
+ *  network removed meanwhile (extra fields of the stored JSON). */
+type Released = SavedEndpoint & { prevIp?: string; networkName?: string };
+
+/** What Docker releases when a container stops (or its network is removed while it is not running): its
+ *  endpoints (addresses back to the pool, no longer listed by network inspect), its published ports, its DNS
+ *  names. Its netns stays (loopback only); start rebuilds the endpoints from the saved attachments (the same
+ *  address when it is still free). Runs under the lock. */
+function releaseSandbox(h: Host, c: ContainerRecord): void {
+  if (c.mode !== 'bridge' || !c.netns) return;
+  const eps = h.store.endpointsOf(c.id);
+  if (!eps.length) return;
+  const nets = networksById(h);
+  const ports = containerPorts(h, c);
+  const ids: number[] = [];
+  h.store.tx(() => {
+    const saved: Released[] = [...(h.store.savedEndpoints(c.id) as Released[]), ...eps.map((e) => ({
+      networkId: e.networkId, ifname: e.ifname, aliases: e.aliases, ip: e.staticIp ? e.ip : null, prevIp: e.ip,
+      networkName: nets.get(e.networkId)?.name,
+    }))];
+    h.store.setSavedEndpoints(c.id, saved);
+    for (const e of eps) {
+      ids.push(h.store.addGarbage('link', e.hostIf));
+      h.store.deleteEndpoint(c.id, e.networkId);
+    }
+  });
+  crashPoint('release:persisted');
+  if (ports.length) applyPortDelta(h, [], ports);
+  for (const e of eps) {
+    try { bridge.detach(h, e); } catch { /* reconcile removes what is left (garbage rows) */ }
+  }
+  h.store.tx(() => h.store.dropGarbage(ids));
+  refreshEtc(h, c, [], nets);
+  if (eps.some((e) => !nets.get(e.networkId)?.isDefault)) notifyDnsContainer(h, c.id);
+}
+
+/** Detached containers with published ports whose command ended by itself (nsnet does not watch them) release
+ *  them now, before ports are allocated: a port held by a container that is gone is free, as in Docker. Only
+ *  containers with ports are looked at, and only when ports are being published. Runs under the lock. */
+function releaseEnded(h: Host): void {
+  for (const p of h.store.publishedPorts()) {
+    const c = h.store.containerById(p.id);
+    if (!c || c.state === 'created' || c.autoRemove) continue; // --rm ones are removed by their supervisor
+    // Exited (already known or found now) but still attached: stopped ones were released by stop.
+    if (refreshState(h, c).state === 'exited' && h.store.endpointsOf(c.id).length
+      && !h.store.dependents(c.id).some((d) => refreshState(h, d).state === 'running')) {
+      const cur = h.store.containerById(c.id);
+      if (cur) releaseSandbox(h, cur);
+    }
+  }
+}
+
+/** start of a released container: its published ports must still be free (Docker fails the start otherwise). */
+function checkPortsFree(h: Host, c: ContainerRecord): void {
+  if (!c.ports.length) return;
+  releaseEnded(h);
+  const specs = c.ports.map((p) => {
+    const hp = p.hostPortEnd > p.hostPort ? `${p.hostPort}-${p.hostPortEnd}` : String(p.hostPort);
+    const cp = p.containerPortEnd > p.containerPort ? `${p.containerPort}-${p.containerPortEnd}` : String(p.containerPort);
+    return `${p.hostIp ? p.hostIp + ':' : ''}${hp}:${cp}/${p.proto}`;
+  });
+  resolvePorts(h, specs); // throws Docker's "port is already allocated" for a port taken meanwhile
+}
+
 /** Docker-shaped view of a container, its state brought up to date; SandboxKey is the netns it really lives in
  *  (the target's, for --network container:NAME). */
 export function inspectContainer(h: Host, c0: ContainerRecord): Record<string, unknown> {
   const c = refreshState(h, c0);
   const owner = netnsOwner(h, c);
-  return containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? '');
+  return containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? '', h.store.savedEndpoints(c.id));
 }
 
 /** How to start a process in this container. Also what must hold before any process runs there: the netns
  *  owner is marked used (so that rm looks for processes left inside), its /etc files exist, and the resolver
  *  has applied every change made so far (a name just created resolves from the first instruction). */
-export function launchSpec(h: Host, c: ContainerRecord, command: string[]): LaunchSpec {
-  if (c.mode === 'host') return { command, netnsFd: h.hostFd, netnsPath: null, etc: null };
+export function launchSpec(h: Host, c: ContainerRecord, command: string[], po: ProcessOptions = {}): LaunchSpec {
+  const proc = { ...processSettings(h, c, po), ...(po.foreground ? {} : { stderrFile: errLogFile(h, c) }) };
+  if (c.mode === 'host') return { command, netnsFd: h.hostFd, netnsPath: null, etc: null, ...proc };
   const owner = c.mode === 'container' ? netnsOwner(h, c) : c;
   if (!owner || !owner.netns) throw new UserError(`container ${c.name} has no network namespace to join`, 'refused');
   if (!owner.used) h.store.tx(() => h.store.markUsed(owner.id));
   const etc = etcPaths(h, owner);
   if (!fs.existsSync(etc.hosts)) writeEtc(h, owner, h.store.endpointsOf(owner.id), networksById(h));
   awaitDns(h);
-  return { command, netnsFd: null, netnsPath: netnsPath(owner.netns), etc };
+  return { command, netnsFd: null, netnsPath: netnsPath(owner.netns), etc, ...proc, hostname: containerHostname(h, c) };
+}
+
+/** Per-process settings of `run`/`exec`: what the container was created with, and what exec adds. */
+export interface ProcessOptions {
+  /** Attached to our stdio (run in the foreground, exec): no stderr log. Otherwise the container's detached
+   *  command, whose stderr is logged apart from its stdout. */
+  foreground?: boolean;
+  /** K=V (exec -e), after the container's own. */
+  env?: string[];
+  workdir?: string;
+  user?: string;
+  tty?: boolean;
+  interactive?: boolean;
+}
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** There is no image to give a PATH: the caller's (the commands are the host's), else Docker's default. */
+function callerPath(): string {
+  return process.env.PATH || DEFAULT_PATH;
+}
+
+/** A Docker-like process environment: PATH (the caller's), HOSTNAME, HOME (TERM with -t), then the container's -e/--env-file
+ *  values, then exec's -e. Nothing of the caller's environment leaks in, as in Docker. */
+function processSettings(h: Host, c: ContainerRecord, po: ProcessOptions): Pick<LaunchSpec, 'env' | 'cwd' | 'user' | 'stdin'> {
+  const cfg = containerConfig(h, c);
+  const userSpec = po.user ?? cfg.user;
+  const user = userSpec ? resolveUser(userSpec) : null;
+  if (userSpec && !user) throw new UserError(`unable to find user ${userSpec}: no matching entries in passwd file`, 'invalid');
+  const env: Record<string, string> = { PATH: callerPath(), HOSTNAME: containerHostname(h, c) };
+  if (po.tty ?? cfg.tty) env.TERM = 'xterm';
+  for (const kv of [...cfg.env, ...(po.env ?? [])]) {
+    const i = kv.indexOf('=');
+    env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  env.HOME ??= homeOf(user?.uid ?? 0);
+  const cwd = po.workdir || cfg.workdir || undefined;
+  if (cwd !== undefined) {
+    let ok = false;
+    try { ok = fs.statSync(cwd).isDirectory(); } catch { /* missing */ }
+    // Docker creates a missing workdir in the container's filesystem; here that is the host's: refused instead.
+    if (!ok) throw new UserError(`workdir ${JSON.stringify(cwd)}: no such directory (nsnet does not create it: containers share the host's filesystem)`, 'invalid');
+  }
+  return { env, cwd, user, stdin: !!(po.interactive ?? cfg.interactive) };
 }
 
 /** Path of the nsnet launcher, for the detached supervisor's `rm` of --rm containers. */
@@ -307,7 +471,8 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
     const spec = launchSpec(h, c, c.command);
     fs.mkdirSync(h.containerDir(c.id), { recursive: true, mode: 0o711 }); // log and exit code (any mode)
     fs.rmSync(exitFile(h, c), { force: true });
-    const env = { ...process.env, NSNET_ROOT: h.root };
+    fs.writeFileSync(errLogFile(h, c), '', { flag: 'a', mode: 0o640 }); // the stderr log exists from the start
+    const env = { ...spec.env, NSNET_ROOT: h.root }; // the container's environment; NSNET_ROOT for the --rm supervisor
     // The supervisor lives in the host netns (it enters the container's with nsenter): host-mode commands run
     // there, and the `rm` of --rm containers acts on the right host.
     const { pid, start } = h.inHost(() => launchDetached({ ...spec, netnsFd: null, env }, logFile(h, c), exitFile(h, c),
@@ -320,34 +485,73 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
   });
 }
 
-/** Runs the container's command in the foreground, attached to our stdio; returns its exit code. */
+/** Runs the container's command in the foreground, attached to our stdio (stdin only with -i); returns its exit
+ *  code. */
 export async function runForeground(h: Host, c: ContainerRecord): Promise<number> {
-  const spec = launchSpec(h, c, c.command);
+  const spec = launchSpec(h, c, c.command, { foreground: true });
   const code = await launchForeground(spec, (pid) => {
     h.store.tx(() => h.store.updateContainer(c.id, { state: 'running', pid, pidStart: null, started: new Date().toISOString() }));
   });
   h.store.tx(() => h.store.updateContainer(c.id, { state: 'exited', exitCode: code, pid: null, pidStart: null, finished: new Date().toISOString() }));
+  // Exited: it lets go of its addresses, ports and names, as Docker's (start gives them back).
+  h.lock.with(() => {
+    const cur = h.store.containerById(c.id);
+    // (--rm: removed next, the veths die with the netns: no release first.)
+    if (cur && cur.state === 'exited' && !cur.autoRemove && !h.store.dependents(cur.id).some((d) => refreshState(h, d).state === 'running')) releaseSandbox(h, cur);
+  });
   return code;
 }
 
-/** Runs a command inside a running (or created) container; foreground, returns the exit code. */
-export async function execIn(h: Host, ref: string, command: string[]): Promise<number> {
-  const c = resolveContainer(h, ref);
+/** The command of run/create cannot be found (run exits 127 for it, as Docker's). */
+export class CommandNotFoundError extends UserError {
+  constructor(message: string) {
+    super(message, 'invalid');
+  }
+}
+
+/** An error with the exit status Docker uses for it (126: exec's command cannot be run). */
+export class ExitStatusError extends UserError {
+  constructor(message: string, readonly status: number) {
+    super(message, 'refused');
+  }
+
+  override get exitCode(): number {
+    return this.status;
+  }
+}
+
+export interface ExecOptions extends ProcessOptions {
+  /** exec -d: start it in the background and return at once. */
+  detach?: boolean;
+}
+
+/** Runs a command inside a running container (Docker refuses created and stopped ones); foreground unless
+ *  detached; returns the exit code (0 when detached). A command that cannot be found exits 126, as Docker's. */
+export async function execIn(h: Host, ref: string, command: string[], o: ExecOptions = {}): Promise<number> {
+  const c = refreshState(h, resolveContainer(h, ref));
+  if (c.state !== 'running') throw new UserError(`Container ${c.id} is not running`, 'refused');
   if (!command.length) throw new UserError('no command given: nsnet exec CONTAINER -- COMMAND [ARG...]', 'invalid');
-  if (!findExecutable(command[0])) throw new UserError(`exec: "${command[0]}": executable file not found in $PATH`, 'invalid');
-  return launchForeground(launchSpec(h, c, command));
+  const spec = launchSpec(h, c, command, { ...o, foreground: true });
+  if (!findExecutable(command[0], spec.env?.PATH, spec.cwd)) {
+    throw new ExitStatusError(`exec: "${command[0]}": executable file not found in $PATH`, 126);
+  }
+  if (o.detach) {
+    launchBackground(spec);
+    return 0;
+  }
+  return launchForeground(spec);
 }
 
 /** exec with captured output (library use and tests). */
 export function execCaptured(h: Host, ref: string, command: string[]): { status: number; stdout: string; stderr: string } {
-  return runCaptured(launchSpec(h, resolveContainer(h, ref), command));
+  return runCaptured(launchSpec(h, resolveContainer(h, ref), command, { foreground: true }));
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Ends the container's processes: SIGTERM to its process group, SIGKILL after `timeoutSec`; then any process
  *  still inside its own netns (a daemon that escaped the group) gets SIGKILL too. */
-export async function stopContainer(h: Host, ref: string, timeoutSec = 10): Promise<ContainerRecord> {
+export async function stopContainer(h: Host, ref: string, timeoutSec = 10, release = true): Promise<ContainerRecord> {
   const c0 = refreshState(h, resolveContainer(h, ref));
   if (c0.state === 'running' && c0.pid) {
     signal(-c0.pid, timeoutSec <= 0 ? 'SIGKILL' : 'SIGTERM');
@@ -356,11 +560,19 @@ export async function stopContainer(h: Host, ref: string, timeoutSec = 10): Prom
     if (isAlive(c0.pid, c0.pidStart)) signal(-c0.pid, 'SIGKILL');
     while (isAlive(c0.pid, c0.pidStart)) await sleep(10);
   }
-  if (c0.netns && isSafeName(c0.netns) && h.store.containerById(c0.id)?.used) killNetnsProcesses(c0.netns);
+  // Not while others run in its netns (--network container:): they are not this container's processes.
+  const shared = h.store.dependents(c0.id).some((d) => refreshState(h, d).state === 'running');
+  if (c0.netns && isSafeName(c0.netns) && !shared && h.store.containerById(c0.id)?.used) killNetnsProcesses(c0.netns);
   const c = refreshState(h, h.store.containerById(c0.id) ?? c0);
   if (c.state === 'running') {
     h.store.tx(() => h.store.updateContainer(c.id, { state: 'exited', pid: null, pidStart: null, exitCode: 137, finished: new Date().toISOString() }));
   }
+  // A stopped container releases its addresses, ports and names, as Docker's (not one whose netns others use:
+  // their network would go with it; not an --rm one: removed next).
+  h.lock.with(() => {
+    const cur = h.store.containerById(c.id);
+    if (release && cur && cur.state !== 'running' && !cur.autoRemove && !h.store.dependents(cur.id).some((d) => refreshState(h, d).state === 'running')) releaseSandbox(h, cur);
+  });
   return h.store.containerById(c.id) ?? c;
 }
 
@@ -374,15 +586,17 @@ function saneNetns(c: ContainerRecord): ContainerRecord {
 export async function removeContainer(h: Host, ref: string, force = false): Promise<ContainerRecord> {
   let c = saneNetns(refreshState(h, resolveContainer(h, ref)));
   const users = h.store.dependents(c.id).filter((d) => refreshState(h, d).state === 'running');
-  if (users.length) throw new UserError(`container ${c.name} is in use by ${users.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first`, 'refused');
+  // Docker's rm -f removes it anyway: the sharers keep running in the netns, with only loopback left.
+  if (users.length && !force) throw new UserError(`container ${c.name} is in use by ${users.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first, or use rm -f`, 'refused');
   if (c.state === 'running') {
     if (!force) throw new UserError(`You cannot remove a running container ${c.name}. Stop the container before attempting removal or force remove`, 'refused');
-    c = saneNetns(await stopContainer(h, c.id, 0));
+    c = saneNetns(await stopContainer(h, c.id, 0, false)); // removed next: its veths die with the netns, no release first
   }
   return h.lock.with(() => {
     recoverIfNeeded(h);
     const deps = h.store.dependents(c.id).filter((d) => refreshState(h, d).state === 'running');
-    if (deps.length) throw new UserError(`container ${c.name} is in use by ${deps.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first`, 'refused');
+    if (deps.length && !force) throw new UserError(`container ${c.name} is in use by ${deps.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first, or use rm -f`, 'refused');
+    const sharedNetns = deps.length > 0;
     const eps = h.store.endpointsOf(c.id);
     const ports = containerPorts(h, c);
     let used = true;
@@ -393,7 +607,8 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
       // gone (≈30 ms per veth when asked one by one, nothing for us to wait for this way). Their rows stay as
       // 'veth' garbage until then (sweepDyingLinks).
       for (const ep of eps) {
-        if (c.netns) h.store.addGarbage('veth', ep.hostIf);
+        // A netns others still run in outlives its name: its veths must be deleted one by one.
+        if (c.netns && !sharedNetns) h.store.addGarbage('veth', ep.hostIf);
         else ids.push(h.store.addGarbage('link', ep.hostIf));
       }
       if (c.netns) ids.push(h.store.addGarbage('netns', c.netns));
@@ -412,8 +627,9 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
       }
     }
     crashPoint('rm:firewall');
-    if (c.netns && used) killNetnsProcesses(c.netns);
-    destroySandbox(h, c, c.netns ? [] : eps, false, eps);
+    if (c.netns && used && !sharedNetns) killNetnsProcesses(c.netns);
+    if (sharedNetns) destroySandbox(h, c, eps);
+    else destroySandbox(h, c, c.netns ? [] : eps, false, eps);
     crashPoint('rm:sandbox');
     h.store.tx(() => h.store.dropGarbage(ids));
     // A container that never ran a process: nothing inside it waits for its name to disappear.
@@ -524,4 +740,5 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
   });
 }
 
-export { HEX as newId, logFile, refreshState };
+export { releaseSandbox };
+export { HEX as newId, errLogFile, logFile, refreshState, containerConfig, type ContainerConfig };

@@ -5,6 +5,7 @@ import { parseResolvConf, renderResolvConf } from '../dns/resolvconf.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord } from '../types.js';
 import type { Host } from './host.js';
 import { writeFileNoFollow } from './statedir.js';
+import { containerConfig } from './config.js';
 
 /** The host's upstream resolver configuration: NSNET_RESOLV_CONF if set, else /etc/resolv.conf. */
 export function hostResolvConf(): { nameservers: string[]; search: string[]; options: string[] } {
@@ -23,9 +24,9 @@ export function usableUpstreams(ns: string[]): string[] {
   return ns.filter((s) => !s.startsWith('127.') && s !== '::1');
 }
 
-export function etcPaths(h: Host, c: ContainerRecord): { resolvConf: string; hosts: string } {
+export function etcPaths(h: Host, c: ContainerRecord): { resolvConf: string; hosts: string; hostname: string } {
   const dir = h.containerDir(c.id);
-  return { resolvConf: path.join(dir, 'resolv.conf'), hosts: path.join(dir, 'hosts') };
+  return { resolvConf: path.join(dir, 'resolv.conf'), hosts: path.join(dir, 'hosts'), hostname: path.join(dir, 'hostname') };
 }
 
 /** Writes the container's resolv.conf and hosts. On a user-defined network the nameserver is nsnet's resolver
@@ -41,11 +42,20 @@ export function writeEtc(h: Host, c: ContainerRecord, eps: EndpointRecord[], net
   if (first && !first.isDefault) nameservers = [first.gateway];
   else nameservers = c.dns.length ? c.dns : usableUpstreams(host.nameservers);
   const p = etcPaths(h, c);
-  writeInPlace(p.resolvConf, renderResolvConf(nameservers, host.search, host.options));
+  const cfg = containerConfig(h, c);
+  // --dns-search / --dns-option replace the host's, as Docker's do.
+  writeInPlace(p.resolvConf, renderResolvConf(nameservers, cfg.dnsSearch.length ? cfg.dnsSearch : host.search,
+    cfg.dnsOptions.length ? cfg.dnsOptions : host.options));
+  // As Docker's: the defaults, the --add-host entries, then the container's own address with its hostname (nsnet
+  // names the container's name first, then the hostname, then the short id).
+  const hostname = cfg.hostname || c.id.slice(0, 12);
+  const names = [...new Set([c.name, hostname, ...(hostname.includes('.') ? [hostname.split('.')[0]] : []), c.id.slice(0, 12)])].join(' ');
   const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
-  for (const e of eps) lines.push(`${e.ip}\t${c.name} ${c.id.slice(0, 12)}`);
-  if (!eps.length) lines.push(`127.0.1.1\t${c.name} ${c.id.slice(0, 12)}`);
+  for (const [name, ip] of cfg.extraHosts) lines.push(`${ip === 'host-gateway' ? (first?.gateway ?? '127.0.0.1') : ip}\t${name}`);
+  for (const e of eps) lines.push(`${e.ip}\t${names}`);
+  if (!eps.length) lines.push(`127.0.1.1\t${names}`);
   writeInPlace(p.hosts, lines.join('\n') + '\n');
+  writeInPlace(p.hostname, hostname + '\n');
 }
 
 /** Brings the files up to date if they exist (a process has been launched in the container); otherwise the first

@@ -19,6 +19,7 @@ function portsOf(h: Host, c: ContainerRecord, state: FirewallState['ports'], net
 function fwNetworks(h: Host): FirewallState['networks'] {
   return h.store.networks().map((n) => ({
     id: n.id, name: n.name, bridge: n.bridge, subnet: n.subnet, gateway: n.gateway, internal: n.internal, icc: n.icc,
+    ...(n.options.masquerade === 'false' ? { masquerade: false } : {}),
   }));
 }
 

@@ -5,6 +5,7 @@ import * as bridge from '../drivers/bridge.js';
 import { DEFAULT_BRIDGE_SUBNET, pickSubnet, planNetworkIpam } from '../ipam/ipam.js';
 import type { NetworkRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
+import { isIPv4 } from '../util/ip.js';
 import { validateIfName, validateLabel, validateMtu, validateNetworkName } from '../util/validate.js';
 import { applyFirewall, assertSoleNsnet } from './firewall.js';
 import type { Host } from './host.js';
@@ -14,6 +15,8 @@ import { notifyDns } from './dnsctl.js';
 import { recoverIfNeeded } from './reconcile.js';
 import { storeLost } from './storeguard.js';
 import { ensureSpace, undoOrReport } from './statedir.js';
+import { refreshState } from './state.js';
+import { releaseSandbox } from './containers.js';
 
 export const DEFAULT_NETWORK = 'bridge';
 export const DEFAULT_BRIDGE_IF = 'nsnet0';
@@ -35,10 +38,53 @@ const OPT_ALIASES: Record<string, string> = {
   'com.docker.network.bridge.name': 'bridge.name',
   'com.docker.network.driver.mtu': 'mtu',
   'com.docker.network.bridge.enable_icc': 'icc',
+  'com.docker.network.bridge.enable_ip_masquerade': 'masquerade',
+  'com.docker.network.bridge.host_binding_ipv4': 'host_binding_ipv4',
 };
+/** Options with an effect here (stored under these short keys); any other key is kept as given, as Docker
+ *  keeps unknown driver options (shown by inspect, no effect). */
+const KNOWN_OPTS = ['bridge.name', 'mtu', 'icc', 'masquerade', 'host_binding_ipv4'];
+
+/** Internal option: the subnet was chosen by nsnet (networks made before this key existed count as configured). */
+export const AUTO_SUBNET = 'nsnet.auto_subnet';
+
+/** Docker's option keys for the short ones nsnet stores. */
+export const DOCKER_OPT_NAMES: Record<string, string> = Object.fromEntries(Object.entries(OPT_ALIASES).map(([k, v]) => [v, k]));
+
+/** Whether containers of the network reach outside through the host's address (Docker's enable_ip_masquerade). */
+export function networkMasquerades(n: NetworkRecord): boolean {
+  return n.options.masquerade === undefined || /^(true|1|yes)$/i.test(n.options.masquerade);
+}
+
+/** The host address ports published on this network bind to when -p names none (host_binding_ipv4). */
+export function networkHostBinding(n: NetworkRecord): string {
+  const b = n.options.host_binding_ipv4;
+  return b === undefined || b === '0.0.0.0' ? '' : b;
+}
 
 function newId(): string {
   return crypto.randomBytes(32).toString('hex');
+}
+
+/** The default network's id is fixed per host (state directory), so that `network ls` can show "bridge" with
+ *  its id before the network is first used and created in the kernel, and the id stays the same after. */
+export function defaultNetworkId(h: Host): string {
+  return crypto.createHash('sha256').update(`nsnet-default-bridge/${h.hostId}`).digest('hex');
+}
+
+/** The default network as it is, or as it will be when first used (nothing is created). */
+export function defaultNetworkPreview(h: Host): NetworkRecord {
+  const n = h.store.findNetwork(DEFAULT_NETWORK);
+  if (n) return n;
+  try {
+    return { ...planNetwork(h, { name: DEFAULT_NETWORK }, true), created: '' };
+  } catch {
+    // Its creation would fail right now (e.g. the subnet is taken): still shown, as it is configured.
+    return {
+      id: defaultNetworkId(h), name: DEFAULT_NETWORK, driver: 'bridge', bridge: DEFAULT_BRIDGE_IF, subnet: DEFAULT_BRIDGE_SUBNET,
+      gateway: '172.17.0.1', ipRange: null, internal: false, icc: true, mtu: 1500, isDefault: true, labels: {}, options: {}, created: '',
+    };
+  }
 }
 
 function parseBool(key: string, v: string): boolean {
@@ -63,14 +109,23 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
   const opts: Record<string, string> = {};
   for (const [k0, v] of Object.entries(o.options ?? {})) {
     const k = OPT_ALIASES[k0] ?? k0;
-    if (!['bridge.name', 'mtu', 'icc'].includes(k)) throw new UserError(`unknown network option ${JSON.stringify(k0)} (known: bridge.name, mtu, icc)`, 'invalid');
+    if (!KNOWN_OPTS.includes(k)) {
+      // Kept as given, as Docker does; a key that could not be shown back is still refused.
+      if (!/^[\x21-\x7e]{1,255}$/.test(k0) || /[\x00-\x1f\x7f]/.test(v)) throw new UserError(`invalid network option ${JSON.stringify(k0)}`, 'invalid');
+      opts[k0] = v;
+      continue;
+    }
     opts[k] = v;
+  }
+  if (opts.masquerade !== undefined) opts.masquerade = String(parseBool('com.docker.network.bridge.enable_ip_masquerade', opts.masquerade));
+  if (opts.host_binding_ipv4 !== undefined && !isIPv4(opts.host_binding_ipv4)) {
+    throw new UserError(`invalid value for com.docker.network.bridge.host_binding_ipv4: ${JSON.stringify(opts.host_binding_ipv4)} (expected an IPv4 address)`, 'invalid');
   }
   for (const [k, v] of Object.entries(o.labels ?? {})) validateLabel(`${k}=${v}`);
   const mtu = opts.mtu !== undefined ? Number(opts.mtu) : 1500;
   if (opts.mtu !== undefined) validateMtu(opts.mtu);
   const icc = opts.icc !== undefined ? parseBool('icc', opts.icc) : true;
-  const id = newId();
+  const id = isDefault ? defaultNetworkId(h) : newId();
   const existing = h.store.allNetworksIncludingPending();
   let bridgeName = opts['bridge.name'] ?? (isDefault ? DEFAULT_BRIDGE_IF : `nsbr-${id.slice(0, 10)}`);
   validateIfName(bridgeName);
@@ -91,6 +146,8 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
     ipam = planNetworkIpam({ subnet: o.subnet, gateway: o.gateway, ipRange: o.ipRange }, taken);
   } else {
     ipam = planNetworkIpam({ subnet: pickSubnet(taken) }, taken);
+    // Remembered (not shown by inspect): Docker refuses --ip on a network whose subnet it chose.
+    opts[AUTO_SUBNET] = 'true';
   }
   bridgeName = bridgeName.trim();
   return {
@@ -155,9 +212,16 @@ export function removeNetwork(h: Host, ref: string): NetworkRecord {
     if (!n) throw new UserError(`network ${ref} not found`, 'notfound');
     if (n.isDefault) throw new UserError(`${n.name} is a pre-defined network and cannot be removed`, 'refused');
     const eps = h.store.endpointsOn(n.id);
-    if (eps.length) {
-      const names = [...new Set(eps.map((e) => e.containerName))].sort().join(', ');
+    // Only running containers hold a network (as Docker's): created and stopped ones let go of their endpoints
+    // (start fails later with "network NAME not found").
+    const holders = eps.filter((e) => { const c = h.store.containerById(e.containerId); return !c || refreshState(h, c).state === 'running'; });
+    if (holders.length) {
+      const names = [...new Set(holders.map((e) => e.containerName))].sort().join(', ');
       throw new UserError(`error while removing network: network ${n.name} id ${n.id} has active endpoints (${names})`, 'refused');
+    }
+    for (const e of eps) {
+      const c = h.store.containerById(e.containerId);
+      if (c) releaseSandbox(h, c);
     }
     let gid = 0;
     h.store.tx(() => {

@@ -22,6 +22,8 @@ function ephemeralRange(h: Host): [number, number] {
 export function resolvePorts(h: Host, specs: string[]): PortMapping[] {
   const taken: Array<{ hostIp: string; proto: Proto; lo: number; hi: number; who: string }> = [];
   for (const c of h.store.publishedPorts()) {
+    // A container whose endpoints were released (stopped, as Docker's) holds no ports.
+    if (!h.store.endpointsOf(c.id).length && h.store.savedEndpoints(c.id).length) continue;
     for (const p of c.ports) taken.push({ hostIp: p.hostIp, proto: p.proto, lo: p.hostPort, hi: p.hostPortEnd, who: `container ${c.name}` });
   }
   // A socket bound in the host netns on any port of the range: the port that cannot be bound, or null.
@@ -32,10 +34,27 @@ export function resolvePorts(h: Host, specs: string[]): PortMapping[] {
     });
   const out: PortMapping[] = [];
   let hostAddrs: Set<string> | null = null;
-  // Every spec parsed and counted before any port is probed.
-  const parsed = specs.map((spec) => ({ spec, parsed: parsePortSpec(spec) }));
-  checkPortCount(parsed, maxPorts());
-  for (const { spec, parsed: p } of parsed) {
+  // Every spec counted before any port is probed (a host range with one container port publishes one port).
+  const rangeOne = /^((?:\d{1,3}\.){3}\d{1,3}:)?(\d{1,5})-(\d{1,5}):(\d{1,5})(\/(?:tcp|udp))?$/;
+  checkPortCount(specs.filter((s) => !rangeOne.test(s)).map((spec) => ({ spec, parsed: parsePortSpec(spec) })), maxPorts());
+  for (const spec0 of specs) {
+    // Docker's -p 8000-8010:80 (a host range, one container port): the first free port of the host range.
+    let spec = spec0;
+    const any = /^((?:\d{1,3}\.){3}\d{1,3}:)?(\d{1,5})-(\d{1,5}):(\d{1,5})(\/(?:tcp|udp))?$/.exec(spec0);
+    if (any && Number(any[3]) > Number(any[2])) {
+      const ip = any[1] ? any[1].slice(0, -1) : '';
+      const proto = (any[5]?.slice(1) ?? 'tcp') as Proto;
+      let free = -1;
+      for (let port = Number(any[2]); port <= Number(any[3]) && port <= 65535; port++) {
+        const cand = { hostIp: ip, proto, lo: port, hi: port };
+        if (taken.some((t) => overlaps(t, cand)) || conflictsSocket(cand)) continue;
+        free = port;
+        break;
+      }
+      if (free < 0) throw new UserError(`Bind for ${ip || '0.0.0.0'}:${any[2]}-${any[3]}/${proto} failed: every port of the range is already allocated`, 'conflict');
+      spec = `${any[1] ?? ''}${free}:${any[4]}${any[5] ?? ''}`;
+    }
+    const p = parsePortSpec(spec);
     if (p.hostIp && !p.hostIp.startsWith('127.')) {
       // As Docker's bind would: the address must be one the host has (not multicast, broadcast or foreign).
       hostAddrs ??= new Set(h.nl.addresses(4).map((a) => a.address));

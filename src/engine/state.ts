@@ -13,16 +13,24 @@ export function logFile(h: Host, c: ContainerRecord): string {
   return path.join(h.containerDir(c.id), 'log');
 }
 
+/** The detached command's stderr (its stdout is in logFile; the supervisor's own messages too). */
+export function errLogFile(h: Host, c: ContainerRecord): string {
+  return path.join(h.containerDir(c.id), 'log.err');
+}
+
 /** Brings the stored state up to date with reality (a detached process may have ended since). */
 export function refreshState(h: Host, c: ContainerRecord): ContainerRecord {
   if (c.state !== 'running' || isAlive(c.pid, c.pidStart)) return c;
   let code: number | null = null;
+  let finished = new Date().toISOString();
   try {
     code = Number(fs.readFileSync(exitFile(h, c), 'utf8').trim());
+    // The supervisor wrote the file when the command ended: that is when it finished, not now.
+    finished = fs.statSync(exitFile(h, c)).mtime.toISOString();
   } catch {
     /* killed before it could record one */
   }
-  const upd = { state: 'exited' as const, exitCode: code ?? 137, finished: new Date().toISOString(), pid: null, pidStart: null };
+  const upd = { state: 'exited' as const, exitCode: code ?? 137, finished, pid: null, pidStart: null };
   try {
     h.store.tx(() => h.store.updateContainer(c.id, upd));
   } catch {

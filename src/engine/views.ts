@@ -29,6 +29,10 @@ export function networkView(n: NetworkRecord, eps: EndpointRecord[]): Record<str
       'com.docker.network.bridge.enable_icc': String(n.icc),
       'com.docker.network.driver.mtu': String(n.mtu),
       ...(n.isDefault ? { 'com.docker.network.bridge.default_bridge': 'true' } : {}),
+      ...(n.options.masquerade !== undefined ? { 'com.docker.network.bridge.enable_ip_masquerade': n.options.masquerade } : {}),
+      ...(n.options.host_binding_ipv4 !== undefined ? { 'com.docker.network.bridge.host_binding_ipv4': n.options.host_binding_ipv4 } : {}),
+      // Options nsnet does not know, kept as given (as Docker's).
+      ...Object.fromEntries(Object.entries(n.options).filter(([k]) => !['bridge.name', 'mtu', 'icc', 'masquerade', 'host_binding_ipv4'].includes(k) && !k.startsWith('nsnet.'))),
     },
     Labels: n.labels,
   };
@@ -59,8 +63,19 @@ export function portsView(ports: PortMapping[]): Record<string, Array<{ HostIp: 
   return out;
 }
 
-export function containerView(c: ContainerRecord, eps: EndpointRecord[], nets: Map<string, NetworkRecord>, ownerNetns: string): Record<string, unknown> {
+/** An attachment of a stopped container (its endpoint released): what Docker shows for it, no address. */
+export interface ReleasedView { networkId: string; aliases: string[]; ip: string | null }
+
+export function containerView(c: ContainerRecord, eps: EndpointRecord[], nets: Map<string, NetworkRecord>, ownerNetns: string, released: ReleasedView[] = []): Record<string, unknown> {
   const networks: Record<string, unknown> = {};
+  for (const r of released) {
+    const n = nets.get(r.networkId);
+    if (!n) continue;
+    networks[n.name] = {
+      IPAMConfig: r.ip ? { IPv4Address: r.ip } : null, Aliases: n.isDefault ? null : [...r.aliases, c.id.slice(0, 12)],
+      NetworkID: n.id, EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '',
+    };
+  }
   for (const e of eps) {
     const n = nets.get(e.networkId);
     if (!n) continue;
@@ -88,7 +103,8 @@ export function containerView(c: ContainerRecord, eps: EndpointRecord[], nets: M
     HostConfig: { NetworkMode: networkMode, PortBindings: portBindings, AutoRemove: c.autoRemove, Dns: c.dns },
     NetworkSettings: {
       SandboxKey: ownerNetns ? netnsPath(ownerNetns) : '',
-      Ports: portsView(c.ports),
+      // Bindings exist only while it runs (Docker's); HostConfig.PortBindings keeps what was asked for.
+      Ports: c.state === 'running' ? portsView(c.ports) : {},
       IPAddress: def?.ip ?? '', IPPrefixLen: defNet ? parseCidr(defNet.subnet).prefix : 0,
       Gateway: defNet?.gateway ?? '', MacAddress: def?.mac ?? '',
       Networks: networks,

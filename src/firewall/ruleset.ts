@@ -48,6 +48,8 @@ interface Net {
   gateway: string;
   internal: boolean;
   icc: boolean;
+  /** false: outbound traffic is routed, not masqueraded (enable_ip_masquerade=false). */
+  masquerade: boolean;
 }
 
 /** One map element: a single host port (ranges are expanded, port i of the host range -> port i of the container range). */
@@ -81,6 +83,7 @@ function checkNetworks(list: unknown): Net[] {
       gateway: n.gateway,
       internal: checkBool(n.internal, `${where} internal`),
       icc: checkBool(n.icc, `${where} icc`),
+      masquerade: n.masquerade === undefined ? true : checkBool(n.masquerade, `${where} masquerade`),
     };
   });
   nets.sort((a, b) => cmp(a.name, b.name) || cmp(a.id, b.id));
@@ -326,7 +329,7 @@ export function renderRuleset(state: FirewallState, owner?: FirewallOwner): stri
 
   L.push('\tchain postrouting {', '\t\ttype nat hook postrouting priority srcnat; policy accept;');
   for (const n of nets) {
-    if (n.internal) continue;
+    if (n.internal || n.masquerade === false) continue; // enable_ip_masquerade=false: routed, not masqueraded
     L.push(`\t\tip saddr ${n.subnet} oifname != ${q(n.bridge)} masquerade ${comment(`network ${nm(n)}: outbound access, its subnet leaving through anything but its bridge`)}`);
   }
   L.push(`\t\tct status dnat ip saddr @subnets oifname @bridges masquerade ${comment('hairpin: a container reaching a published port through a host address')}`);

@@ -17,6 +17,16 @@ export { isAlive, processStart };
 export interface EtcFiles {
   resolvConf: string;
   hosts: string;
+  /** Bound over /etc/hostname when both exist. */
+  hostname?: string;
+}
+
+/** Whom to run the command as (`-u`): setpriv switches after the mounts (which need root). */
+export interface RunAs {
+  uid: number;
+  gid: number;
+  /** The user's supplementary groups (a user of the passwd file) or none (a bare uid). */
+  initGroups: boolean;
 }
 
 export interface LaunchSpec {
@@ -28,13 +38,29 @@ export interface LaunchSpec {
   etc: EtcFiles | null;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** The container's hostname, set in a UTS namespace of the command's own (with etc only); null/absent: the
+   *  caller's UTS namespace (host mode). */
+  hostname?: string | null;
+  /** Foreground only: attach our stdin (`-i`); otherwise the command reads /dev/null, as Docker's without -i. */
+  stdin?: boolean;
+  user?: RunAs | null;
+  /** The command's stderr goes to this file (appended), apart from its stdout: `logs` keeps them apart. */
+  stderrFile?: string;
 }
 
 const UNSHARE = ['/usr/bin/unshare', '/bin/unshare'].find((p) => fs.existsSync(p)) ?? 'unshare';
 const NSENTER = ['/usr/bin/nsenter', '/bin/nsenter'].find((p) => fs.existsSync(p)) ?? 'nsenter';
 
-// Inside the container's private mount namespace: $1 resolv.conf, $2 hosts, then the command.
-const MOUNT_ETC = 'mount --bind -- "$1" /etc/resolv.conf && mount --bind -- "$2" /etc/hosts || exit 125; shift 2; exec "$@"';
+// Inside the container's private mount (and UTS) namespace: $1 resolv.conf, $2 hosts, $3 hostname file (may be
+// absent: containers made by older versions), $4 hostname ('' = keep the UTS namespace's), then the command.
+// The hostname is written to /proc/sys/kernel/hostname of the new UTS namespace (no hostname(1) needed).
+const MOUNT_ETC = [
+  'mount --bind -- "$1" /etc/resolv.conf && mount --bind -- "$2" /etc/hosts || exit 125',
+  'if [ -e "$3" ] && [ -e /etc/hostname ]; then mount --bind -- "$3" /etc/hostname || exit 125; fi',
+  'if [ -n "$4" ]; then printf %s "$4" > /proc/sys/kernel/hostname || exit 125; fi',
+  'shift 4; exec "$@"',
+].join('\n');
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p)) ?? 'setpriv';
 
 // Detached supervisor, in the host netns and the host mount namespace: runs the command, records its exit
 // code, and for --rm containers removes the container through nsnet itself when the command ends.
@@ -56,8 +82,14 @@ const SUPERVISE = [
 
 /** argv that runs the command with the container's /etc files (the caller is already in its netns). */
 function innerArgv(spec: LaunchSpec): string[] {
-  if (!spec.etc) return spec.command;
-  return [UNSHARE, '--mount', '--propagation', 'slave', '--', '/bin/sh', '-c', MOUNT_ETC, 'nsnet-init', spec.etc.resolvConf, spec.etc.hosts, ...spec.command];
+  const u = spec.user;
+  let command = u ? [SETPRIV, `--reuid=${u.uid}`, `--regid=${u.gid}`, u.initGroups ? '--init-groups' : '--clear-groups', '--', ...spec.command] : spec.command;
+  // Opened by the (root) shell before the user switch; exec leaves no extra process behind.
+  if (spec.stderrFile) command = ['/bin/sh', '-c', 'f=$1; shift; exec "$@" 2>>"$f"', 'nsnet-stderr', spec.stderrFile, ...command];
+  if (!spec.etc) return command;
+  const uts = spec.hostname ? ['--uts'] : [];
+  return [UNSHARE, '--mount', ...uts, '--propagation', 'slave', '--', '/bin/sh', '-c', MOUNT_ETC, 'nsnet-init',
+    spec.etc.resolvConf, spec.etc.hosts, spec.etc.hostname ?? '', spec.hostname ?? '', ...command];
 }
 
 /** Runs `fn` (which forks synchronously) inside the spec's netns: by fd, by path, or in the host netns. */
@@ -77,7 +109,7 @@ function spawnIn(spec: LaunchSpec, args: string[], opts: SpawnOptions): ChildPro
 }
 
 /** Resolves a command name through PATH the way execvp would; null when not found/executable. */
-export function findExecutable(cmd: string, envPath = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'): string | null {
+export function findExecutable(cmd: string, envPath = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', cwd = process.cwd()): string | null {
   const ok = (p: string) => {
     try {
       const st = fs.statSync(p);
@@ -88,7 +120,7 @@ export function findExecutable(cmd: string, envPath = process.env.PATH ?? '/usr/
       return false;
     }
   };
-  if (cmd.includes('/')) return ok(cmd) ? path.resolve(cmd) : null;
+  if (cmd.includes('/')) return ok(path.resolve(cwd, cmd)) ? path.resolve(cwd, cmd) : null;
   for (const dir of envPath.split(':')) {
     if (!dir) continue;
     const p = path.join(dir, cmd);
@@ -149,7 +181,7 @@ export function launchDetached(spec: LaunchSpec, logPath: string, exitFile: stri
 
 /** Starts a foreground process attached to our stdio. Resolves with its exit code (128+signal if killed). */
 export function launchForeground(spec: LaunchSpec, onStart?: (pid: number) => void): Promise<number> {
-  const child = spawnIn(spec, innerArgv(spec), { stdio: 'inherit' });
+  const child = spawnIn(spec, innerArgv(spec), { stdio: [spec.stdin === false ? 'ignore' : 'inherit', 'inherit', 'inherit'] });
   if (child.pid !== undefined) onStart?.(child.pid);
   const forward = (sig: NodeJS.Signals) => () => { try { child.kill(sig); } catch { /* gone */ } };
   const handlers: Array<[NodeJS.Signals, () => void]> = (['SIGINT', 'SIGTERM', 'SIGHUP'] as NodeJS.Signals[]).map((s) => [s, forward(s)]);
@@ -161,6 +193,41 @@ export function launchForeground(spec: LaunchSpec, onStart?: (pid: number) => vo
       resolve(code ?? 128 + (signal ? (osSignal(signal) ?? 1) : 1));
     });
   });
+}
+
+/** Starts a command in the background with no stdio and does not wait for it (`exec -d`). */
+export function launchBackground(spec: LaunchSpec): number {
+  const child = spawnIn(spec, innerArgv(spec), { stdio: 'ignore', detached: true });
+  if (child.pid === undefined) throw new Error(`cannot start ${spec.command[0]}`);
+  child.on('error', () => undefined);
+  child.unref();
+  return child.pid;
+}
+
+/** Resolves `-u USER[:GROUP]` (names or numbers) from the host's passwd and group files, as Docker resolves them
+ *  from the image's; null when a name is unknown. */
+export function resolveUser(spec: string): RunAs | null {
+  const [user, group] = spec.split(':', 2);
+  const read = (f: string) => { try { return fs.readFileSync(f, 'utf8').split('\n').map((l) => l.split(':')); } catch { return []; } };
+  const pw = read('/etc/passwd').find((f) => f[0] === user || (/^\d+$/.test(user) && f[2] === user));
+  let uid: number;
+  let gid: number;
+  if (pw) { uid = Number(pw[2]); gid = Number(pw[3]); } else if (/^\d+$/.test(user)) { uid = Number(user); gid = 0; } else return null; // as runc: a uid not in passwd gets gid 0
+  if (group !== undefined) {
+    const gr = read('/etc/group').find((f) => f[0] === group || (/^\d+$/.test(group) && f[2] === group));
+    if (gr) gid = Number(gr[2]); else if (/^\d+$/.test(group)) gid = Number(group); else return null;
+  }
+  return { uid, gid, initGroups: !!pw && group === undefined };
+}
+
+/** The home directory of a uid in the host's passwd file ('/' when it has none, as Docker's). */
+export function homeOf(uid: number): string {
+  try {
+    const f = fs.readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')).find((x) => x[2] === String(uid));
+    return f?.[5] || '/';
+  } catch {
+    return '/';
+  }
 }
 
 /** Runs a command to completion with captured output (for tests and `exec` with captured output). */

@@ -50,7 +50,8 @@ async function assertExact(h: TestHost): Promise<void> {
   const chk = h.nsnet(['check']);
   assert.equal(chk.status, 0, `check after reconcile:\n${chk.stdout}${chk.stderr}`);
   const nets = h.nsnet(['network', 'ls', '--format', 'json']).stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
-  const bridges = nets.filter((n) => n.Driver === 'bridge').map((n) => JSON.parse(h.ok(['network', 'inspect', n.Name]))[0]);
+  // The default bridge is listed before its first use (as Docker's) but exists in the kernel only from then on.
+  const bridges = nets.filter((n) => n.Driver === 'bridge' && n.CreatedAt).map((n) => JSON.parse(h.ok(['network', 'inspect', n.Name]))[0]);
   const expected = new Set<string>(['lo', ...bridges.map((b) => b.Options['com.docker.network.bridge.name'])]);
   const ids = h.ok(['ps', '-a', '-q']).split('\n').filter(Boolean);
   const ips: string[] = [];

@@ -286,7 +286,7 @@ test('helper: the first command on a state directory that does not exist yet mak
   }, 10000, 50);
   const second = h.nsnet(['network', 'ls', '-q'], { env });
   assert.ok(served(second), 'the second command is served');
-  assert.equal(second.stdout.trim().split('\n').length, 3, 'n, host, none');
+  assert.equal(second.stdout.trim().split('\n').length, 4, 'n, bridge, host, none');
 });
 
 test('helper: a client whose output nobody reads holds up only itself, never the helper', async (t) => {
