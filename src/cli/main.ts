@@ -623,6 +623,51 @@ program.command('check')
     if (d.length) process.exitCode = 1;
   });
 
+// ---------------------------------------------------------------- topologies (compose files)
+/** -f FILE, else nsnet.yaml, compose.yaml, compose.yml, docker-compose.yml, docker-compose.yaml in the cwd. */
+function topologyFile(f: string | undefined): string {
+  if (f !== undefined) return f;
+  for (const n of ['nsnet.yaml', 'compose.yaml', 'compose.yml', 'docker-compose.yml', 'docker-compose.yaml']) if (fs.existsSync(n)) return n;
+  throw new CliError('no topology file: nsnet.yaml, compose.yaml or docker-compose.yml in this directory, or -f FILE', 2);
+}
+
+async function loadTopologyFile(f: string | undefined, project: string | undefined) {
+  const file = topologyFile(f);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
+  }
+  const { loadTopology } = await import('../topology/compose.js');
+  return loadTopology(text, { file, project, dirName: path.basename(path.dirname(path.resolve(file))), env: process.env });
+}
+
+program.command('up')
+  .description('create and start a topology from a Compose file (networks, services), converging')
+  .option('-f, --file <file>', 'topology file (default: nsnet.yaml, compose.yaml, docker-compose.yml)')
+  .option('-p, --project-name <name>', 'project name (default: the file\'s name:, else its directory)')
+  .option('-d, --detach', 'return once everything runs (without it: follow the logs, Ctrl-C stops the project)')
+  .action(async (o) => {
+    const t = await loadTopologyFile(o.file, o.projectName);
+    warn(t.warnings);
+    const h = await openHost();
+    const { up, followProject } = await import('../engine/topology.js');
+    await up(h, t, (l) => out(l + '\n'));
+    if (!o.detach) process.exitCode = await followProject(h, t.project, (s) => out(s));
+  });
+
+program.command('down')
+  .description("remove a topology's containers and networks (only what carries its project label)")
+  .option('-f, --file <file>', 'topology file (default: nsnet.yaml, compose.yaml, docker-compose.yml)')
+  .option('-p, --project-name <name>', 'project name (default: the file\'s name:, else its directory)')
+  .action(async (o) => {
+    const project = o.projectName ?? (await loadTopologyFile(o.file, undefined)).project;
+    const h = await openHost();
+    const { down } = await import('../engine/topology.js');
+    await down(h, project, (l) => out(l + '\n'));
+  });
+
 // ---------------------------------------------------------------- graph
 program.command('graph')
   .description('draw the networks, containers, veth pairs and published ports (html, svg, dot, mermaid, json)')

@@ -1,0 +1,230 @@
+// `nsnet up` / `nsnet down`: a topology (src/topology/compose.ts) made real, converging. Every object `up` makes
+// carries the project's labels (as Compose's) and a hash of what it was made from: a second `up` of the same file
+// changes nothing, a changed service or network is re-created (and only it, with what depends on it), a service
+// scaled down or removed from the file loses its containers. Each step is one of the engine's own transactions
+// (createNetwork, createContainer, startContainer, removeContainer, removeNetwork), so `up` interrupted at any
+// point (Ctrl-C, kill -9) leaves a state the next `up` or `reconcile` finishes. `down` removes exactly what carries
+// the project's label, nothing else.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { containerConfig } from './config.js';
+import { connect, createContainer, execCaptured, refreshState, removeContainer, startContainer, stopContainer } from './containers.js';
+import { logFile } from './state.js';
+import type { Host } from './host.js';
+import { createNetwork, removeNetwork } from './networks.js';
+import {
+  NETWORK_LABEL, PROJECT_LABEL, SERVICE_LABEL, containerNames, type Topology, type TopologyNetwork, type TopologyService,
+} from '../topology/compose.js';
+import type { ContainerRecord, NetworkRecord } from '../types.js';
+import { UserError } from '../util/errors.js';
+
+/** The hash of what an object was made from. */
+export const HASH_LABEL = 'nsnet.topology.hash';
+const NUMBER_LABEL = 'com.docker.compose.container-number';
+
+const hash = (v: unknown) => crypto.createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 16);
+
+function networkSpec(n: TopologyNetwork): unknown {
+  return { name: n.name, internal: n.internal, subnet: n.subnet ?? null, gateway: n.gateway ?? null, ipRange: n.ipRange ?? null, options: n.options, labels: n.labels };
+}
+
+/** A service's containers' spec: includes the hashes of the networks they are on (a re-created network means
+ *  re-created containers: their endpoints went with it). */
+function serviceSpec(s: TopologyService, netHash: Map<string, string>): unknown {
+  return {
+    command: s.command, env: s.environment, workdir: s.workingDir ?? '', networks: s.networks.map((n) => ({ ...n, net: netHash.get(n.key) })),
+    mode: s.networkMode ?? null, ports: s.ports, dns: s.dns, labels: s.labels, healthcheck: s.healthcheck ?? null,
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface UpReport {
+  lines: string[];
+}
+
+function projectContainers(h: Host, project: string): Array<{ c: ContainerRecord; labels: Record<string, string> }> {
+  return h.store.containers().map((c) => ({ c, labels: containerConfig(h, c).labels })).filter((x) => x.labels[PROJECT_LABEL] === project);
+}
+
+function projectNetworks(h: Host, project: string): NetworkRecord[] {
+  return h.store.networks().filter((n) => n.labels[PROJECT_LABEL] === project);
+}
+
+/** Waits until a service's condition holds for each of its containers. */
+async function waitFor(h: Host, s: TopologyService, names: string[], condition: TopologyService['dependsOn'][number]['condition'], say: (l: string) => void): Promise<void> {
+  for (const name of names) {
+    if (condition === 'service_started') continue;
+    if (condition === 'service_completed_successfully') {
+      for (;;) {
+        const c = refreshState(h, h.store.findContainer(name)!);
+        if (c.state === 'exited') {
+          if (c.exitCode === 0) break;
+          throw new UserError(`service ${s.name}: container ${name} exited with ${c.exitCode}: its dependents are not started`, 'refused');
+        }
+        await sleep(100);
+      }
+      continue;
+    }
+    const hc = s.healthcheck!;
+    await sleep(hc.startPeriodMs);
+    let failures = 0;
+    for (;;) {
+      const r = execCaptured(h, name, hc.test);
+      if (r.status === 0) {
+        say(`Container ${name}  Healthy`);
+        break;
+      }
+      if (++failures > hc.retries) throw new UserError(`service ${s.name}: container ${name} is unhealthy (${hc.test.join(' ')} exited ${r.status}): its dependents are not started`, 'refused');
+      await sleep(hc.intervalMs);
+    }
+  }
+}
+
+export async function up(h: Host, t: Topology, say: (line: string) => void): Promise<void> {
+  const P = t.project;
+  // External networks must exist before anything is made.
+  for (const n of t.networks) {
+    if (n.external && !h.store.findNetwork(n.name)) throw new UserError(`network ${n.name} declared as external, but could not be found`, 'notfound');
+  }
+  const existingCtrs = projectContainers(h, P);
+  const netHash = new Map<string, string>();
+  // 1. Networks: unchanged, re-created (with every project container on them), or made.
+  for (const n of t.networks) {
+    if (n.external) {
+      netHash.set(n.key, `external:${n.name}`);
+      continue;
+    }
+    const want = hash(networkSpec(n));
+    netHash.set(n.key, want);
+    const have = h.store.findNetwork(n.name);
+    if (have && have.labels[HASH_LABEL] === want) continue;
+    if (have) {
+      if (have.labels[PROJECT_LABEL] !== P) throw new UserError(`network ${n.name} exists and is not project ${P}'s: remove it or rename the network`, 'conflict');
+      for (const x of existingCtrs) {
+        if (h.store.endpointsOf(x.c.id).some((e) => e.networkId === have.id) && h.store.containerById(x.c.id)) {
+          await removeContainer(h, x.c.id, true);
+          say(`Container ${x.c.name}  Removed`);
+        }
+      }
+      removeNetwork(h, have.id);
+      say(`Network ${n.name}  Removed`);
+    }
+    createNetwork(h, {
+      name: n.name, subnet: n.subnet, gateway: n.gateway, ipRange: n.ipRange, internal: n.internal, options: n.options,
+      labels: { ...n.labels, [PROJECT_LABEL]: P, [NETWORK_LABEL]: n.key, [HASH_LABEL]: want },
+    });
+    say(`Network ${n.name}  Created`);
+  }
+  // 2. Containers that no longer belong (service gone, scaled down) go first: their names and addresses free up.
+  const wanted = new Set(t.services.flatMap((s) => containerNames(P, s)));
+  for (const x of projectContainers(h, P)) {
+    if (!wanted.has(x.c.name)) {
+      await removeContainer(h, x.c.id, true);
+      say(`Container ${x.c.name}  Removed`);
+    }
+  }
+  // 3. Services in depends_on order.
+  const namesOf = new Map(t.services.map((s) => [s.name, containerNames(P, s)]));
+  for (const s of t.services) {
+    for (const d of s.dependsOn) {
+      await waitFor(h, t.services.find((x) => x.name === d.service)!, namesOf.get(d.service)!, d.condition, say);
+    }
+    const want = hash(serviceSpec(s, netHash));
+    const names = namesOf.get(s.name)!;
+    for (const [i, name] of names.entries()) {
+      const have = h.store.findContainer(name);
+      if (have) {
+        const labels = containerConfig(h, have).labels;
+        if (labels[PROJECT_LABEL] !== P) throw new UserError(`container ${name} exists and is not project ${P}'s: remove it first`, 'conflict');
+        if (labels[HASH_LABEL] === want) {
+          if (refreshState(h, have).state !== 'running') {
+            startContainer(h, have.id);
+            say(`Container ${name}  Started`);
+          }
+          continue;
+        }
+        await removeContainer(h, have.id, true);
+        say(`Container ${name}  Removed`);
+      }
+      const net = s.networkMode;
+      const [first, ...more] = s.networks;
+      const netName = (key: string) => t.networks.find((n) => n.key === key)!.name;
+      const mode = !net ? netName(first.key) : net.kind === 'service' ? `container:${namesOf.get(net.target!)![0]}` : net.kind === 'container' ? `container:${net.target}` : net.kind;
+      const { container } = createContainer(h, {
+        name, network: mode, ip: first?.ipv4Address, aliases: first ? [s.name, ...first.aliases] : [], publish: s.ports, dns: s.dns,
+        command: s.command,
+        config: {
+          env: Object.entries(s.environment).map(([k, v]) => `${k}=${v}`), workdir: s.workingDir ?? '',
+          labels: { ...s.labels, [PROJECT_LABEL]: P, [SERVICE_LABEL]: s.name, [NUMBER_LABEL]: String(i + 1), [HASH_LABEL]: want },
+        },
+      });
+      for (const m of more) connect(h, netName(m.key), container.id, { ip: m.ipv4Address, aliases: [s.name, ...m.aliases] });
+      startContainer(h, container.id);
+      say(`Container ${name}  Started`);
+    }
+  }
+}
+
+export async function down(h: Host, project: string, say: (line: string) => void): Promise<void> {
+  // Sharers (network_mode service:/container:) before the containers whose netns they share.
+  const ctrs = projectContainers(h, project).sort((a, b) => (b.c.mode === 'container' ? 1 : 0) - (a.c.mode === 'container' ? 1 : 0));
+  for (const x of ctrs) {
+    await removeContainer(h, x.c.id, true);
+    say(`Container ${x.c.name}  Removed`);
+  }
+  for (const n of projectNetworks(h, project)) {
+    removeNetwork(h, n.id);
+    say(`Network ${n.name}  Removed`);
+  }
+}
+
+/** `up` without -d: the project's logs, each line prefixed by its container's name, until every container has
+ *  ended (exit 0) or the user interrupts (the project's containers are then stopped, as Compose does; exit 130). */
+export async function followProject(h: Host, project: string, write: (s: string) => void): Promise<number> {
+  const ctrs = projectContainers(h, project).map((x) => x.c);
+  const width = Math.max(0, ...ctrs.map((c) => c.name.length));
+  const offsets = new Map<string, number>();
+  const partial = new Map<string, string>();
+  let interrupted = false;
+  const onSignal = () => { interrupted = true; };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    for (;;) {
+      let running = 0;
+      for (const c of ctrs) {
+        const file = logFile(h, c);
+        let text = '';
+        try {
+          const fd = fs.openSync(file, 'r');
+          try {
+            const size = fs.fstatSync(fd).size;
+            const from = offsets.get(c.id) ?? 0;
+            if (size > from) {
+              const buf = Buffer.alloc(size - from);
+              fs.readSync(fd, buf, 0, buf.length, from);
+              offsets.set(c.id, size);
+              text = buf.toString('utf8');
+            }
+          } finally {
+            fs.closeSync(fd);
+          }
+        } catch { /* no output yet */ }
+        const lines = ((partial.get(c.id) ?? '') + text).split('\n');
+        partial.set(c.id, lines.pop()!);
+        for (const l of lines) write(`${c.name.padEnd(width)}  | ${l}\n`);
+        const now = h.store.containerById(c.id);
+        if (now && refreshState(h, now).state === 'running') running++;
+      }
+      if (interrupted || !running) break;
+      await sleep(200);
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (!interrupted) return 0;
+  for (const c of ctrs) if (h.store.containerById(c.id)) await stopContainer(h, c.id, 10);
+  return 130;
+}
