@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ago, json, jsonLines, table } from './format.js';
+import { registerCni } from './cni.js';
 import type { Host } from '../engine/host.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -26,14 +27,14 @@ class CliError extends Error {
 
 /** Hosts opened by this process: one per command line, or kept across commands by the resident helper. */
 const hosts = new Map<string, Host>();
-async function openHost(): Promise<Host> {
+async function openHost(rootOverride?: string): Promise<Host> {
   const g = program.opts<{ root?: string; hostNetns?: string }>();
-  const root = g.root ?? process.env.NSNET_ROOT;
+  const root = rootOverride ?? g.root ?? process.env.NSNET_ROOT;
   const key = `${root === undefined ? '' : path.resolve(root)}\0${g.hostNetns ?? process.env.NSNET_HOST_NETNS ?? ''}`;
   let h = hosts.get(key);
   if (!h) {
     const { Host } = await import('../engine/host.js');
-    h = Host.open({ root: g.root, hostNetns: g.hostNetns });
+    h = Host.open({ root, hostNetns: g.hostNetns });
     hosts.set(key, h);
   }
   return h;
@@ -368,6 +369,8 @@ program.command('check')
     else for (const x of d) out(`${x.kind}\t${x.detail}\n`);
     if (d.length) process.exitCode = 1;
   });
+
+registerCni(program, openHost); // `nsnet cni`: the CNI plugin (bin/cni/nsnet, src/cli/cni.ts)
 
 // ---------------------------------------------------------------- entry
 /** Enters the host netns given by --host-netns / NSNET_HOST_NETNS. Must run before any helper thread exists

@@ -25,6 +25,7 @@ import type { Host } from './host.js';
 import { DEFAULT_NETWORK, ensureDefaultNetwork, resolveNetwork } from './networks.js';
 import { resolvePorts } from './ports.js';
 import { awaitDns, notifyDnsContainer } from './dnsctl.js';
+import { cniInspect, refuseCni } from './cni-state.js';
 
 export interface CreateOptions {
   name?: string;
@@ -266,7 +267,8 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
 export function inspectContainer(h: Host, c0: ContainerRecord): Record<string, unknown> {
   const c = refreshState(h, c0);
   const owner = netnsOwner(h, c);
-  return containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? '');
+  const cni = cniInspect(h, c.id); // attached through CNI: where from (runtime container id, its netns)
+  return { ...containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? ''), ...(cni ? { Cni: cni } : {}) };
 }
 
 /** How to start a process in this container. Also what must hold before any process runs there: the netns
@@ -293,6 +295,7 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
   return h.lock.with(() => {
     recoverIfNeeded(h);
     let c = refreshState(h, resolveContainer(h, ref));
+    refuseCni(h, c, 'start');
     if (c.state === 'running') return c;
     if (c.netns && (!netnsExists(c.netns) || h.store.savedEndpoints(c.id).length)) rebuildSandbox(h, c);
     const spec = launchSpec(h, c, c.command);
@@ -340,6 +343,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  *  still inside its own netns (a daemon that escaped the group) gets SIGKILL too. */
 export async function stopContainer(h: Host, ref: string, timeoutSec = 10): Promise<ContainerRecord> {
   const c0 = refreshState(h, resolveContainer(h, ref));
+  refuseCni(h, c0, 'stop');
   if (c0.state === 'running' && c0.pid) {
     signal(-c0.pid, timeoutSec <= 0 ? 'SIGKILL' : 'SIGTERM');
     const deadline = Date.now() + timeoutSec * 1000;
@@ -358,6 +362,7 @@ export async function stopContainer(h: Host, ref: string, timeoutSec = 10): Prom
 /** Removes a container and everything it made. Running containers need force (they are killed first). */
 export async function removeContainer(h: Host, ref: string, force = false): Promise<ContainerRecord> {
   let c = refreshState(h, resolveContainer(h, ref));
+  refuseCni(h, c, 'remove');
   const users = h.store.dependents(c.id).filter((d) => refreshState(h, d).state === 'running');
   if (users.length) throw new UserError(`container ${c.name} is in use by ${users.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first`, 'refused');
   if (c.state === 'running') {
@@ -415,6 +420,7 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
     if (o.ip !== undefined && onDefault) throw new UserError('user specified IP address is supported on user defined networks only', 'invalid');
     if (o.aliases?.length && onDefault) throw new UserError('network-scoped alias is supported only for containers in user defined networks', 'invalid');
     const c = resolveContainer(h, ctrRef);
+    refuseCni(h, c, 'connect');
     if (c.mode !== 'bridge') {
       throw new UserError(`container ${c.name} uses --network ${c.mode === 'container' ? 'container:...' : c.mode}: it cannot be connected to other networks`, 'refused');
     }
@@ -464,6 +470,7 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
       if (force) return;
       throw new UserError(`No such container: ${ctrRef}`, 'notfound');
     }
+    refuseCni(h, c, 'disconnect');
     const eps = h.store.endpointsOf(c.id);
     const ep = eps.find((e) => e.networkId === net.id);
     if (!ep) throw new UserError(`container ${c.name} is not connected to network ${net.name}`, 'notfound');

@@ -9,6 +9,7 @@ import type { Host } from './host.js';
 import type { ContainerRecord } from '../types.js';
 import { refreshState } from './state.js';
 import { notifyDns, resolverRunning } from './dnsctl.js';
+import { checkCni, reconcileCni } from './cni-state.js';
 
 export interface Difference {
   kind: string;
@@ -128,6 +129,7 @@ export function check(h: Host): Difference[] {
   if (h.netnsPrefix) {
     for (const ns of listNetns()) if (ns.startsWith(h.netnsPrefix) && !knownNs.has(ns)) diffs.push({ kind: 'orphan-netns', detail: ns });
   }
+  diffs.push(...checkCni(h)); // attachments made through CNI: the runtime's netns and what is inside
   const fw = firewallDiff(h);
   if (fw) diffs.push({ kind: 'firewall', detail: fw });
   const needDns = networks.some((n) => !n.isDefault);
@@ -277,6 +279,7 @@ export function reconcile(h: Host): { actions: string[] } {
         if (strays) actions.push(`ended ${strays} unrecorded process(es) of ${c.name}`);
       }
     }
+    actions.push(...reconcileCni(h)); // CNI attachments whose runtime netns vanished without DEL
     // 6. Firewall from the store, in one transaction.
     applyFirewall(h);
     notifyDns(h);
