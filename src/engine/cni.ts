@@ -11,6 +11,7 @@ import {
 import { allocateIp, checkStaticIp, macFromIp } from '../ipam/ipam.js';
 import { Netlink, NetlinkError } from '../kernel/netlink.js';
 import { closeFd } from '../kernel/netns.js';
+import { writeSysctl } from '../kernel/sysctl.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
 import { UserError } from '../util/errors.js';
 import { canonicalCidr, parseCidr } from '../util/ip.js';
@@ -188,6 +189,10 @@ export function cniAdd(h: Host, env: CniEnv, conf: NetConf): Record<string, unkn
       try {
         defaultRoute = !o.cnl.routes(4).some((r) => r.prefixLen === 0);
         bridge.attach(h, net, ep, { nsFd: o.fd, cnl: o.cnl, defaultRoute });
+        // IPv4-only networks, as nsnet's own containers: no IPv6 on this interface (link-local, or addresses from a
+        // forged router advertisement), so no IPv6 path between containers bypasses the IPv4 firewall (icc=false).
+        // Only our interface: the rest of the netns is the runtime's.
+        try { writeSysctl(`net.ipv6.conf.${env.ifname.replace(/\./g, '/')}.disable_ipv6`, '1', o.fd); } catch { /* no IPv6 in this kernel/netns */ }
         crashPoint('cni-add:attached');
         h.store.tx(() => {
           if (existing) h.store.commitEndpoint(cid, net.id);
