@@ -97,6 +97,8 @@ export function parseEnv(env: Record<string, string | undefined>): CniEnv {
     throw new CniError(CODES.invalidEnv, `invalid CNI_COMMAND ${JSON.stringify(cmd)}`, `CNI_COMMAND must be one of ${COMMANDS.join(', ')}`);
   }
   const command = cmd as CniCommand;
+  // Commands without an attachment ignore the attachment's variables: libcni's VERSION probe sets them to "dummy".
+  if (!REQUIRED[command].length && command !== 'DEL') return { command, containerId: '', netns: '', ifname: '', args: {}, path: env.CNI_PATH ?? '' };
   const bad: string[] = [];
   for (const k of REQUIRED[command]) if (!env[k]) bad.push(k);
   if (bad.length) throw new CniError(CODES.invalidEnv, `missing environment variable(s) ${bad.join(', ')}`, `${command} needs ${REQUIRED[command].join(', ')}`);
