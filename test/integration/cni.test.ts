@@ -95,6 +95,9 @@ test('every command x every version: ADD result shape, CHECK, STATUS, GC, DEL id
       const net = { cniVersion: v, name: `cnet${i}`, type: 'nsnet', subnet: `10.77.${i}.0/24` };
       const ver = ok(cni(h, { CNI_COMMAND: 'VERSION' }, { cniVersion: v }), `VERSION ${v}`);
       assert.deepEqual(ver.json, { cniVersion: v, supportedVersions: VERSIONS });
+      // libcni's version probe (ValidateNetworkList, GetVersionInfo) sets the attachment variables to "dummy".
+      const probe = ok(cni(h, { CNI_COMMAND: 'VERSION', CNI_CONTAINERID: 'dummy', CNI_NETNS: 'dummy', CNI_IFNAME: 'dummy', CNI_PATH: 'dummy' }, { cniVersion: v }), `VERSION probe ${v}`);
+      assert.deepEqual(probe.json, ver.json);
       const ns = runtimeNetns(h);
       const add = ok(cni(h, { CNI_COMMAND: 'ADD', ...att(`ctr${i}`, ns) }, net), `ADD ${v}`).json as {
         cniVersion: string; interfaces: Array<{ name: string; mac: string; sandbox?: string; mtu?: number }>;
