@@ -5,12 +5,13 @@
 // container; this module holds what differs: rm/stop/start/connect refuse them, check/reconcile cover the runtime's
 // netns (a netns that vanished without DEL is garbage), inspect shows where they came from.
 // Imports nothing from the engine's use cases (reconcile.ts imports this module).
+import crypto from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
 import * as bridge from '../drivers/bridge.js';
 import { closeFd } from '../kernel/netns.js';
 import { openPath } from '../kernel/libc.js';
 import { Netlink } from '../kernel/netlink.js';
-import type { ContainerRecord } from '../types.js';
+import type { ContainerRecord, EndpointRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
 import { crashPoint } from './faults.js';
 import type { Host } from './host.js';
@@ -142,33 +143,66 @@ export function checkCni(h: Host): CniDifference[] {
 
 /** Removes CNI attachments: their rows, endpoints (addresses back to the pool), container rows once empty, their
  *  host-side veths (their peers in the runtime's netns go with them). Crash-safe: the veth is recorded as garbage in
- *  the transaction that drops the rows. Returns whether published ports changed (the caller updates the firewall
- *  and the resolver; see removeCniAttachments in cni.ts). Call with the host lock held. */
-export function dropCniRows(h: Host, rows: CniRow[], point: string): { containers: string[] } {
+ *  the transaction that drops the rows. `lazy` (DEL, after retireInterface): the veth is not deleted (≈30 ms of the
+ *  kernel's, per veth) but taken out of service and left to die with the runtime's netns, which the runtime deletes
+ *  right after DEL; if it is still there after the grace period, the next command deletes it (sweepDyingLinks).
+ *  The caller updates the firewall and the resolver (removeAttachments in cni.ts). Call with the host lock held. */
+export function dropCniRows(h: Host, rows: CniRow[], point: string, lazy = false): { containers: string[]; unfinished: number[] } {
   const touched = new Set<string>();
   const links: Array<{ id: number; hostIf: string }> = [];
+  const dying: EndpointRecord[] = [];
+  const unfinished: number[] = [];
   h.store.tx(() => {
     for (const r of rows) {
       const ep = h.store.endpointsOf(r.containerId).find((e) => e.networkId === r.networkId);
       if (ep) {
-        links.push({ id: h.store.addGarbage('link', ep.hostIf), hostIf: ep.hostIf });
+        if (lazy) h.store.addGarbage('veth', ep.hostIf);
+        else links.push({ id: h.store.addGarbage('link', ep.hostIf), hostIf: ep.hostIf });
+        if (lazy) dying.push(ep);
         h.store.deleteEndpoint(r.containerId, r.networkId);
       }
       deleteCniRow(h, r);
       touched.add(r.containerId);
     }
     for (const id of touched) {
-      if (!h.store.endpointsOf(id).length) h.store.deleteContainer(id); // cascade: its other rows
+      if (h.store.endpointsOf(id).length) continue;
+      h.store.deleteContainer(id); // cascade: its other rows
+      // As `rm` does: until the caller has taken the container's ports down, the removal counts as unfinished, so
+      // that a crash before is finished by the next command (reconcile rewrites the firewall).
+      unfinished.push(h.store.addGarbage('dir', id));
     }
   });
   crashPoint(`${point}:persisted`);
+  if (dying.length) bridge.quiesce(h, dying);
   for (const l of links) {
     const link = bridge.ownedLink(h, l.hostIf);
     if (link) bridge.removeLink(h, link.index);
   }
   crashPoint(`${point}:detached`);
   h.store.tx(() => h.store.dropGarbage(links.map((l) => l.id)));
-  return { containers: [...touched] };
+  return { containers: [...touched], unfinished };
+}
+
+/** DEL's first step, in the runtime's netns: CNI_IFNAME is taken out of the way at once (down, its address removed,
+ *  renamed to nsd<hex>) so that the runtime may ADD it again right away, without waiting for the kernel to delete
+ *  the veth (see dropCniRows). Only the interface nsnet made (its MAC); idempotent: a retried DEL finds nothing to do. */
+export function retireInterface(r: CniRow, ep: EndpointRecord, prefix: number): void {
+  const fd = openRuntimeNetns(r.netnsPath);
+  if (fd === null) return; // the netns is gone, and the veth with it
+  try {
+    const cnl = Netlink.openIn(fd);
+    try {
+      const link = cnl.linkByName(r.ifname);
+      if (!link || link.mac !== ep.mac) return;
+      cnl.setDown(link.index);
+      try { cnl.deleteAddress(link.index, ep.ip, prefix); } catch { /* already gone */ }
+      cnl.batch((b) => b.setName(link.index, `nsd${crypto.randomBytes(4).toString('hex')}`));
+    } finally {
+      cnl.close();
+    }
+  } finally {
+    closeFd(fd);
+  }
 }
 
 /** `reconcile`: attachments whose runtime netns vanished without a DEL (the runtime crashed, or removed the netns
@@ -184,6 +218,7 @@ export function reconcileCni(h: Host): string[] {
     if (fd === null) { gone.push(r); actions.push(`removed CNI attachment ${r.runtimeId} ${r.ifname}: its netns ${r.netnsPath} is gone`); continue; }
     closeFd(fd);
   }
-  if (gone.length) dropCniRows(h, gone, 'cni-reconcile');
+  // reconcile rewrites the whole firewall and the resolver's view right after.
+  if (gone.length) h.store.tx(() => h.store.dropGarbage(dropCniRows(h, gone, 'cni-reconcile').unfinished));
   return actions;
 }

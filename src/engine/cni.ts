@@ -16,7 +16,7 @@ import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from
 import { UserError } from '../util/errors.js';
 import { canonicalCidr, parseCidr } from '../util/ip.js';
 import { validateAlias } from '../util/validate.js';
-import { CNI_MARK, cniRow, cniRowsOn, dropCniRows, insertCniRow, openRuntimeNetns, type CniRow } from './cni-state.js';
+import { CNI_MARK, cniRow, cniRowsOn, dropCniRows, insertCniRow, openRuntimeNetns, retireInterface, type CniRow } from './cni-state.js';
 import { hostResolvConf, usableUpstreams } from './etc.js';
 import { crashPoint } from './faults.js';
 import { applyFirewall, applyPortDelta, containerPorts } from './firewall.js';
@@ -228,19 +228,20 @@ export function cniAdd(h: Host, env: CniEnv, conf: NetConf): Record<string, unkn
 }
 
 /** Removes attachments and brings the firewall and the resolver in step. Call with the host lock held. */
-function removeAttachments(h: Host, rows: CniRow[], point: string): void {
+function removeAttachments(h: Host, rows: CniRow[], point: string, lazy = false): void {
   if (!rows.length) return;
   const before = new Map<string, ReturnType<typeof containerPorts>>();
   for (const r of rows) {
     const c = h.store.containerById(r.containerId);
     if (c && c.ports.length && !before.has(c.id)) before.set(c.id, containerPorts(h, c));
   }
-  const { containers } = dropCniRows(h, rows, point);
+  const { containers, unfinished } = dropCniRows(h, rows, point, lazy);
   // Ports of a container removed entirely: one delta; of one that keeps another network: they may have moved.
   const removed = [...before.entries()].filter(([id]) => !h.store.containerById(id)).flatMap(([, p]) => p);
   if ([...before.keys()].some((id) => h.store.containerById(id))) applyFirewall(h);
   else if (removed.length) applyPortDelta(h, [], removed);
   crashPoint(`${point}:firewall`);
+  h.store.tx(() => h.store.dropGarbage(unfinished));
   for (const id of containers) notifyDnsContainer(h, id, 'signal');
 }
 
@@ -251,7 +252,11 @@ export function cniDel(h: Host, env: CniEnv, conf: NetConf): void {
     const net = h.store.networks().find((x) => x.name === conf.name);
     if (!net) return;
     const row = cniRow(h, net.id, env.containerId, env.ifname);
-    if (row) removeAttachments(h, [row], 'cni-del');
+    if (!row) return;
+    const ep = h.store.endpointsOf(row.containerId).find((e) => e.networkId === net.id);
+    if (ep) retireInterface(row, ep, parseCidr(net.subnet).prefix);
+    crashPoint('cni-del:netns');
+    removeAttachments(h, [row], 'cni-del', true);
   });
 }
 

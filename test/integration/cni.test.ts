@@ -299,7 +299,7 @@ test('kill -9 at every crash point of ADD and DEL, then the runtime retries (DEL
     const addPoints = trace('ADD');
     const delPoints = trace('DEL');
     assert.deepEqual(addPoints, ['cni-add:persisted', 'cni-add:attached', 'cni-add:committed', 'cni-add:firewall']);
-    assert.deepEqual(delPoints, ['cni-del:persisted', 'cni-del:detached', 'cni-del:firewall']);
+    assert.deepEqual(delPoints, ['cni-del:netns', 'cni-del:persisted', 'cni-del:detached', 'cni-del:firewall']);
     const exactlyOne = (what: string) => {
       const rows = psCni(h).filter((c) => c.Names === 'cni-k');
       assert.equal(rows.length, 1, what);
