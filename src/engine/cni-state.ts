@@ -205,6 +205,34 @@ export function retireInterface(r: CniRow, ep: EndpointRecord, prefix: number): 
   }
 }
 
+/** The runtime's netns is there but nsnet's interface in it (or its host end, which takes the other with it) is
+ *  not: made again as ADD made it (same address, MAC, interface name, host veth name), or the address put back.
+ *  Returns the action taken, or null. */
+function repairAttachment(h: Host, r: CniRow, fd: number): string | null {
+  const ep = h.store.endpointsOf(r.containerId).find((e) => e.networkId === r.networkId);
+  const net = h.store.networkById(r.networkId);
+  if (!ep || !net) return null;
+  const prefix = Number(net.subnet.split('/')[1]);
+  const cnl = Netlink.openIn(fd);
+  try {
+    const link = cnl.linkByName(r.ifname);
+    const host = bridge.ownedLink(h, ep.hostIf);
+    if (link && host) {
+      if (cnl.addresses(4).some((a) => a.index === link.index && a.address === ep.ip)) return null;
+      cnl.addAddress(link.index, ep.ip, prefix);
+      if (r.defaultRoute && !cnl.routes(4).some((x) => x.prefixLen === 0)) cnl.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: net.gateway });
+      return `put back address ${ep.ip} of CNI attachment ${r.runtimeId} ${r.ifname}`;
+    }
+    if (link) return null; // someone else's interface took the name: CHECK reports it, DEL/ADD is the runtime's call
+    if (host) bridge.removeLink(h, host.index);
+    const defaultRoute = r.defaultRoute && !cnl.routes(4).some((x) => x.prefixLen === 0);
+    bridge.attach(h, net, ep, { nsFd: fd, cnl, defaultRoute });
+    return `recreated interface ${r.ifname} of CNI attachment ${r.runtimeId} in ${r.netnsPath}`;
+  } finally {
+    cnl.close();
+  }
+}
+
 /** `reconcile`: attachments whose runtime netns vanished without a DEL (the runtime crashed, or removed the netns
  *  first) are removed, and rows left without an endpoint dropped. Returns the actions taken. The caller (reconcile)
  *  rewrites the firewall and the resolver's view afterwards. Call with the host lock held. */
@@ -216,7 +244,12 @@ export function reconcileCni(h: Host): string[] {
     if (!hasEp) { gone.push(r); actions.push(`dropped CNI attachment ${r.runtimeId} ${r.ifname} without an endpoint`); continue; }
     const fd = openRuntimeNetns(r.netnsPath);
     if (fd === null) { gone.push(r); actions.push(`removed CNI attachment ${r.runtimeId} ${r.ifname}: its netns ${r.netnsPath} is gone`); continue; }
-    closeFd(fd);
+    try {
+      const a = repairAttachment(h, r, fd);
+      if (a) actions.push(a);
+    } finally {
+      closeFd(fd);
+    }
   }
   // reconcile rewrites the whole firewall and the resolver's view right after.
   if (gone.length) h.store.tx(() => h.store.dropGarbage(dropCniRows(h, gone, 'cni-reconcile').unfinished));

@@ -249,6 +249,16 @@ test('nsnet sees CNI attachments: ps/inspect/network inspect, rm refused, ports,
       srv.kill('SIGKILL');
     }
     h.ok(['rm', '-f', 'peer']);
+    // Someone deletes nsnet's interface in the runtime's netns: check reports it, reconcile makes it again.
+    must(sh(`ip -n ${ns} link del eth0`), 'del eth0');
+    const broken = h.nsnet(['check']);
+    assert.equal(broken.status, 1);
+    assert.match(broken.stdout, /missing-veth|missing-address/);
+    assert.match(h.ok(['reconcile']), /recreated interface eth0 of CNI attachment 0123456789abcdef/);
+    assert.deepEqual(addrIn(h, ns), [add.ips[0].address]);
+    ok(cni(h, { CNI_COMMAND: 'CHECK', ...att('0123456789abcdef', ns) }, net), 'CHECK after reconcile');
+    const fixed = h.nsnet(['check']);
+    assert.equal(fixed.status, 0, fixed.stdout + fixed.stderr);
     // The runtime loses the netns without DEL: check reports it, reconcile removes the attachment and its port.
     must(sh(`ip netns del ${ns}`), 'ip netns del');
     h.extraNs.splice(h.extraNs.indexOf(ns), 1);
