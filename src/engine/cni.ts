@@ -76,6 +76,7 @@ function ensureNetwork(h: Host, conf: NetConf): NetworkRecord {
   if (conf.gateway !== undefined && conf.gateway !== n.gateway) bad.push(`gateway ${conf.gateway} (the network has ${n.gateway})`);
   if (conf.ipRange !== undefined && canon(conf.ipRange) !== (n.ipRange ?? n.subnet)) bad.push(`ipRange ${conf.ipRange} (the network has ${n.ipRange ?? 'none'})`);
   if (conf.internal !== undefined && conf.internal !== n.internal) bad.push(`internal ${conf.internal} (the network has ${n.internal})`);
+  if (conf.ipMasq !== undefined && conf.ipMasq === n.internal) bad.push(`ipMasq ${conf.ipMasq} (the network is ${n.internal ? '' : 'not '}internal)`);
   if (conf.icc !== undefined && conf.icc !== n.icc) bad.push(`icc ${conf.icc} (the network has ${n.icc})`);
   if (conf.mtu !== undefined && conf.mtu !== n.mtu) bad.push(`mtu ${conf.mtu} (the network has ${n.mtu})`);
   if (bad.length) {

@@ -181,6 +181,15 @@ test('error cases: bad JSON, missing env, unknown version, interface already the
     const mm = fails(cni(h, { CNI_COMMAND: 'ADD', ...att('e2', ns2) }, { ...net, subnet: '10.80.0.0/24' }), 7, 'mismatching subnet');
     assert.match(String(mm.details), /subnet/);
     fails(cni(h, { CNI_COMMAND: 'ADD', ...att('e2', ns2) }, { ...net, mtu: 1400 }), 7, 'mismatching mtu');
+    fails(cni(h, { CNI_COMMAND: 'ADD', ...att('e2', ns2) }, { ...net, internal: true }), 7, 'mismatching internal');
+    // STATUS (1.1.0) sees a network whose bridge is gone (51); reconcile repairs it.
+    const v11 = { ...net, cniVersion: '1.1.0' };
+    ok(cni(h, { CNI_COMMAND: 'STATUS' }, v11), 'STATUS');
+    const br = JSON.parse(h.ok(['network', 'inspect', 'enet']))[0].Options['com.docker.network.bridge.name'];
+    must(sh(`ip -n ${h.ns} link del ${br}`), 'del bridge');
+    assert.match(String(fails(cni(h, { CNI_COMMAND: 'STATUS' }, v11), 51, 'STATUS without the bridge').details), /bridge .* is missing/);
+    h.ok(['reconcile']);
+    ok(cni(h, { CNI_COMMAND: 'STATUS' }, v11), 'STATUS after reconcile');
     fails(cni(h, { CNI_COMMAND: 'ADD', ...att('e2', ns2) }, { ...net, runtimeConfig: { ips: ['10.79.0.2'] } }), 101, 'static address taken');
     fails(cni(h, { CNI_COMMAND: 'ADD', ...att('e2', ns2) }, { ...net, runtimeConfig: { ips: ['10.99.0.2'] } }), 7, 'static address outside the subnet');
     fails(cni(h, { CNI_COMMAND: 'ADD', ...att('e2', ns2) }, { ...net, runtimeConfig: { aliases: ['bad name'] } }), 7, 'bad alias');
