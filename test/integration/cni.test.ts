@@ -284,6 +284,41 @@ test('nsnet sees CNI attachments: ps/inspect/network inspect, rm refused, ports,
   }
 });
 
+test('one runtime container on two networks: one nsnet container with two endpoints; ports published once; DEL one at a time', () => {
+  const h = TestHost.create('cnimulti');
+  try {
+    const ports = { portMappings: [{ hostPort: 18090, containerPort: 80, protocol: 'tcp' }] };
+    const a = { cniVersion: '1.0.0', name: 'neta', type: 'nsnet', subnet: '10.84.0.0/24', runtimeConfig: ports };
+    const b = { cniVersion: '1.0.0', name: 'netb', type: 'nsnet', subnet: '10.85.0.0/24', runtimeConfig: ports };
+    const ns = runtimeNetns(h);
+    ok(cni(h, { CNI_COMMAND: 'ADD', ...att('m1', ns, 'eth0') }, a), 'ADD neta');
+    ok(cni(h, { CNI_COMMAND: 'ADD', ...att('m1', ns, 'eth1') }, b), 'ADD netb');
+    fails(cni(h, { CNI_COMMAND: 'ADD', ...att('m1', ns, 'eth2') }, a), 100, 'a second interface on the same network');
+    const [row] = psCni(h);
+    assert.equal(row.Networks, 'neta,netb');
+    assert.match(row.Ports, /0\.0\.0\.0:18090->80\/tcp/);
+    assert.equal(addrIn(h, ns, 'eth0').length, 1);
+    assert.equal(addrIn(h, ns, 'eth1').length, 1);
+    // The default route is the first network's; the second ADD found one and left it alone.
+    assert.match(must(sh(`ip -n ${ns} route show default`), 'route').stdout, /via 10\.84\.0\.1 dev eth0/);
+    ok(cni(h, { CNI_COMMAND: 'CHECK', ...att('m1', ns, 'eth1') }, b), 'CHECK netb');
+    ok(cni(h, { CNI_COMMAND: 'DEL', ...att('m1', ns, 'eth0') }, a), 'DEL neta');
+    const [left] = psCni(h);
+    assert.equal(left.Networks, 'netb');
+    assert.match(left.Ports, /18090/, 'the ports move to the remaining network');
+    assert.match(must(h.sh('nft list map inet nsnet dnat_any'), 'nft').stdout, /10\.85\.0\.\d+ \. 80/);
+    let chk = h.nsnet(['check']);
+    assert.equal(chk.status, 0, chk.stdout + chk.stderr);
+    ok(cni(h, { CNI_COMMAND: 'DEL', ...att('m1', ns, 'eth1') }, b), 'DEL netb');
+    assert.equal(psCni(h).length, 0);
+    assert.doesNotMatch(must(h.sh('nft list map inet nsnet dnat_any'), 'nft').stdout, /18090/);
+    chk = h.nsnet(['check']);
+    assert.equal(chk.status, 0, chk.stdout + chk.stderr);
+  } finally {
+    h.cleanup();
+  }
+});
+
 test('50 parallel ADDs never hand out one address twice; 50 parallel DELs leave nothing', async () => {
   const h = TestHost.create('cnipar');
   try {
