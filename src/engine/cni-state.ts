@@ -79,13 +79,19 @@ export function refuseCni(h: Host, c: ContainerRecord, what: string): void {
   throw new UserError(`container ${c.name} was attached through CNI by a container runtime (its container ${rid}): ${what} it with the runtime (e.g. podman rm), which then calls the plugin's DEL`, 'refused');
 }
 
-/** What inspect adds for a CNI container: where it came from. */
-export function cniInspect(h: Host, containerId: string): Record<string, unknown> | null {
+/** inspect's view of a container, with what a CNI container adds: where it came from (a `Cni` section: the runtime's
+ *  container id, its attachments) and the runtime's netns as NetworkSettings.SandboxKey. Other containers: as is. */
+export function cniInspect(h: Host, containerId: string, view: Record<string, unknown>): Record<string, unknown> {
   const rows = cniRowsOf(h, containerId);
-  if (!rows.length) return null;
+  if (!rows.length) return view;
+  const ns = view.NetworkSettings as Record<string, unknown> | undefined;
   return {
-    ContainerID: rows[0].runtimeId,
-    Attachments: rows.map((r) => ({ NetworkID: r.networkId, Netns: r.netnsPath, Interface: r.ifname, DefaultRoute: r.defaultRoute, Created: r.created })),
+    ...view,
+    ...(ns ? { NetworkSettings: { ...ns, SandboxKey: rows[0].netnsPath } } : {}),
+    Cni: {
+      ContainerID: rows[0].runtimeId,
+      Attachments: rows.map((r) => ({ NetworkID: r.networkId, Netns: r.netnsPath, Interface: r.ifname, DefaultRoute: r.defaultRoute, Created: r.created })),
+    },
   };
 }
 

@@ -267,8 +267,8 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
 export function inspectContainer(h: Host, c0: ContainerRecord): Record<string, unknown> {
   const c = refreshState(h, c0);
   const owner = netnsOwner(h, c);
-  const cni = cniInspect(h, c.id); // attached through CNI: where from (runtime container id, its netns)
-  return { ...containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? ''), ...(cni ? { Cni: cni } : {}) };
+  // Attached through CNI: where from (the runtime's container id, its netns as SandboxKey).
+  return cniInspect(h, c.id, containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? ''));
 }
 
 /** How to start a process in this container. Also what must hold before any process runs there: the netns

@@ -223,6 +223,7 @@ test('nsnet sees CNI attachments: ps/inspect/network inspect, rm refused, ports,
     const ins = JSON.parse(h.ok(['inspect', 'cni-0123456789ab']))[0];
     assert.equal(ins.Cni.ContainerID, '0123456789abcdef');
     assert.equal(ins.Cni.Attachments[0].Netns, `/run/netns/${ns}`);
+    assert.equal(ins.NetworkSettings.SandboxKey, `/run/netns/${ns}`);
     assert.equal(ins.NetworkSettings.Networks.vnet.IPAddress, ip);
     assert.deepEqual(ins.NetworkSettings.Networks.vnet.Aliases.slice(0, 2), ['web', 'www']);
     const nin = JSON.parse(h.ok(['network', 'inspect', 'vnet']))[0];
@@ -370,6 +371,18 @@ test('kill -9 at every crash point of ADD and DEL, then the runtime retries (DEL
       ok(cni(h, { CNI_COMMAND: 'DEL', ...att('k', ns) }, net), `${p}: DEL`);
       ok(cni(h, { CNI_COMMAND: 'ADD', ...att('k', ns) }, net), `${p}: ADD`);
       exactlyOne(`after a crash at ${p}`);
+    }
+    // The first ADD of a network creates it: a crash inside that creation, then the retry.
+    for (const [k, p] of ['network-create:persisted', 'network-create:bridge', 'network-create:firewall'].entries()) {
+      const fresh = { cniVersion: '1.0.0', name: `fresh${k}`, type: 'nsnet', subnet: `10.86.${k}.0/24` };
+      const fns = runtimeNetns(h);
+      assert.notEqual(cni(h, { CNI_COMMAND: 'ADD', ...att(`f${k}`, fns), NSNET_CRASH_AT: p }, fresh).status, 0, `${p}: killed`);
+      ok(cni(h, { CNI_COMMAND: 'DEL', ...att(`f${k}`, fns) }, fresh), `${p}: DEL`);
+      ok(cni(h, { CNI_COMMAND: 'ADD', ...att(`f${k}`, fns) }, fresh), `${p}: ADD`);
+      assert.equal(addrIn(h, fns).length, 1, `${p}: one address`);
+      assert.equal(JSON.parse(h.ok(['network', 'inspect', `fresh${k}`]))[0].IPAM.Config[0].Subnet, `10.86.${k}.0/24`);
+      const chk = h.nsnet(['check']);
+      assert.equal(chk.status, 0, `after a crash at ${p}: ${chk.stdout}${chk.stderr}`);
     }
     for (const p of delPoints) {
       const r = cni(h, { CNI_COMMAND: 'DEL', ...att('k', ns), NSNET_CRASH_AT: p }, net);
