@@ -4,13 +4,16 @@
 // memory and state never mix); can be run alone:
 //
 //   node dist/bench/attach.js METHOD N OUT.json [RUNID]      (root)
-//   METHOD: lib | cli | netavark | cni | ipscript | ipbatch
+//   METHOD: lib | cli | nsnetcni | netavark | cni | ipscript | ipbatch
 //
 // Timing boundaries (all wall clock, performance.now() in this process):
 //   lib      one Nsnet.create() (netns creation included: nsnet makes its own) / one await Nsnet.remove()
 //            (netns deletion included). The container is created, never started: no process is involved.
 //   cli      one `nsenter --net=HOST bin/nsnet create --network bnet --name cI -- sleep 1` process, whole (Node
 //            start-up included) / one `bin/nsnet rm cI` process. Netns creation/deletion included.
+//   nsnetcni one `nsenter --net=HOST bin/cni/nsnet` process with CNI_COMMAND=ADD (config on stdin, as a runtime
+//            execs a plugin; the network is created by the first ADD, untimed setup() makes it) / one DEL process.
+//            The runtime's netns is made in-process and timed separately, as for the peers.
 //   netavark one `nsenter --net=HOST netavark setup NS` process / one `teardown` process.
 //   cni      the CNI exec protocol by hand, as a runtime with the conflist [bridge(+host-local), portmap] does it:
 //            ADD = bridge ADD (which execs host-local) then portmap ADD with prevResult (every container: the
@@ -30,7 +33,7 @@ import {
   ownNamespaces, run, tick, type Leaks,
 } from './common.js';
 
-const METHODS = ['lib', 'cli', 'netavark', 'cni', 'ipscript', 'ipbatch'] as const;
+const METHODS = ['lib', 'cli', 'nsnetcni', 'netavark', 'cni', 'ipscript', 'ipbatch'] as const;
 type Method = (typeof METHODS)[number];
 
 export interface AttachResult {
@@ -220,6 +223,7 @@ async function makeImpl(method: Method, c: Ctx): Promise<Impl> {
   switch (method) {
     case 'lib': return libImpl(c);
     case 'cli': return cliImpl(c);
+    case 'nsnetcni': return nsnetCniImpl(c);
     case 'netavark': return netavarkImpl(c);
     case 'cni': return cniImpl(c);
     case 'ipscript': return scriptImpl(c, false);
@@ -291,6 +295,44 @@ function cliImpl(c: Ctx): Impl {
       }
       return null;
     },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------- (b2) nsnet as a CNI plugin
+async function nsnetCniImpl(c: Ctx): Promise<Impl> {
+  const plugin = path.join(path.dirname(NSNET_BIN), 'cni/nsnet');
+  const conf = (i: number) => JSON.stringify({
+    cniVersion: '1.0.0', name: 'bnet', type: 'nsnet', subnet: '10.201.0.0/16',
+    runtimeConfig: { portMappings: i === 0 ? [{ hostPort: PORT_HOST, containerPort: PORT_CTR, protocol: 'tcp' }] : [] },
+  });
+  const env = (cmd: string, i: number): NodeJS.ProcessEnv => {
+    const e: NodeJS.ProcessEnv = { ...process.env, NSNET_ROOT: c.nsnetRoot, CNI_COMMAND: cmd, CNI_CONTAINERID: `c${i}`,
+      CNI_NETNS: `/run/netns/${c.ctrPrefix}${i}`, CNI_IFNAME: 'eth0', CNI_PATH: path.dirname(plugin) };
+    delete e.NSNET_HOST_NETNS;
+    return e;
+  };
+  const cli = cliImpl(c);
+  const ns = await inProcessNetns(c);
+  return {
+    ...ns,
+    setup() {
+      // The network, untimed (as for the other methods): a first ADD/DEL creates it from the configuration.
+      ns.mkNs!(-1);
+      inNs(c.host, [plugin], { input: conf(1), env: env('ADD', -1) });
+      inNs(c.host, [plugin], { input: conf(1), env: env('DEL', -1) });
+      ns.rmNs!(-1);
+      c.res.netnsCreateMs!.length = 0;
+      c.res.netnsDeleteMs!.length = 0;
+    },
+    attach(i) {
+      const r = inNs(c.host, [plugin], { input: conf(i), env: env('ADD', i) });
+      if (!r.stdout.includes('"ips"')) throw new Error(`ADD c${i}: ${r.stdout}`);
+    },
+    detach(i) {
+      inNs(c.host, [plugin], { input: conf(i), env: env('DEL', i) });
+    },
+    check: cli.check,
+    otherRssKiB: cli.otherRssKiB,
   };
 }
 

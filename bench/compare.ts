@@ -1,7 +1,7 @@
 // nsnet and its peers side by side, in one run on this machine (issue #6). Run through `bash bench/run.sh`
 // (installs the peers, builds, cleans up on Ctrl-C); this is the orchestrator it calls:
 //
-//   node dist/bench/compare.js [--out DIR] [--methods lib,cli,netavark,cni,ipscript,ipbatch] [--no-traffic] [N ...]
+//   node dist/bench/compare.js [--out DIR] [--methods lib,cli,nsnetcni,netavark,cni,ipscript,ipbatch] [--no-traffic] [N ...]
 //
 // For each N (default 1 100 1000) and method, one `node dist/bench/attach.js METHOD N` process (see there for the
 // exact timing boundaries); then the kernel floor (`dist/bench/netlink-attach.js --full --json N`: the very
@@ -19,11 +19,12 @@ import {
 } from './common.js';
 import type { TrafficResult } from './traffic.js';
 
-const ALL = ['lib', 'cli', 'netavark', 'cni', 'ipscript', 'ipbatch'];
+const ALL = ['lib', 'cli', 'nsnetcni', 'netavark', 'cni', 'ipscript', 'ipbatch'];
 const PEERS = ['netavark', 'cni', 'ipscript', 'ipbatch'];
 const LABEL: Record<string, string> = {
   lib: 'nsnet library (in-process create/remove)',
   cli: 'nsnet CLI (one process per create / rm)',
+  nsnetcni: 'nsnet as a CNI plugin (bin/cni/nsnet ADD / DEL)',
   netavark: 'netavark 1.4 setup/teardown',
   cni: 'CNI bridge+host-local+portmap',
   ipscript: 'script: one ip/nft process per step',

@@ -7,7 +7,7 @@
 #                                        profile-lib (where a library create/remove spends its time), profile-cli
 #                                        (a CLI process, helper path and in-process: start-up, imports, CPU
 #                                        profiles, strace -c), the kernel floor -> bench/results/<time>/profile.txt
-#   env: BENCH_METHODS=lib,cli,netavark,cni,ipscript,ipbatch   BENCH_TRAFFIC=0 (skip iperf3/connection rate)
+#   env: BENCH_METHODS=lib,cli,nsnetcni,netavark,cni,ipscript,ipbatch   BENCH_TRAFFIC=0 (skip iperf3/connection rate)
 #        BENCH_TRAFFIC_REPS=3   BENCH_SRC=worktree|HEAD (which src/ to measure, see below)
 #
 # Installs what it needs (Debian netavark, containernetworking-plugins, iperf3, nftables, iproute2, util-linux;
@@ -101,7 +101,7 @@ for f in compare attach traffic netlink-attach profile-lib profile-cli; do
 done
 [ -f "$build/dist/src/index.js" ] || { echo "bench: dist/src/index.js was not built" >&2; exit 1; }
 
-methods=${BENCH_METHODS:-lib,cli,netavark,cni,ipscript,ipbatch}
+methods=${BENCH_METHODS:-lib,cli,nsnetcni,netavark,cni,ipscript,ipbatch}
 extra=()
 [ "${BENCH_TRAFFIC:-1}" = 0 ] && extra+=(--no-traffic)
 out="$PWD/bench/results/$(date -u +%Y%m%dT%H%M%SZ)"

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { json } from './format.js';
+import { registerCni } from './cni.js';
 import type { Host } from '../engine/host.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -26,9 +27,9 @@ class CliError extends Error {
 
 /** Hosts opened by this process: one per command line, or kept across commands by the resident helper. */
 const hosts = new Map<string, Host>();
-async function openHost(): Promise<Host> {
+async function openHost(rootOverride?: string): Promise<Host> {
   const g = program.opts<{ root?: string; hostNetns?: string }>();
-  const root = g.root ?? process.env.NSNET_ROOT;
+  const root = rootOverride ?? g.root ?? process.env.NSNET_ROOT;
   const key = `${root === undefined ? '' : path.resolve(root)}\0${g.hostNetns ?? process.env.NSNET_HOST_NETNS ?? ''}`;
   let h = hosts.get(key);
   // Kept by the resident helper between commands: its store is opened again, and the state directory checked
@@ -36,7 +37,7 @@ async function openHost(): Promise<Host> {
   h?.refresh();
   if (!h) {
     const { Host } = await import('../engine/host.js');
-    h = Host.open({ root: g.root, hostNetns: g.hostNetns });
+    h = Host.open({ root, hostNetns: g.hostNetns });
     hosts.set(key, h);
   }
   return h;
@@ -689,6 +690,7 @@ program.command('graph')
       throw new CliError(`${o.output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 1);
     }
   });
+registerCni(program, openHost); // `nsnet cni`: the CNI plugin (bin/cni/nsnet, src/cli/cni.ts)
 
 // ---------------------------------------------------------------- entry
 /** Enters the host netns given by --host-netns / NSNET_HOST_NETNS. Must run before any helper thread exists

@@ -30,6 +30,7 @@ import { resolvePorts } from './ports.js';
 import { ensureSpace, undoOrReport } from './statedir.js';
 import { awaitDns, notifyDnsContainer } from './dnsctl.js';
 import { dnsNameProblem } from '../dns/answer.js';
+import { cniInspect, refuseCni } from './cni-state.js';
 
 export interface CreateOptions {
   name?: string;
@@ -394,7 +395,8 @@ function checkPortsFree(h: Host, c: ContainerRecord): void {
 export function inspectContainer(h: Host, c0: ContainerRecord): Record<string, unknown> {
   const c = refreshState(h, c0);
   const owner = netnsOwner(h, c);
-  return containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? '', h.store.savedEndpoints(c.id));
+  // Attached through CNI: where from (the runtime's container id, its netns as SandboxKey).
+  return cniInspect(h, c.id, containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? '', h.store.savedEndpoints(c.id)));
 }
 
 /** How to start a process in this container. Also what must hold before any process runs there: the netns
@@ -466,6 +468,7 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
   return h.lock.with(() => {
     recoverIfNeeded(h);
     let c = refreshState(h, resolveContainer(h, ref));
+    refuseCni(h, c, 'start');
     if (c.state === 'running') return c;
     if (c.netns && (!netnsExists(c.netns) || h.store.savedEndpoints(c.id).length)) rebuildSandbox(h, c);
     const spec = launchSpec(h, c, c.command);
@@ -553,6 +556,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  *  still inside its own netns (a daemon that escaped the group) gets SIGKILL too. */
 export async function stopContainer(h: Host, ref: string, timeoutSec = 10, release = true): Promise<ContainerRecord> {
   const c0 = refreshState(h, resolveContainer(h, ref));
+  refuseCni(h, c0, 'stop');
   if (c0.state === 'running' && c0.pid) {
     signal(-c0.pid, timeoutSec <= 0 ? 'SIGKILL' : 'SIGTERM');
     const deadline = Date.now() + timeoutSec * 1000;
@@ -585,6 +589,7 @@ function saneNetns(c: ContainerRecord): ContainerRecord {
 /** Removes a container and everything it made. Running containers need force (they are killed first). */
 export async function removeContainer(h: Host, ref: string, force = false): Promise<ContainerRecord> {
   let c = saneNetns(refreshState(h, resolveContainer(h, ref)));
+  refuseCni(h, c, 'remove');
   const users = h.store.dependents(c.id).filter((d) => refreshState(h, d).state === 'running');
   // Docker's rm -f removes it anyway: the sharers keep running in the netns, with only loopback left.
   if (users.length && !force) throw new UserError(`container ${c.name} is in use by ${users.map((d) => d.name).join(', ')} (--network container:${c.name}): remove them first, or use rm -f`, 'refused');
@@ -659,6 +664,7 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
     if (o.ip !== undefined && onDefault) throw new UserError('user specified IP address is supported on user defined networks only', 'invalid');
     if (o.aliases?.length && onDefault) throw new UserError('network-scoped alias is supported only for containers in user defined networks', 'invalid');
     const c = resolveContainer(h, ctrRef);
+    refuseCni(h, c, 'connect');
     if (c.mode !== 'bridge') {
       throw new UserError(`container ${c.name} uses --network ${c.mode === 'container' ? 'container:...' : c.mode}: it cannot be connected to other networks`, 'refused');
     }
@@ -707,6 +713,7 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
       if (force) return;
       throw new UserError(`No such container: ${ctrRef}`, 'notfound');
     }
+    refuseCni(h, c, 'disconnect');
     const eps = h.store.endpointsOf(c.id);
     const ep = eps.find((e) => e.networkId === net.id);
     if (!ep) throw new UserError(`container ${c.name} is not connected to network ${net.name}`, 'notfound');

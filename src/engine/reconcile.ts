@@ -13,6 +13,7 @@ import { notifyDns, resolverRunning } from './dnsctl.js';
 import { isSafeName } from '../util/validate.js';
 import { UserError } from '../util/errors.js';
 import { busyOrphanNetns, clearStoreLost, markedNetns, storeLost } from './storeguard.js';
+import { checkCni, reconcileCni } from './cni-state.js';
 
 export interface Difference {
   kind: string;
@@ -152,6 +153,7 @@ export function check(h: Host): Difference[] {
       if (ns.startsWith(h.netnsPrefix) && !knownNs.has(ns) && markedNetns(h, ns)) diffs.push({ kind: 'orphan-netns', detail: ns });
     }
   }
+  diffs.push(...checkCni(h)); // attachments made through CNI: the runtime's netns and what is inside
   const fw = firewallDiff(h);
   if (fw) diffs.push({ kind: 'firewall', detail: fw });
   // Not a difference nsnet can repair, but one that silently breaks it: another table's drop-policy chain.
@@ -370,6 +372,7 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
         if (strays) actions.push(`ended ${strays} unrecorded process(es) of ${c.name}`);
       }
     }
+    actions.push(...reconcileCni(h)); // CNI attachments whose runtime netns vanished without DEL
     // 6. Firewall from the store, in one transaction.
     applyFirewall(h);
     notifyDns(h);

@@ -20,7 +20,8 @@ export function errLogFile(h: Host, c: ContainerRecord): string {
 
 /** Brings the stored state up to date with reality (a detached process may have ended since). */
 export function refreshState(h: Host, c: ContainerRecord): ContainerRecord {
-  if (c.state !== 'running' || isAlive(c.pid, c.pidStart)) return c;
+  // A CNI container's processes are its runtime's, not nsnet's (src/engine/cni-state.ts): it is up while attached.
+  if (c.state !== 'running' || c.command[0] === '<cni>' || isAlive(c.pid, c.pidStart)) return c;
   let code: number | null = null;
   let finished = new Date().toISOString();
   try {

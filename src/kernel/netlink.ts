@@ -994,6 +994,17 @@ export class NetlinkBatch {
     return this;
   }
 
+  /** Renames the interface (the kernel refuses it while the interface is up: EBUSY). */
+  setName(index: number, name: string): this {
+    const op = 'setName';
+    checkIndex(op, index);
+    if (!validIfName(name)) throw new NetlinkError(`${op}: invalid interface name ${JSON.stringify(name)}`, 'EINVAL', 22, op);
+    encSetLink(this.w, index, 0, 0);
+    this.w.str(IFLA_IFNAME, name, true);
+    this.w.end(op, `${op}(${index}, ${JSON.stringify(name)})`);
+    return this;
+  }
+
   setMac(index: number, mac: string): this {
     const op = 'setMac';
     checkIndex(op, index);

@@ -44,6 +44,13 @@ const MIGRATIONS: string[] = [
   // when, ms since the epoch); see sweepDyingLinks.
   `ALTER TABLE garbage ADD COLUMN since INTEGER NOT NULL DEFAULT 0;
    CREATE INDEX garbage_kind ON garbage(kind, since);`,
+  // Attachments made through CNI (src/engine/cni.ts): a runtime's container is a container row (name cni-...)
+  // whose endpoints live in the runtime's netns; this table keys them as the runtime does.
+  `CREATE TABLE cni_attachments(
+     network_id TEXT NOT NULL, runtime_id TEXT NOT NULL, ifname TEXT NOT NULL,
+     container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE, netns_path TEXT NOT NULL,
+     default_route INTEGER NOT NULL, created TEXT NOT NULL, PRIMARY KEY(network_id, runtime_id, ifname));
+   CREATE INDEX cni_attachments_container ON cni_attachments(container_id);`,
 ];
 
 /** A network attachment remembered while its endpoint does not exist. */

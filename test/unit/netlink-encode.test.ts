@@ -143,6 +143,8 @@ test('encoding: invalid arguments throw EINVAL and leave no partial message', ()
     () => b.addRoute({ dst: '10.0.0.0', prefixLen: 8, gateway: '::1' }),
     () => b.setMac(2, '02:00:00:00:00'),
     () => b.createBridge('x'.repeat(16)),
+    () => b.setName(2, 'a/b'),
+    () => b.setName(2, 'x'.repeat(16)),
   ]) {
     assert.throws(f, (e: unknown) => e instanceof NetlinkError && e.code === 'EINVAL' && e.errno === 22);
   }
@@ -152,6 +154,17 @@ test('encoding: invalid arguments throw EINVAL and leave no partial message', ()
   assert.equal(b.size, 2);
   const m = b.w.bytes();
   assert.equal(m.readUInt16LE(m.readUInt32LE(0) + 4), 19, 'the next message follows the first one directly');
+});
+
+test('encoding: rename (RTM_SETLINK with a NUL-terminated IFLA_IFNAME)', () => {
+  const b = new NetlinkBatch();
+  b.setName(7, 'nsd1234');
+  const m = b.w.bytes();
+  assert.equal(m.readUInt16LE(4), 19, 'RTM_SETLINK');
+  assert.equal(m.readInt32LE(16 + 4), 7, 'ifindex');
+  assert.equal(m.readUInt16LE(32), 4 + 8, 'attribute length: the name and its NUL');
+  assert.equal(m.readUInt16LE(34), 3, 'IFLA_IFNAME');
+  assert.equal(m.subarray(36, 44).toString('latin1'), 'nsd1234\0');
 });
 
 test('NlWriter grows and pads', () => {
