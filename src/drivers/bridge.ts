@@ -186,6 +186,12 @@ export function detach(h: Host, ep: EndpointRecord): void {
 export function quiesce(h: Host, eps: EndpointRecord[]): void {
   for (const ep of eps) {
     const idx = h.nl.ifindex(ep.hostIf);
-    if (idx !== null) h.nl.setDown(idx);
+    if (idx === null) continue;
+    try {
+      h.nl.setDown(idx);
+    } catch (e) {
+      // Already gone: the kernel finished deleting the pair between the lookup and now (its netns died).
+      if ((e as { code?: string }).code !== 'ENODEV') throw e;
+    }
   }
 }
