@@ -5,9 +5,10 @@
 // container; this module holds what differs: rm/stop/start/connect refuse them, check/reconcile cover the runtime's
 // netns (a netns that vanished without DEL is garbage), inspect shows where they came from.
 // Imports nothing from the engine's use cases (reconcile.ts imports this module).
+import crypto from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
 import * as bridge from '../drivers/bridge.js';
-import { anonymousNetns, closeFd } from '../kernel/netns.js';
+import { closeFd } from '../kernel/netns.js';
 import { openPath } from '../kernel/libc.js';
 import { Netlink } from '../kernel/netlink.js';
 import type { ContainerRecord, EndpointRecord } from '../types.js';
@@ -149,8 +150,8 @@ export function checkCni(h: Host): CniDifference[] {
 /** Removes CNI attachments: their rows, endpoints (addresses back to the pool), container rows once empty, their
  *  host-side veths (their peers in the runtime's netns go with them). Crash-safe: the veth is recorded as garbage in
  *  the transaction that drops the rows. `lazy` (DEL, after retireInterface): the veth is not deleted (≈30 ms of the
- *  kernel's, per veth) but taken out of service and left to die with the anonymous netns retireInterface moved its
- *  peer into; if it is still there after the grace period, the next command deletes it (sweepDyingLinks).
+ *  kernel's, per veth) but taken out of service and left to die with the runtime's netns, which the runtime deletes
+ *  right after DEL; if it is still there after the grace period, the next command deletes it (sweepDyingLinks).
  *  The caller updates the firewall and the resolver (removeAttachments in cni.ts). Call with the host lock held. */
 export function dropCniRows(h: Host, rows: CniRow[], point: string, lazy = false): { containers: string[]; unfinished: number[] } {
   const touched = new Set<string>();
@@ -188,10 +189,10 @@ export function dropCniRows(h: Host, rows: CniRow[], point: string, lazy = false
   return { containers: [...touched], unfinished };
 }
 
-/** DEL's first step, in the runtime's netns: CNI_IFNAME is taken out of it at once (moved into an anonymous netns
- *  that dies at once) so that the runtime may ADD it again right away and nothing of nsnet's is left in its netns,
- *  without waiting for the kernel to delete the veth (see dropCniRows). Only the interface nsnet made (its MAC); idempotent: a retried DEL finds nothing to do. */
-export function retireInterface(r: CniRow, ep: EndpointRecord): void {
+/** DEL's first step, in the runtime's netns: CNI_IFNAME is taken out of the way at once (down, its address removed,
+ *  renamed to nsd<hex>) so that the runtime may ADD it again right away, without waiting for the kernel to delete
+ *  the veth (see dropCniRows). Only the interface nsnet made (its MAC); idempotent: a retried DEL finds nothing to do. */
+export function retireInterface(r: CniRow, ep: EndpointRecord, prefix: number): void {
   const fd = openRuntimeNetns(r.netnsPath);
   if (fd === null) return; // the netns is gone, and the veth with it
   try {
@@ -199,15 +200,9 @@ export function retireInterface(r: CniRow, ep: EndpointRecord): void {
     try {
       const link = cnl.linkByName(r.ifname);
       if (!link || link.mac !== ep.mac) return;
-      // Moved into a namespace of its own that nothing refers to: the kernel destroys it, and the veth pair with
-      // it, in the background. Nothing of nsnet's stays in the runtime's netns, and DEL does not wait ≈30 ms for
-      // the kernel's deletion of the veth.
-      const grave = anonymousNetns();
-      try {
-        cnl.batch((b) => b.setNetns(link.index, grave));
-      } finally {
-        closeFd(grave);
-      }
+      cnl.setDown(link.index);
+      try { cnl.deleteAddress(link.index, ep.ip, prefix); } catch { /* already gone */ }
+      cnl.batch((b) => b.setName(link.index, `nsd${crypto.randomBytes(4).toString('hex')}`));
     } finally {
       cnl.close();
     }

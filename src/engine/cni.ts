@@ -255,7 +255,7 @@ export function cniDel(h: Host, env: CniEnv, conf: NetConf): void {
     const row = cniRow(h, net.id, env.containerId, env.ifname);
     if (!row) return;
     const ep = h.store.endpointsOf(row.containerId).find((e) => e.networkId === net.id);
-    if (ep) retireInterface(row, ep);
+    if (ep) retireInterface(row, ep, parseCidr(net.subnet).prefix);
     crashPoint('cni-del:netns');
     removeAttachments(h, [row], 'cni-del', true);
   });

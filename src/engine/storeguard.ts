@@ -49,7 +49,9 @@ export function guardStore(h: Host): string | null {
   let lost = h.store.getMeta(LOST_KEY);
   if (!lost && h.store.isEmpty()) {
     const m = markedObjects(h);
-    if (m.links.length || m.netns.length) {
+    // Looked at again after the kernel: another command may have recorded its first network between the two
+    // looks (it records before it makes the bridge, so a bridge seen here means its row is visible now).
+    if ((m.links.length || m.netns.length) && h.store.isEmpty()) {
       const some = (xs: string[]) => (xs.length ? ` (${[...xs].sort().slice(0, 8).join(', ')}${xs.length > 8 ? ', ...' : ''})` : '');
       lost = `${m.links.length} link(s)${some(m.links)} and ${m.netns.length} network namespace(s)${some(m.netns)} marked nsnet/${h.hostId}`;
       const seen = lost;

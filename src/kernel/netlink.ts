@@ -1005,17 +1005,6 @@ export class NetlinkBatch {
     return this;
   }
 
-  /** Moves the interface into the network namespace `nsFd` (it loses its addresses and routes on the way). */
-  setNetns(index: number, nsFd: number): this {
-    const op = 'setNetns';
-    checkIndex(op, index);
-    if (!Number.isInteger(nsFd) || nsFd < 0) throw new NetlinkError(`${op}: invalid netns fd ${nsFd}`, 'EINVAL', 22, op);
-    encSetLink(this.w, index, 0, 0);
-    this.w.u32(IFLA_NET_NS_FD, nsFd);
-    this.w.end(op, `${op}(${index}, fd ${nsFd})`);
-    return this;
-  }
-
   setMac(index: number, mac: string): this {
     const op = 'setMac';
     checkIndex(op, index);

@@ -77,17 +77,6 @@ export function netnsExists(name: string): boolean {
  * synchronously while the main thread is in the new namespace (e.g. to open a netlink socket bound to it).
  * Fails with EEXIST if the name is taken.
  */
-/** A new network namespace with no name: the returned fd is its only reference, so closing it has the kernel
- *  destroy the namespace, and whatever was moved into it (a veth takes its peer along), in the background. */
-export function anonymousNetns(): number {
-  unshare(CLONE_NEWNET);
-  try {
-    return openPath('/proc/thread-self/ns/net');
-  } finally {
-    setns(selfNetnsFd(), CLONE_NEWNET);
-  }
-}
-
 export function createNetns(name: string, inside?: () => void): number {
   ensureNetnsDir();
   const path = netnsPath(name);

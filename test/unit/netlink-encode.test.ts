@@ -167,18 +167,6 @@ test('encoding: rename (RTM_SETLINK with a NUL-terminated IFLA_IFNAME)', () => {
   assert.equal(m.subarray(36, 44).toString('latin1'), 'nsd1234\0');
 });
 
-test('encoding: move to a netns (RTM_SETLINK with IFLA_NET_NS_FD), a bad fd refused', () => {
-  const b = new NetlinkBatch();
-  b.setNetns(7, 42);
-  const m = b.w.bytes();
-  assert.equal(m.readUInt16LE(4), 19, 'RTM_SETLINK');
-  assert.equal(m.readInt32LE(16 + 4), 7, 'ifindex');
-  assert.equal(m.readUInt16LE(32), 8, 'attribute length');
-  assert.equal(m.readUInt16LE(34), 28, 'IFLA_NET_NS_FD');
-  assert.equal(m.readUInt32LE(36), 42);
-  assert.throws(() => b.setNetns(7, -1), (e: unknown) => e instanceof NetlinkError && e.code === 'EINVAL');
-});
-
 test('NlWriter grows and pads', () => {
   const w = new NlWriter(16);
   w.begin(19, 1);
