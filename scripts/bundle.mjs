@@ -13,7 +13,10 @@ await build({
   format: 'cjs',
   target: 'node20',
   outfile: 'dist/nsnet.cjs',
-  external: ['better-sqlite3', 'koffi'],
+  // Native addons, and the libraries only some commands load (`up`: ajv, yaml; `graph`: dagre): kept out of the
+  // bundle every command parses (they tripled it, and every in-process start paid for it), loaded from
+  // node_modules when used.
+  external: ['better-sqlite3', 'koffi', 'ajv', 'yaml', '@dagrejs/dagre'],
   // Modules locate files relative to themselves (the resolver's entry, bin/nsnet): in the bundle, as if they
   // were dist/src/cli/main.js, which resolves to the same places.
   define: { 'import.meta.url': '__nsnet_url' },
