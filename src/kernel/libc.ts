@@ -163,9 +163,6 @@ export function pollOne(fd: number, events: number, timeoutMs: number): number {
 export function pidfdSignal(pidfd: number, sig: number): boolean {
   return Number(_syscall4(424, pidfd, sig, null, 0)) === 0;
 }
-export function lastErrno(): number {
-  return koffi.errno();
-}
 /** strerror(3): the C library's text for an errno value. */
 export function strerror(errno: number): string {
   return _strerror(errno);

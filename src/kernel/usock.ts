@@ -7,8 +7,8 @@
 // Frames, both ways: one type byte, a little-endian u32 payload length, the payload.
 import fs from 'node:fs';
 import {
-  SOL_SOCKET, SO_RCVTIMEO, SOCK_CLOEXEC, SysError, accept4, bind, close, getsockoptBuf, lastErrno, listen, pidfdSignal,
-  pollOne, recv, sendPart, setsockoptBuf, socket,
+  SOL_SOCKET, SOCK_CLOEXEC, SysError, accept4, bind, close, getsockoptBuf, listen, pidfdSignal, pollOne, recv,
+  sendPart, socket,
 } from './libc.js';
 
 const AF_UNIX = 1;
@@ -121,13 +121,6 @@ export class UnixConn {
     return b.readInt32LE(0);
   }
 
-  setRecvTimeout(ms: number): void {
-    const tv = Buffer.alloc(16);
-    tv.writeBigInt64LE(BigInt(Math.floor(ms / 1000)), 0);
-    tv.writeBigInt64LE(BigInt((ms % 1000) * 1000), 8);
-    setsockoptBuf(this.fd, SOL_SOCKET, SO_RCVTIMEO, tv);
-  }
-
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -198,4 +191,3 @@ export class UnixListener {
   }
 }
 
-export { lastErrno };
