@@ -143,7 +143,11 @@ function startIfPossible(args: string[], start: string, bundle: string): void {
   if (Number(process.exitCode ?? 0) !== 0) return;
   if (process.getuid?.() !== 0 || !fs.existsSync(path.join(path.dirname(start), 'nsnet-fast'))) return;
   const plan = helperPlan(args, process.env, bundle);
-  if (!plan || !unrestricted() || !trustedDir(path.dirname(path.dirname(plan.socket)))) return;
+  const root = plan && path.dirname(path.dirname(plan.socket));
+  // Only for the state directory the command used (main.ts records it): a command that opened none (a CNI VERSION
+  // probe, help) must not make a helper directory in the default root.
+  const used = (globalThis as { __nsnetRoots?: Set<string> }).__nsnetRoots;
+  if (!plan || !root || !used?.has(root) || !unrestricted() || !trustedDir(root)) return;
   try {
     startHelper(plan, start);
   } catch { /* no helper: commands keep running in-process */ }

@@ -40,6 +40,9 @@ async function openHost(rootOverride?: string): Promise<Host> {
     h = Host.open({ root, hostNetns: g.hostNetns });
     hosts.set(key, h);
   }
+  // The state directories this process used: only for one of those does the start path (client.ts) start a
+  // resident helper afterwards (a CNI VERSION probe, or a command that failed before, uses none).
+  ((globalThis as { __nsnetRoots?: Set<string> }).__nsnetRoots ??= new Set()).add(h.root);
   return h;
 }
 
