@@ -65,7 +65,8 @@ test('helper: same output, errors and exit status as in-process; the client\'s P
   // A second create without -p: options of the previous command line must not leak into this one.
   assert.equal(viaHelper(['create', '--network', 'hn', '--name', 'b', '--', 'sleep', '300']).status, 0);
   assert.deepEqual(JSON.parse(viaHelper(['inspect', 'b']).stdout)[0].HostConfig.PortBindings, {});
-  for (const args of [['ps', '-a'], ['inspect', 'a'], ['port', 'a'], ['network', 'ls'], ['network', 'inspect', 'hn'],
+  // (ps without its CREATED column: two runs may straddle a second.)
+  for (const args of [['ps', '-a', '--format', 'table {{.ID}}\t{{.Names}}\t{{.Status}}\t{{.Ports}}'], ['inspect', 'a'], ['port', 'a'], ['network', 'ls'], ['network', 'inspect', 'hn'],
     ['rm', 'nosuch'], ['create', '--network', 'hn', '--name', 'a', '--', 'true'], ['create', '--network', 'nonet', '--', 'true'],
     ['create', '--network', 'hn', '-p', '99999', '--', 'true'], ['network', 'create', '--subnet', 'bad', 'x'], ['inspect', 'a', 'nosuch'],
     ['create', '--bogus-option', '--', 'true'], ['start', 'nosuch']]) {
