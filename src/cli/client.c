@@ -192,6 +192,73 @@ static void put(struct buf *b, const char *s) {
     b->len += n;
 }
 
+/* A CNI network configuration's top-level "root" (its state directory), when it is a plain JSON string: the helper
+ * to ask is that directory's. *unsure is set when the document is not an object this scanner can read, or the
+ * value has escapes: the command then runs in-process, which reads the configuration properly. */
+static size_t json_skip_ws(const char *p, size_t i, size_t n) {
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) i++;
+    return i;
+}
+/* Index after the JSON string starting at p[i] == '"', or n on error; *esc set if it has a backslash. */
+static size_t json_skip_string(const char *p, size_t i, size_t n, int *esc) {
+    for (i++; i < n; i++) {
+        if (p[i] == '\\') { *esc = 1; i++; continue; }
+        if (p[i] == '"') return i + 1;
+    }
+    return n;
+}
+/* Index after the JSON value at p[i], or n on error. */
+static size_t json_skip_value(const char *p, size_t i, size_t n, int depth) {
+    int esc = 0;
+    if (i >= n || depth > 64) return n;
+    if (p[i] == '"') return json_skip_string(p, i, n, &esc);
+    if (p[i] == '{' || p[i] == '[') {
+        char close = p[i] == '{' ? '}' : ']';
+        i = json_skip_ws(p, i + 1, n);
+        if (i < n && p[i] == close) return i + 1;
+        for (;;) {
+            if (close == '}') {
+                if (i >= n || p[i] != '"') return n;
+                i = json_skip_ws(p, json_skip_string(p, i, n, &esc), n);
+                if (i >= n || p[i] != ':') return n;
+                i = json_skip_ws(p, i + 1, n);
+            }
+            i = json_skip_ws(p, json_skip_value(p, i, n, depth + 1), n);
+            if (i >= n) return n;
+            if (p[i] == close) return i + 1;
+            if (p[i] != ',') return n;
+            i = json_skip_ws(p, i + 1, n);
+        }
+    }
+    while (i < n && p[i] != ',' && p[i] != '}' && p[i] != ']' && p[i] != ' ' && p[i] != '\n' && p[i] != '\t' && p[i] != '\r') i++;
+    return i;
+}
+static char *json_root(const char *p, size_t n, int *unsure) {
+    size_t i = json_skip_ws(p, 0, n);
+    if (i >= n || p[i] != '{') { *unsure = 1; return NULL; }
+    i = json_skip_ws(p, i + 1, n);
+    while (i < n && p[i] != '}') {
+        int esc = 0;
+        if (p[i] != '"') { *unsure = 1; return NULL; }
+        size_t k0 = i + 1, k1 = json_skip_string(p, i, n, &esc);
+        if (k1 >= n) { *unsure = 1; return NULL; }
+        int is_root = !esc && k1 - 1 - k0 == 4 && !memcmp(p + k0, "root", 4);
+        i = json_skip_ws(p, k1, n);
+        if (i >= n || p[i] != ':') { *unsure = 1; return NULL; }
+        i = json_skip_ws(p, i + 1, n);
+        if (is_root) {
+            if (i >= n || p[i] != '"') return NULL; /* not a string: the command reports it */
+            size_t v0 = i + 1, v1 = json_skip_string(p, i, n, &esc);
+            if (esc || v1 > n || v1 - 1 <= v0) { *unsure = 1; return NULL; }
+            return strndup(p + v0, v1 - 1 - v0);
+        }
+        i = json_skip_ws(p, json_skip_value(p, i, n, 1), n);
+        if (i < n && p[i] == ',') i = json_skip_ws(p, i + 1, n);
+        else if (i >= n || p[i] != '}') { *unsure = 1; return NULL; }
+    }
+    return NULL;
+}
+
 /* Output frames received, in order, written out at the end. */
 struct chunk { int fd; char *p; uint32_t len; };
 struct chunks { struct chunk *v; size_t n, cap; };
@@ -354,6 +421,11 @@ int main(int argc, char **argv) {
             }
         }
         g_input_read = 1;
+        /* The configuration's `root` names the state directory (the plugin honours it before NSNET_ROOT). */
+        int unsure = 0;
+        char *croot = json_root(g_input, g_input_len, &unsure);
+        if (unsure) exec_node(0);
+        if (croot) root = croot;
     }
 
     char real[PATH_MAX], hdir[PATH_MAX + 16], bundle[PATH_MAX + 16];

@@ -142,11 +142,12 @@ function startIfPossible(args: string[], start: string, bundle: string): void {
   // nothing is made in a directory another user controls (a refused one, /proc/1, ...).
   if (Number(process.exitCode ?? 0) !== 0) return;
   if (process.getuid?.() !== 0 || !fs.existsSync(path.join(path.dirname(start), 'nsnet-fast'))) return;
-  const plan = helperPlan(args, process.env, bundle);
-  const root = plan && path.dirname(path.dirname(plan.socket));
   // Only for the state directory the command used (main.ts records it): a command that opened none (a CNI VERSION
-  // probe, help) must not make a helper directory in the default root.
+  // probe, help) must not make a helper directory in the default root. `cni` may have used its configuration's.
   const used = (globalThis as { __nsnetRoots?: Set<string> }).__nsnetRoots;
+  const env = globals(args)?.rest[0] === 'cni' && used?.size === 1 ? { ...process.env, NSNET_ROOT: [...used][0] } : process.env;
+  const plan = helperPlan(args, env, bundle);
+  const root = plan && path.dirname(path.dirname(plan.socket));
   if (!plan || !root || !used?.has(root) || !unrestricted() || !trustedDir(root)) return;
   try {
     startHelper(plan, start);

@@ -123,25 +123,20 @@ function refusal(req: Request, input: Buffer | null, client: ProcContext, self: 
   const field = contextMismatch(client, self);
   if (field) return `the client differs from the helper in ${field}`;
   if (!servedCommand(req.argv)) return 'not a command the helper serves';
-  const plan = helperPlan(req.argv, req.env, bundle, req.cwd, `/proc/${clientPid}`);
-  if (!plan) return 'no state directory or host netns to serve';
-  if (plan.socket !== socket) return 'another state directory, host netns, mount namespace or build';
-  // A CNI network configuration may name its own state directory (`root`): served only if it is this one.
+  // A CNI network configuration may name its own state directory (`root`, before NSNET_ROOT: the fast client
+  // chose this helper by it).
+  let root: unknown;
   if (input) {
-    let root: unknown;
     try {
       root = (JSON.parse(input.toString('utf8')) as { root?: unknown }).root;
     } catch {
       root = undefined; // not JSON: the command reports it
     }
-    if (typeof root === 'string') {
-      try {
-        if (fs.realpathSync(path.resolve(req.cwd, root)) !== path.dirname(path.dirname(socket))) return 'the network configuration names another state directory';
-      } catch {
-        return 'the network configuration names a state directory that does not exist';
-      }
-    }
   }
+  const env = typeof root === 'string' && root ? { ...req.env, NSNET_ROOT: root } : req.env;
+  const plan = helperPlan(req.argv, env, bundle, req.cwd, `/proc/${clientPid}`);
+  if (!plan) return 'no state directory or host netns to serve';
+  if (plan.socket !== socket) return 'another state directory, host netns, mount namespace or build';
   try {
     if (!fs.statSync(req.cwd).isDirectory()) return 'no working directory';
   } catch {

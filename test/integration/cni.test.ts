@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { REPO, TestHost, must, sh } from '../helpers/host.js';
@@ -391,6 +392,26 @@ test('kill -9 at every crash point of ADD and DEL, then the runtime retries (DEL
       ok(cni(h, { CNI_COMMAND: 'ADD', ...att('k', ns) }, net), `${p}: ADD`);
       exactlyOne(`after a crash at ${p}`);
     }
+  } finally {
+    h.cleanup();
+  }
+});
+
+test('a configuration naming its state directory (`root`, no NSNET_ROOT) is served by that directory\'s helper', async () => {
+  const h = TestHost.create('cniroot');
+  try {
+    const net = { cniVersion: '1.0.0', name: 'rnet', type: 'nsnet', subnet: '10.84.0.0/24', root: h.root };
+    const noRoot = { NSNET_ROOT: undefined, NSNET_HELPER_TRACE: '1' };
+    const first = ok(cni(h, { CNI_COMMAND: 'ADD', ...att('r0', runtimeNetns(h)), ...noRoot }, net), 'first ADD');
+    assert.doesNotMatch(first.stderr, /served by the helper/, 'the first runs in-process (and starts the helper)');
+    const sock = () => fs.existsSync(path.join(h.root, 'helper')) && fs.readdirSync(path.join(h.root, 'helper')).some((n) => n.endsWith('.sock'));
+    for (let i = 0; i < 100 && !sock(); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(sock(), 'a helper for the configuration\'s state directory');
+    const second = ok(cni(h, { CNI_COMMAND: 'ADD', ...att('r1', runtimeNetns(h)), ...noRoot }, net), 'second ADD');
+    assert.match(second.stderr, new RegExp(`served by the helper in ${h.root.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/helper/`));
+    const del = ok(cni(h, { CNI_COMMAND: 'DEL', ...att('r1', undefined), ...noRoot }, net), 'DEL');
+    assert.match(del.stderr, /served by the helper/);
+    assert.equal(psCni(h).length, 1, 'r0 left');
   } finally {
     h.cleanup();
   }
