@@ -747,6 +747,13 @@ async function runCli(argv: string[], inHelper = false): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // A reader that went away (`nsnet inspect X | head -1`): the rest of the output is dropped and the command goes on
+  // to its end (a removal of several containers is not cut short), instead of a stack trace from the stream.
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+    });
+  }
   if (argv[2] !== '--nsnet-helper') return runCli(argv);
   // `nsnet-start.cjs --nsnet-helper SOCKET`, started after a command ran in-process (src/cli/client.ts): serve
   // until idle.
