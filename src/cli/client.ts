@@ -125,15 +125,27 @@ export function startHelper(plan: HelperPlan, start: string): void {
   // The helper starts in /: a relative --host-netns means the same file from there.
   const hn = plan.hostNetns ?? process.env.NSNET_HOST_NETNS;
   if (hn !== undefined) env.NSNET_HOST_NETNS = path.resolve(hn);
-  // Loaded here only: child_process would cost every command ≈0.5 ms at start-up. (In the CJS bundle `require`
-  // exists; process.getBuiltinModule, Node ≥ 20.16, serves the ESM build the unit tests import.)
-  const { spawn } = (typeof require === 'function' ? require('node:child_process') : process.getBuiltinModule('node:child_process')) as { spawn: typeof Spawn };
-  const child = spawn(process.execPath, [start, '--nsnet-helper', plan.socket], {
-    detached: true, stdio: ['ignore', log, log], env, cwd: '/',
-  });
-  child.unref();
-  fs.closeSync(log);
+  try {
+    // posix_spawn through the CLI's FFI (src/kernel/pspawn.ts, registered by main.ts): no fork of this process
+    // and no child_process module to load, which is most of what starting a helper costs the first command.
+    const fast = (globalThis as { __nsnetSpawnDetached?: SpawnDetached }).__nsnetSpawnDetached;
+    if (fast) {
+      fast(process.execPath, [process.execPath, start, '--nsnet-helper', plan.socket], env as Record<string, string>, '/', log);
+      return;
+    }
+    // Loaded here only: child_process costs a command ≈4 ms of start-up. (In the CJS bundle `require` exists;
+    // process.getBuiltinModule, Node ≥ 20.16, serves the ESM build the unit tests import.)
+    const { spawn } = (typeof require === 'function' ? require('node:child_process') : process.getBuiltinModule('node:child_process')) as { spawn: typeof Spawn };
+    const child = spawn(process.execPath, [start, '--nsnet-helper', plan.socket], {
+      detached: true, stdio: ['ignore', log, log], env, cwd: '/',
+    });
+    child.unref();
+  } finally {
+    fs.closeSync(log);
+  }
 }
+
+type SpawnDetached = (file: string, argv: string[], env: Record<string, string>, cwd: string, logFd: number) => number;
 
 /** After a served command ran in-process: start a helper, if this client may (root, unrestricted) and the fast
  *  client exists to use it. */

@@ -43,6 +43,9 @@ async function openHost(rootOverride?: string): Promise<Host> {
   // The state directories this process used: only for one of those does the start path (client.ts) start a
   // resident helper afterwards (a CNI VERSION probe, or a command that failed before, uses none).
   ((globalThis as { __nsnetRoots?: Set<string> }).__nsnetRoots ??= new Set()).add(h.root);
+  // ... and starts it with posix_spawn (src/kernel/pspawn.ts), not child_process.
+  const { spawnDetached } = await import('../kernel/pspawn.js');
+  (globalThis as { __nsnetSpawnDetached?: typeof spawnDetached }).__nsnetSpawnDetached = spawnDetached;
   return h;
 }
 
@@ -711,7 +714,9 @@ async function enterHost(argv: string[]): Promise<void> {
       throw new CliError(`--host-netns / NSNET_HOST_NETNS ${JSON.stringify(hn)}: ${why}`, 2);
     }
   }
-  await fs.promises.stat('/');
+  // The libuv threadpool's threads are born here, in the host netns (docs/kernel-notes.md). A callback stat,
+  // not fs.promises: that module costs ≈1 ms to load.
+  await new Promise<void>((resolve) => fs.stat('/', () => resolve()));
 }
 
 function reportError(e: unknown): void {

@@ -8,7 +8,7 @@
 // their own, never the starting command's (which may be a client's whole environment, secrets included).
 // Files under <root>/dns/ are never opened through a symlink (src/dns/files.ts): view.json and its delta log
 // 0600, the log 0600, pid files and the acknowledgement 0644.
-import { spawn } from 'node:child_process';
+import { childProcess } from '../util/lazy.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { appendFileSafe, ensurePrivateDir, openAppend, readFileSafe, writeFileAtomic } from '../dns/files.js';
@@ -230,7 +230,7 @@ function startResolver(h: Host): void {
   stopStaleResolver(h);
   const log = openAppend(path.join(dir(h), 'log'), 0o600);
   try {
-    const child = h.inHost(() => spawn(process.execPath, [supervisorMain(), '--view', viewFile(h)], {
+    const child = h.inHost(() => childProcess().spawn(process.execPath, [supervisorMain(), '--view', viewFile(h)], {
       detached: true, stdio: ['ignore', log, log], env: resolverEnv(),
     }));
     if (child.pid === undefined) throw new Error('cannot start the DNS resolver');

@@ -5,7 +5,8 @@
 // namespace, exactly what `ip netns exec` does with /etc/netns/NAME/ (KERNEL-NOTES pitfall 9). "slave"
 // propagation matters: when nsnet later unmounts a /run/netns entry on the host, the unmount propagates into
 // the container's mount namespace, so the copy there does not keep a deleted netns (and its veths) alive.
-import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { childProcess } from '../util/lazy.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { close, openPath } from './libc.js';
@@ -105,7 +106,7 @@ function within<T>(spec: LaunchSpec, fn: () => T): T {
 }
 
 function spawnIn(spec: LaunchSpec, args: string[], opts: SpawnOptions): ChildProcess {
-  return within(spec, () => spawn(args[0], args.slice(1), { ...opts, env: spec.env ?? process.env, cwd: spec.cwd }));
+  return within(spec, () => childProcess().spawn(args[0], args.slice(1), { ...opts, env: spec.env ?? process.env, cwd: spec.cwd }));
 }
 
 /** Resolves a command name through PATH the way execvp would; null when not found/executable. */
@@ -169,7 +170,7 @@ export function launchDetached(spec: LaunchSpec, logPath: string, exitFile: stri
     return { pid, start: processStart(pid) ?? '' };
   }
   try {
-    const child = spawn(args[0], args.slice(1), { detached: true, stdio: ['ignore', log, log], env, cwd: spec.cwd });
+    const child = childProcess().spawn(args[0], args.slice(1), { detached: true, stdio: ['ignore', log, log], env, cwd: spec.cwd });
     if (child.pid === undefined) throw new Error(`cannot start ${spec.command[0]}`);
     child.unref();
     const start = processStart(child.pid) ?? '';
@@ -233,7 +234,7 @@ export function homeOf(uid: number): string {
 /** Runs a command to completion with captured output (for tests and `exec` with captured output). */
 export function runCaptured(spec: LaunchSpec): { status: number; stdout: string; stderr: string } {
   const args = innerArgv(spec);
-  const go = () => spawnSync(args[0], args.slice(1), { env: spec.env ?? process.env, encoding: 'utf8' });
+  const go = () => childProcess().spawnSync(args[0], args.slice(1), { env: spec.env ?? process.env, encoding: 'utf8' });
   const r = within(spec, go);
   return { status: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
 }
