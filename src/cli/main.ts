@@ -612,9 +612,19 @@ program.command('rm')
 program.command('reconcile')
   .description('finish interrupted operations, remove orphans, recreate what is missing')
   .option('--force', 'also when the store was lost: remove the kernel objects it does not know (and their processes)')
+  .option('--rebuild', 'when the store was lost: rebuild it from the kernel objects nsnet marked, then reconcile')
   .action(async (o) => {
     const h = await openHost();
     const { reconcile } = await import('../engine/reconcile.js');
+    if (o.rebuild) {
+      if (o.force) throw new CliError('--rebuild and --force exclude each other: --rebuild keeps what the kernel holds, --force removes what the store does not know', 2);
+      const { rebuildStore, rebuildLines } = await import('../engine/rebuild.js');
+      const r = rebuildStore(h);
+      for (const l of rebuildLines(r)) out(l + '\n');
+      // What could not be placed stays (the store is still marked lost for it): repaired around, never removed.
+      for (const a of reconcile(h, { keepOrphans: r.left.length > 0 }).actions) out(a + '\n');
+      return;
+    }
     for (const a of reconcile(h, { force: !!o.force }).actions) out(a + '\n');
   });
 

@@ -6,6 +6,7 @@ import type { EndpointRecord, NetworkRecord } from '../types.js';
 import { parseCidr } from '../util/ip.js';
 import { macFromIp } from '../ipam/ipam.js';
 import type { Host } from '../engine/host.js';
+import { endpointMark, networkMark, ownedBy } from '../engine/marks.js';
 
 function prefixOf(n: NetworkRecord): number {
   return parseCidr(n.subnet).prefix;
@@ -15,12 +16,12 @@ function prefixOf(n: NetworkRecord): number {
 export function setupNetwork(h: Host, n: NetworkRecord): void {
   const nl = h.nl;
   let link = nl.linkByName(n.bridge);
-  if (link && link.alias !== h.owner) {
+  if (link && !ownedBy(link.alias, h.owner)) {
     throw new NetlinkError(`interface ${n.bridge} already exists and is not nsnet's`, 'EEXIST', 17, 'createBridge');
   }
   // A fixed MAC (derived from the gateway, like containers' own): otherwise the bridge takes the lowest MAC of
   // its ports, changing whenever a container comes or goes, and containers' ARP entries for the gateway go stale.
-  const index = link ? link.index : nl.createBridge(n.bridge, { mtu: n.mtu, alias: h.owner, up: true, mac: macFromIp(n.gateway) });
+  const index = link ? link.index : nl.createBridge(n.bridge, { mtu: n.mtu, alias: networkMark(h.owner, n), up: true, mac: macFromIp(n.gateway) });
   if (link) nl.setUp(index);
   const prefix = prefixOf(n);
   const has = nl.addresses().some((a) => a.index === index && a.address === n.gateway && a.prefixLen === prefix);
@@ -121,7 +122,7 @@ export function teardownNetwork(h: Host, n: NetworkRecord): void {
 /** The link named `name` if nsnet made it on this host (it carries the host's owner alias), else null. */
 export function ownedLink(h: Host, name: string): { index: number } | null {
   const link = h.nl.linkByName(name);
-  return link && link.alias === h.owner ? link : null;
+  return link && ownedBy(link.alias, h.owner) ? link : null;
 }
 
 /** Deletes a link; tolerates its being gone already. */
@@ -139,8 +140,9 @@ export interface AttachOptions {
   /** Netlink socket bound to the container netns. */
   cnl: Netlink;
   defaultRoute: boolean;
-  /** Also bring the container's loopback (always ifindex 1 in a new netns) up in the same batch. */
-  loUp?: boolean;
+  /** Also bring the container's loopback (always ifindex 1 in a new netns) up in the same batch, with this mark
+   *  (src/engine/marks.ts containerMark). */
+  loMark?: string;
 }
 
 /** veth pair with the host end on the bridge and the peer (named ep.ifname) inside the container, then the
@@ -152,7 +154,7 @@ export function attach(h: Host, n: NetworkRecord, ep: EndpointRecord, o: AttachO
   if (br === null) throw new Error(`bridge ${n.bridge} of network ${n.name} is missing (run: nsnet reconcile)`);
   // The veth is created up: its tc loopback guard is in place before the container side is configured (below),
   // so no frame of the container passes unguarded. One send for both requests (no extra round trip).
-  const hostIdx = h.nl.createVeth(ep.hostIf, ep.ifname, o.nsFd, { master: br, mtu: n.mtu, peerMac: ep.mac, alias: h.owner, up: true });
+  const hostIdx = h.nl.createVeth(ep.hostIf, ep.ifname, o.nsFd, { master: br, mtu: n.mtu, peerMac: ep.mac, alias: endpointMark(h.owner, ep), up: true });
   // icc=false: the port is isolated (kernel port isolation: isolated ports never exchange frames, whatever the
   // protocol, while each still reaches the bridge itself, i.e. the gateway and the host). The firewall's rules
   // match IPv4 only, and without br_netfilter a container that re-enables IPv6 would talk link-local past them.
@@ -166,7 +168,7 @@ export function attach(h: Host, n: NetworkRecord, ep: EndpointRecord, o: AttachO
   o.cnl.batch((b) => {
     // lo also carries the host's mark (in the same send): reconcile recognises the netns as nsnet's by it, not by
     // its name alone (a user's `ip netns add nsnet-<hostid>-x` is left alone).
-    if (o.loUp) b.setUp(1).setAlias(1, h.owner);
+    if (o.loMark) b.setUp(1).setAlias(1, o.loMark);
     b.setUp(peer);
     b.addAddress(peer, ep.ip, prefix);
     if (o.defaultRoute) b.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: n.gateway });

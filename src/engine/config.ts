@@ -1,7 +1,7 @@
 // A container's settings that are not network state (hostname, environment, labels, ...).
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ContainerRecord } from '../types.js';
+import type { ContainerRecord, NetworkMode, PortMapping } from '../types.js';
 import type { Host } from './host.js';
 import { UserError, showValue } from '../util/errors.js';
 import { isIPv4 } from '../util/ip.js';
@@ -96,6 +96,20 @@ export interface ContainerConfig {
   user: string;
   /** --mac-address of eth0 ('' = derived from the address, as Docker's). */
   macAddress: string;
+  /** What the store says of the container that no kernel object does, kept for the store's rebuild from the
+   *  kernel (src/engine/rebuild.ts). Fixed at create; absent for containers made before it existed. */
+  recovery?: RecoveryFields;
+}
+
+export interface RecoveryFields {
+  name: string;
+  mode: NetworkMode;
+  modeTarget: string | null;
+  command: string[];
+  ports: PortMapping[];
+  dns: string[];
+  autoRemove: boolean;
+  created: string;
 }
 
 export const DEFAULT_CONFIG: ContainerConfig = {

@@ -27,10 +27,12 @@ import { applyFirewall, applyPortDelta, containerPorts, foreignFirewallWarning }
 import type { Host } from './host.js';
 import { AUTO_SUBNET, DEFAULT_NETWORK, ensureDefaultNetwork, networkHostBinding, resolveNetwork } from './networks.js';
 import { resolvePorts } from './ports.js';
-import { ensureSpace, undoOrReport } from './statedir.js';
+import { ensureSpace, undoOrReport, writeFileNoFollow } from './statedir.js';
 import { awaitDns, notifyDnsContainer } from './dnsctl.js';
 import { dnsNameProblem } from '../dns/answer.js';
 import { cniInspect, refuseCni } from './cni-state.js';
+import { containerMark } from './marks.js';
+import { writeSavedCopy } from './netcopy.js';
 
 export interface CreateOptions {
   name?: string;
@@ -198,7 +200,8 @@ export function createContainer(h: Host, o: CreateOptions): Created {
     });
     crashPoint('create:persisted');
     try {
-      writeConfig(h, c.id, { ...cfg, macAddress: o.macAddress?.toLowerCase() ?? '' });
+      const recovery = { name: c.name, mode: c.mode, modeTarget: c.modeTarget, command: c.command, ports: c.ports, dns: c.dns, autoRemove: c.autoRemove, created: c.created };
+      writeConfig(h, c.id, { ...cfg, macAddress: o.macAddress?.toLowerCase() ?? '', recovery });
       buildSandbox(h, c, ep && net ? [[ep, net]] : []);
       crashPoint('create:sandbox');
       h.store.tx(() => h.store.commitContainer(c.id));
@@ -256,9 +259,9 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
     try {
       crashPoint('create:netns');
       const nl = cnl as unknown as Netlink;
-      if (!eps.length) nl.batch((b) => b.setUp(1).setAlias(1, h.owner)); // the mark: see bridge.attach
+      if (!eps.length) nl.batch((b) => b.setUp(1).setAlias(1, containerMark(h.owner, c))); // the mark: see bridge.attach
       eps.forEach(([ep, net], i) => {
-        bridge.attach(h, net, ep, { nsFd: fd, cnl: nl, defaultRoute: i === 0, loUp: i === 0 });
+        bridge.attach(h, net, ep, { nsFd: fd, cnl: nl, defaultRoute: i === 0, loMark: i === 0 ? containerMark(h.owner, c) : undefined });
         crashPoint('create:endpoint');
       });
     } finally {
@@ -313,6 +316,7 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
     h.store.tx(() => {
       h.store.commitContainer(c.id);
       h.store.setSavedEndpoints(c.id, []);
+      writeSavedCopy(h, c.id, []);
     });
   } catch (e) {
     destroySandbox(h, c, planned.map(([ep]) => ep), true);
@@ -352,6 +356,7 @@ function releaseSandbox(h: Host, c: ContainerRecord): void {
       h.store.deleteEndpoint(c.id, e.networkId);
     }
   });
+  writeSavedCopy(h, c.id, h.store.savedEndpoints(c.id));
   crashPoint('release:persisted');
   if (ports.length) applyPortDelta(h, [], ports);
   for (const e of eps) {
@@ -496,6 +501,8 @@ export async function runForeground(h: Host, c: ContainerRecord): Promise<number
     h.store.tx(() => h.store.updateContainer(c.id, { state: 'running', pid, pidStart: null, started: new Date().toISOString() }));
   });
   h.store.tx(() => h.store.updateContainer(c.id, { state: 'exited', exitCode: code, pid: null, pidStart: null, finished: new Date().toISOString() }));
+  // The exit code also where a detached container's supervisor writes it: the store's rebuild reads it there.
+  try { writeFileNoFollow(exitFile(h, c), `${code}\n`); } catch { /* only a rebuild would miss it */ }
   // Exited: it lets go of its addresses, ports and names, as Docker's (start gives them back).
   h.lock.with(() => {
     const cur = h.store.containerById(c.id);

@@ -5,6 +5,7 @@ import { NftError } from '../kernel/nft.js';
 import type { ContainerRecord, FirewallState } from '../types.js';
 import { UserError } from '../util/errors.js';
 import type { Host } from './host.js';
+import { markOwner } from './marks.js';
 
 /** The container whose endpoint carries its published ports: its first network (eth0). */
 function portsOf(h: Host, c: ContainerRecord, state: FirewallState['ports'], nets: Map<string, FirewallState['networks'][number]>): void {
@@ -72,8 +73,8 @@ function refusal(what: string): UserError {
 export function assertSoleNsnet(h: Host): void {
   const o = foreignOwner(h);
   if (o) throw refusal(`another nsnet (state directory ${o.root}, id nsnet/${o.id}) manages this host network namespace`);
-  const other = h.nl.links().find((l) => l.alias && /^nsnet\/[0-9a-f]{6}$/.test(l.alias) && l.alias !== h.owner);
-  if (other) throw refusal(`another nsnet (id ${other.alias}, its interface ${other.name}) has objects in this host network namespace`);
+  const other = h.nl.links().find((l) => { const o = markOwner(l.alias); return o !== null && o !== h.owner; });
+  if (other) throw refusal(`another nsnet (id ${markOwner(other.alias)}, its interface ${other.name}) has objects in this host network namespace`);
 }
 
 /** Replaces nsnet's tables with the ruleset derived from the store (one atomic transaction). Never replaces (or,

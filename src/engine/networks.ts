@@ -17,6 +17,8 @@ import { storeLost } from './storeguard.js';
 import { ensureSpace, undoOrReport } from './statedir.js';
 import { refreshState } from './state.js';
 import { releaseSandbox } from './containers.js';
+import { ownedBy } from './marks.js';
+import { removeNetworkCopy, writeNetworkCopy } from './netcopy.js';
 
 export const DEFAULT_NETWORK = 'bridge';
 export const DEFAULT_BRIDGE_IF = 'nsnet0';
@@ -131,7 +133,7 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
   validateIfName(bridgeName);
   if (existing.some((n) => n.bridge === bridgeName)) throw new UserError(`bridge name ${bridgeName} is already used by another network`, 'conflict');
   const link = h.nl.linkByName(bridgeName);
-  if (link && link.alias !== h.owner) throw new UserError(`interface ${bridgeName} already exists on the host`, 'conflict');
+  if (link && !ownedBy(link.alias, h.owner)) throw new UserError(`interface ${bridgeName} already exists on the host`, 'conflict');
   // A bridge of a lost store's network: adopting it would hand out addresses its unknown containers hold.
   if (link && storeLost(h)) throw new UserError(`interface ${bridgeName} belongs to a network the lost store described: ${storeLost(h)}`, 'refused');
   for (const [what, v] of [['subnet', o.subnet], ['gateway', o.gateway], ['ip-range', o.ipRange]] as const) {
@@ -171,6 +173,7 @@ export function createNetwork(h: Host, o: NetworkCreateOptions, isDefault = fals
     });
     crashPoint('network-create:persisted');
     try {
+      writeNetworkCopy(h, n);
       bridge.setupNetwork(h, n);
       crashPoint('network-create:bridge');
       h.store.tx(() => h.store.commitNetwork(n.id));
@@ -179,6 +182,7 @@ export function createNetwork(h: Host, o: NetworkCreateOptions, isDefault = fals
       if (!n.isDefault) notifyDns(h);
     } catch (e) {
       try { bridge.teardownNetwork(h, n); } catch { /* best effort */ }
+      try { removeNetworkCopy(h, n.id); } catch { /* best effort: a copy without its bridge is never read */ }
       undoOrReport(e, `network ${n.name}`, () => {
         h.store.tx(() => h.store.deleteNetwork(n.id));
         try { applyFirewall(h); } catch { /* best effort */ }
@@ -230,6 +234,7 @@ export function removeNetwork(h: Host, ref: string): NetworkRecord {
     });
     crashPoint('network-rm:persisted');
     bridge.teardownNetwork(h, n);
+    removeNetworkCopy(h, n.id);
     crashPoint('network-rm:bridge');
     h.store.tx(() => h.store.dropGarbage([gid]));
     applyFirewall(h);

@@ -4,6 +4,8 @@ import * as bridge from '../drivers/bridge.js';
 import { Netlink } from '../kernel/netlink.js';
 import { closeFd, deleteNetns, listNetns, netnsExists, openNetns } from '../kernel/netns.js';
 import { killNetnsProcesses } from '../kernel/proc.js';
+import { containerMark, endpointMark, networkMark, ownedBy } from './marks.js';
+import { writeSavedCopy } from './netcopy.js';
 import { chainRuleCounts, renderRuleset } from '../firewall/ruleset.js';
 import { applyFirewall, describeForeignDrop, firewallState, foreignDrops, foreignOwner, ownerOf } from './firewall.js';
 import type { Host } from './host.js';
@@ -111,7 +113,7 @@ export function check(h: Host): Difference[] {
   for (const e of endpoints) {
     const l = byName.get(e.hostIf);
     if (l && l.master !== bridgeIndex.get(e.networkId)) diffs.push({ kind: 'veth-not-on-bridge', detail: `${e.containerName}: ${e.hostIf}` });
-    if (l && l.alias === h.owner && !dying.has(e.hostIf) && blocks.get(l.index) !== bridge.GUARD_BLOCK) diffs.push({ kind: 'missing-guard', detail: `${e.containerName}: ${e.hostIf} is not bound to the tc loopback guard` });
+    if (l && ownedBy(l.alias, h.owner) && !dying.has(e.hostIf) && blocks.get(l.index) !== bridge.GUARD_BLOCK) diffs.push({ kind: 'missing-guard', detail: `${e.containerName}: ${e.hostIf} is not bound to the tc loopback guard` });
     if (l && l.master === bridgeIndex.get(e.networkId) && ports && iccOff.has(e.networkId) && !ports.get(l.index)?.isolated) {
       diffs.push({ kind: 'port-not-isolated', detail: `${e.containerName}: ${e.hostIf} (network has icc=false)` });
     }
@@ -149,7 +151,7 @@ export function check(h: Host): Difference[] {
     }
   }
   const knownLinks = new Set([...networks.map((n) => n.bridge), ...endpoints.map((e) => e.hostIf)]);
-  for (const l of links) if (l.alias === h.owner && !knownLinks.has(l.name) && !dying.has(l.name)) diffs.push({ kind: 'orphan-link', detail: l.name });
+  for (const l of links) if (ownedBy(l.alias, h.owner) && !knownLinks.has(l.name) && !dying.has(l.name)) diffs.push({ kind: 'orphan-link', detail: l.name });
   const knownNs = new Set([...containers.values()].map((c) => c.netns).filter(Boolean));
   if (h.netnsPrefix) {
     for (const ns of listNetns()) {
@@ -304,7 +306,7 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
     // Automatic recovery (recoverIfNeeded) never removes what might be someone's running containers.
     const orphans = !(o.keepOrphans && (lost || busy.length));
     for (const l of orphans ? h.nl.links() : []) {
-      if (l.alias === h.owner && !known.has(l.name)) {
+      if (ownedBy(l.alias, h.owner) && !known.has(l.name)) {
         h.nl.deleteLink(l.index);
         actions.push(`removed orphan link ${l.name}`);
       }
@@ -354,6 +356,25 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
         }
       }
     }
+    // 4c. Marks that describe (src/engine/marks.ts): objects made before they existed get them, so that a lost
+    // store can be rebuilt from them (src/engine/rebuild.ts).
+    let described = 0;
+    const linkByName = new Map(h.nl.links().map((l) => [l.name, l]));
+    for (const n of networks) {
+      const l = linkByName.get(n.bridge);
+      const want = networkMark(h.owner, n);
+      if (l && ownedBy(l.alias, h.owner) && l.alias !== want) { h.nl.setAlias(l.index, want); described++; }
+    }
+    for (const e of endpoints) {
+      const l = linkByName.get(e.hostIf);
+      const want = endpointMark(h.owner, e);
+      if (l && ownedBy(l.alias, h.owner) && l.alias !== want && !dying.has(e.hostIf)) { h.nl.setAlias(l.index, want); described++; }
+    }
+    for (const c of containers) {
+      if ((c.mode !== 'bridge' && c.mode !== 'none') || !c.netns || !isSafeName(c.netns) || !netnsExists(c.netns)) continue;
+      if (describeNetns(h, c)) described++;
+    }
+    if (described) actions.push(`described ${described} object(s) in their marks (for a rebuild of a lost store)`);
     // 5. Containers whose processes ended or whose namespace is gone (reboot-like loss).
     for (const c0 of containers) {
       if (c0.netns && (!isSafeName(c0.netns) || !isSafeName(c0.id))) {
@@ -387,11 +408,34 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
   });
 }
 
+/** Gives the loopback of a container's netns its describing mark if it has an older one; true if it did. */
+function describeNetns(h: Host, c: ContainerRecord): boolean {
+  let fd = -1;
+  try {
+    fd = openNetns(c.netns);
+    const nl = Netlink.openIn(fd);
+    try {
+      const lo = nl.links().find((l) => l.index === 1);
+      const want = containerMark(h.owner, c);
+      if (!lo || lo.alias === want || (lo.alias && !ownedBy(lo.alias, h.owner))) return false;
+      nl.setAlias(1, want);
+      return true;
+    } finally {
+      nl.close();
+    }
+  } catch {
+    return false; // gone meanwhile
+  } finally {
+    if (fd >= 0) closeFd(fd);
+  }
+}
+
 function lostSandbox(h: Host, c: ContainerRecord): void {
   const eps = h.store.endpointsOf(c.id);
   h.store.tx(() => {
     const saved = [...h.store.savedEndpoints(c.id), ...eps.map((e) => ({ networkId: e.networkId, ifname: e.ifname, aliases: e.aliases, ip: e.staticIp ? e.ip : null }))];
     h.store.setSavedEndpoints(c.id, saved);
+    writeSavedCopy(h, c.id, saved);
     for (const e of eps) h.store.deleteEndpoint(c.id, e.networkId);
     if (c.state === 'running') h.store.updateContainer(c.id, { state: 'exited', exitCode: 137, pid: null, pidStart: null, finished: new Date().toISOString() });
   });

@@ -9,6 +9,7 @@ import { pidsInNetns } from '../kernel/proc.js';
 import fs from 'node:fs';
 import { isSafeName } from '../util/validate.js';
 import type { Host } from './host.js';
+import { ownedBy } from './marks.js';
 
 const LOST_KEY = 'store.lost';
 
@@ -22,7 +23,7 @@ export function markedNetns(h: Host, name: string): boolean {
     fd = openNetns(name);
     const nl = Netlink.openIn(fd);
     try {
-      return nl.links().some((l) => l.index === 1 && l.alias === h.owner);
+      return nl.links().some((l) => l.index === 1 && ownedBy(l.alias, h.owner));
     } finally {
       nl.close();
     }
@@ -36,7 +37,7 @@ export function markedNetns(h: Host, name: string): boolean {
 /** The kernel objects marked with this host's id: links (bridges, veths) and namespaces (under the default root,
  *  whose namespaces have no prefix, every one under /run/netns is looked at: this runs on an empty store only). */
 export function markedObjects(h: Host): { links: string[]; netns: string[] } {
-  const links = h.nl.links().filter((l) => l.alias === h.owner).map((l) => l.name);
+  const links = h.nl.links().filter((l) => ownedBy(l.alias, h.owner)).map((l) => l.name);
   // No prefix to narrow them down: only when links say there was something (a netns opened per name otherwise).
   const netns = h.netnsPrefix || links.length ? listNetns().filter((n) => n.startsWith(h.netnsPrefix) && markedNetns(h, n)) : [];
   return { links, netns };
@@ -63,7 +64,8 @@ export function guardStore(h: Host): string | null {
 
 export function lostMessage(h: Host, what: string): string {
   return `the store ${h.store.file} was empty while the kernel held ${what} (the store was lost, emptied or replaced): ` +
-    `nsnet does not know those containers and networks. Restore nsnet.db from a backup if you have one; ` +
+    `nsnet does not know those containers and networks. Rebuild the store from them with nsnet reconcile --rebuild ` +
+    `(or restore nsnet.db from a backup); ` +
     `nsnet reconcile will not remove them (nor kill their processes) unless you run nsnet reconcile --force`;
 }
 
@@ -73,7 +75,12 @@ export function storeLost(h: Host): string | null {
   return v ? lostMessage(h, v) : null;
 }
 
-/** After `reconcile --force` has removed the orphans: the store is the truth again. */
+/** Records the store as lost, with what the kernel holds that it does not know (the rebuild's leftovers). */
+export function setStoreLost(h: Host, what: string): void {
+  h.store.tx(() => h.store.setMeta(LOST_KEY, what));
+}
+
+/** After `reconcile --force` has removed the orphans, or a rebuild placed everything: the store is the truth again. */
 export function clearStoreLost(h: Host): void {
   h.store.tx(() => h.store.setMeta(LOST_KEY, ''));
 }

@@ -20,3 +20,14 @@ export function isAlive(pid: number | null, start: string | null): boolean {
   const s = processStart(pid);
   return s !== null && (start === null || start === '' || s === start);
 }
+
+/** Wall-clock time at which a process with start time `start` (processStart) began: the boot time (btime of
+ *  /proc/stat) plus its ticks at USER_HZ, which is 100 on every Linux architecture nsnet runs on. */
+export function startDate(start: string): Date | null {
+  try {
+    const btime = /^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'));
+    return btime && /^\d+$/.test(start) ? new Date(Number(btime[1]) * 1000 + Number(start) * 10) : null;
+  } catch {
+    return null;
+  }
+}

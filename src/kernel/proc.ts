@@ -282,3 +282,23 @@ export function signal(pid: number, sig: NodeJS.Signals | number): boolean {
     return false;
   }
 }
+
+/** The running detached supervisors (launchDetached) by the exit file they were given: pid and start time. Reads
+ *  every process's cmdline (a full /proc scan: for the store's rebuild, not for hot paths). */
+export function findSupervisors(): Map<string, { pid: number; start: string }> {
+  const out = new Map<string, { pid: number; start: string }>();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let argv: string[];
+    try {
+      argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (argv[0] !== '/bin/sh' || argv[1] !== '-c' || argv[2] !== SUPERVISE || argv[3] !== 'nsnet-supervise' || !argv[4]) continue;
+    const pid = Number(d);
+    const start = processStart(pid);
+    if (start) out.set(argv[4], { pid, start });
+  }
+  return out;
+}
