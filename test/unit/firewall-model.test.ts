@@ -13,7 +13,8 @@ import {
   type FirewallModel, type Rule, type Table,
 } from '../../src/firewall/model.js';
 import { renderAction, renderMatch, renderRule, renderSet, renderTable } from '../../src/firewall/render.js';
-import { compareFirewall, parseListing } from '../../src/engine/firewall.js';
+import { compareFirewall, missingDnat, parseListing } from '../../src/engine/firewall.js';
+import type { Host } from '../../src/engine/host.js';
 import { backend, hexId, net, oa, port, quiet, several, tools } from './firewall-fixtures.js';
 
 const ROOT = process.cwd();
@@ -175,4 +176,12 @@ test('compareFirewall: agreement, then each difference check reports, with the m
   assert.equal(compareFirewall(buildModel({ ...several, ports: several.ports.slice(1) }), ok(), yes), 'published ports differ (missing 0, unexpected 1)');
   // bridges set with one network more than the kernel.
   assert.equal(compareFirewall(buildModel({ ...several, networks: [...several.networks, net('extra', '10.98.0.0/24')] }), ok(), yes), 'the bridges set differs from the networks');
+});
+
+test('missingDnat (CNI CHECK): the kernel\'s elements are read with the same parser; a port it lacks is named', () => {
+  const fake = (l: unknown) => ({ nft: { listTable: (family: string, name: string) => (family === 'inet' && name === TABLE ? l : null) } }) as unknown as Host;
+  assert.deepEqual(missingDnat(fake(listing()), several.ports), []);
+  assert.deepEqual(missingDnat(fake(listing()), [port('8082:80', 'web3', '10.99.0.3', tools), port('127.0.0.1:9090:9090', 'metrics', '172.20.0.3', quiet)]), ['0.0.0.0:8082/tcp']);
+  assert.deepEqual(missingDnat(fake(listing()), [port('127.0.0.1:9090-9091:9090-9091', 'metrics', '172.20.0.3', quiet)]), ['127.0.0.1:9091/tcp']);
+  assert.deepEqual(missingDnat(fake(null), [port('8080:80', 'web', '172.18.0.2', oa)]), ['0.0.0.0:8080/tcp']);
 });
