@@ -51,6 +51,8 @@ export interface PortElem {
   containerPort: number;
   containerId: string;
   networkId: string;
+  /** The host address as a number (0 for every address): the sort key, parsed once. */
+  hostNum: number;
 }
 
 /** Who owns nsnet's tables: the host id (the `nsnet/<id>` alias of its links) and its state directory. */
@@ -132,7 +134,7 @@ export function expandPorts(list: unknown, what: string): PortElem[] {
     const containerId = checkId(p.containerId, `${where} containerId`);
     const networkId = checkId(p.networkId, `${where} networkId`);
     for (let k = 0; k <= hpe - hp; k++) {
-      out.push({ hostIp, proto, hostPort: hp + k, containerIp, containerPort: cp + k, containerId, networkId });
+      out.push({ hostIp, proto, hostPort: hp + k, containerIp, containerPort: cp + k, containerId, networkId, hostNum: hostIp ? parseIpv4(hostIp)! : 0 });
     }
   });
   const seen = new Map<string, PortElem>();
@@ -149,7 +151,7 @@ export function expandPorts(list: unknown, what: string): PortElem[] {
 
 /** Orders by host port, then protocol, then host address ('' first), then container: stable for any input order. */
 export function cmpPortElem(a: PortElem, b: PortElem): number {
-  return a.hostPort - b.hostPort || cmp(a.proto, b.proto) || (parseIpv4(a.hostIp || '0.0.0.0')! - parseIpv4(b.hostIp || '0.0.0.0')!) || cmp(a.containerId, b.containerId);
+  return a.hostPort - b.hostPort || cmp(a.proto, b.proto) || a.hostNum - b.hostNum || cmp(a.containerId, b.containerId);
 }
 
 /** The family of a published port (the family of the container address it leads to). */
@@ -226,7 +228,8 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
   if (!nets.length) return { tables: [], networks, summary };
 
   const netName = (id: string) => byId.get(id)!.name;
-  elems.sort((a, b) => cmp(netName(a.networkId), netName(b.networkId)) || cmpPortElem(a, b));
+  const netRank = new Map(nets.map((n, i) => [n.id, i])); // nets are sorted by name (then id)
+  elems.sort((a, b) => netRank.get(a.networkId)! - netRank.get(b.networkId)! || cmpPortElem(a, b));
   const ref = (n: Net): NetRef => ({ id: n.id, name: n.name });
   const nm = (n: Net) => shortName(n.name);
   const v4 = 'ipv4' as const;
