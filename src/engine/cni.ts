@@ -19,7 +19,8 @@ import { validateAlias } from '../util/validate.js';
 import { CNI_MARK, cniRow, cniRowsOn, dropCniRows, insertCniRow, openRuntimeNetns, retireInterface, type CniRow } from './cni-state.js';
 import { hostResolvConf, usableUpstreams } from './etc.js';
 import { crashPoint } from './faults.js';
-import { applyFirewall, applyPortDelta, containerPorts } from './firewall.js';
+import { applyFirewall, applyPortDelta, containerPorts, missingDnat } from './firewall.js';
+import { TABLE } from '../firewall/ruleset.js';
 import type { Host } from './host.js';
 import { createNetwork, DEFAULT_NETWORK, ensureDefaultNetwork } from './networks.js';
 import { resolvePorts } from './ports.js';
@@ -300,30 +301,6 @@ export function cniCheck(h: Host, env: CniEnv, conf: NetConf): void {
   if (problems.length) throw new CniError(CODES.refused, `attachment ${env.containerId} ${env.ifname} on ${net.name} is not as ADD made it`, problems.join('; '));
 }
 
-/** The published-port map elements (nsnet's `inet nsnet` table) that should exist and do not. */
-function missingDnat(h: Host, ports: ReturnType<typeof containerPorts>): string[] {
-  const listing = h.nft.listTable('inet', 'nsnet') as { nftables: Array<Record<string, { name?: string; elem?: unknown[] }>> } | null;
-  const flat = (v: unknown): string => {
-    if (v && typeof v === 'object' && 'elem' in (v as object)) return flat((v as { elem: { val: unknown } }).elem.val);
-    if (v && typeof v === 'object' && 'concat' in (v as object)) return (v as { concat: unknown[] }).concat.map(String).join(' ');
-    return String(v);
-  };
-  const have = new Set<string>();
-  for (const o of listing?.nftables ?? []) {
-    const m = o.map;
-    if (!m || (m.name !== 'dnat_any' && m.name !== 'dnat_addr')) continue;
-    for (const e of (m.elem ?? []) as Array<[unknown, unknown]>) have.add(`${m.name} ${flat(e[0])} -> ${flat(e[1])}`);
-  }
-  const out: string[] = [];
-  for (const p of ports) {
-    for (let i = 0; i <= p.hostPortEnd - p.hostPort; i++) {
-      const key = p.hostIp ? `dnat_addr ${p.hostIp} ${p.proto} ${p.hostPort + i}` : `dnat_any ${p.proto} ${p.hostPort + i}`;
-      if (!have.has(`${key} -> ${p.containerIp} ${p.containerPort + i}`)) out.push(`${p.hostIp || '0.0.0.0'}:${p.hostPort + i}/${p.proto}`);
-    }
-  }
-  return out;
-}
-
 function needV11(conf: NetConf, what: string): void {
   if (compareVersions(conf.cniVersion, '1.1.0') < 0) throw new CniError(CODES.incompatibleVersion, `${what} is not defined for cniVersion ${conf.cniVersion}`, `${what} exists from 1.1.0 on`);
 }
@@ -356,7 +333,7 @@ export function cniStatus(h: Host, conf: NetConf): void {
   const net = h.store.networks().find((x) => x.name === conf.name);
   if (net) {
     if (h.nl.ifindex(net.bridge) === null) problems.push(`bridge ${net.bridge} of network ${net.name} is missing (run: nsnet reconcile)`);
-    if (!h.nft.listTable('inet', 'nsnet')) problems.push('the table inet nsnet is missing (run: nsnet reconcile)');
+    if (!h.nft.listTable('inet', TABLE)) problems.push('the table inet nsnet is missing (run: nsnet reconcile)');
     if (!net.isDefault && !resolverRunning(h)) problems.push('the DNS resolver is not running (run: nsnet reconcile)');
     try {
       allocateIp(net, h.store.addressesOf(net.id), h.store.lastIp(net.id), net.name);

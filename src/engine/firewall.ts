@@ -1,6 +1,8 @@
 // Glue between the store and the pure firewall generator: derive the desired state, apply it in one
 // libnftables transaction in the host netns.
-import { parseOwnerComment, renderPortDelta, renderRuleset, type FirewallOwner } from '../firewall/ruleset.js';
+import { expandPorts, portElement, portMap } from '../firewall/build.js';
+import { DNAT_MAPS, NAMES, elementText, findSet, findTable, type FirewallModel } from '../firewall/model.js';
+import { buildModel, inetRuleCounts, parseOwnerComment, renderModel, renderPortDelta, type FirewallOwner } from '../firewall/ruleset.js';
 import { NftError } from '../kernel/nft.js';
 import type { ContainerRecord, FirewallState } from '../types.js';
 import { UserError } from '../util/errors.js';
@@ -45,12 +47,12 @@ const isMissing = (e: unknown) => e instanceof NftError && /No such file or dire
 export function tableOwner(h: Host): FirewallOwner | 'unmarked' | null {
   let out: string;
   try {
-    out = h.nft.run('list set inet nsnet owner', true);
+    out = h.nft.run(`list set inet ${NAMES.table} ${NAMES.sets.owner}`, true);
   } catch (e) {
     if (!isMissing(e)) throw e;
     // No set: is there a table at all? (`list tables` is as small as it gets.)
     const tables = JSON.parse(h.nft.run('list tables', true)) as { nftables: Array<{ table?: { family: string; name: string } }> };
-    return tables.nftables.some((o) => o.table?.family === 'inet' && o.table.name === 'nsnet') ? 'unmarked' : null;
+    return tables.nftables.some((o) => o.table?.family === 'inet' && o.table.name === NAMES.table) ? 'unmarked' : null;
   }
   const set = (JSON.parse(out) as { nftables: Array<{ set?: { comment?: string } }> }).nftables.find((o) => o.set)?.set;
   return parseOwnerComment(set?.comment) ?? 'unmarked';
@@ -87,7 +89,7 @@ export function applyFirewall(h: Host): void {
     if (!state.networks.length) return;
     throw refusal(`table inet nsnet belongs to another nsnet (state directory ${other.root}, id nsnet/${other.id})`);
   }
-  h.nft.run(renderRuleset(state, ownerOf(h)));
+  h.nft.run(renderModel(buildModel(state, ownerOf(h))));
 }
 
 /** Published ports of one container, in firewall form (for incremental add/remove). */
@@ -109,6 +111,104 @@ export function applyPortDelta(h: Host, added: FirewallState['ports'], removed: 
     if (!isMissing(e)) throw e;
     applyFirewall(h);
   }
+}
+
+// ------------------------------------------------------------------------------------------------ the kernel's view
+
+/** One of nsnet's tables as libnftables lists it, reduced to what `check` compares with the model: the elements
+ *  of every set and map (flattened with {@link flatValue}, maps as `KEY -> VALUE`) and the rule count of every
+ *  chain. */
+export interface ListedTable {
+  sets: Map<string, Set<string>>;
+  chains: Map<string, number>;
+}
+
+/** A value of libnftables' JSON flattened to the text {@link elementText} writes: an element with a comment comes
+ *  wrapped (`{"elem": {"val": ...}}`), a concatenation is joined with spaces, a prefix is `addr/len`. */
+export function flatValue(v: unknown): string {
+  if (v && typeof v === 'object') {
+    if ('elem' in v) return flatValue((v as { elem: { val: unknown } }).elem.val);
+    if ('concat' in v) return (v as { concat: unknown[] }).concat.map(flatValue).join(' ');
+    if ('prefix' in v) {
+      const p = (v as { prefix: { addr: unknown; len: unknown } }).prefix;
+      return `${String(p.addr)}/${String(p.len)}`;
+    }
+  }
+  return String(v);
+}
+
+/** PURE: the listing of one table (`list table FAMILY NAME` as JSON) reduced to a {@link ListedTable}. */
+export function parseListing(listing: unknown): ListedTable {
+  const objs = ((listing as { nftables?: unknown[] } | null)?.nftables ?? []) as Array<Record<string, Record<string, unknown> | undefined>>;
+  const sets = new Map<string, Set<string>>();
+  const chains = new Map<string, number>();
+  for (const o of objs) {
+    const s = o.set ?? o.map;
+    if (s && typeof s.name === 'string') {
+      const isMap = !!o.map;
+      const elems = (Array.isArray(s.elem) ? s.elem : []) as unknown[];
+      sets.set(s.name, new Set(elems.map((e) => (isMap && Array.isArray(e) ? `${flatValue(e[0])} -> ${flatValue(e[1])}` : flatValue(e)))));
+    }
+    if (o.chain && typeof o.chain.name === 'string') chains.set(o.chain.name, chains.get(o.chain.name) ?? 0);
+    const r = o.rule as { chain?: unknown } | undefined;
+    if (r && typeof r.chain === 'string') chains.set(r.chain, (chains.get(r.chain) ?? 0) + 1);
+  }
+  return { sets, chains };
+}
+
+/** One of nsnet's tables in the kernel of the host netns, or null when it does not exist. */
+export function listedTable(h: Host, family: 'inet' | 'bridge'): ListedTable | null {
+  const l = h.nft.listTable(family, NAMES.table);
+  return l === null ? null : parseListing(l);
+}
+
+/** The desired elements of a set or map of the model, as {@link ListedTable} holds the kernel's. */
+function wantElements(m: FirewallModel, name: string): Set<string> {
+  return new Set((findSet(findTable(m, 'inet'), name)?.elements ?? []).map(elementText));
+}
+
+/**
+ * PURE: what differs between the desired model and the kernel's `table inet nsnet` (null: it does not exist) and
+ * whether `table bridge nsnet` exists; '' when they agree. Compared: the table's presence, the `bridges` set, every
+ * published port's map element, every chain with its number of rules, the `owner` set, the bridge table's
+ * presence (asked last, so that a difference found before costs no second listing). Rule contents are not
+ * compared (docs/firewall.md).
+ */
+export function compareFirewall(want: FirewallModel, inet: ListedTable | null, bridgeTable: () => boolean): string {
+  const wantInet = findTable(want, 'inet');
+  if (!inet) return wantInet ? `table inet ${NAMES.table} is missing` : '';
+  if (!wantInet) return `table inet ${NAMES.table} exists but there are no networks`;
+  const bridges = inet.sets.get(NAMES.sets.bridges) ?? new Set<string>();
+  const wantBridges = wantElements(want, NAMES.sets.bridges);
+  if (bridges.size !== wantBridges.size || [...wantBridges].some((b) => !bridges.has(b))) return 'the bridges set differs from the networks';
+  const have = new Set<string>();
+  const wantPorts = new Set<string>();
+  for (const m of DNAT_MAPS) {
+    for (const e of inet.sets.get(m) ?? []) have.add(`${m} ${e}`);
+    for (const e of wantElements(want, m)) wantPorts.add(`${m} ${e}`);
+  }
+  const missing = [...wantPorts].filter((w) => !have.has(w));
+  const extra = [...have].filter((x) => !wantPorts.has(x));
+  if (missing.length || extra.length) return `published ports differ (missing ${missing.length}, unexpected ${extra.length})`;
+  // Every chain with every rule: a chain flushed or deleted by hand leaves the sets and maps intact.
+  for (const [chain, n] of inetRuleCounts(want)) {
+    if (!inet.chains.has(chain)) return `chain ${chain} is missing`;
+    if (inet.chains.get(chain) !== n) return `chain ${chain} has ${inet.chains.get(chain)} rules, ${n} expected`;
+  }
+  if (findSet(wantInet, NAMES.sets.owner) && !inet.sets.has(NAMES.sets.owner)) return 'the owner set is missing';
+  if (bridgeTable() !== !!findTable(want, 'bridge')) return `table bridge ${NAMES.table} (icc=false) differs`;
+  return '';
+}
+
+/** The published-port map elements of these ports that the kernel's `table inet nsnet` lacks, as
+ *  `HOSTIP:PORT/PROTO` (CNI CHECK). */
+export function missingDnat(h: Host, ports: FirewallState['ports']): string[] {
+  const inet = listedTable(h, 'inet');
+  const out: string[] = [];
+  for (const e of expandPorts(ports, 'published port')) {
+    if (!inet?.sets.get(portMap(e))?.has(elementText(portElement(e)))) out.push(`${e.hostIp || '0.0.0.0'}:${e.hostPort}/${e.proto}`);
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------------------------------------ other tables
@@ -168,7 +268,7 @@ export function foreignDrops(h: Host): ForeignDrop[] {
     .nftables.map((o) => o.chain).filter((c): c is NonNullable<typeof c> => !!c && c.policy === 'drop' && (c.hook === 'forward' || c.hook === 'input'));
   const out: ForeignDrop[] = [];
   for (const c of chains) {
-    if (c.table === 'nsnet' && (c.family === 'inet' || c.family === 'bridge')) continue;
+    if (c.table === NAMES.table && (c.family === 'inet' || c.family === 'bridge')) continue;
     if (!['ip', 'inet', 'bridge'].includes(c.family) || (c.family === 'bridge' && c.hook !== 'forward')) continue;
     const rules = (JSON.parse(h.nft.run(`list chain ${c.family} ${c.table} ${c.name}`, true)) as { nftables: Array<{ rule?: JRule }> })
       .nftables.map((o) => o.rule).filter((r): r is JRule => !!r);

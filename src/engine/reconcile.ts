@@ -6,8 +6,9 @@ import { closeFd, deleteNetns, listNetns, netnsExists, openNetns } from '../kern
 import { killNetnsProcesses } from '../kernel/proc.js';
 import { containerMark, endpointMark, networkMark, ownedBy } from './marks.js';
 import { writeSavedCopy } from './netcopy.js';
-import { chainRuleCounts, renderRuleset } from '../firewall/ruleset.js';
-import { applyFirewall, describeForeignDrop, firewallState, foreignDrops, foreignOwner, ownerOf } from './firewall.js';
+import { NAMES } from '../firewall/model.js';
+import { buildModel } from '../firewall/ruleset.js';
+import { applyFirewall, compareFirewall, describeForeignDrop, firewallState, foreignDrops, foreignOwner, listedTable, ownerOf } from './firewall.js';
 import type { Host } from './host.js';
 import type { ContainerRecord } from '../types.js';
 import { refreshState } from './state.js';
@@ -168,59 +169,17 @@ export function check(h: Host): Difference[] {
   return diffs;
 }
 
-type Elem = [unknown, unknown];
-function flat(v: unknown): string {
-  // Elements with a comment come wrapped: {"elem": {"val": ..., "comment": ...}}.
-  if (v && typeof v === 'object' && 'elem' in (v as object)) return flat((v as { elem: { val: unknown } }).elem.val);
-  if (v && typeof v === 'object' && 'concat' in (v as object)) return (v as { concat: unknown[] }).concat.map(String).join(' ');
-  return String(v);
-}
-
-/** Compares nsnet's tables in the kernel with the store: table presence, bridges set, every published port's
- *  DNAT element. Returns what differs ('' when they agree). */
+/** Compares nsnet's tables in the kernel with the model built from the store (compareFirewall): table presence,
+ *  bridges set, every published port's DNAT element, every chain's rule count, the owner set, the bridge table.
+ *  Returns what differs ('' when they agree). */
 function firewallDiff(h: Host): string {
   const state = firewallState(h);
   const other = foreignOwner(h);
   if (other) {
-    return state.networks.length ? `table inet nsnet belongs to another nsnet (state directory ${other.root}, id nsnet/${other.id})` : '';
+    return state.networks.length ? `table inet ${NAMES.table} belongs to another nsnet (state directory ${other.root}, id nsnet/${other.id})` : '';
   }
-  const listing = h.nft.listTable('inet', 'nsnet') as { nftables: Array<Record<string, { name: string; elem?: unknown[] }>> } | null;
-  if (!listing) return state.networks.length ? 'table inet nsnet is missing' : '';
-  if (!state.networks.length) return 'table inet nsnet exists but there are no networks';
-  const objs = listing.nftables;
-  const named = (kind: string, name: string) => objs.find((o) => o[kind]?.name === name)?.[kind];
-  const bridges = new Set(((named('set', 'bridges')?.elem ?? []) as unknown[]).map(flat));
-  const wantBridges = new Set(state.networks.map((n) => n.bridge));
-  if (bridges.size !== wantBridges.size || [...wantBridges].some((b) => !bridges.has(b))) return 'the bridges set differs from the networks';
-  const haveElems = new Set<string>();
-  for (const m of ['dnat_any', 'dnat_addr']) {
-    for (const e of (named('map', m)?.elem ?? []) as Elem[]) haveElems.add(`${m} ${flat(e[0])} -> ${flat(e[1])}`);
-  }
-  const want = new Set<string>();
-  for (const p of state.ports) {
-    for (let i = 0; i <= p.hostPortEnd - p.hostPort; i++) {
-      const key = p.hostIp ? `dnat_addr ${p.hostIp} ${p.proto} ${p.hostPort + i}` : `dnat_any ${p.proto} ${p.hostPort + i}`;
-      want.add(`${key} -> ${p.containerIp} ${p.containerPort + i}`);
-    }
-  }
-  const missing = [...want].filter((w) => !haveElems.has(w));
-  const extra = [...haveElems].filter((x) => !want.has(x));
-  if (missing.length || extra.length) return `published ports differ (missing ${missing.length}, unexpected ${extra.length})`;
-  // Every chain with every rule: a chain flushed or deleted by hand leaves the sets and maps intact.
-  const have = new Map<string, number>();
-  for (const o of objs) {
-    if (o.chain) have.set(o.chain.name, have.get(o.chain.name) ?? 0);
-    const r = o.rule as unknown as { chain?: string } | undefined;
-    if (r?.chain) have.set(r.chain, (have.get(r.chain) ?? 0) + 1);
-  }
-  for (const [chain, n] of chainRuleCounts(renderRuleset(state, ownerOf(h)))) {
-    if (!have.has(chain)) return `chain ${chain} is missing`;
-    if (have.get(chain) !== n) return `chain ${chain} has ${have.get(chain)} rules, ${n} expected`;
-  }
-  if (!named('set', 'owner')) return 'the owner set is missing';
-  const needBridgeTable = state.networks.some((n) => !n.icc);
-  if ((h.nft.listTable('bridge', 'nsnet') !== null) !== needBridgeTable) return 'table bridge nsnet (icc=false) differs';
-  return '';
+  const want = buildModel(state, ownerOf(h));
+  return compareFirewall(want, listedTable(h, 'inet'), () => listedTable(h, 'bridge') !== null);
 }
 
 function removeNetnsAndProcesses(name: string): void {

@@ -1,0 +1,377 @@
+// PURE: the generator. nsnet's desired state (networks and published ports, FirewallState) -> the typed firewall
+// model (model.ts). Every value is validated here first (validate.ts): nft resolves a non-address as a host name,
+// a trailing `*` is a wildcard, a `"` ends a string. render.ts turns the model into nft text.
+//
+// Layout (docs/firewall.md walks through a real example):
+//   table inet nsnet
+//     set bridges      every nsnet bridge                      (isolation, hairpin, route_localnet guard)
+//     set subnets      every nsnet subnet                      (hairpin masquerade)
+//     map dnat_addr    host address . proto . port -> container address . port   (-p HOSTIP:PORT:CPORT)
+//     map dnat_any     proto . port -> container address . port                  (-p PORT:CPORT)
+//     set owner          (empty) its comment names the nsnet (host id, state directory) whose table this is
+//     chain guard        prerouting, raw     : drop 127.0.0.0/8 to/from bridges (route_localnet=1 is set there)
+//     chain prerouting   prerouting, dstnat  : packets for a host address -> published (never a 127/8 one from outside)
+//     chain output       output, dstnat      : the host's own connections (incl. 127.0.0.1) -> published
+//     chain published    (regular)           : DNAT through the two maps
+//     chain input        input, filter       : the resolver on a gateway answers only its bridge; internal networks
+//                                            reach nothing of the host but DNS on their own gateway
+//     chain forward      forward, filter     : internal, icc, isolation, no direct access from outside
+//     chain postrouting  postrouting, srcnat : masquerade outbound, hairpin, 127.0.0.1 sources
+//   table bridge nsnet   (only when a network has icc=false)
+//     chain forward      bridge forward      : drop frames between containers of icc=false networks
+//
+// Family-neutral where it costs nothing: a network has subnets[] and gateways[] (one IPv4 each today), address
+// matches carry the family of the address they compare, and the per-family rules are generated per subnet.
+// Only IPv4 is generated: the guard and the maps are the IPv4 ones (IPv6 is issue #13's next step).
+import type { FirewallState } from '../types.js';
+import {
+  BRIDGE_FILTER, LOOPBACK, NAMES, PRIORITY, addrType, familyOf,
+  type Chain, type Family, type FirewallModel, type IpAddr, type L4Proto, type Match, type ModelNetwork, type NamedSet,
+  type NetRef, type Prefix, type Rule, type SetElement, type Table,
+} from './model.js';
+import {
+  FirewallInputError, checkBool, checkCidr, checkId, checkIfname, checkIpv4, checkName, checkPort, checkProto,
+  cidrContains, cidrsOverlap, parseIpv4, shortName, type Cidr,
+} from './validate.js';
+
+type NetIn = FirewallState['networks'][number];
+type PortIn = FirewallState['ports'][number];
+
+interface Net extends ModelNetwork {
+  cidr: Cidr;
+}
+
+/** One map element: a single host port (ranges are expanded, port i of the host range -> port i of the container range). */
+export interface PortElem {
+  /** '' = every host address (dnat_any), otherwise the host address (dnat_addr). */
+  hostIp: string;
+  proto: L4Proto;
+  hostPort: number;
+  containerIp: string;
+  containerPort: number;
+  containerId: string;
+  networkId: string;
+  /** The host address as a number (0 for every address): the sort key, parsed once. */
+  hostNum: number;
+}
+
+/** Who owns nsnet's tables: the host id (the `nsnet/<id>` alias of its links) and its state directory. */
+export interface FirewallOwner {
+  id: string;
+  root: string;
+}
+
+const MAX_OWNER_COMMENT = 128;
+
+/** The comment of `set owner`: `nsnet/<id> <state directory>`. A directory that cannot be written into an nft
+ *  comment (quotes, control characters, too long) is shortened or replaced by `?`: the id alone identifies the
+ *  owner, the directory is for the person reading the error. */
+export function ownerComment(o: FirewallOwner): string {
+  checkId(o.id, 'owner id');
+  let root = o.root.replace(/[^\x20-\x21\x23-\x7e]/g, '?');
+  const room = MAX_OWNER_COMMENT - `nsnet/${o.id} `.length;
+  if (root.length > room) root = `...${root.slice(root.length - room + 3)}`;
+  return `nsnet/${o.id} ${root}`;
+}
+
+// ---------------------------------------------------------------------------------------------- validation
+
+const cmp = (a: string | number, b: string | number): number => (a < b ? -1 : a > b ? 1 : 0);
+
+function checkNetworks(list: unknown): Net[] {
+  if (!Array.isArray(list)) throw new FirewallInputError('state.networks must be an array');
+  const nets = (list as NetIn[]).map((n, i): Net => {
+    const where = `network #${i}${n && typeof n.name === 'string' ? ` (${JSON.stringify(n.name)})` : ''}`;
+    if (!n || typeof n !== 'object') throw new FirewallInputError(`${where}: not an object`);
+    const cidr = checkCidr(n.subnet, `${where} subnet`);
+    const gw = parseIpv4(checkIpv4(n.gateway, `${where} gateway`))!;
+    if (!cidrContains(cidr, gw)) throw new FirewallInputError(`${where}: gateway ${n.gateway} is outside its subnet ${n.subnet}`);
+    return {
+      id: checkId(n.id, `${where} id`),
+      name: checkName(n.name, `${where} name`),
+      bridge: checkIfname(n.bridge, `${where} bridge`),
+      subnets: [{ family: 'ipv4', addr: n.subnet.slice(0, n.subnet.indexOf('/')), len: cidr.prefix }],
+      gateways: [{ family: 'ipv4', addr: n.gateway }],
+      cidr,
+      internal: checkBool(n.internal, `${where} internal`),
+      icc: checkBool(n.icc, `${where} icc`),
+      masquerade: n.masquerade === undefined ? true : checkBool(n.masquerade, `${where} masquerade`),
+    };
+  });
+  nets.sort((a, b) => cmp(a.name, b.name) || cmp(a.id, b.id));
+  for (let i = 0; i < nets.length; i++) {
+    for (let j = i + 1; j < nets.length; j++) {
+      const a = nets[i], b = nets[j];
+      const sa = `${a.subnets[0].addr}/${a.subnets[0].len}`, sb = `${b.subnets[0].addr}/${b.subnets[0].len}`;
+      if (a.id === b.id) throw new FirewallInputError(`two networks have the id ${a.id}`);
+      if (a.name === b.name) throw new FirewallInputError(`two networks are named ${a.name}`);
+      if (a.bridge === b.bridge) throw new FirewallInputError(`networks ${a.name} and ${b.name} use the same bridge ${a.bridge}`);
+      if (cidrsOverlap(a.cidr, b.cidr)) throw new FirewallInputError(`networks ${a.name} (${sa}) and ${b.name} (${sb}) have overlapping subnets`);
+    }
+  }
+  return nets;
+}
+
+/** Validates published ports and expands each range into single-port elements; rejects duplicate keys. */
+export function expandPorts(list: unknown, what: string): PortElem[] {
+  if (!Array.isArray(list)) throw new FirewallInputError(`${what} must be an array`);
+  const out: PortElem[] = [];
+  (list as PortIn[]).forEach((p, i) => {
+    const where = `${what} #${i}`;
+    if (!p || typeof p !== 'object') throw new FirewallInputError(`${where}: not an object`);
+    const hostIp = p.hostIp === '' || p.hostIp === '0.0.0.0' ? '' : checkIpv4(p.hostIp, `${where} hostIp`);
+    const proto = checkProto(p.proto, `${where} proto`);
+    const hp = checkPort(p.hostPort, `${where} hostPort`);
+    const hpe = checkPort(p.hostPortEnd, `${where} hostPortEnd`);
+    const cp = checkPort(p.containerPort, `${where} containerPort`);
+    const cpe = checkPort(p.containerPortEnd, `${where} containerPortEnd`);
+    if (hpe < hp) throw new FirewallInputError(`${where}: host port range ${hp}-${hpe} is reversed`);
+    if (cpe < cp) throw new FirewallInputError(`${where}: container port range ${cp}-${cpe} is reversed`);
+    if (hpe - hp !== cpe - cp) {
+      throw new FirewallInputError(`${where}: host range ${hp}-${hpe} and container range ${cp}-${cpe} differ in length`);
+    }
+    const containerIp = checkIpv4(p.containerIp, `${where} containerIp`);
+    const containerId = checkId(p.containerId, `${where} containerId`);
+    const networkId = checkId(p.networkId, `${where} networkId`);
+    for (let k = 0; k <= hpe - hp; k++) {
+      out.push({ hostIp, proto, hostPort: hp + k, containerIp, containerPort: cp + k, containerId, networkId, hostNum: hostIp ? parseIpv4(hostIp)! : 0 });
+    }
+  });
+  const seen = new Map<string, PortElem>();
+  for (const e of out) {
+    const k = `${e.hostIp}|${e.proto}|${e.hostPort}`;
+    const prev = seen.get(k);
+    if (prev) {
+      throw new FirewallInputError(`${what}: ${e.hostIp || '0.0.0.0'}:${e.hostPort}/${e.proto} is published twice (containers ${prev.containerId} and ${e.containerId})`);
+    }
+    seen.set(k, e);
+  }
+  return out;
+}
+
+/** Orders by host port, then protocol, then host address ('' first), then container: stable for any input order. */
+export function cmpPortElem(a: PortElem, b: PortElem): number {
+  return a.hostPort - b.hostPort || cmp(a.proto, b.proto) || a.hostNum - b.hostNum || cmp(a.containerId, b.containerId);
+}
+
+/** The family of a published port (the family of the container address it leads to). */
+export function portFamily(e: PortElem): Family {
+  return familyOf(e.containerIp);
+}
+
+/** The map a published port lives in. */
+export function portMap(e: PortElem): string {
+  const f = portFamily(e);
+  return e.hostIp ? NAMES.maps.dnatAddr[f] : NAMES.maps.dnatAny[f];
+}
+
+/** A published port as a map element: key `[host address .] proto . port`, value `container address . port`. */
+export function portElement(e: PortElem, networkName?: string): SetElement {
+  const f = portFamily(e);
+  return {
+    key: [
+      ...(e.hostIp ? [{ t: 'addr' as const, addr: { family: familyOf(e.hostIp), addr: e.hostIp } }] : []),
+      { t: 'proto', proto: e.proto },
+      { t: 'port', port: e.hostPort },
+    ],
+    value: [{ t: 'addr', addr: { family: f, addr: e.containerIp } }, { t: 'port', port: e.containerPort }],
+    comment: `container ${e.containerId.slice(0, 12)}`,
+    purpose: {
+      kind: 'published-port',
+      container: e.containerId,
+      ...(networkName ? { network: { id: e.networkId, name: networkName } } : {}),
+      port: { hostIp: e.hostIp, proto: e.proto, hostPort: e.hostPort, containerIp: e.containerIp, containerPort: e.containerPort },
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------- small builders
+
+const iif = (name: string, op: '==' | '!=' = '=='): Match => ({ m: 'iifname', op, target: { names: [name] } });
+const oif = (name: string, op: '==' | '!=' = '=='): Match => ({ m: 'oifname', op, target: { names: [name] } });
+const iifSet = (set: string): Match => ({ m: 'iifname', op: '==', target: { set } });
+const oifSet = (set: string): Match => ({ m: 'oifname', op: '==', target: { set } });
+const saddr = (target: { prefix: Prefix } | { addr: IpAddr } | { set: string }, family: Family): Match => ({ m: 'saddr', family, op: '==', target });
+const daddr = (target: { prefix: Prefix } | { addr: IpAddr } | { set: string }, family: Family): Match => ({ m: 'daddr', family, op: '==', target });
+const dns: Match[] = [{ m: 'l4proto', protos: ['tcp', 'udp'] }, { m: 'dport', port: 53 }];
+const established: Match = { m: 'ct-state', states: ['established', 'related'] };
+const ctDnat: Match = { m: 'ct-status', status: 'dnat' };
+
+// ---------------------------------------------------------------------------------------------- the model
+
+/**
+ * Builds nsnet's whole firewall from its desired state. Deterministic: networks ordered by name, port elements by
+ * network name then host port, protocol and host address, whatever the input order. Throws FirewallInputError for
+ * anything invalid, for duplicate networks/bridges/overlapping subnets, for a host port published twice, and for
+ * a port whose network is not in the state or whose container address is outside that network's subnet. With no
+ * networks the model has no tables (nsnet's tables exist exactly when it has networks).
+ */
+export function buildModel(state: FirewallState, owner?: FirewallOwner): FirewallModel {
+  if (!state || typeof state !== 'object') throw new FirewallInputError('state must be an object');
+  const nets = checkNetworks(state.networks);
+  const elems = expandPorts(state.ports, 'published port');
+  const byId = new Map(nets.map((n) => [n.id, n]));
+  for (const e of elems) {
+    const n = byId.get(e.networkId);
+    if (!n) throw new FirewallInputError(`published port ${e.hostPort}/${e.proto} of container ${e.containerId}: network ${e.networkId} is not in the state`);
+    if (!cidrContains(n.cidr, parseIpv4(e.containerIp)!)) {
+      throw new FirewallInputError(`published port ${e.hostPort}/${e.proto}: container address ${e.containerIp} is outside network ${n.name} (${n.subnets[0].addr}/${n.subnets[0].len})`);
+    }
+  }
+  const internal = nets.filter((n) => n.internal);
+  const iccOff = nets.filter((n) => !n.icc);
+  const networks: ModelNetwork[] = nets.map(({ cidr: _cidr, ...n }) => n);
+  const summary = {
+    networks: nets.length, internal: internal.length, iccOff: iccOff.length,
+    mappings: Array.isArray(state.ports) ? state.ports.length : 0, elements: elems.length,
+  };
+  if (!nets.length) return { tables: [], networks, summary };
+
+  const netName = (id: string) => byId.get(id)!.name;
+  const netRank = new Map(nets.map((n, i) => [n.id, i])); // nets are sorted by name (then id)
+  elems.sort((a, b) => netRank.get(a.networkId)! - netRank.get(b.networkId)! || cmpPortElem(a, b));
+  const ref = (n: Net): NetRef => ({ id: n.id, name: n.name });
+  const nm = (n: Net) => shortName(n.name);
+  const v4 = 'ipv4' as const;
+  const C = NAMES.chains;
+  const bridges = NAMES.sets.bridges;
+
+  // Sets and maps.
+  const sets: NamedSet[] = [
+    {
+      name: bridges, key: ['ifname'], comment: 'the bridge of every nsnet network',
+      elements: nets.map((n) => ({ key: [{ t: 'ifname', name: n.bridge }], comment: `network ${nm(n)}`, purpose: { kind: 'isolation', network: ref(n) } })),
+    },
+    {
+      name: NAMES.sets.subnets[v4], key: [addrType(v4)], flags: ['interval'], comment: 'the subnet of every nsnet network',
+      elements: nets.flatMap((n) => n.subnets.filter((s) => s.family === v4).map((s): SetElement => ({ key: [{ t: 'prefix', prefix: s }], comment: `network ${nm(n)}`, purpose: { kind: 'hairpin', network: ref(n) } }))),
+    },
+    {
+      name: NAMES.maps.dnatAddr[v4], key: [addrType(v4), 'inet_proto', 'inet_service'], data: [addrType(v4), 'inet_service'],
+      comment: 'ports published on one host address: -p HOSTIP:PORT:CPORT',
+      elements: elems.filter((e) => e.hostIp).map((e) => portElement(e, netName(e.networkId))),
+    },
+    {
+      name: NAMES.maps.dnatAny[v4], key: ['inet_proto', 'inet_service'], data: [addrType(v4), 'inet_service'],
+      comment: 'ports published on every host address: -p PORT:CPORT',
+      elements: elems.filter((e) => !e.hostIp).map((e) => portElement(e, netName(e.networkId))),
+    },
+  ];
+  if (owner) sets.push({ name: NAMES.sets.owner, key: ['ifname'], comment: ownerComment(owner), elements: [] });
+
+  const lo4 = { prefix: LOOPBACK[v4] };
+  const chains: Chain[] = [];
+  chains.push({
+    name: C.guard, base: { type: 'filter', hook: 'prerouting', priority: PRIORITY.raw, policy: 'accept' },
+    comment: 'before conntrack and NAT: loopback addresses never come from a bridge',
+    rules: [
+      { match: [iifSet(bridges), daddr(lo4, v4)], counter: true, action: { a: 'drop' }, comment: 'bridges have route_localnet=1: containers must not reach the host\'s 127.0.0.0/8 services', purpose: { kind: 'loopback-guard' } },
+      { match: [iifSet(bridges), saddr(lo4, v4)], counter: true, action: { a: 'drop' }, comment: 'no spoofed loopback sources from containers', purpose: { kind: 'loopback-guard' } },
+    ],
+  });
+  chains.push({
+    name: C.prerouting, base: { type: 'nat', hook: 'prerouting', priority: PRIORITY.dstnat, policy: 'accept' },
+    rules: [
+      // A neighbour that routes 127.0.0.1 to this host (route_localnet on ITS side) would otherwise be DNATed into a
+      // container bound to 127.0.0.1 only: the DNAT happens before the kernel's martian check (moby#45610). The
+      // host's own connections to 127.0.0.1 never come here (their NAT is done in `output`), so this only ever
+      // refuses packets from the network. `return`, not drop: nsnet only declines to DNAT them; what the kernel does
+      // next (drop them as martians) is the same as without nsnet.
+      { match: [iif('lo', '!='), daddr(lo4, v4)], counter: true, action: { a: 'return' }, comment: 'a port published on 127.0.0.0/8 is for the host itself: never DNAT one arriving from outside', purpose: { kind: 'loopback-no-dnat' } },
+      { match: [{ m: 'fib-daddr-local' }], action: { a: 'jump', chain: C.published }, comment: 'published ports: only packets addressed to one of the host\'s own addresses', purpose: { kind: 'published' } },
+    ],
+  });
+  chains.push({
+    // `priority -100` spelled as a number: the same value as dstnat, the text nsnet has always written.
+    name: C.output, base: { type: 'nat', hook: 'output', priority: { value: -100 }, policy: 'accept' },
+    rules: [
+      { match: [{ m: 'fib-daddr-local' }], action: { a: 'jump', chain: C.published }, comment: 'published ports used from the host itself, 127.0.0.1 included', purpose: { kind: 'published' } },
+    ],
+  });
+  chains.push({
+    name: C.published,
+    comment: 'kernel DNAT to the container, no userland proxy: a specific host address wins over any',
+    rules: [
+      { match: [], action: { a: 'dnat-map', family: v4, key: ['daddr', 'l4proto', 'dport'], map: NAMES.maps.dnatAddr[v4] }, comment: '-p HOSTIP:PORT:CPORT', purpose: { kind: 'published' } },
+      { match: [], action: { a: 'dnat-map', family: v4, key: ['l4proto', 'dport'], map: NAMES.maps.dnatAny[v4] }, comment: '-p PORT:CPORT, on every host address', purpose: { kind: 'published' } },
+    ],
+  });
+
+  const input: Rule[] = [];
+  for (const n of nets) {
+    // The resolver checks the query's source address, not the interface: a spoofed in-subnet source from the
+    // uplink (rp_filter off) would be forwarded upstream. The host's own queries arrive on lo.
+    for (const g of n.gateways) {
+      input.push({
+        match: [daddr({ addr: g }, g.family), ...dns, { m: 'iifname', op: '!=', target: { names: [n.bridge, 'lo'] } }], counter: true, action: { a: 'drop' },
+        comment: `network ${nm(n)}: DNS on its gateway only from its own bridge`, purpose: { kind: 'dns-input', network: ref(n) },
+      });
+    }
+  }
+  for (const n of internal) {
+    const p = { kind: 'internal' as const, network: ref(n) };
+    input.push({ match: [iif(n.bridge), established], action: { a: 'accept' }, comment: `network ${nm(n)} is internal: replies to the host's own connections`, purpose: p });
+    for (const g of n.gateways) {
+      input.push({ match: [iif(n.bridge), daddr({ addr: g }, g.family), ...dns], action: { a: 'accept' }, comment: `network ${nm(n)} is internal: DNS on its own gateway`, purpose: p });
+    }
+    input.push({ match: [iif(n.bridge)], counter: true, action: { a: 'drop' }, comment: `network ${nm(n)} is internal: nothing else reaches the host`, purpose: p });
+  }
+  chains.push({
+    name: C.input, base: { type: 'filter', hook: 'input', priority: PRIORITY.filter, policy: 'accept' },
+    comment: 'traffic for the host itself: the resolver on the gateways, internal networks', rules: input,
+  });
+
+  const forward: Rule[] = [];
+  for (const n of internal) {
+    const p = { kind: 'internal' as const, network: ref(n) };
+    forward.push({ match: [iif(n.bridge), oif(n.bridge, '!=')], counter: true, action: { a: 'drop' }, comment: `network ${nm(n)} is internal: nothing leaves its bridge`, purpose: p });
+    forward.push({ match: [oif(n.bridge), iif(n.bridge, '!=')], counter: true, action: { a: 'drop' }, comment: `network ${nm(n)} is internal: nothing enters its bridge`, purpose: p });
+  }
+  forward.push({ match: [established], action: { a: 'accept' }, comment: 'replies and related packets (ICMP errors) of allowed connections', purpose: { kind: 'established' } });
+  forward.push({ match: [ctDnat, oifSet(bridges)], action: { a: 'accept' }, comment: 'published ports: DNATed connections may enter any bridge (also hairpin)', purpose: { kind: 'published' } });
+  for (const n of nets) {
+    const p = { kind: 'icc' as const, network: ref(n), allowed: n.icc };
+    if (n.icc) forward.push({ match: [iif(n.bridge), oif(n.bridge)], action: { a: 'accept' }, comment: `network ${nm(n)}: its containers may talk to each other`, purpose: p });
+    else forward.push({ match: [iif(n.bridge), oif(n.bridge)], counter: true, action: { a: 'drop' }, comment: `network ${nm(n)} has icc=false: its containers may not talk to each other`, purpose: p });
+  }
+  forward.push({ match: [iifSet(bridges), oifSet(bridges)], counter: true, action: { a: 'drop' }, comment: 'isolation: no traffic between different nsnet networks', purpose: { kind: 'isolation' } });
+  forward.push({ match: [oifSet(bridges)], counter: true, action: { a: 'drop' }, comment: 'no direct access to container addresses from outside: only published ports', purpose: { kind: 'no-direct-access' } });
+  chains.push({
+    name: C.forward, base: { type: 'filter', hook: 'forward', priority: PRIORITY.filter, policy: 'accept' },
+    comment: 'routed traffic into, out of and between bridges (and bridged traffic when br_netfilter is on)', rules: forward,
+  });
+
+  const post: Rule[] = [];
+  for (const n of nets) {
+    if (n.internal || n.masquerade === false) continue; // enable_ip_masquerade=false: routed, not masqueraded
+    for (const s of n.subnets) {
+      post.push({
+        match: [saddr({ prefix: s }, s.family), oif(n.bridge, '!=')], action: { a: 'masquerade' },
+        comment: `network ${nm(n)}: outbound access, its subnet leaving through anything but its bridge`, purpose: { kind: 'masquerade', network: ref(n) },
+      });
+    }
+  }
+  post.push({ match: [ctDnat, saddr({ set: NAMES.sets.subnets[v4] }, v4), oifSet(bridges)], action: { a: 'masquerade' }, comment: 'hairpin: a container reaching a published port through a host address', purpose: { kind: 'hairpin' } });
+  post.push({ match: [ctDnat, saddr(lo4, v4), oifSet(bridges)], action: { a: 'masquerade' }, comment: 'published ports used from the host through 127.0.0.1 (needs route_localnet=1)', purpose: { kind: 'host-loopback' } });
+  chains.push({ name: C.postrouting, base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat, policy: 'accept' }, rules: post });
+
+  const tables: Table[] = [{
+    family: 'inet', name: NAMES.table, comment: 'nsnet: masquerade, published ports (DNAT) and isolation of nsnet bridge networks', sets, chains,
+  }];
+
+  if (iccOff.length) {
+    const rules: Rule[] = [{ match: [{ m: 'ether-type', type: 'arp' }], action: { a: 'accept' }, comment: 'ARP between neighbours stays allowed', purpose: { kind: 'arp' } }];
+    for (const n of iccOff) {
+      const p = { kind: 'icc' as const, network: ref(n), allowed: false };
+      for (const s of n.subnets) {
+        rules.push({ match: [saddr({ prefix: s }, s.family)], counter: true, action: { a: 'drop' }, comment: `network ${nm(n)} has icc=false: no frames from its containers to another port`, purpose: p });
+        rules.push({ match: [daddr({ prefix: s }, s.family)], counter: true, action: { a: 'drop' }, comment: `network ${nm(n)} has icc=false: no frames to its containers from another port`, purpose: p });
+      }
+    }
+    tables.push({
+      family: 'bridge', name: NAMES.table, comment: 'nsnet: icc=false inside a bridge (frames between two bridge ports skip the inet hooks)', sets: [],
+      chains: [{ name: NAMES.bridgeChains.forward, base: { type: 'filter', hook: 'forward', priority: BRIDGE_FILTER, policy: 'accept' }, rules }],
+    });
+  }
+  return { tables, networks, summary };
+}
