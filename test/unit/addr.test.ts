@@ -86,8 +86,9 @@ test('IPv6: invalid spellings, zones only where allowed', () => {
   for (const s of bad) {
     assert.equal(Addr.tryParse(s, { zone: true }), null, s);
     assert.equal(isIP(s), 0, s);
-    // Node's own parser agrees these are not addresses.
+    // Node's own parser and the netlink codec agree these are not addresses.
     if (!s.includes('%')) assert.equal(net.isIP(s), 0, `node: ${s}`);
+    assert.equal(netlinkParseIp(s), null, `netlink: ${s}`);
   }
   const z = Addr.tryParse('fe80::1%eth0', { zone: true });
   assert.ok(z);
