@@ -478,16 +478,6 @@ export function compareAddr(a: Addr, b: Addr): number {
   return a.zone < b.zone ? -1 : a.zone > b.zone ? 1 : 0;
 }
 
-/** Addr.parse: strict, a UserError naming the input. */
-export function parseAddr(s: string, what = 'IP address', opts: ParseOptions = {}): Addr {
-  return Addr.parse(s, what, opts);
-}
-
-/** Addr.tryParse: strict, or null. */
-export function tryParseAddr(s: unknown, opts: ParseOptions = {}): Addr | null {
-  return Addr.tryParse(s, opts);
-}
-
 /** The canonical text of an address (lowercase, compressed IPv6), or null when `s` is not one. */
 export function canonicalAddr(s: unknown): string | null {
   return Addr.tryParse(s)?.toString() ?? null;
@@ -671,11 +661,6 @@ function parsePrefixText(s: string): Prefix | string {
 /** Prefix.parse. */
 export function parsePrefix(s: string, what = 'CIDR', opts: PrefixParseOptions = {}): Prefix {
   return Prefix.parse(s, what, opts);
-}
-
-/** Prefix.tryParse. */
-export function tryParsePrefix(s: unknown, opts: PrefixParseOptions = {}): Prefix | null {
-  return Prefix.tryParse(s, opts);
 }
 
 /**
