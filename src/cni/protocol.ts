@@ -2,7 +2,7 @@
 // typed form, and the shapes nsnet answers with (results per spec version, errors, the version result). No I/O, no
 // engine: unit-tested without root (test/unit/cni.test.ts). Spec: containernetworking/cni SPEC.md (1.1.0) and
 // CONVENTIONS.md (capability arguments).
-import { isIPv4 } from '../util/ip.js';
+import { isIPv4 } from '../util/addr.js';
 
 /** Versions this plugin speaks. 0.3.0 is where `interfaces`/`ips[].interface` appeared (the result type nsnet
  *  produces); 0.4.0 added CHECK; 1.0.0 dropped ips[].version; 1.1.0 added GC and STATUS. */

@@ -1,7 +1,6 @@
 // The resolver's pure core: the view (what the engine hands us), its index (built once per change, O(entries)),
 // and `answer()`, which turns one query into a reply, 'forward' or nothing, with O(1) work per query.
-import { isIP } from 'node:net';
-import { tryParseCidr, tryParseIPv4 } from '../util/ip.js';
+import { Addr, Prefix, parseReverseV4, parseV4 } from '../util/addr.js';
 import {
   CLASS_ANY, CLASS_IN, PARSE_DROP, PARSE_NOTIMP, RCODE_FORMERR, RCODE_NOERROR, RCODE_NOTIMP,
   RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_A, TYPE_ANY, TYPE_PTR, buildAReply, buildReply, emptyReply,
@@ -86,7 +85,8 @@ export interface IndexedView {
   generation: number;
 }
 
-/** "IP", "IP:port", "IPv6", "[IPv6]:port" -> Upstream, or null. */
+/** "IP", "IP:port", "IPv6", "[IPv6]:port" -> Upstream, or null. An IPv6 address may carry a zone ("fe80::1%eth0",
+ *  as resolv.conf allows for link-local servers); addresses are strict (util/addr.ts). */
 export function parseUpstream(s: string): Upstream | null {
   if (typeof s !== 'string') return null;
   const t = s.trim();
@@ -101,9 +101,9 @@ export function parseUpstream(s: string): Upstream | null {
     host = t.slice(0, i);
     port = /^\d+$/.test(t.slice(i + 1)) ? Number(t.slice(i + 1)) : NaN;
   }
-  const fam = isIP(host);
-  if (fam === 0 || !Number.isInteger(port) || port < 1 || port > 65535) return null;
-  return { host, port, family: fam as 4 | 6, text: t };
+  const a = Addr.tryParse(host, { zone: true });
+  if (a === null || !Number.isInteger(port) || port < 1 || port > 65535) return null;
+  return { host, port, family: a.family, text: t };
 }
 
 /** A DNS name as a map key: lowercased, without a trailing dot; null when it is not a usable name (empty label,
@@ -165,8 +165,8 @@ type EntryTarget = Pick<IndexedView, 'nets' | 'containerNets' | 'entryRecords'>;
 function addEntry(idx: EntryTarget, e: DnsView['entries'][number], warnings: string[]): void {
   const ni = idx.nets.get(e.networkId);
   if (!ni) return;
-  const ip = tryParseIPv4(e.ip);
-  if (ip === null) {
+  const ip = parseV4(e.ip);
+  if (ip < 0) {
     warnings.push(`container ${e.names?.[0]}: invalid address ${JSON.stringify(e.ip)}, skipped`);
     return;
   }
@@ -285,14 +285,15 @@ export function indexView(v: DnsView, opts: { ttl?: number; selfPort?: number } 
   const byGateway = new Map<string, NetIndex>();
   const byName = new Map<string, NetIndex[]>();
   for (const n of v.networks ?? []) {
-    if (tryParseIPv4(n.gateway) === null) {
+    if (parseV4(n.gateway) < 0) {
       warnings.push(`network ${n.name}: invalid gateway ${JSON.stringify(n.gateway)}, skipped`);
       continue;
     }
-    const c = tryParseCidr(n.subnet);
+    const p = Prefix.tryParse(n.subnet);
+    const c = p && p.family === 4 ? p : null;
     if (!c) warnings.push(`network ${n.name}: invalid subnet ${JSON.stringify(n.subnet)}, not checking askers`);
     const ni: NetIndex = {
-      id: n.id, name: n.name, gateway: n.gateway, base: c ? c.network : 0, mask: c ? c.mask : 0,
+      id: n.id, name: n.name, gateway: n.gateway, base: c ? c.network.v4 : 0, mask: c ? c.mask : 0,
       internal: !!n.internal, names: new Map(), qualified: new Map(), ptr: new Map(), ipToContainer: new Map(),
     };
     nets.set(n.id, ni);
@@ -326,32 +327,6 @@ export function upstreamsFor(view: IndexedView, askerIp: string): Upstream[] {
   return view.overrides.get(askerIp) ?? view.upstreams;
 }
 
-/** Dotted quad -> uint32, or -1. For addresses the kernel reported (canonical form); cheaper than a regex. */
-export function fastIPv4(s: string): number {
-  let ip = 0;
-  let octet = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0x2e) {
-      if (digits === 0 || dots === 3) return -1;
-      ip = ip * 256 + octet;
-      octet = 0;
-      digits = 0;
-      dots++;
-    } else if (c >= 0x30 && c <= 0x39 && digits < 3) {
-      octet = octet * 10 + (c - 0x30);
-      if (octet > 255) return -1;
-      digits++;
-    } else {
-      return -1;
-    }
-  }
-  if (digits === 0 || dots !== 3) return -1;
-  return ip * 256 + octet;
-}
-
 function inNet(ni: NetIndex, ip: number): boolean {
   return ((ip & ni.mask) >>> 0) === ni.base;
 }
@@ -379,19 +354,9 @@ function otherNets(view: IndexedView, net: NetIndex, askerIp: string): NetIndex[
   return cid === undefined ? undefined : view.containerNets.get(cid);
 }
 
-/** "d.c.b.a.in-addr.arpa" -> uint32 a.b.c.d, or -1. */
+/** "d.c.b.a.in-addr.arpa" -> uint32 a.b.c.d, or -1 (the label count is the parser's: a cheap first test). */
 function reverseAddr(qname: string, labels: number): number {
-  if (labels !== 6 || !qname.endsWith('.in-addr.arpa')) return -1;
-  const p = qname.split('.', 4);
-  let ip = 0;
-  for (let i = 3; i >= 0; i--) {
-    const s = p[i];
-    if (!/^(?:0|[1-9][0-9]{0,2})$/.test(s)) return -1;
-    const b = Number(s);
-    if (b > 255) return -1;
-    ip = ip * 256 + b;
-  }
-  return ip;
+  return labels === 6 ? parseReverseV4(qname) : -1;
 }
 
 const scratchQuery = newParsedQuery();
@@ -419,7 +384,7 @@ export function answerOn(
   // Only the network's own members (and the host on the gateway) may ask: a container of another network that
   // can route to this gateway must not read this network's names.
   if (net.mask !== 0) {
-    const a = fastIPv4(askerIp);
+    const a = parseV4(askerIp);
     if (a < 0 || !inNet(net, a)) return emptyReply(msg, q, RCODE_REFUSED, false);
   }
   if (q.edns && q.ednsVersion !== 0) return emptyReply(msg, q, 16 /* BADVERS */, false);

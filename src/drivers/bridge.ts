@@ -3,13 +3,13 @@
 import { Netlink, NetlinkError, encodeSockFilter, type SockFilter, type TcFilterInfo } from '../kernel/netlink.js';
 import { writeSysctl } from '../kernel/sysctl.js';
 import type { EndpointRecord, NetworkRecord } from '../types.js';
-import { parseCidr } from '../util/ip.js';
+import { parsePrefix } from '../util/addr.js';
 import { macFromIp } from '../ipam/ipam.js';
 import type { Host } from '../engine/host.js';
 import { endpointMark, networkMark, ownedBy } from '../engine/marks.js';
 
 function prefixOf(n: NetworkRecord): number {
-  return parseCidr(n.subnet).prefix;
+  return parsePrefix(n.subnet).bits;
 }
 
 /** Creates (or adopts, if it is already ours) the bridge with the gateway address, and enables forwarding. */

@@ -14,7 +14,7 @@ import { closeFd } from '../kernel/netns.js';
 import { writeSysctl } from '../kernel/sysctl.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
 import { UserError } from '../util/errors.js';
-import { canonicalCidr, parseCidr } from '../util/ip.js';
+import { canonicalPrefix, parsePrefix } from '../util/addr.js';
 import { validateAlias } from '../util/validate.js';
 import { CNI_MARK, cniRow, cniRowsOn, dropCniRows, insertCniRow, openRuntimeNetns, retireInterface, type CniRow } from './cni-state.js';
 import { hostResolvConf, usableUpstreams } from './etc.js';
@@ -72,7 +72,7 @@ function ensureNetwork(h: Host, conf: NetConf): NetworkRecord {
     }
   }
   const bad: string[] = [];
-  const canon = (s: string) => { try { return canonicalCidr(s); } catch { return s; } };
+  const canon = (s: string) => { try { return canonicalPrefix(s); } catch { return s; } };
   if (conf.subnet !== undefined && canon(conf.subnet) !== n.subnet) bad.push(`subnet ${conf.subnet} (the network has ${n.subnet})`);
   if (conf.gateway !== undefined && conf.gateway !== n.gateway) bad.push(`gateway ${conf.gateway} (the network has ${n.gateway})`);
   if (conf.ipRange !== undefined && canon(conf.ipRange) !== (n.ipRange ?? n.subnet)) bad.push(`ipRange ${conf.ipRange} (the network has ${n.ipRange ?? 'none'})`);
@@ -151,7 +151,7 @@ export function cniAdd(h: Host, env: CniEnv, conf: NetConf): Record<string, unkn
       if (!existing && conf.portMappings.length && !net.internal) {
         try { ports = resolvePorts(h, portSpecs(conf)); } catch (e) { asCni(e); }
       }
-      const prefix = parseCidr(net.subnet).prefix;
+      const prefix = parsePrefix(net.subnet).bits;
       let staticIp: string | undefined;
       if (conf.ips.length) {
         const [addr, p] = conf.ips[0].split('/');
@@ -256,7 +256,7 @@ export function cniDel(h: Host, env: CniEnv, conf: NetConf): void {
     const row = cniRow(h, net.id, env.containerId, env.ifname);
     if (!row) return;
     const ep = h.store.endpointsOf(row.containerId).find((e) => e.networkId === net.id);
-    if (ep) retireInterface(row, ep, parseCidr(net.subnet).prefix);
+    if (ep) retireInterface(row, ep, parsePrefix(net.subnet).bits);
     crashPoint('cni-del:netns');
     removeAttachments(h, [row], 'cni-del', true);
   });
@@ -285,7 +285,7 @@ export function cniCheck(h: Host, env: CniEnv, conf: NetConf): void {
       const link = o.cnl.links().find((l) => l.index === idx);
       if (link && !link.up) problems.push(`interface ${env.ifname} is down`);
       if (link && link.mac !== ep.mac) problems.push(`interface ${env.ifname} has MAC ${link.mac}, expected ${ep.mac}`);
-      const prefix = parseCidr(net.subnet).prefix;
+      const prefix = parsePrefix(net.subnet).bits;
       if (!o.cnl.addresses(4).some((a) => a.index === idx && a.address === ep.ip && a.prefixLen === prefix)) problems.push(`address ${ep.ip}/${prefix} is missing on ${env.ifname}`);
     }
     if (row.defaultRoute && !o.cnl.routes(4).some((r) => r.prefixLen === 0 && r.gateway === net.gateway)) problems.push(`default route via ${net.gateway} is missing`);

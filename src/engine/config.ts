@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { ContainerRecord, NetworkMode, PortMapping } from '../types.js';
 import type { Host } from './host.js';
 import { UserError, showValue } from '../util/errors.js';
-import { isIPv4 } from '../util/ip.js';
+import { isIP } from '../util/addr.js';
 import { validateLabel } from '../util/validate.js';
 
 const bad = (m: string): never => { throw new UserError(m, 'invalid'); };
@@ -62,8 +62,8 @@ export function validateConfig(c: ContainerConfig): void {
   for (const [k, v] of Object.entries(c.labels)) validateLabel(`${k}=${v}`);
   for (const [name, ip] of c.extraHosts) {
     validateHostname(name, '--add-host name');
-    // IPv6 addresses are written to /etc/hosts as given (the network itself is IPv4).
-    if (!isIPv4(ip) && !/^[0-9a-fA-F:.]+$/.test(ip) && ip !== 'host-gateway') bad(`invalid IP address in add-host: ${showValue(ip)}`);
+    // Either family (strict, no zone), written to /etc/hosts as given.
+    if (isIP(ip) === 0 && ip !== 'host-gateway') bad(`invalid IP address in add-host: ${showValue(ip)}`);
   }
   for (const d of c.dnsSearch) if (d !== '.' ) validateHostname(d.replace(/\.$/, ''), '--dns-search domain');
   for (const o of c.dnsOptions) if (!/^[\x21-\x7e]+$/.test(o)) bad(`invalid --dns-option ${showValue(o)}`);

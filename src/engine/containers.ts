@@ -15,7 +15,7 @@ import {
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
 import type { SavedEndpoint } from '../store/store.js';
 import { UserError } from '../util/errors.js';
-import { isIPv4 } from '../util/ip.js';
+import { isIPv4 } from '../util/addr.js';
 import { isSafeName, validateAlias, validateContainerName } from '../util/validate.js';
 import { etcPaths, refreshEtc, writeEtc } from './etc.js';
 import { DEFAULT_CONFIG, containerConfig, exposedSpecs, validateConfig, validateMac, writeConfig, type ContainerConfig } from './config.js';

@@ -5,7 +5,7 @@ import * as bridge from '../drivers/bridge.js';
 import { DEFAULT_BRIDGE_SUBNET, pickSubnet, planNetworkIpam } from '../ipam/ipam.js';
 import type { NetworkRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
-import { isIPv4 } from '../util/ip.js';
+import { isIPv4 } from '../util/addr.js';
 import { validateIfName, validateLabel, validateMtu, validateNetworkName } from '../util/validate.js';
 import { applyFirewall, assertSoleNsnet } from './firewall.js';
 import type { Host } from './host.js';

@@ -1,7 +1,7 @@
 // Docker-shaped views of nsnet's records (what `inspect` prints), so scripts written for Docker carry over.
 import crypto from 'node:crypto';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
-import { parseCidr } from '../util/ip.js';
+import { parsePrefix } from '../util/addr.js';
 import { netnsPath } from '../kernel/netns.js';
 
 export function endpointId(containerId: string, networkId: string): string {
@@ -9,7 +9,7 @@ export function endpointId(containerId: string, networkId: string): string {
 }
 
 export function networkView(n: NetworkRecord, eps: EndpointRecord[]): Record<string, unknown> {
-  const prefix = parseCidr(n.subnet).prefix;
+  const prefix = parsePrefix(n.subnet).bits;
   const containers: Record<string, unknown> = {};
   for (const e of eps) {
     containers[e.containerId] = {
@@ -83,7 +83,7 @@ export function containerView(c: ContainerRecord, eps: EndpointRecord[], nets: M
       IPAMConfig: e.staticIp ? { IPv4Address: e.ip } : null,
       Aliases: n.isDefault ? null : [...e.aliases, c.id.slice(0, 12)],
       NetworkID: n.id, EndpointID: endpointId(c.id, n.id), Gateway: n.gateway, IPAddress: e.ip,
-      IPPrefixLen: parseCidr(n.subnet).prefix, MacAddress: e.mac, InterfaceName: e.ifname, HostInterface: e.hostIf,
+      IPPrefixLen: parsePrefix(n.subnet).bits, MacAddress: e.mac, InterfaceName: e.ifname, HostInterface: e.hostIf,
     };
   }
   if (c.mode === 'host') networks.host = { NetworkID: pseudoNetworkView('host').Id, IPAddress: '', Gateway: '', MacAddress: '' };
@@ -105,7 +105,7 @@ export function containerView(c: ContainerRecord, eps: EndpointRecord[], nets: M
       SandboxKey: ownerNetns ? netnsPath(ownerNetns) : '',
       // Bindings exist only while it runs (Docker's); HostConfig.PortBindings keeps what was asked for.
       Ports: c.state === 'running' ? portsView(c.ports) : {},
-      IPAddress: def?.ip ?? '', IPPrefixLen: defNet ? parseCidr(defNet.subnet).prefix : 0,
+      IPAddress: def?.ip ?? '', IPPrefixLen: defNet ? parsePrefix(defNet.subnet).bits : 0,
       Gateway: defNet?.gateway ?? '', MacAddress: def?.mac ?? '',
       Networks: networks,
     },

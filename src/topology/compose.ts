@@ -10,7 +10,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, isMap, isPair, isScalar, parseDocument, type Document, type Node as YNode } from 'yaml';
 import { UserError } from '../util/errors.js';
-import { isIPv4 } from '../util/ip.js';
+import { isIPv4 } from '../util/addr.js';
 import { parsePortSpec } from '../util/ports.js';
 import { validateAlias, validateNetworkName } from '../util/validate.js';
 

@@ -1,7 +1,7 @@
 // Published ports: Docker's `-p [HOSTIP:][HOSTPORT[-END]:]CPORT[-END][/tcp|udp]`. Pure.
 import type { PortMapping, Proto } from '../types.js';
 import { UserError, showValue } from './errors.js';
-import { isIPv4 } from './ip.js';
+import { isIPv4 } from './addr.js';
 
 /**
  * A parsed -p spec before ephemeral host ports are chosen. hostPort/hostPortEnd are both null when the host
