@@ -5,7 +5,8 @@ export type Proto = 'tcp' | 'udp';
 /** One published port range, as `-p [HOSTIP:][HOSTPORT[-END]:]CPORT[-END][/proto]` after parsing and
  *  after ephemeral host ports were chosen. A single port is a range of length 1. */
 export interface PortMapping {
-  /** '' means every host address (0.0.0.0). Otherwise one IPv4 address of the host. */
+  /** '' means every host address (0.0.0.0 and, on a network with IPv6, [::]). Otherwise one IPv4 address of the
+   *  host, or one IPv6 address (canonical, without brackets: `-p [2001:db8::1]:8080:80`). */
   hostIp: string;
   hostPort: number;
   hostPortEnd: number;
@@ -21,11 +22,22 @@ export interface NetworkRecord {
   driver: 'bridge';
   /** Name of the Linux bridge in the host netns (<= 15 bytes). */
   bridge: string;
-  /** IPv4 CIDR in canonical form, e.g. "172.18.0.0/16". */
+  /** IPv4 CIDR in canonical form, e.g. "172.18.0.0/16"; '' on an IPv6-only network (--ipv4=false). */
   subnet: string;
+  /** IPv4 gateway; '' on an IPv6-only network. */
   gateway: string;
   /** Sub-range containers' dynamic addresses come from; null = the whole subnet. */
   ipRange: string | null;
+  /** Docker's EnableIPv6: the network has an IPv6 subnet (subnet6, gateway6 set). The IPv6 fields are optional so
+   *  that records made by code that knows nothing of IPv6 (tests, drivers, rebuild) stay valid: absent = no IPv6;
+   *  the store always fills them. */
+  enableIPv6?: boolean;
+  /** IPv6 subnet in canonical form (RFC 5952), e.g. "fd3a:1b2c:3d4e::/64"; null without IPv6. One per family: the
+   *  IPv4 fields above stay what every IPv4 caller reads, the IPv6 ones sit beside them (see networkSubnets). */
+  subnet6?: string | null;
+  /** IPv6 gateway on the bridge (default ::1 of subnet6); null without IPv6. */
+  gateway6?: string | null;
+  ipRange6?: string | null;
   internal: boolean;
   /** Inter-container communication on this network (Docker's com.docker.network.bridge.enable_icc). */
   icc: boolean;
@@ -48,12 +60,17 @@ export interface EndpointRecord {
   ifname: string;
   /** Host-side veth name, on the network's bridge. */
   hostIf: string;
+  /** IPv4 address; '' on an IPv6-only network. */
   ip: string;
+  /** IPv6 address (canonical) on a network with IPv6, else null. */
+  ip6?: string | null;
   mac: string;
   /** Extra DNS names for this container on this network. */
   aliases: string[];
   /** Address was given by the user (--ip): kept as is, never handed out dynamically. */
   staticIp: boolean;
+  /** The IPv6 address was given by the user (--ip6). */
+  staticIp6?: boolean;
 }
 
 export type ContainerState = 'created' | 'running' | 'exited';
@@ -88,7 +105,17 @@ export interface FirewallState {
   networks: Array<Pick<NetworkRecord, 'id' | 'name' | 'bridge' | 'subnet' | 'gateway' | 'internal' | 'icc'> & {
     /** false: no masquerade of its outbound traffic (Docker's enable_ip_masquerade=false); absent = true. */
     masquerade?: boolean;
+    /** The IPv6 subnet and gateway (absent: IPv4 only). `subnet`/`gateway` are '' on an IPv6-only network. */
+    subnet6?: string;
+    gateway6?: string;
+    /** Docker's gateway_mode_ipv6: 'nat' (default: NAT66 masquerade) or 'routed' (no NAT, only published ports
+     *  reachable, at the container's own address). */
+    gatewayMode6?: 'nat' | 'routed';
   }>;
-  /** Published ports with the container address they lead to. */
-  ports: Array<PortMapping & { containerId: string; containerIp: string; networkId: string }>;
+  /** Published ports with the container address(es) they lead to: containerIp (IPv4, '' on an IPv6-only
+   *  network) and containerIp6 (absent on an IPv4-only network). A port without a host address is published in
+   *  each family the container has; one with a host address in that address's family. */
+  ports: Array<PortMapping & { containerId: string; containerIp: string; containerIp6?: string; networkId: string;
+    /** Its network's IPv6 is routed (gateway_mode_ipv6=routed): the IPv6 side opens the container port, no DNAT. */
+    routed6?: boolean }>;
 }

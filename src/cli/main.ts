@@ -9,6 +9,15 @@ import type { Host } from '../engine/host.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
+/** A boolean flag Docker spells --flag, --flag=true or --flag=false. */
+function boolFlag(name: string): (v: string) => boolean {
+  return (v: string) => {
+    if (/^(true|1)$/i.test(v)) return true;
+    if (/^(false|0)$/i.test(v)) return false;
+    throw new CliError(`invalid argument ${JSON.stringify(v)} for "${name}" flag: expected true or false`, 2);
+  };
+}
+
 function kv(list: string[], what: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const item of list) {
@@ -155,9 +164,11 @@ network.hook('preAction', () => { networkCommand = true; });
 network.command('create')
   .description('create a bridge network')
   .option('-d, --driver <driver>', 'driver (bridge)', 'bridge')
-  .option('--subnet <cidr>', 'subnet in CIDR form')
-  .option('--gateway <ip>', 'gateway address (default: first address of the subnet)')
-  .option('--ip-range <cidr>', 'allocate container addresses from this sub-range')
+  .option('--subnet <cidr>', 'subnet in CIDR form (one IPv4 and, with --ipv6, one IPv6)', collect, [])
+  .option('--gateway <ip>', 'gateway address (default: first address of the subnet; one per family)', collect, [])
+  .option('--ip-range <cidr>', 'allocate container addresses from this sub-range (one per family)', collect, [])
+  .option('--ipv6', 'enable IPv6 (an IPv6 subnet: --subnet, or a /64 of the host\'s ULA /48)')
+  .option('--ipv4 <bool>', '--ipv4=false: no IPv4 (an IPv6-only network, with --ipv6)', boolFlag('--ipv4'))
   .option('--internal', 'no traffic leaves or enters the subnet')
   .option('-o, --opt <key=value>', 'driver option: bridge.name=IFNAME, mtu=N, icc=false', collect, [])
   .option('--label <key=value>', 'label', collect, [])
@@ -166,7 +177,8 @@ network.command('create')
     const h = await openHost();
     const { createNetwork } = await import('../engine/networks.js');
     const n = createNetwork(h, {
-      name, driver: o.driver, subnet: o.subnet, gateway: o.gateway, ipRange: o.ipRange, internal: !!o.internal,
+      name, driver: o.driver, subnets: o.subnet, gateways: o.gateway, ipRanges: o.ipRange, internal: !!o.internal,
+      ipv6: o.ipv6 === true, ...(o.ipv4 === false ? { ipv4: false } : {}),
       options: kv(o.opt, 'option'), labels: kv(o.label, 'label'),
     });
     const { foreignFirewallWarning } = await import('../engine/firewall.js');
@@ -247,13 +259,14 @@ network.command('prune')
 network.command('connect')
   .description('connect a container to a network')
   .option('--ip <ip>', 'IPv4 address')
+  .option('--ip6 <ip>', 'IPv6 address')
   .option('--alias <name>', 'network-scoped alias', collect, [])
   .argument('<network>')
   .argument('<container>')
   .action(async (net: string, ctr: string, o) => {
     const h = await openHost();
     const { connect } = await import('../engine/containers.js');
-    connect(h, net, ctr, { ip: o.ip, aliases: o.alias });
+    connect(h, net, ctr, { ip: o.ip, ip6: o.ip6, aliases: o.alias });
   });
 
 network.command('disconnect')
@@ -278,6 +291,7 @@ function addCreateOptions(c: Command): Command {
     .addOption(new Option('--network <network>', 'bridge | host | none | container:NAME | NETWORK').default('bridge'))
     .addOption(new Option('--net <network>').hideHelp())
     .option('--ip <ip>', 'IPv4 address (user-defined networks with --subnet only)')
+    .option('--ip6 <ip>', 'IPv6 address (networks with --ipv6 and an IPv6 --subnet only)')
     .option('--mac-address <mac>', 'MAC address of the first interface')
     .option('--alias <name>', 'network-scoped alias', collect, [])
     .addOption(new Option('--network-alias <name>').hideHelp().argParser(collect).default([]))
@@ -304,7 +318,7 @@ function addCreateOptions(c: Command): Command {
 }
 
 type CreateOpts = {
-  name?: string; hostname?: string; domainname?: string; network: string; net?: string; ip?: string; macAddress?: string;
+  name?: string; hostname?: string; domainname?: string; network: string; net?: string; ip?: string; ip6?: string; macAddress?: string;
   alias: string[]; networkAlias: string[]; publish: string[]; publishAll?: boolean; expose: string[]; dns: string[];
   dnsSearch: string[]; dnsOption: string[]; dnsOpt: string[]; addHost: string[]; env: string[]; envFile: string[];
   workdir?: string; user?: string; label: string[]; interactive?: boolean; tty?: boolean; init?: boolean; restart?: string;
@@ -349,7 +363,7 @@ async function doCreate(command: string[], o: CreateOpts) {
   const h = await openHost();
   const { createContainer } = await import('../engine/containers.js');
   const r = createContainer(h, {
-    name: o.name, network: o.net ?? o.network, ip: o.ip, aliases: [...o.alias, ...o.networkAlias], publish: o.publish,
+    name: o.name, network: o.net ?? o.network, ip: o.ip, ip6: o.ip6, aliases: [...o.alias, ...o.networkAlias], publish: o.publish,
     dns: o.dns, command, autoRemove: !!o.rm, publishAll: !!o.publishAll, macAddress: o.macAddress,
     config: {
       hostname: o.hostname ?? '', domainname: o.domainname ?? '', env: envList(o), workdir: o.workdir ?? '',

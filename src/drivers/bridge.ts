@@ -1,7 +1,8 @@
 // The bridge driver: what the seed document does by hand with `ip link add ... type bridge`, veth pairs,
 // `ip addr add`, `ip route add default via`, done with a handful of rtnetlink requests.
 import { Netlink, NetlinkError, encodeSockFilter, type SockFilter, type TcFilterInfo } from '../kernel/netlink.js';
-import { writeSysctl } from '../kernel/sysctl.js';
+import { enableIPv6On, writeSysctl } from '../kernel/sysctl.js';
+import crypto from 'node:crypto';
 import type { EndpointRecord, NetworkRecord } from '../types.js';
 import { parsePrefix } from '../util/addr.js';
 import { macFromIp } from '../ipam/ipam.js';
@@ -10,6 +11,18 @@ import { endpointMark, networkMark, ownedBy } from '../engine/marks.js';
 
 function prefixOf(n: NetworkRecord): number {
   return parsePrefix(n.subnet).bits;
+}
+
+function prefix6Of(n: NetworkRecord): number {
+  return parsePrefix(n.subnet6!).bits;
+}
+
+/** The bridge's fixed MAC: derived from the IPv4 gateway as containers' own are; an IPv6-only network has no
+ *  IPv4 address to derive it from: 02:42 then four bytes of the network id's hash (stable, locally administered). */
+export function bridgeMac(n: NetworkRecord): string {
+  if (n.gateway) return macFromIp(n.gateway);
+  const d = crypto.createHash('sha256').update(`nsnet-bridge-mac/${n.id}`).digest();
+  return ['02', '42', ...[...d.subarray(0, 4)].map((x) => x.toString(16).padStart(2, '0'))].join(':');
 }
 
 /** Creates (or adopts, if it is already ours) the bridge with the gateway address, and enables forwarding. */
@@ -21,15 +34,28 @@ export function setupNetwork(h: Host, n: NetworkRecord): void {
   }
   // A fixed MAC (derived from the gateway, like containers' own): otherwise the bridge takes the lowest MAC of
   // its ports, changing whenever a container comes or goes, and containers' ARP entries for the gateway go stale.
-  const index = link ? link.index : nl.createBridge(n.bridge, { mtu: n.mtu, alias: networkMark(h.owner, n), up: true, mac: macFromIp(n.gateway) });
+  const index = link ? link.index : nl.createBridge(n.bridge, { mtu: n.mtu, alias: networkMark(h.owner, n), up: true, mac: bridgeMac(n) });
   if (link) nl.setUp(index);
-  const prefix = prefixOf(n);
-  const has = nl.addresses().some((a) => a.index === index && a.address === n.gateway && a.prefixLen === prefix);
-  if (!has) nl.addAddress(index, n.gateway, prefix);
+  const addrs = nl.addresses();
+  if (n.gateway) {
+    const prefix = prefixOf(n);
+    const has = addrs.some((a) => a.index === index && a.address === n.gateway && a.prefixLen === prefix);
+    if (!has) nl.addAddress(index, n.gateway, prefix);
+  }
+  if (n.subnet6 && n.gateway6) {
+    // IPv6 on the bridge (the host's default may have it off), no router advertisement accepted there, forwarding
+    // on in the host netns; the gateway without duplicate address detection (usable at once, as Docker's).
+    h.inHost(() => {
+      enableIPv6On(n.bridge);
+      writeSysctl('net.ipv6.conf.all.forwarding', '1');
+    });
+    const p6 = prefix6Of(n);
+    if (!addrs.some((a) => a.index === index && a.address === n.gateway6 && a.prefixLen === p6)) nl.addAddress(index, n.gateway6, p6, { nodad: true });
+  }
   link = null;
   // The guard's block before route_localnet is armed (containers come later and bind their ports to it).
   ensureGuardBlock(h, index, n.bridge);
-  h.inHost(() => {
+  if (n.gateway) h.inHost(() => {
     writeSysctl('net.ipv4.ip_forward', '1');
     // Lets DNAT of 127.0.0.1:PORT to a container leave through the bridge (KERNEL-NOTES pitfall 10).
     writeSysctl(`net.ipv4.conf.${n.bridge.replace(/\./g, '/')}.route_localnet`, '1');
@@ -140,6 +166,8 @@ export interface AttachOptions {
   /** Netlink socket bound to the container netns. */
   cnl: Netlink;
   defaultRoute: boolean;
+  /** The IPv6 default route via this network's IPv6 gateway (default: defaultRoute). */
+  defaultRoute6?: boolean;
   /** Also bring the container's loopback (always ifindex 1 in a new netns) up in the same batch, with this mark
    *  (src/engine/marks.ts containerMark). */
   loMark?: string;
@@ -164,14 +192,17 @@ export function attach(h: Host, n: NetworkRecord, ep: EndpointRecord, o: AttachO
   });
   const peer = o.cnl.ifindex(ep.ifname);
   if (peer === null) throw new Error(`veth peer ${ep.ifname} did not appear in the container`);
-  const prefix = prefixOf(n);
+  // A network with IPv6: IPv6 on this interface only (accept_ra=0 first); every other stays without it.
+  if (ep.ip6) enableIPv6On(ep.ifname, o.nsFd);
   o.cnl.batch((b) => {
     // lo also carries the host's mark (in the same send): reconcile recognises the netns as nsnet's by it, not by
     // its name alone (a user's `ip netns add nsnet-<hostid>-x` is left alone).
     if (o.loMark) b.setUp(1).setAlias(1, o.loMark);
     b.setUp(peer);
-    b.addAddress(peer, ep.ip, prefix);
-    if (o.defaultRoute) b.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: n.gateway });
+    if (ep.ip) b.addAddress(peer, ep.ip, prefixOf(n));
+    if (ep.ip6) b.addAddress(peer, ep.ip6, prefix6Of(n), { nodad: true });
+    if (o.defaultRoute && ep.ip && n.gateway) b.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: n.gateway });
+    if ((o.defaultRoute6 ?? o.defaultRoute) && ep.ip6 && n.gateway6) b.addRoute({ dst: '::', prefixLen: 0, gateway: n.gateway6 });
   });
 }
 

@@ -145,6 +145,8 @@ export function cniAdd(h: Host, env: CniEnv, conf: NetConf): Record<string, unkn
       if (existing && h.store.endpointsOf(cid).some((e) => e.networkId === net.id)) {
         throw new CniError(CODES.exists, `container ${env.containerId} is already attached to network ${net.name} (under another interface name)`, 'nsnet gives a container one interface per network');
       }
+      // IPv6 through CNI (an ipam result with both families) is not built: refused, not half-attached.
+      if (!net.subnet) throw new CniError(CODES.invalidConfig, `network ${net.name} is IPv6-only: CNI attachments are IPv4 only in nsnet`);
       let ports: PortMapping[] = [];
       // Published ports belong to the container: made with its first attachment (a runtime passes the same
       // mappings to every network's ADD; they are published once, on the container's first network).

@@ -25,7 +25,7 @@ import { recoverIfNeeded } from './reconcile.js';
 import { errLogFile, exitFile, logFile, refreshState } from './state.js';
 import { applyFirewall, applyPortDelta, containerPorts, foreignFirewallWarning } from './firewall.js';
 import type { Host } from './host.js';
-import { AUTO_SUBNET, DEFAULT_NETWORK, ensureDefaultNetwork, networkHostBinding, resolveNetwork } from './networks.js';
+import { AUTO_SUBNET, AUTO_SUBNET6, DEFAULT_NETWORK, ensureDefaultNetwork, networkHostBinding, resolveNetwork } from './networks.js';
 import { resolvePorts } from './ports.js';
 import { ensureSpace, undoOrReport, writeFileNoFollow } from './statedir.js';
 import { awaitDns, notifyDnsContainer } from './dnsctl.js';
@@ -39,6 +39,8 @@ export interface CreateOptions {
   /** bridge (default) | host | none | container:NAME | a network name or id */
   network?: string;
   ip?: string;
+  /** --ip6: the IPv6 address on a network with IPv6 and a user-configured IPv6 subnet. */
+  ip6?: string;
   aliases?: string[];
   publish?: string[];
   dns?: string[];
@@ -122,6 +124,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
   const mode: ContainerRecord['mode'] = netRef === 'host' ? 'host' : netRef === 'none' ? 'none' : netRef.startsWith('container:') ? 'container' : 'bridge';
   if (mode !== 'bridge') {
     if (o.ip !== undefined) throw new UserError(`--ip is only valid with a user-defined network, not --network ${netRef}`, 'invalid');
+    if (o.ip6 !== undefined) throw new UserError(`--ip6 is only valid with a user-defined network, not --network ${netRef}`, 'invalid');
     if (o.aliases?.length) throw new UserError(`--alias is only valid with a user-defined network, not --network ${netRef}`, 'invalid');
   }
   if (mode === 'container' && (o.publish?.length || o.publishAll)) throw new UserError('conflicting options: port publishing and the container type network mode', 'invalid');
@@ -150,7 +153,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
     const existingNet = mode === 'bridge' ? h.store.findNetwork(netRef) : null;
     if (mode === 'bridge' && !existingNet && netRef !== DEFAULT_NETWORK) throw new UserError(`network ${netRef} not found`, 'notfound');
     const onDefault = mode === 'bridge' && (existingNet ? existingNet.isDefault : netRef === DEFAULT_NETWORK);
-    if (o.ip !== undefined && onDefault) throw new UserError('user specified IP address is supported on user defined networks only', 'invalid');
+    if ((o.ip !== undefined || o.ip6 !== undefined) && onDefault) throw new UserError('user specified IP address is supported on user defined networks only', 'invalid');
     if (o.aliases?.length && onDefault) throw new UserError('network-scoped alias is supported only for containers in user defined networks', 'invalid');
     if (mode === 'container') {
       const tref = netRef.slice('container:'.length);
@@ -173,6 +176,12 @@ export function createContainer(h: Host, o: CreateOptions): Created {
     // host_binding_ipv4: ports published without a host address bind to the network's.
     const binding = net ? networkHostBinding(net) : '';
     if (binding) ports = ports.map((p) => (p.hostIp === '' ? { ...p, hostIp: binding } : p));
+    if (net && ports.some((p) => p.hostIp.includes(':')) && !net.subnet6) {
+      throw new UserError(`an IPv6 host address in -p needs a network with IPv6: network ${net.name} is IPv4-only`, 'invalid');
+    }
+    if (net && !net.subnet && ports.some((p) => p.hostIp !== '' && !p.hostIp.includes(':'))) {
+      throw new UserError(`an IPv4 host address in -p needs a network with IPv4: network ${net.name} is IPv6-only`, 'invalid');
+    }
     if (net?.internal && ports.length) {
       warnings.push(`network ${net.name} is internal: its containers' ports cannot be published`);
     }
@@ -191,11 +200,11 @@ export function createContainer(h: Host, o: CreateOptions): Created {
     }
     let ep: EndpointRecord | null = null;
     h.store.tx(() => {
-      if (net) ep = planEndpoint(h, c, net, 'eth0', o.ip, o.aliases ?? [], o.macAddress);
+      if (net) ep = planEndpoint(h, c, net, 'eth0', o.ip, o.aliases ?? [], o.macAddress, false, { ip6: o.ip6 });
       h.store.insertContainer(c, true);
       if (ep) {
         h.store.insertEndpoint(ep, true);
-        if (!ep.staticIp) h.store.setLastIp(net!.id, ep.ip);
+        noteLast(h, net!, ep);
       }
     });
     crashPoint('create:persisted');
@@ -223,22 +232,46 @@ export function createContainer(h: Host, o: CreateOptions): Created {
   });
 }
 
-/** Plans one endpoint (address, MAC, interface names) inside the caller's transaction. */
-function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: string, ip: string | undefined, aliases: string[], mac?: string, reuse = false): EndpointRecord {
-  const inUse = h.store.addressesOf(net.id);
-  let addr: string;
+/** Records the dynamic addresses an endpoint was given (serial allocation goes on after them). */
+function noteLast(h: Host, net: NetworkRecord, ep: EndpointRecord): void {
+  if (!ep.staticIp && ep.ip) h.store.setLastIp(net.id, ep.ip);
+  if (!ep.staticIp6 && ep.ip6) h.store.setLastIp6(net.id, ep.ip6);
+}
+
+/** A random locally administered unicast MAC (an IPv6-only endpoint has no IPv4 address to derive one from). */
+function randomMac(): string {
+  const b = crypto.randomBytes(6);
+  b[0] = (b[0] & 0xfc) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+const USER_SUBNET_ONLY = 'user specified IP address is supported only when connecting to networks with user configured subnets';
+
+/** Plans one endpoint (addresses of each family the network has, MAC, interface names) inside the caller's
+ *  transaction. The MAC is derived from the IPv4 address (as Docker's); random on an IPv6-only network. */
+function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: string, ip: string | undefined, aliases: string[], mac?: string, reuse = false,
+  v6: { ip6?: string; reuse6?: boolean } = {}): EndpointRecord {
+  let addr = '';
   if (ip !== undefined) {
-    if (net.options[AUTO_SUBNET] === 'true' && !reuse) {
-      throw new UserError('user specified IP address is supported only when connecting to networks with user configured subnets', 'invalid');
-    }
-    checkStaticIp(net, ip, inUse);
+    if (!net.subnet) throw new UserError(`invalid --ip ${ip}: network ${net.name} has no IPv4 (--ipv4=false)`, 'invalid');
+    if (net.options[AUTO_SUBNET] === 'true' && !reuse) throw new UserError(USER_SUBNET_ONLY, 'invalid');
+    checkStaticIp(net, ip, h.store.addressesOf(net.id));
     addr = ip;
-  } else {
-    addr = allocateIp(net, inUse, h.store.lastIp(net.id), net.name);
+  } else if (net.subnet) {
+    addr = allocateIp(net, h.store.addressesOf(net.id), h.store.lastIp(net.id), net.name);
+  }
+  let addr6: string | null = null;
+  if (v6.ip6 !== undefined) {
+    if (!net.subnet6 || !net.gateway6) throw new UserError(`invalid --ip6 ${v6.ip6}: network ${net.name} has no IPv6 (create it with --ipv6)`, 'invalid');
+    if (net.options[AUTO_SUBNET6] === 'true' && !v6.reuse6) throw new UserError(USER_SUBNET_ONLY, 'invalid');
+    addr6 = checkStaticIp({ subnet: net.subnet6, gateway: net.gateway6, ipRange: net.ipRange6 }, v6.ip6, h.store.addresses6Of(net.id));
+  } else if (net.subnet6 && net.gateway6) {
+    addr6 = allocateIp({ subnet: net.subnet6, gateway: net.gateway6, ipRange: net.ipRange6, name: net.name }, h.store.addresses6Of(net.id), h.store.lastIp6(net.id), net.name);
   }
   return {
-    containerId: c.id, containerName: c.name, networkId: net.id, ifname, hostIf: hostIfName(), ip: addr,
-    mac: mac ? mac.toLowerCase() : macFromIp(addr), aliases, staticIp: ip !== undefined,
+    containerId: c.id, containerName: c.name, networkId: net.id, ifname, hostIf: hostIfName(), ip: addr, ip6: addr6,
+    mac: mac ? mac.toLowerCase() : addr ? macFromIp(addr) : randomMac(), aliases, staticIp: ip !== undefined,
+    staticIp6: v6.ip6 !== undefined,
   };
 }
 
@@ -260,8 +293,9 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
       crashPoint('create:netns');
       const nl = cnl as unknown as Netlink;
       if (!eps.length) nl.batch((b) => b.setUp(1).setAlias(1, containerMark(h.owner, c))); // the mark: see bridge.attach
+      const first6 = eps.findIndex(([ep]) => ep.ip6);
       eps.forEach(([ep, net], i) => {
-        bridge.attach(h, net, ep, { nsFd: fd, cnl: nl, defaultRoute: i === 0, loMark: i === 0 ? containerMark(h.owner, c) : undefined });
+        bridge.attach(h, net, ep, { nsFd: fd, cnl: nl, defaultRoute: i === 0, defaultRoute6: i === first6, loMark: i === 0 ? containerMark(h.owner, c) : undefined });
         crashPoint('create:endpoint');
       });
     } finally {
@@ -303,11 +337,13 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
       // Pending until the kernel side exists: a crash in between is rolled back (the attachments stay saved).
       // The address it had when it was released, if nobody took it meanwhile (as Docker gives it back).
       const prev = s.ip === null && s.prevIp && !h.store.addressesOf(net.id).has(s.prevIp) ? s.prevIp : undefined;
-      const ep = prev !== undefined
-        ? { ...planEndpoint(h, c, net, s.ifname, prev, s.aliases, s.ifname === 'eth0' ? containerConfig(h, c).macAddress || undefined : undefined, true), staticIp: false }
-        : planEndpoint(h, c, net, s.ifname, s.ip ?? undefined, s.aliases, s.ifname === 'eth0' ? containerConfig(h, c).macAddress || undefined : undefined);
+      const prev6 = !s.ip6 && s.prevIp6 && !h.store.addresses6Of(net.id).has(s.prevIp6) ? s.prevIp6 : undefined;
+      const mac = s.ifname === 'eth0' ? containerConfig(h, c).macAddress || undefined : undefined;
+      const ep0 = planEndpoint(h, c, net, s.ifname, prev ?? s.ip ?? undefined, s.aliases, mac, prev !== undefined,
+        { ip6: prev6 ?? s.ip6 ?? undefined, reuse6: prev6 !== undefined });
+      const ep = { ...ep0, staticIp: prev !== undefined ? false : ep0.staticIp, staticIp6: prev6 !== undefined ? false : ep0.staticIp6 };
       h.store.insertEndpoint(ep, true);
-      if (!ep.staticIp) h.store.setLastIp(net.id, ep.ip);
+      noteLast(h, net, ep);
       planned.push([ep, net]);
     }
   });
@@ -332,7 +368,7 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
 
 /** A released attachment: SavedEndpoint plus what start needs to give the same address back and to name a
  *  network removed meanwhile (extra fields of the stored JSON). */
-type Released = SavedEndpoint & { prevIp?: string; networkName?: string };
+type Released = SavedEndpoint & { prevIp?: string; prevIp6?: string; networkName?: string };
 
 /** What Docker releases when a container stops (or its network is removed while it is not running): its
  *  endpoints (addresses back to the pool, no longer listed by network inspect), its published ports, its DNS
@@ -347,8 +383,8 @@ function releaseSandbox(h: Host, c: ContainerRecord): void {
   const ids: number[] = [];
   h.store.tx(() => {
     const saved: Released[] = [...(h.store.savedEndpoints(c.id) as Released[]), ...eps.map((e) => ({
-      networkId: e.networkId, ifname: e.ifname, aliases: e.aliases, ip: e.staticIp ? e.ip : null, prevIp: e.ip,
-      networkName: nets.get(e.networkId)?.name,
+      networkId: e.networkId, ifname: e.ifname, aliases: e.aliases, ip: e.staticIp ? e.ip : null, prevIp: e.ip || undefined,
+      ip6: e.staticIp6 ? e.ip6 : null, prevIp6: e.ip6 ?? undefined, networkName: nets.get(e.networkId)?.name,
     }))];
     h.store.setSavedEndpoints(c.id, saved);
     for (const e of eps) {
@@ -655,6 +691,8 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
 
 export interface ConnectOptions {
   ip?: string;
+  /** --ip6 */
+  ip6?: string;
   aliases?: string[];
 }
 
@@ -668,7 +706,7 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
     const found = h.store.findNetwork(netRef);
     if (!found && netRef !== DEFAULT_NETWORK) throw new UserError(`network ${netRef} not found`, 'notfound');
     const onDefault = found ? found.isDefault : true;
-    if (o.ip !== undefined && onDefault) throw new UserError('user specified IP address is supported on user defined networks only', 'invalid');
+    if ((o.ip !== undefined || o.ip6 !== undefined) && onDefault) throw new UserError('user specified IP address is supported on user defined networks only', 'invalid');
     if (o.aliases?.length && onDefault) throw new UserError('network-scoped alias is supported only for containers in user defined networks', 'invalid');
     const c = resolveContainer(h, ctrRef);
     refuseCni(h, c, 'connect');
@@ -681,9 +719,9 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
     let n = 0;
     while (existing.some((e) => e.ifname === `eth${n}`)) n++;
     const ep = h.store.tx(() => {
-      const e = planEndpoint(h, c, net, `eth${n}`, o.ip, o.aliases ?? []);
+      const e = planEndpoint(h, c, net, `eth${n}`, o.ip, o.aliases ?? [], undefined, false, { ip6: o.ip6 });
       h.store.insertEndpoint(e, true);
-      if (!e.staticIp) h.store.setLastIp(net.id, e.ip);
+      noteLast(h, net, e);
       return e;
     });
     crashPoint('connect:persisted');
@@ -692,7 +730,8 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
     try {
       cnl = Netlink.openIn(fd);
       const hasDefault = cnl.routes(4).some((r) => r.prefixLen === 0);
-      bridge.attach(h, net, ep, { nsFd: fd, cnl, defaultRoute: !hasDefault });
+      const hasDefault6 = ep.ip6 ? cnl.routes(6).some((r) => r.prefixLen === 0 && r.gateway !== null) : true;
+      bridge.attach(h, net, ep, { nsFd: fd, cnl, defaultRoute: !hasDefault, defaultRoute6: !hasDefault6 });
       crashPoint('connect:attached');
       h.store.tx(() => h.store.commitEndpoint(c.id, net.id));
     } catch (e) {
@@ -740,8 +779,14 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
       const cnl = Netlink.openIn(fd);
       try {
         if (!cnl.routes(4).some((r) => r.prefixLen === 0)) {
-          const next = h.store.networkById(rest[0].networkId);
-          if (next) cnl.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: next.gateway });
+          const e4 = rest.find((e) => e.ip);
+          const next = e4 ? h.store.networkById(e4.networkId) : null;
+          if (next?.gateway) cnl.addRoute({ dst: '0.0.0.0', prefixLen: 0, gateway: next.gateway });
+        }
+        if (ep.ip6 && !cnl.routes(6).some((r) => r.prefixLen === 0 && r.gateway !== null)) {
+          const e6 = rest.find((e) => e.ip6);
+          const next = e6 ? h.store.networkById(e6.networkId) : null;
+          if (next?.gateway6) cnl.addRoute({ dst: '::', prefixLen: 0, gateway: next.gateway6 });
         }
       } finally {
         cnl.close();

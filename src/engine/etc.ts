@@ -39,7 +39,8 @@ export function writeEtc(h: Host, c: ContainerRecord, eps: EndpointRecord[], net
   const host = hostResolvConf();
   const first = eps[0] ? nets.get(eps[0].networkId) : undefined;
   let nameservers: string[];
-  if (first && !first.isDefault) nameservers = [first.gateway];
+  // One nameserver, as Docker's: the IPv4 gateway; on an IPv6-only network the IPv6 one.
+  if (first && !first.isDefault) nameservers = [first.gateway || first.gateway6 || ''].filter(Boolean);
   else nameservers = c.dns.length ? c.dns : usableUpstreams(host.nameservers);
   const p = etcPaths(h, c);
   const cfg = containerConfig(h, c);
@@ -51,8 +52,11 @@ export function writeEtc(h: Host, c: ContainerRecord, eps: EndpointRecord[], net
   const hostname = cfg.hostname || c.id.slice(0, 12);
   const names = [...new Set([c.name, hostname, ...(hostname.includes('.') ? [hostname.split('.')[0]] : []), c.id.slice(0, 12)])].join(' ');
   const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback'];
-  for (const [name, ip] of cfg.extraHosts) lines.push(`${ip === 'host-gateway' ? (first?.gateway ?? '127.0.0.1') : ip}\t${name}`);
-  for (const e of eps) lines.push(`${e.ip}\t${names}`);
+  for (const [name, ip] of cfg.extraHosts) lines.push(`${ip === 'host-gateway' ? (first?.gateway || first?.gateway6 || '127.0.0.1') : ip}\t${name}`);
+  for (const e of eps) {
+    if (e.ip) lines.push(`${e.ip}\t${names}`);
+    if (e.ip6) lines.push(`${e.ip6}\t${names}`);
+  }
   if (!eps.length) lines.push(`127.0.1.1\t${names}`);
   writeInPlace(p.hosts, lines.join('\n') + '\n');
   writeInPlace(p.hostname, hostname + '\n');

@@ -1,13 +1,14 @@
 // Glue between the store and the pure firewall generator: derive the desired state, apply it in one
 // libnftables transaction in the host netns.
 import { expandPorts, portElement, portMap } from '../firewall/build.js';
-import { DNAT_MAPS, NAMES, elementText, findSet, findTable, type FirewallModel } from '../firewall/model.js';
+import { PORT_SETS, NAMES, elementText, findSet, findTable, type FirewallModel } from '../firewall/model.js';
 import { buildModel, inetRuleCounts, parseOwnerComment, renderModel, renderPortDelta, type FirewallOwner } from '../firewall/ruleset.js';
 import { NftError } from '../kernel/nft.js';
 import type { ContainerRecord, FirewallState } from '../types.js';
 import { UserError } from '../util/errors.js';
 import type { Host } from './host.js';
 import { markOwner } from './marks.js';
+import { gatewayMode6 } from './networks.js';
 
 /** The container whose endpoint carries its published ports: its first network (eth0). */
 function portsOf(h: Host, c: ContainerRecord, state: FirewallState['ports'], nets: Map<string, FirewallState['networks'][number]>): void {
@@ -15,7 +16,16 @@ function portsOf(h: Host, c: ContainerRecord, state: FirewallState['ports'], net
   const eps = h.store.endpointsOf(c.id).filter((e) => nets.has(e.networkId) && !nets.get(e.networkId)!.internal);
   const ep = eps[0];
   if (!ep) return;
-  for (const p of c.ports) state.push({ ...p, containerId: c.id, containerIp: ep.ip, networkId: ep.networkId });
+  const n = nets.get(ep.networkId)!;
+  for (const p of c.ports) {
+    // On an IPv4-only network -p stays IPv4 (and an IPv6 host address cannot be served: resolvePorts refuses it).
+    if (p.hostIp.includes(':') && !ep.ip6) continue;
+    if (p.hostIp !== '' && !p.hostIp.includes(':') && !ep.ip) continue;
+    state.push({
+      ...p, containerId: c.id, containerIp: ep.ip, networkId: ep.networkId,
+      ...(ep.ip6 ? { containerIp6: ep.ip6 } : {}), ...(ep.ip6 && n.gatewayMode6 === 'routed' ? { routed6: true } : {}),
+    });
+  }
 }
 
 /** The networks as the firewall generator sees them. */
@@ -23,6 +33,7 @@ function fwNetworks(h: Host): FirewallState['networks'] {
   return h.store.networks().map((n) => ({
     id: n.id, name: n.name, bridge: n.bridge, subnet: n.subnet, gateway: n.gateway, internal: n.internal, icc: n.icc,
     ...(n.options.masquerade === 'false' ? { masquerade: false } : {}),
+    ...(n.subnet6 && n.gateway6 ? { subnet6: n.subnet6, gateway6: n.gateway6, ...(gatewayMode6(n) === 'routed' ? { gatewayMode6: 'routed' as const } : {}) } : {}),
   }));
 }
 
@@ -183,7 +194,7 @@ export function compareFirewall(want: FirewallModel, inet: ListedTable | null, b
   if (bridges.size !== wantBridges.size || [...wantBridges].some((b) => !bridges.has(b))) return 'the bridges set differs from the networks';
   const have = new Set<string>();
   const wantPorts = new Set<string>();
-  for (const m of DNAT_MAPS) {
+  for (const m of PORT_SETS) {
     for (const e of inet.sets.get(m) ?? []) have.add(`${m} ${e}`);
     for (const e of wantElements(want, m)) wantPorts.add(`${m} ${e}`);
   }

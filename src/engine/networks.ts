@@ -2,10 +2,10 @@
 // apply to the kernel, commit; on failure the kernel work is undone and the pending row removed.
 import crypto from 'node:crypto';
 import * as bridge from '../drivers/bridge.js';
-import { DEFAULT_BRIDGE_SUBNET, pickSubnet, planNetworkIpam } from '../ipam/ipam.js';
+import { DEFAULT_BRIDGE_SUBNET, pickSubnet, planDualIpam, planNetworkIpam } from '../ipam/ipam.js';
 import type { NetworkRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
-import { isIPv4 } from '../util/addr.js';
+import { isIPv4, ulaPrefixFromId, type Prefix } from '../util/addr.js';
 import { validateIfName, validateLabel, validateMtu, validateNetworkName } from '../util/validate.js';
 import { applyFirewall, assertSoleNsnet } from './firewall.js';
 import type { Host } from './host.js';
@@ -31,6 +31,14 @@ export interface NetworkCreateOptions {
   gateway?: string;
   ipRange?: string;
   internal?: boolean;
+  /** --ipv6: the network also gets an IPv6 subnet (a /64 of the host's ULA /48 unless one is given). */
+  ipv6?: boolean;
+  /** --ipv4=false (Docker 28): no IPv4 subnet (needs ipv6). Default true. */
+  ipv4?: boolean;
+  /** Repeated --subnet / --gateway / --ip-range: at most one of each per family (with subnet/gateway/ipRange). */
+  subnets?: string[];
+  gateways?: string[];
+  ipRanges?: string[];
   labels?: Record<string, string>;
   /** --opt key=value: bridge.name, mtu, icc (also Docker's com.docker.network.* spellings). */
   options?: Record<string, string>;
@@ -42,13 +50,26 @@ const OPT_ALIASES: Record<string, string> = {
   'com.docker.network.bridge.enable_icc': 'icc',
   'com.docker.network.bridge.enable_ip_masquerade': 'masquerade',
   'com.docker.network.bridge.host_binding_ipv4': 'host_binding_ipv4',
+  'com.docker.network.bridge.gateway_mode_ipv6': 'gateway_mode_ipv6',
 };
 /** Options with an effect here (stored under these short keys); any other key is kept as given, as Docker
  *  keeps unknown driver options (shown by inspect, no effect). */
-const KNOWN_OPTS = ['bridge.name', 'mtu', 'icc', 'masquerade', 'host_binding_ipv4'];
+export const KNOWN_OPTS = ['bridge.name', 'mtu', 'icc', 'masquerade', 'host_binding_ipv4', 'gateway_mode_ipv6'];
 
 /** Internal option: the subnet was chosen by nsnet (networks made before this key existed count as configured). */
 export const AUTO_SUBNET = 'nsnet.auto_subnet';
+/** The same for the IPv6 subnet (--ipv6 without an IPv6 --subnet): --ip6 is refused there, as Docker does. */
+export const AUTO_SUBNET6 = 'nsnet.auto_subnet6';
+
+/** Docker's gateway_mode_ipv6 of a network with IPv6: 'nat' (default, NAT66 masquerade) or 'routed'. */
+export function gatewayMode6(n: NetworkRecord): 'nat' | 'routed' {
+  return n.options.gateway_mode_ipv6 === 'routed' ? 'routed' : 'nat';
+}
+
+/** The host's ULA /48 (fdXX:XXXX:XXXX::/48), derived from the store's engine id (made once, kept in meta). */
+export function ulaBase(h: Host): Prefix {
+  return ulaPrefixFromId(h.store.engineId());
+}
 
 /** Docker's option keys for the short ones nsnet stores. */
 export const DOCKER_OPT_NAMES: Record<string, string> = Object.fromEntries(Object.entries(OPT_ALIASES).map(([k, v]) => [v, k]));
@@ -84,7 +105,8 @@ export function defaultNetworkPreview(h: Host): NetworkRecord {
     // Its creation would fail right now (e.g. the subnet is taken): still shown, as it is configured.
     return {
       id: defaultNetworkId(h), name: DEFAULT_NETWORK, driver: 'bridge', bridge: DEFAULT_BRIDGE_IF, subnet: DEFAULT_BRIDGE_SUBNET,
-      gateway: '172.17.0.1', ipRange: null, internal: false, icc: true, mtu: 1500, isDefault: true, labels: {}, options: {}, created: '',
+      gateway: '172.17.0.1', ipRange: null, enableIPv6: false, subnet6: null, gateway6: null, ipRange6: null,
+      internal: false, icc: true, mtu: 1500, isDefault: true, labels: {}, options: {}, created: '',
     };
   }
 }
@@ -123,6 +145,9 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
   if (opts.host_binding_ipv4 !== undefined && !isIPv4(opts.host_binding_ipv4)) {
     throw new UserError(`invalid value for com.docker.network.bridge.host_binding_ipv4: ${JSON.stringify(opts.host_binding_ipv4)} (expected an IPv4 address)`, 'invalid');
   }
+  if (opts.gateway_mode_ipv6 !== undefined && !['nat', 'routed'].includes(opts.gateway_mode_ipv6)) {
+    throw new UserError(`invalid value for com.docker.network.bridge.gateway_mode_ipv6: ${JSON.stringify(opts.gateway_mode_ipv6)} (expected nat or routed)`, 'invalid');
+  }
   for (const [k, v] of Object.entries(o.labels ?? {})) validateLabel(`${k}=${v}`);
   const mtu = opts.mtu !== undefined ? Number(opts.mtu) : 1500;
   if (opts.mtu !== undefined) validateMtu(opts.mtu);
@@ -140,21 +165,37 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
     if (v !== undefined && v.trim() === '') throw new UserError(`invalid ${what} "": must not be empty`, 'invalid');
   }
   if (!isDefault && bridgeName === DEFAULT_BRIDGE_IF) throw new UserError(`bridge name ${DEFAULT_BRIDGE_IF} is reserved for the default network`, 'invalid');
-  const taken = [...existing.map((n) => n.subnet), ...hostRouteCidrs(h, existing.map((n) => n.bridge))];
-  let ipam;
+  const taken = [...existing.flatMap((n) => [n.subnet, n.subnet6 ?? '']), ...hostRouteCidrs(h, existing.map((n) => n.bridge))];
+  const list = (one: string | undefined, many: string[] | undefined) => [...(one !== undefined ? [one] : []), ...(many ?? [])];
+  const subnets = list(o.subnet, o.subnets), gateways = list(o.gateway, o.gateways), ranges = list(o.ipRange, o.ipRanges);
+  for (const v of [...subnets, ...gateways, ...ranges]) if (v.trim() === '') throw new UserError('invalid subnet, gateway or ip-range "": must not be empty', 'invalid');
+  const dual = !isDefault && (o.ipv6 === true || o.ipv4 === false || subnets.length > 1 || gateways.length > 1 || ranges.length > 1
+    || [...subnets, ...gateways, ...ranges].some((v) => v.includes(':')));
+  if (opts.gateway_mode_ipv6 !== undefined && !o.ipv6) throw new UserError('option com.docker.network.bridge.gateway_mode_ipv6 needs --ipv6', 'invalid');
+  let ipam: { subnet: string; gateway: string; ipRange: string | null } | null;
+  let ipam6: { subnet: string; gateway: string; ipRange: string | null } | null = null;
   if (isDefault) {
     ipam = planNetworkIpam({ subnet: o.subnet ?? DEFAULT_BRIDGE_SUBNET, gateway: o.gateway }, taken);
-  } else if (o.subnet !== undefined || o.gateway !== undefined || o.ipRange !== undefined) {
-    ipam = planNetworkIpam({ subnet: o.subnet, gateway: o.gateway, ipRange: o.ipRange }, taken);
+  } else if (dual) {
+    const plan = planDualIpam({ ipv4: o.ipv4, ipv6: o.ipv6, subnets, gateways, ipRanges: ranges }, taken, ulaBase(h));
+    ipam = plan.ipv4;
+    ipam6 = plan.ipv6;
+    // Remembered (not shown by inspect): Docker refuses --ip/--ip6 on a network whose subnet of that family it chose.
+    if (plan.pickedIPv4) opts[AUTO_SUBNET] = 'true';
+    if (plan.pickedIPv6) opts[AUTO_SUBNET6] = 'true';
+  } else if (subnets.length || gateways.length || ranges.length) {
+    ipam = planNetworkIpam({ subnet: subnets[0], gateway: gateways[0], ipRange: ranges[0] }, taken);
   } else {
     ipam = planNetworkIpam({ subnet: pickSubnet(taken) }, taken);
     // Remembered (not shown by inspect): Docker refuses --ip on a network whose subnet it chose.
     opts[AUTO_SUBNET] = 'true';
   }
+  if (ipam6 && opts.host_binding_ipv4 !== undefined && !ipam) throw new UserError('option com.docker.network.bridge.host_binding_ipv4 needs IPv4 (the network is IPv6-only)', 'invalid');
   bridgeName = bridgeName.trim();
   return {
-    id, name: o.name, driver: 'bridge', bridge: bridgeName, subnet: ipam.subnet, gateway: ipam.gateway,
-    ipRange: ipam.ipRange ?? null, internal: !!o.internal, icc, mtu, isDefault,
+    id, name: o.name, driver: 'bridge', bridge: bridgeName, subnet: ipam?.subnet ?? '', gateway: ipam?.gateway ?? '',
+    ipRange: ipam?.ipRange ?? null, enableIPv6: !!ipam6, subnet6: ipam6?.subnet ?? null, gateway6: ipam6?.gateway ?? null,
+    ipRange6: ipam6?.ipRange ?? null, internal: !!o.internal, icc, mtu, isDefault,
     labels: { ...(o.labels ?? {}) }, options: opts, created: new Date().toISOString(),
   };
 }

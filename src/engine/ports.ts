@@ -57,7 +57,7 @@ export function resolvePorts(h: Host, specs: string[]): PortMapping[] {
     const p = parsePortSpec(spec);
     if (p.hostIp && !p.hostIp.startsWith('127.')) {
       // As Docker's bind would: the address must be one the host has (not multicast, broadcast or foreign).
-      hostAddrs ??= new Set(h.nl.addresses(4).map((a) => a.address));
+      hostAddrs ??= new Set(h.nl.addresses().map((a) => a.address));
       if (!hostAddrs.has(p.hostIp)) {
         throw new UserError(`Bind for ${p.hostIp}:${p.hostPort ?? p.containerPort} failed: ${p.hostIp} is not an address of this host`, 'invalid');
       }
@@ -80,7 +80,7 @@ export function resolvePorts(h: Host, specs: string[]): PortMapping[] {
     }
     const cand = { hostIp: m.hostIp, proto: m.proto, lo: m.hostPort, hi: m.hostPortEnd };
     const t = taken.find((x) => overlaps(x, cand));
-    const where = `${m.hostIp || '0.0.0.0'}:${m.hostPort}${m.hostPortEnd !== m.hostPort ? '-' + m.hostPortEnd : ''}/${m.proto}`;
+    const where = `${m.hostIp.includes(':') ? `[${m.hostIp}]` : m.hostIp || '0.0.0.0'}:${m.hostPort}${m.hostPortEnd !== m.hostPort ? '-' + m.hostPortEnd : ''}/${m.proto}`;
     if (t) throw new UserError(`Bind for ${where} failed: port is already allocated (by ${t.who})`, 'conflict');
     const s = conflictsSocket(cand);
     if (s) throw new UserError(`Bind for ${where} failed: port ${s.port}/${s.proto} is already in use on the host`, 'conflict');

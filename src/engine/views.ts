@@ -8,20 +8,28 @@ export function endpointId(containerId: string, networkId: string): string {
   return crypto.createHash('sha256').update(`${containerId}/${networkId}`).digest('hex');
 }
 
+/** Prefix length of a subnet ('' or null: 0). */
+function bitsOf(subnet: string | null | undefined): number {
+  return subnet ? parsePrefix(subnet).bits : 0;
+}
+
 export function networkView(n: NetworkRecord, eps: EndpointRecord[]): Record<string, unknown> {
-  const prefix = parsePrefix(n.subnet).bits;
+  const prefix = bitsOf(n.subnet);
+  const prefix6 = bitsOf(n.subnet6);
   const containers: Record<string, unknown> = {};
   for (const e of eps) {
     containers[e.containerId] = {
       Name: e.containerName, EndpointID: endpointId(e.containerId, n.id), MacAddress: e.mac,
-      IPv4Address: `${e.ip}/${prefix}`, IPv6Address: '',
+      IPv4Address: e.ip ? `${e.ip}/${prefix}` : '', IPv6Address: e.ip6 ? `${e.ip6}/${prefix6}` : '',
     };
   }
-  const cfg: Record<string, string> = { Subnet: n.subnet, Gateway: n.gateway };
-  if (n.ipRange) cfg.IPRange = n.ipRange;
+  // One entry per family, IPv4 first (Docker's order).
+  const config: Array<Record<string, string>> = [];
+  if (n.subnet) config.push({ Subnet: n.subnet, Gateway: n.gateway, ...(n.ipRange ? { IPRange: n.ipRange } : {}) });
+  if (n.subnet6) config.push({ Subnet: n.subnet6, Gateway: n.gateway6 ?? '', ...(n.ipRange6 ? { IPRange: n.ipRange6 } : {}) });
   return {
-    Name: n.name, Id: n.id, Created: n.created, Scope: 'local', Driver: n.driver, EnableIPv6: false,
-    IPAM: { Driver: 'default', Options: {}, Config: [cfg] },
+    Name: n.name, Id: n.id, Created: n.created, Scope: 'local', Driver: n.driver, EnableIPv4: !!n.subnet, EnableIPv6: !!n.enableIPv6,
+    IPAM: { Driver: 'default', Options: {}, Config: config },
     Internal: n.internal, Attachable: false, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false,
     Containers: containers,
     Options: {
@@ -31,8 +39,9 @@ export function networkView(n: NetworkRecord, eps: EndpointRecord[]): Record<str
       ...(n.isDefault ? { 'com.docker.network.bridge.default_bridge': 'true' } : {}),
       ...(n.options.masquerade !== undefined ? { 'com.docker.network.bridge.enable_ip_masquerade': n.options.masquerade } : {}),
       ...(n.options.host_binding_ipv4 !== undefined ? { 'com.docker.network.bridge.host_binding_ipv4': n.options.host_binding_ipv4 } : {}),
+      ...(n.options.gateway_mode_ipv6 !== undefined ? { 'com.docker.network.bridge.gateway_mode_ipv6': n.options.gateway_mode_ipv6 } : {}),
       // Options nsnet does not know, kept as given (as Docker's).
-      ...Object.fromEntries(Object.entries(n.options).filter(([k]) => !['bridge.name', 'mtu', 'icc', 'masquerade', 'host_binding_ipv4'].includes(k) && !k.startsWith('nsnet.'))),
+      ...Object.fromEntries(Object.entries(n.options).filter(([k]) => !['bridge.name', 'mtu', 'icc', 'masquerade', 'host_binding_ipv4', 'gateway_mode_ipv6'].includes(k) && !k.startsWith('nsnet.'))),
     },
     Labels: n.labels,
   };
@@ -64,7 +73,7 @@ export function portsView(ports: PortMapping[]): Record<string, Array<{ HostIp: 
 }
 
 /** An attachment of a stopped container (its endpoint released): what Docker shows for it, no address. */
-export interface ReleasedView { networkId: string; aliases: string[]; ip: string | null }
+export interface ReleasedView { networkId: string; aliases: string[]; ip: string | null; ip6?: string | null }
 
 export function containerView(c: ContainerRecord, eps: EndpointRecord[], nets: Map<string, NetworkRecord>, ownerNetns: string, released: ReleasedView[] = []): Record<string, unknown> {
   const networks: Record<string, unknown> = {};
@@ -72,18 +81,21 @@ export function containerView(c: ContainerRecord, eps: EndpointRecord[], nets: M
     const n = nets.get(r.networkId);
     if (!n) continue;
     networks[n.name] = {
-      IPAMConfig: r.ip ? { IPv4Address: r.ip } : null, Aliases: n.isDefault ? null : [...r.aliases, c.id.slice(0, 12)],
-      NetworkID: n.id, EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '',
+      IPAMConfig: r.ip || r.ip6 ? { ...(r.ip ? { IPv4Address: r.ip } : {}), ...(r.ip6 ? { IPv6Address: r.ip6 } : {}) } : null,
+      Aliases: n.isDefault ? null : [...r.aliases, c.id.slice(0, 12)],
+      NetworkID: n.id, EndpointID: '', Gateway: '', IPAddress: '', IPPrefixLen: 0, IPv6Gateway: '', GlobalIPv6Address: '',
+      GlobalIPv6PrefixLen: 0, MacAddress: '',
     };
   }
   for (const e of eps) {
     const n = nets.get(e.networkId);
     if (!n) continue;
     networks[n.name] = {
-      IPAMConfig: e.staticIp ? { IPv4Address: e.ip } : null,
+      IPAMConfig: e.staticIp || e.staticIp6 ? { ...(e.staticIp ? { IPv4Address: e.ip } : {}), ...(e.staticIp6 && e.ip6 ? { IPv6Address: e.ip6 } : {}) } : null,
       Aliases: n.isDefault ? null : [...e.aliases, c.id.slice(0, 12)],
       NetworkID: n.id, EndpointID: endpointId(c.id, n.id), Gateway: n.gateway, IPAddress: e.ip,
-      IPPrefixLen: parsePrefix(n.subnet).bits, MacAddress: e.mac, InterfaceName: e.ifname, HostInterface: e.hostIf,
+      IPPrefixLen: bitsOf(n.subnet), IPv6Gateway: e.ip6 ? n.gateway6 ?? '' : '', GlobalIPv6Address: e.ip6 ?? '',
+      GlobalIPv6PrefixLen: e.ip6 ? bitsOf(n.subnet6) : 0, MacAddress: e.mac, InterfaceName: e.ifname, HostInterface: e.hostIf,
     };
   }
   if (c.mode === 'host') networks.host = { NetworkID: pseudoNetworkView('host').Id, IPAddress: '', Gateway: '', MacAddress: '' };
@@ -105,8 +117,8 @@ export function containerView(c: ContainerRecord, eps: EndpointRecord[], nets: M
       SandboxKey: ownerNetns ? netnsPath(ownerNetns) : '',
       // Bindings exist only while it runs (Docker's); HostConfig.PortBindings keeps what was asked for.
       Ports: c.state === 'running' ? portsView(c.ports) : {},
-      IPAddress: def?.ip ?? '', IPPrefixLen: defNet ? parsePrefix(defNet.subnet).bits : 0,
-      Gateway: defNet?.gateway ?? '', MacAddress: def?.mac ?? '',
+      IPAddress: def?.ip ?? '', IPPrefixLen: defNet ? bitsOf(defNet.subnet) : 0,
+      Gateway: defNet?.gateway ?? '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPv6Gateway: '', MacAddress: def?.mac ?? '',
       Networks: networks,
     },
   };

@@ -26,19 +26,22 @@
 import type { FirewallState } from '../types.js';
 import {
   BRIDGE_FILTER, LOOPBACK, NAMES, PRIORITY, addrType, familyOf,
-  type Chain, type Family, type FirewallModel, type IpAddr, type L4Proto, type Match, type ModelNetwork, type NamedSet,
+  type Chain, type Family, type FirewallModel, type IpAddr, type L4Proto, type MapKeyPart, type Match, type ModelNetwork, type NamedSet,
   type NetRef, type Prefix, type Rule, type SetElement, type Table,
 } from './model.js';
 import {
-  FirewallInputError, checkBool, checkCidr, checkId, checkIfname, checkIpv4, checkName, checkPort, checkProto,
+  FirewallInputError, checkBool, checkCidr, checkCidr6, checkId, checkIfname, checkIpv4, checkIpv6, checkName, checkPort, checkProto,
   cidrContains, cidrsOverlap, parseIpv4, shortName, type Cidr,
 } from './validate.js';
+import { Addr, type Prefix as AddrPrefix } from '../util/addr.js';
 
 type NetIn = FirewallState['networks'][number];
 type PortIn = FirewallState['ports'][number];
 
 interface Net extends ModelNetwork {
-  cidr: Cidr;
+  /** The IPv4 subnet parsed (null: IPv6-only) and the IPv6 one (null: IPv4 only). */
+  cidr: Cidr | null;
+  cidr6: AddrPrefix | null;
 }
 
 /** One map element: a single host port (ranges are expanded, port i of the host range -> port i of the container range). */
@@ -51,8 +54,12 @@ export interface PortElem {
   containerPort: number;
   containerId: string;
   networkId: string;
-  /** The host address as a number (0 for every address): the sort key, parsed once. */
+  /** The host address as a number (0 for every address, and for IPv6 ones: their text breaks ties): the sort key,
+   *  parsed once. */
   hostNum: number;
+  /** IPv6 of a network in routed mode (gateway_mode_ipv6=routed): no DNAT, the container port is opened at the
+   *  container's own address (an element of `routed6`, keyed by container address . proto . container port). */
+  routed?: boolean;
 }
 
 /** Who owns nsnet's tables: the host id (the `nsnet/<id>` alias of its links) and its state directory. */
@@ -83,43 +90,68 @@ function checkNetworks(list: unknown): Net[] {
   const nets = (list as NetIn[]).map((n, i): Net => {
     const where = `network #${i}${n && typeof n.name === 'string' ? ` (${JSON.stringify(n.name)})` : ''}`;
     if (!n || typeof n !== 'object') throw new FirewallInputError(`${where}: not an object`);
-    const cidr = checkCidr(n.subnet, `${where} subnet`);
-    const gw = parseIpv4(checkIpv4(n.gateway, `${where} gateway`))!;
-    if (!cidrContains(cidr, gw)) throw new FirewallInputError(`${where}: gateway ${n.gateway} is outside its subnet ${n.subnet}`);
+    const subnets: Prefix[] = [];
+    const gateways: IpAddr[] = [];
+    // IPv4: '' on an IPv6-only network (then an IPv6 subnet is required).
+    let cidr: Cidr | null = null;
+    if (n.subnet !== '' || n.gateway !== '' || n.subnet6 === undefined) {
+      cidr = checkCidr(n.subnet, `${where} subnet`);
+      const gw = parseIpv4(checkIpv4(n.gateway, `${where} gateway`))!;
+      if (!cidrContains(cidr, gw)) throw new FirewallInputError(`${where}: gateway ${n.gateway} is outside its subnet ${n.subnet}`);
+      subnets.push({ family: 'ipv4', addr: n.subnet.slice(0, n.subnet.indexOf('/')), len: cidr.prefix });
+      gateways.push({ family: 'ipv4', addr: n.gateway });
+    }
+    let cidr6: AddrPrefix | null = null;
+    if (n.subnet6 !== undefined) {
+      cidr6 = checkCidr6(n.subnet6, `${where} subnet6`);
+      const g6 = checkIpv6(n.gateway6, `${where} gateway6`);
+      if (!cidr6.contains(Addr.parse(g6))) throw new FirewallInputError(`${where}: gateway6 ${g6} is outside its subnet ${n.subnet6}`);
+      subnets.push({ family: 'ipv6', addr: cidr6.network.toString(), len: cidr6.bits });
+      gateways.push({ family: 'ipv6', addr: g6 });
+    } else if (n.gateway6 !== undefined) {
+      throw new FirewallInputError(`${where}: gateway6 without subnet6`);
+    }
+    if (n.gatewayMode6 !== undefined && n.gatewayMode6 !== 'nat' && n.gatewayMode6 !== 'routed') {
+      throw new FirewallInputError(`${where} gatewayMode6: ${JSON.stringify(n.gatewayMode6)} is not nat or routed`);
+    }
     return {
       id: checkId(n.id, `${where} id`),
       name: checkName(n.name, `${where} name`),
       bridge: checkIfname(n.bridge, `${where} bridge`),
-      subnets: [{ family: 'ipv4', addr: n.subnet.slice(0, n.subnet.indexOf('/')), len: cidr.prefix }],
-      gateways: [{ family: 'ipv4', addr: n.gateway }],
-      cidr,
+      subnets, gateways, cidr, cidr6,
       internal: checkBool(n.internal, `${where} internal`),
       icc: checkBool(n.icc, `${where} icc`),
       masquerade: n.masquerade === undefined ? true : checkBool(n.masquerade, `${where} masquerade`),
+      ...(cidr6 && n.gatewayMode6 === 'routed' ? { routed6: true } : {}),
     };
   });
   nets.sort((a, b) => cmp(a.name, b.name) || cmp(a.id, b.id));
+  const text = (n: Net) => n.subnets.map((p) => `${p.addr}/${p.len}`).join(', ');
   for (let i = 0; i < nets.length; i++) {
     for (let j = i + 1; j < nets.length; j++) {
       const a = nets[i], b = nets[j];
-      const sa = `${a.subnets[0].addr}/${a.subnets[0].len}`, sb = `${b.subnets[0].addr}/${b.subnets[0].len}`;
       if (a.id === b.id) throw new FirewallInputError(`two networks have the id ${a.id}`);
       if (a.name === b.name) throw new FirewallInputError(`two networks are named ${a.name}`);
       if (a.bridge === b.bridge) throw new FirewallInputError(`networks ${a.name} and ${b.name} use the same bridge ${a.bridge}`);
-      if (cidrsOverlap(a.cidr, b.cidr)) throw new FirewallInputError(`networks ${a.name} (${sa}) and ${b.name} (${sb}) have overlapping subnets`);
+      if ((a.cidr && b.cidr && cidrsOverlap(a.cidr, b.cidr)) || (a.cidr6 && b.cidr6 && a.cidr6.overlaps(b.cidr6))) {
+        throw new FirewallInputError(`networks ${a.name} (${text(a)}) and ${b.name} (${text(b)}) have overlapping subnets`);
+      }
     }
   }
   return nets;
 }
 
-/** Validates published ports and expands each range into single-port elements; rejects duplicate keys. */
-export function expandPorts(list: unknown, what: string): PortElem[] {
+/** Validates published ports and expands each range into single-port elements, one per family the port is
+ *  published in (no host address: each family the container has an address of; a host address: its family);
+ *  rejects duplicate keys. `routed6`: networks whose IPv6 is routed (their IPv6 elements open the container port). */
+export function expandPorts(list: unknown, what: string, routed6: ReadonlySet<string> = new Set()): PortElem[] {
   if (!Array.isArray(list)) throw new FirewallInputError(`${what} must be an array`);
   const out: PortElem[] = [];
   (list as PortIn[]).forEach((p, i) => {
     const where = `${what} #${i}`;
     if (!p || typeof p !== 'object') throw new FirewallInputError(`${where}: not an object`);
-    const hostIp = p.hostIp === '' || p.hostIp === '0.0.0.0' ? '' : checkIpv4(p.hostIp, `${where} hostIp`);
+    const hostIp = p.hostIp === '' || p.hostIp === '0.0.0.0' ? ''
+      : typeof p.hostIp === 'string' && p.hostIp.includes(':') ? checkIpv6(p.hostIp, `${where} hostIp`) : checkIpv4(p.hostIp, `${where} hostIp`);
     const proto = checkProto(p.proto, `${where} proto`);
     const hp = checkPort(p.hostPort, `${where} hostPort`);
     const hpe = checkPort(p.hostPortEnd, `${where} hostPortEnd`);
@@ -130,28 +162,44 @@ export function expandPorts(list: unknown, what: string): PortElem[] {
     if (hpe - hp !== cpe - cp) {
       throw new FirewallInputError(`${where}: host range ${hp}-${hpe} and container range ${cp}-${cpe} differ in length`);
     }
-    const containerIp = checkIpv4(p.containerIp, `${where} containerIp`);
+    const containerIp = p.containerIp === '' && p.containerIp6 !== undefined ? '' : checkIpv4(p.containerIp, `${where} containerIp`);
+    const containerIp6 = p.containerIp6 === undefined ? '' : checkIpv6(p.containerIp6, `${where} containerIp6`);
     const containerId = checkId(p.containerId, `${where} containerId`);
     const networkId = checkId(p.networkId, `${where} networkId`);
-    for (let k = 0; k <= hpe - hp; k++) {
-      out.push({ hostIp, proto, hostPort: hp + k, containerIp, containerPort: cp + k, containerId, networkId, hostNum: hostIp ? parseIpv4(hostIp)! : 0 });
+    const hostFam = hostIp === '' ? null : familyOf(hostIp);
+    if (hostFam === 'ipv4' && !containerIp) throw new FirewallInputError(`${where}: host address ${hostIp} is IPv4 but the container has no IPv4 address`);
+    if (hostFam === 'ipv6' && !containerIp6) throw new FirewallInputError(`${where}: host address ${hostIp} is IPv6 but the container has no IPv6 address`);
+    const targets: Array<[string, boolean]> = [];
+    if (containerIp && hostFam !== 'ipv6') targets.push([containerIp, false]);
+    if (containerIp6 && hostFam !== 'ipv4') targets.push([containerIp6, p.routed6 === true || routed6.has(networkId)]);
+    for (const [cip, routed] of targets) {
+      for (let k = 0; k <= hpe - hp; k++) {
+        out.push({
+          hostIp, proto, hostPort: hp + k, containerIp: cip, containerPort: cp + k, containerId, networkId,
+          hostNum: hostIp && hostFam === 'ipv4' ? parseIpv4(hostIp)! : 0, ...(routed ? { routed: true } : {}),
+        });
+      }
     }
   });
   const seen = new Map<string, PortElem>();
+  const kept: PortElem[] = [];
   for (const e of out) {
-    const k = `${e.hostIp}|${e.proto}|${e.hostPort}`;
+    // Routed: the container's own port, opened once however many host ports lead to it.
+    const k = e.routed ? `routed|${e.containerIp}|${e.proto}|${e.containerPort}` : `${portFamily(e)}|${e.hostIp}|${e.proto}|${e.hostPort}`;
     const prev = seen.get(k);
     if (prev) {
+      if (e.routed) continue;
       throw new FirewallInputError(`${what}: ${e.hostIp || '0.0.0.0'}:${e.hostPort}/${e.proto} is published twice (containers ${prev.containerId} and ${e.containerId})`);
     }
     seen.set(k, e);
+    kept.push(e);
   }
-  return out;
+  return kept;
 }
 
 /** Orders by host port, then protocol, then host address ('' first), then container: stable for any input order. */
 export function cmpPortElem(a: PortElem, b: PortElem): number {
-  return a.hostPort - b.hostPort || cmp(a.proto, b.proto) || a.hostNum - b.hostNum || cmp(a.containerId, b.containerId);
+  return a.hostPort - b.hostPort || cmp(a.proto, b.proto) || a.hostNum - b.hostNum || cmp(a.hostIp, b.hostIp) || cmp(a.containerId, b.containerId);
 }
 
 /** The family of a published port (the family of the container address it leads to). */
@@ -161,13 +209,27 @@ export function portFamily(e: PortElem): Family {
 
 /** The map a published port lives in. */
 export function portMap(e: PortElem): string {
+  if (e.routed) return NAMES.sets.routed6;
   const f = portFamily(e);
   return e.hostIp ? NAMES.maps.dnatAddr[f] : NAMES.maps.dnatAny[f];
 }
 
-/** A published port as a map element: key `[host address .] proto . port`, value `container address . port`. */
+/** A published port as a map element: key `[host address .] proto . port`, value `container address . port`;
+ *  routed (IPv6, gateway_mode_ipv6=routed): a set element `container address . proto . container port`. */
 export function portElement(e: PortElem, networkName?: string): SetElement {
   const f = portFamily(e);
+  const purpose: SetElement['purpose'] = {
+    kind: 'published-port',
+    container: e.containerId,
+    ...(networkName ? { network: { id: e.networkId, name: networkName } } : {}),
+    port: { hostIp: e.hostIp, proto: e.proto, hostPort: e.hostPort, containerIp: e.containerIp, containerPort: e.containerPort },
+  };
+  if (e.routed) {
+    return {
+      key: [{ t: 'addr', addr: { family: f, addr: e.containerIp } }, { t: 'proto', proto: e.proto }, { t: 'port', port: e.containerPort }],
+      comment: `container ${e.containerId.slice(0, 12)}`, purpose,
+    };
+  }
   return {
     key: [
       ...(e.hostIp ? [{ t: 'addr' as const, addr: { family: familyOf(e.hostIp), addr: e.hostIp } }] : []),
@@ -209,18 +271,22 @@ const ctDnat: Match = { m: 'ct-status', status: 'dnat' };
 export function buildModel(state: FirewallState, owner?: FirewallOwner): FirewallModel {
   if (!state || typeof state !== 'object') throw new FirewallInputError('state must be an object');
   const nets = checkNetworks(state.networks);
-  const elems = expandPorts(state.ports, 'published port');
+  const elems = expandPorts(state.ports, 'published port', new Set(nets.filter((n) => n.routed6).map((n) => n.id)));
   const byId = new Map(nets.map((n) => [n.id, n]));
   for (const e of elems) {
     const n = byId.get(e.networkId);
     if (!n) throw new FirewallInputError(`published port ${e.hostPort}/${e.proto} of container ${e.containerId}: network ${e.networkId} is not in the state`);
-    if (!cidrContains(n.cidr, parseIpv4(e.containerIp)!)) {
-      throw new FirewallInputError(`published port ${e.hostPort}/${e.proto}: container address ${e.containerIp} is outside network ${n.name} (${n.subnets[0].addr}/${n.subnets[0].len})`);
+    const inside = portFamily(e) === 'ipv4' ? !!n.cidr && cidrContains(n.cidr, parseIpv4(e.containerIp)!) : !!n.cidr6 && n.cidr6.contains(Addr.parse(e.containerIp));
+    if (!inside) {
+      throw new FirewallInputError(`published port ${e.hostPort}/${e.proto}: container address ${e.containerIp} is outside network ${n.name} (${n.subnets.map((p) => `${p.addr}/${p.len}`).join(', ')})`);
     }
   }
   const internal = nets.filter((n) => n.internal);
   const iccOff = nets.filter((n) => !n.icc);
-  const networks: ModelNetwork[] = nets.map(({ cidr: _cidr, ...n }) => n);
+  const networks: ModelNetwork[] = nets.map(({ cidr: _cidr, cidr6: _cidr6, ...n }) => n);
+  // IPv6 sets, maps and rules only while some network has IPv6: an IPv4-only ruleset stays exactly what it was.
+  const has6 = nets.some((n) => n.cidr6);
+  const routed = nets.some((n) => n.routed6);
   const summary = {
     networks: nets.length, internal: internal.length, iccOff: iccOff.length,
     mappings: Array.isArray(state.ports) ? state.ports.length : 0, elements: elems.length,
@@ -233,6 +299,7 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
   const ref = (n: Net): NetRef => ({ id: n.id, name: n.name });
   const nm = (n: Net) => shortName(n.name);
   const v4 = 'ipv4' as const;
+  const v6 = 'ipv6' as const;
   const C = NAMES.chains;
   const bridges = NAMES.sets.bridges;
 
@@ -249,14 +316,39 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
     {
       name: NAMES.maps.dnatAddr[v4], key: [addrType(v4), 'inet_proto', 'inet_service'], data: [addrType(v4), 'inet_service'],
       comment: 'ports published on one host address: -p HOSTIP:PORT:CPORT',
-      elements: elems.filter((e) => e.hostIp).map((e) => portElement(e, netName(e.networkId))),
+      elements: elems.filter((e) => e.hostIp && portFamily(e) === v4).map((e) => portElement(e, netName(e.networkId))),
     },
     {
       name: NAMES.maps.dnatAny[v4], key: ['inet_proto', 'inet_service'], data: [addrType(v4), 'inet_service'],
       comment: 'ports published on every host address: -p PORT:CPORT',
-      elements: elems.filter((e) => !e.hostIp).map((e) => portElement(e, netName(e.networkId))),
+      elements: elems.filter((e) => !e.hostIp && portFamily(e) === v4).map((e) => portElement(e, netName(e.networkId))),
     },
   ];
+  if (has6) {
+    sets.push(
+      {
+        name: NAMES.sets.subnets[v6], key: [addrType(v6)], flags: ['interval'], comment: 'the IPv6 subnet of every nsnet network with IPv6',
+        elements: nets.flatMap((n) => n.subnets.filter((p) => p.family === v6).map((p): SetElement => ({ key: [{ t: 'prefix', prefix: p }], comment: `network ${nm(n)}`, purpose: { kind: 'hairpin', network: ref(n) } }))),
+      },
+      {
+        name: NAMES.maps.dnatAddr[v6], key: [addrType(v6), 'inet_proto', 'inet_service'], data: [addrType(v6), 'inet_service'],
+        comment: 'ports published on one host IPv6 address: -p [HOSTIP6]:PORT:CPORT',
+        elements: elems.filter((e) => e.hostIp && portFamily(e) === v6 && !e.routed).map((e) => portElement(e, netName(e.networkId))),
+      },
+      {
+        name: NAMES.maps.dnatAny[v6], key: ['inet_proto', 'inet_service'], data: [addrType(v6), 'inet_service'],
+        comment: 'ports published on every host IPv6 address: -p PORT:CPORT on a network with IPv6',
+        elements: elems.filter((e) => !e.hostIp && portFamily(e) === v6 && !e.routed).map((e) => portElement(e, netName(e.networkId))),
+      },
+    );
+    if (routed) {
+      sets.push({
+        name: NAMES.sets.routed6, key: [addrType(v6), 'inet_proto', 'inet_service'],
+        comment: 'gateway_mode_ipv6=routed: container ports open at the container address (no NAT)',
+        elements: elems.filter((e) => e.routed).map((e) => portElement(e, netName(e.networkId))),
+      });
+    }
+  }
   if (owner) sets.push({ name: NAMES.sets.owner, key: ['ifname'], comment: ownerComment(owner), elements: [] });
 
   const lo4 = { prefix: LOOPBACK[v4] };
@@ -285,6 +377,9 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
     // `priority -100` spelled as a number: the same value as dstnat, the text nsnet has always written.
     name: C.output, base: { type: 'nat', hook: 'output', priority: { value: -100 }, policy: 'accept' },
     rules: [
+      // IPv6 has no route_localnet: a packet from ::1 never leaves the host's loopback, so a DNAT of [::1]:PORT
+      // would only black-hole the connection. Not DNATed: the host's connection is refused at once instead.
+      ...(has6 ? [{ match: [daddr({ addr: { family: v6, addr: '::1' } }, v6)], action: { a: 'return' as const }, comment: 'IPv6 has no route_localnet: [::1]:PORT is never DNATed (refused at once, not black-holed)', purpose: { kind: 'host-loopback' as const } }] : []),
       { match: [{ m: 'fib-daddr-local' }], action: { a: 'jump', chain: C.published }, comment: 'published ports used from the host itself, 127.0.0.1 included', purpose: { kind: 'published' } },
     ],
   });
@@ -294,6 +389,11 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
     rules: [
       { match: [], action: { a: 'dnat-map', family: v4, key: ['daddr', 'l4proto', 'dport'], map: NAMES.maps.dnatAddr[v4] }, comment: '-p HOSTIP:PORT:CPORT', purpose: { kind: 'published' } },
       { match: [], action: { a: 'dnat-map', family: v4, key: ['l4proto', 'dport'], map: NAMES.maps.dnatAny[v4] }, comment: '-p PORT:CPORT, on every host address', purpose: { kind: 'published' } },
+      // In an inet table a `dnat ip6` statement only acts on IPv6 packets (and `dnat ip` only on IPv4 ones).
+      ...(has6 ? [
+        { match: [], action: { a: 'dnat-map' as const, family: v6, key: ['daddr', 'l4proto', 'dport'] as MapKeyPart[], map: NAMES.maps.dnatAddr[v6] }, comment: '-p [HOSTIP6]:PORT:CPORT', purpose: { kind: 'published' as const } },
+        { match: [], action: { a: 'dnat-map' as const, family: v6, key: ['l4proto', 'dport'] as MapKeyPart[], map: NAMES.maps.dnatAny[v6] }, comment: '-p PORT:CPORT, on every host IPv6 address', purpose: { kind: 'published' as const } },
+      ] : []),
     ],
   });
 
@@ -335,6 +435,12 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
     else forward.push({ match: [iif(n.bridge), oif(n.bridge)], counter: true, action: { a: 'drop' }, comment: `network ${nm(n)} has icc=false: its containers may not talk to each other`, purpose: p });
   }
   forward.push({ match: [iifSet(bridges), oifSet(bridges)], counter: true, action: { a: 'drop' }, comment: 'isolation: no traffic between different nsnet networks', purpose: { kind: 'isolation' } });
+  if (routed) {
+    forward.push({
+      match: [oifSet(bridges), { m: 'lookup', family: v6, key: ['daddr', 'l4proto', 'dport'], set: NAMES.sets.routed6 }], action: { a: 'accept' },
+      comment: 'gateway_mode_ipv6=routed: published container ports at the container address, no NAT', purpose: { kind: 'published' },
+    });
+  }
   forward.push({ match: [oifSet(bridges)], counter: true, action: { a: 'drop' }, comment: 'no direct access to container addresses from outside: only published ports', purpose: { kind: 'no-direct-access' } });
   chains.push({
     name: C.forward, base: { type: 'filter', hook: 'forward', priority: PRIORITY.filter, policy: 'accept' },
@@ -345,6 +451,7 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
   for (const n of nets) {
     if (n.internal || n.masquerade === false) continue; // enable_ip_masquerade=false: routed, not masqueraded
     for (const s of n.subnets) {
+      if (s.family === v6 && n.routed6) continue; // gateway_mode_ipv6=routed: no NAT66
       post.push({
         match: [saddr({ prefix: s }, s.family), oif(n.bridge, '!=')], action: { a: 'masquerade' },
         comment: `network ${nm(n)}: outbound access, its subnet leaving through anything but its bridge`, purpose: { kind: 'masquerade', network: ref(n) },
@@ -353,6 +460,7 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
   }
   post.push({ match: [ctDnat, saddr({ set: NAMES.sets.subnets[v4] }, v4), oifSet(bridges)], action: { a: 'masquerade' }, comment: 'hairpin: a container reaching a published port through a host address', purpose: { kind: 'hairpin' } });
   post.push({ match: [ctDnat, saddr(lo4, v4), oifSet(bridges)], action: { a: 'masquerade' }, comment: 'published ports used from the host through 127.0.0.1 (needs route_localnet=1)', purpose: { kind: 'host-loopback' } });
+  if (has6) post.push({ match: [ctDnat, saddr({ set: NAMES.sets.subnets[v6] }, v6), oifSet(bridges)], action: { a: 'masquerade' }, comment: 'hairpin over IPv6: a container reaching a published port through a host address', purpose: { kind: 'hairpin' } });
   chains.push({ name: C.postrouting, base: { type: 'nat', hook: 'postrouting', priority: PRIORITY.srcnat, policy: 'accept' }, rules: post });
 
   const tables: Table[] = [{

@@ -167,6 +167,7 @@ function matches(t: Table, m: Match, c: Ctx): boolean {
     case 'fib-daddr-local': return ip && c.local(p.daddr);
     case 'ether-type': return m.type === (p.proto === 'arp' ? 'arp' : c.family === 'ipv4' ? 'ip' : 'ip6');
     case 'mark': return m.op === '==' ? (p.mark ?? 0) === m.value : (p.mark ?? 0) !== m.value;
+    case 'lookup': return ip && m.family === c.family && mapLookup(t, m.set, m.key, p) !== undefined;
   }
 }
 

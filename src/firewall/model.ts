@@ -7,8 +7,8 @@
 //   evaluate.ts  FirewallModel + a packet -> the path through the hooks and chains, the deciding rule, NAT
 //
 // The model is family-neutral: an address match knows its family (`ipv4` renders `ip saddr`, `ipv6` renders
-// `ip6 saddr`), sets and maps are typed per family, and a DNAT knows the family it translates. Today nsnet only
-// generates IPv4 (its IPAM is IPv4-only); the names below say where IPv6 will plug in.
+// `ip6 saddr`), sets and maps are typed per family, and a DNAT knows the family it translates. The IPv6 sets, maps
+// and rules are generated while some network has IPv6 (an IPv4-only host's ruleset is exactly the IPv4 one).
 //
 // The engine parses the kernel's listing with the names exported here (NAMES), never with its own strings.
 
@@ -112,7 +112,7 @@ export const LOOPBACK: Record<Family, Prefix> = {
 /**
  * Every name nsnet gives to an nft object, in one place: the generator writes them, the engine parses the
  * kernel's listing with them (check, reconcile, the owner probe, CNI CHECK). Per-family names: the IPv4 ones are
- * today's; the IPv6 ones are where dual-stack will put its sets and maps (not generated yet).
+ * today's; the IPv6 ones exist while some network has IPv6.
  */
 export const NAMES = {
   /** `table inet nsnet` always (while there are networks), `table bridge nsnet` when a network has icc=false. */
@@ -121,6 +121,9 @@ export const NAMES = {
     bridges: 'bridges',
     owner: 'owner',
     subnets: { ipv4: 'subnets', ipv6: 'subnets6' } as Record<Family, string>,
+    /** IPv6 of networks in routed mode (gateway_mode_ipv6=routed): the container ports opened at the containers'
+     *  own addresses (`container address . proto . port`), no DNAT. */
+    routed6: 'routed6',
   },
   maps: {
     /** Ports published on one host address: `-p HOSTIP:PORT:CPORT`. */
@@ -143,6 +146,9 @@ export const NAMES = {
 
 /** The maps that hold published ports, every family (what check compares element by element). */
 export const DNAT_MAPS: readonly string[] = [NAMES.maps.dnatAny.ipv4, NAMES.maps.dnatAddr.ipv4, NAMES.maps.dnatAny.ipv6, NAMES.maps.dnatAddr.ipv6];
+
+/** Every set or map whose elements are published ports: the DNAT maps and the routed set (check, the delta). */
+export const PORT_SETS: readonly string[] = [...DNAT_MAPS, NAMES.sets.routed6];
 
 // ---------------------------------------------------------------------------------------------- purposes
 
@@ -289,7 +295,9 @@ export type Match =
   /** `ether type arp` (bridge family). */
   | { m: 'ether-type'; type: 'arp' | 'ip' | 'ip6' }
   /** `meta mark 0x1` (partitions and tracing will mark packets). */
-  | { m: 'mark'; op: Op; value: number };
+  | { m: 'mark'; op: Op; value: number }
+  /** `ip6 daddr . meta l4proto . th dport @routed6`: a concatenated key found in a named set. */
+  | { m: 'lookup'; family: Family; key: MapKeyPart[]; set: string };
 
 /** Parts of a DNAT map lookup key: `ip daddr . meta l4proto . th dport`. */
 export type MapKeyPart = 'daddr' | 'l4proto' | 'dport';
@@ -368,6 +376,8 @@ export interface ModelNetwork {
   internal: boolean;
   icc: boolean;
   masquerade: boolean;
+  /** IPv6 in routed mode (gateway_mode_ipv6=routed): no NAT66, published ports open at the container address. */
+  routed6?: boolean;
 }
 
 export interface FirewallModel {

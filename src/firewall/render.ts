@@ -36,6 +36,7 @@ export function renderMatch(m: Match): string {
     case 'fib-daddr-local': return 'fib daddr type local';
     case 'ether-type': return `ether type ${m.type}`;
     case 'mark': return `meta mark ${op(m.op)}0x${m.value.toString(16)}`;
+    case 'lookup': return `${m.key.map((k) => mapKeyPart(k, familyKeyword(m.family))).join(' . ')} @${m.set}`;
   }
 }
 

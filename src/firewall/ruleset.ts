@@ -22,6 +22,9 @@ export const MAP_ANY = NAMES.maps.dnatAny.ipv4;
 /** Map for ports published on one host address: `ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service`. */
 export const MAP_ADDR = NAMES.maps.dnatAddr.ipv4;
 
+/** The maps (and the routed set) a delta touches, in this order: IPv4 first, as it always was. */
+const DELTA_ORDER = [MAP_ADDR, MAP_ANY, NAMES.maps.dnatAddr.ipv6, NAMES.maps.dnatAny.ipv6, NAMES.sets.routed6];
+
 /** Header lines shared by every script: what it is, that it is generated. */
 function header(title: string, lines: string[] = []): string[] {
   return [`# nsnet firewall: ${title}`, '# Generated from nsnet\'s state by src/firewall/ruleset.ts; do not edit. One script = one nft transaction.', ...lines.map((l) => `# ${l}`)];
@@ -96,14 +99,14 @@ export function renderPortDelta(added: FirewallState['ports'], removed: Firewall
     if (items.length === 1) L.push(`${verb} element inet ${TABLE} ${map} { ${items[0]} }`);
     else L.push(`${verb} element inet ${TABLE} ${map} {`, ...items.map((x, i) => `\t${x}${i < items.length - 1 ? ',' : ''}`), '}');
   };
-  for (const map of [MAP_ADDR, MAP_ANY]) {
+  for (const map of DELTA_ORDER) {
     const d = del.filter((e) => portMap(e) === map).map((e) => portElement(e));
     if (!d.length) continue;
     L.push(`# removed from ${map}: add-then-delete, so an element that is already gone is not an error`);
     block('add', map, d.map(renderElement));
     block('delete', map, d.map(renderElementKey));
   }
-  for (const map of [MAP_ADDR, MAP_ANY]) {
+  for (const map of DELTA_ORDER) {
     const a = add.filter((e) => portMap(e) === map).map((e) => portElement(e));
     if (!a.length) continue;
     L.push(`# added to ${map}`);

@@ -6,6 +6,7 @@
 // and each check accepts only the canonical spelling (no leading zeros, no host bits set in a subnet).
 
 import { cidrContains, cidrOverlaps, tryParseCidr, tryParseIPv4, type Cidr } from '../util/ip.js';
+import { Addr, Prefix as AddrPrefix } from '../util/addr.js';
 
 /** Thrown when the desired state handed to the firewall generator is not something it can render safely. */
 export class FirewallInputError extends Error {
@@ -78,6 +79,20 @@ export function checkProto(p: unknown, what: string): 'tcp' | 'udp' {
 export function checkBool(b: unknown, what: string): boolean {
   if (typeof b !== 'boolean') throw new FirewallInputError(`${what}: ${JSON.stringify(b)} is not a boolean`);
   return b;
+}
+
+/** Throws unless `s` is an IPv6 address in canonical form (RFC 5952, no zone); returns it unchanged. */
+export function checkIpv6(s: unknown, what: string): string {
+  const a = Addr.tryParse(s);
+  if (!a || a.family !== 6 || a.toString() !== s) throw new FirewallInputError(`${what}: ${JSON.stringify(s)} is not an IPv6 address in canonical form`);
+  return s as string;
+}
+
+/** Throws unless `s` is an IPv6 prefix in canonical form (host bits zero), e.g. "fd00:1::/64"; returns it parsed. */
+export function checkCidr6(s: unknown, what: string): AddrPrefix {
+  const p = AddrPrefix.tryParse(s, { strict: true });
+  if (!p || p.family !== 6 || p.toString() !== s) throw new FirewallInputError(`${what}: ${JSON.stringify(s)} is not a canonical IPv6 prefix (like fd00:1::/64)`);
+  return p;
 }
 
 /** nft rejects comments longer than 128 characters; ours are ASCII built from checked parts. */

@@ -17,3 +17,16 @@ export function writeSysctl(key: string, value: string, netnsFd?: number): void 
   if (netnsFd === undefined) write();
   else inNetns(netnsFd, write);
 }
+
+/** Turns IPv6 on for one interface of the netns given by fd (an interface on a network with IPv6): router
+ *  advertisements ignored first (accept_ra=0, so none is accepted in between), then disable_ipv6=0. A container
+ *  netns has IPv6 disabled for every interface by default (conf/default), so its other interfaces stay without it. */
+export function enableIPv6On(ifname: string, netnsFd?: number): void {
+  const dev = ifname.replace(/\./g, '/');
+  const run = () => {
+    writeSysctl(`net.ipv6.conf.${dev}.accept_ra`, '0');
+    writeSysctl(`net.ipv6.conf.${dev}.disable_ipv6`, '0');
+  };
+  if (netnsFd === undefined) run();
+  else inNetns(netnsFd, run);
+}

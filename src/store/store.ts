@@ -2,6 +2,7 @@
 // Writers take BEGIN IMMEDIATE transactions; uniqueness that matters (names, bridge names, one address per
 // network) is enforced by the schema itself, so even a bug above cannot hand out one address twice.
 import fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
@@ -51,6 +52,28 @@ const MIGRATIONS: string[] = [
      container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE, netns_path TEXT NOT NULL,
      default_route INTEGER NOT NULL, created TEXT NOT NULL, PRIMARY KEY(network_id, runtime_id, ifname));
    CREATE INDEX cni_attachments_container ON cni_attachments(container_id);`,
+  // Dual-stack networks (issue #13): a network's IPv6 subnet beside its IPv4 one (at most one per family), and an
+  // endpoint's IPv6 address. The endpoints table is rebuilt so that its IPv4 address may be NULL (an IPv6-only
+  // network, --ipv4=false) and "one address is never handed out twice on a network" holds in the schema for
+  // both families: UNIQUE(network_id, ip) and UNIQUE(network_id, ip6) (NULLs are distinct in SQLite). Existing
+  // rows keep everything they had (no IPv6).
+  `ALTER TABLE networks ADD COLUMN enable_ipv6 INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE networks ADD COLUMN subnet6 TEXT;
+   ALTER TABLE networks ADD COLUMN gateway6 TEXT;
+   ALTER TABLE networks ADD COLUMN ip_range6 TEXT;
+   ALTER TABLE networks ADD COLUMN last_ip6 TEXT;
+   CREATE TABLE endpoints_v6(
+     container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+     network_id TEXT NOT NULL REFERENCES networks(id),
+     ifname TEXT NOT NULL, host_if TEXT NOT NULL UNIQUE, ip TEXT, mac TEXT NOT NULL, aliases TEXT NOT NULL,
+     static_ip INTEGER NOT NULL, pending INTEGER NOT NULL DEFAULT 0, ip6 TEXT, static_ip6 INTEGER NOT NULL DEFAULT 0,
+     CHECK(ip IS NOT NULL OR ip6 IS NOT NULL),
+     PRIMARY KEY(container_id, network_id), UNIQUE(network_id, ip), UNIQUE(network_id, ip6), UNIQUE(container_id, ifname));
+   INSERT INTO endpoints_v6(container_id, network_id, ifname, host_if, ip, mac, aliases, static_ip, pending)
+     SELECT container_id, network_id, ifname, host_if, ip, mac, aliases, static_ip, pending FROM endpoints;
+   DROP TABLE endpoints;
+   ALTER TABLE endpoints_v6 RENAME TO endpoints;
+   CREATE INDEX endpoints_pending ON endpoints(pending) WHERE pending = 1;`,
 ];
 
 /** A network attachment remembered while its endpoint does not exist. */
@@ -60,6 +83,8 @@ export interface SavedEndpoint {
   aliases: string[];
   /** The user's --ip, if any (dynamic addresses are allocated anew). */
   ip: string | null;
+  /** The user's --ip6, if any (absent in rows from before IPv6). */
+  ip6?: string | null;
 }
 
 type Row = Record<string, unknown>;
@@ -79,6 +104,8 @@ function netFromRow(r: Row): NetworkRecord {
     id: r.id as string, name: r.name as string, driver: 'bridge', bridge: r.bridge as string,
     subnet: r.subnet as string, gateway: r.gateway as string, ipRange: (r.ip_range as string | null) ?? null,
     internal: !!r.internal, icc: !!r.icc, mtu: r.mtu as number, isDefault: !!r.is_default,
+    enableIPv6: !!r.enable_ipv6, subnet6: (r.subnet6 as string | null) ?? null, gateway6: (r.gateway6 as string | null) ?? null,
+    ipRange6: (r.ip_range6 as string | null) ?? null,
     labels: JSON.parse(r.labels as string), options: JSON.parse(r.options as string), created: r.created as string,
   };
 }
@@ -99,8 +126,8 @@ function ctrFromRow(r: Row): ContainerRecord {
 function epFromRow(r: Row): EndpointRecord {
   return {
     containerId: r.container_id as string, containerName: r.container_name as string, networkId: r.network_id as string,
-    ifname: r.ifname as string, hostIf: r.host_if as string, ip: r.ip as string, mac: r.mac as string,
-    aliases: JSON.parse(r.aliases as string), staticIp: !!r.static_ip,
+    ifname: r.ifname as string, hostIf: r.host_if as string, ip: (r.ip as string | null) ?? '', ip6: (r.ip6 as string | null) ?? null,
+    mac: r.mac as string, aliases: JSON.parse(r.aliases as string), staticIp: !!r.static_ip, staticIp6: !!r.static_ip6,
   };
 }
 
@@ -249,9 +276,10 @@ export class Store {
     return r ? netFromRow(r) : null;
   }
   insertNetwork(n: NetworkRecord, pending: boolean): void {
-    this.st(`INSERT INTO networks(id,name,driver,bridge,subnet,gateway,ip_range,internal,icc,mtu,is_default,labels,options,created,pending)
-      VALUES(@id,@name,@driver,@bridge,@subnet,@gateway,@ipRange,@internal,@icc,@mtu,@isDefault,@labels,@options,@created,@pending)`).run({
+    this.st(`INSERT INTO networks(id,name,driver,bridge,subnet,gateway,ip_range,internal,icc,mtu,is_default,labels,options,created,pending,enable_ipv6,subnet6,gateway6,ip_range6)
+      VALUES(@id,@name,@driver,@bridge,@subnet,@gateway,@ipRange,@internal,@icc,@mtu,@isDefault,@labels,@options,@created,@pending,@enableIPv6,@subnet6,@gateway6,@ipRange6)`).run({
       ...n, internal: n.internal ? 1 : 0, icc: n.icc ? 1 : 0, isDefault: n.isDefault ? 1 : 0,
+      enableIPv6: n.enableIPv6 ? 1 : 0, subnet6: n.subnet6 ?? null, gateway6: n.gateway6 ?? null, ipRange6: n.ipRange6 ?? null,
       labels: JSON.stringify(n.labels), options: JSON.stringify(n.options), pending: pending ? 1 : 0,
     });
   }
@@ -267,6 +295,14 @@ export class Store {
   }
   setLastIp(networkId: string, ip: string): void {
     this.st('UPDATE networks SET last_ip = ? WHERE id = ?').run(ip, networkId);
+  }
+  /** The IPv6 address handed out last on this network (serial allocation, as lastIp). */
+  lastIp6(networkId: string): string | null {
+    const r = this.st('SELECT last_ip6 FROM networks WHERE id = ?').get(networkId) as Row | undefined;
+    return (r?.last_ip6 as string | null) ?? null;
+  }
+  setLastIp6(networkId: string, ip: string): void {
+    this.st('UPDATE networks SET last_ip6 = ? WHERE id = ?').run(ip, networkId);
   }
 
   // ---- containers
@@ -338,10 +374,11 @@ export class Store {
   }
 
   /** Everything the DNS view needs about committed endpoints, in one query (no full-row decoding). */
-  dnsEntries(): Array<{ networkId: string; ip: string; aliases: string[]; containerId: string; name: string; dns: string[] }> {
-    return (this.st(`SELECT e.network_id, e.ip, e.aliases, c.id, c.name, c.dns FROM endpoints e JOIN containers c ON c.id = e.container_id
+  dnsEntries(): Array<{ networkId: string; ip: string; ip6: string | null; aliases: string[]; containerId: string; name: string; dns: string[] }> {
+    return (this.st(`SELECT e.network_id, e.ip, e.ip6, e.aliases, c.id, c.name, c.dns FROM endpoints e JOIN containers c ON c.id = e.container_id
       WHERE e.pending = 0 AND c.pending = 0`).all() as Row[]).map((r) => ({
-      networkId: r.network_id as string, ip: r.ip as string, aliases: JSON.parse(r.aliases as string), containerId: r.id as string,
+      networkId: r.network_id as string, ip: (r.ip as string | null) ?? '', ip6: (r.ip6 as string | null) ?? null,
+      aliases: JSON.parse(r.aliases as string), containerId: r.id as string,
       name: r.name as string, dns: JSON.parse(r.dns as string),
     }));
   }
@@ -357,18 +394,24 @@ export class Store {
     return (this.st(`${EP_SELECT} WHERE e.container_id = ? ORDER BY e.ifname`).all(containerId) as Row[]).map(epFromRow);
   }
   endpointsOn(networkId: string): EndpointRecord[] {
-    return (this.st(`${EP_SELECT} WHERE e.network_id = ? ORDER BY e.ip`).all(networkId) as Row[]).map(epFromRow);
+    return (this.st(`${EP_SELECT} WHERE e.network_id = ? ORDER BY e.ip, e.ip6`).all(networkId) as Row[]).map(epFromRow);
   }
   /** "Is this address taken on this network?" as an O(1) indexed lookup (UNIQUE(network_id, ip)). */
   addressesOf(networkId: string): { has(ip: string): boolean } {
     const st = this.st('SELECT 1 FROM endpoints WHERE network_id = ? AND ip = ?');
     return { has: (ip: string) => st.get(networkId, ip) !== undefined };
   }
+  /** The same for IPv6 addresses (UNIQUE(network_id, ip6); canonical text). */
+  addresses6Of(networkId: string): { has(ip: string): boolean } {
+    const st = this.st('SELECT 1 FROM endpoints WHERE network_id = ? AND ip6 = ?');
+    return { has: (ip: string) => st.get(networkId, ip) !== undefined };
+  }
 
   insertEndpoint(e: EndpointRecord, pending: boolean): void {
-    this.st(`INSERT INTO endpoints(container_id,network_id,ifname,host_if,ip,mac,aliases,static_ip,pending)
-      VALUES(@containerId,@networkId,@ifname,@hostIf,@ip,@mac,@aliases,@staticIp,@pending)`).run({
-      ...e, aliases: JSON.stringify(e.aliases), staticIp: e.staticIp ? 1 : 0, pending: pending ? 1 : 0,
+    this.st(`INSERT INTO endpoints(container_id,network_id,ifname,host_if,ip,ip6,mac,aliases,static_ip,static_ip6,pending)
+      VALUES(@containerId,@networkId,@ifname,@hostIf,@ip,@ip6,@mac,@aliases,@staticIp,@staticIp6,@pending)`).run({
+      ...e, ip: e.ip === '' ? null : e.ip, ip6: e.ip6 ?? null, aliases: JSON.stringify(e.aliases), staticIp: e.staticIp ? 1 : 0,
+      staticIp6: e.staticIp6 ? 1 : 0, pending: pending ? 1 : 0,
     });
   }
   commitEndpoint(containerId: string, networkId: string): void {
@@ -408,6 +451,16 @@ export class Store {
   getMeta(key: string): string | null {
     const r = this.st('SELECT value FROM meta WHERE key = ?').get(key) as Row | undefined;
     return (r?.value as string | undefined) ?? null;
+  }
+  /** A stable random id of this nsnet host, made once and kept in the store (Docker's engine id): the ULA /48
+   *  of IPv6 networks is derived from it (ulaPrefixFromId). Independent of the state directory's path. */
+  engineId(): string {
+    const have = this.getMeta('engine.id');
+    if (have) return have;
+    return this.tx(() => {
+      this.st('INSERT OR IGNORE INTO meta(key, value) VALUES(?, ?)').run('engine.id', randomBytes(32).toString('hex'));
+      return this.getMeta('engine.id')!;
+    });
   }
   setMeta(key: string, value: string): void {
     this.st('INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value').run(key, value);

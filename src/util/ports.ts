@@ -1,7 +1,7 @@
 // Published ports: Docker's `-p [HOSTIP:][HOSTPORT[-END]:]CPORT[-END][/tcp|udp]`. Pure.
 import type { PortMapping, Proto } from '../types.js';
 import { UserError, showValue } from './errors.js';
-import { isIPv4 } from './addr.js';
+import { Addr, isIPv4 } from './addr.js';
 
 /**
  * A parsed -p spec before ephemeral host ports are chosen. hostPort/hostPortEnd are both null when the host
@@ -21,7 +21,8 @@ const RANGE_RE = /^([0-9]{1,5})(?:-([0-9]{1,5}))?$/;
 /**
  * Parses one -p value. Rules follow Docker's (go-connections nat.ParsePortSpec), except:
  * - a host port range with a single container port (Docker: "any one free port of this range") is refused;
- * - IPv6 host addresses are refused for now;
+ * - an IPv6 host address ([ADDRESS]:HOSTPORT:CPORT) must be one unicast address: [::1] (no route_localnet in
+ *   IPv6) and [::] are refused;
  * - sctp is refused (only tcp and udp are published).
  * A host port of exactly `0` means "choose one", as in Docker. The protocol is case-insensitive.
  */
@@ -31,9 +32,27 @@ export function parsePortSpec(spec: string): PortSpec {
   };
   if (typeof spec !== 'string' || spec === '') return bad('no port specified');
   if (/\s/.test(spec)) return bad('must not contain whitespace');
-  if (spec.includes('[')) return bad('IPv6 host addresses are not supported yet');
-  if (spec.split(':').length > 3) return bad('too many colons (expected [HOSTIP:][HOSTPORT:]CPORT; IPv6 host addresses are not supported yet)');
-  const parts = spec.split(':');
+  // An IPv6 host address is written in brackets: [2001:db8::1]:8080:80 or [2001:db8::1]::80.
+  let ip6: string | null = null;
+  let rest = spec;
+  if (spec.startsWith('[')) {
+    const end = spec.indexOf(']');
+    if (end < 0 || spec[end + 1] !== ':') return bad('an IPv6 host address is written [ADDRESS]:HOSTPORT:CPORT');
+    const inner = spec.slice(1, end);
+    const a = Addr.tryParse(inner);
+    if (!a || a.family !== 6) return bad(`invalid IPv6 address: ${showValue(inner)}`);
+    if (a.isLoopback()) {
+      return bad('[::1] cannot be published: IPv6 has no route_localnet, a packet from ::1 never leaves the host\'s loopback (and nsnet has no userland proxy); publish on 127.0.0.1, or on every address');
+    }
+    if (a.isUnspecified()) return bad('[::] is not supported: publish on every address (both families) with HOSTPORT:CPORT');
+    ip6 = a.toString();
+    rest = `x${spec.slice(end + 1)}`; // a placeholder host address: the rest parses as HOSTIP:HOSTPORT:CPORT
+    if (rest.split(':').length !== 3) return bad('expected [ADDRESS]:HOSTPORT:CPORT');
+  } else if (spec.includes('[') || spec.includes(']')) {
+    return bad('an IPv6 host address is written [ADDRESS]:HOSTPORT:CPORT');
+  }
+  if (rest.split(':').length > 3) return bad('too many colons (expected [HOSTIP:][HOSTPORT:]CPORT; an IPv6 host address goes in brackets: [ADDRESS]:HOSTPORT:CPORT)');
+  const parts = rest.split(':');
   const cpart = parts[parts.length - 1];
   const hpart = parts.length >= 2 ? parts[parts.length - 2] : '';
   const ipart = parts.length === 3 ? parts[0] : '';
@@ -53,7 +72,9 @@ export function parsePortSpec(spec: string): PortSpec {
 
   // host address
   let hostIp = '';
-  if (ipart !== '') {
+  if (ip6 !== null) {
+    hostIp = ip6;
+  } else if (ipart !== '') {
     if (!isIPv4(ipart)) bad(`invalid IP address: ${showValue(ipart)} (expected an IPv4 address of the host)`);
     hostIp = ipart === '0.0.0.0' ? '' : ipart;
   }

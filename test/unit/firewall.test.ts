@@ -236,7 +236,8 @@ test('invalid input is refused before anything is emitted (nft would resolve a n
   bad((s) => { s.ports[0].containerIp = 'example.com'; }, /containerIp: "example.com" is not an IPv4 address/);
   bad((s) => { s.ports[0].containerIp = '172.18.0.02'; }, /not an IPv4 address/);
   bad((s) => { s.ports[0].hostIp = 'localhost'; }, /hostIp: "localhost" is not an IPv4 address/);
-  bad((s) => { s.ports[0].hostIp = '::1'; }, /not an IPv4 address/);
+  bad((s) => { s.ports[0].hostIp = '::1'; }, /host address ::1 is IPv6 but the container has no IPv6 address/);
+  bad((s) => { s.ports[0].hostIp = '2001:DB8::1'; }, /hostIp: "2001:DB8::1" is not an IPv6 address in canonical form/);
   bad((s) => { s.ports[0].hostPort = 0; }, /not a port number/);
   bad((s) => { s.ports[0].containerPort = 65536; s.ports[0].containerPortEnd = 65536; }, /not a port number/);
   bad((s) => { s.ports[0].hostPortEnd = 8081; }, /differ in length/);
