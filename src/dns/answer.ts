@@ -1,9 +1,9 @@
 // The resolver's pure core: the view (what the engine hands us), its index (built once per change, O(entries)),
 // and `answer()`, which turns one query into a reply, 'forward' or nothing, with O(1) work per query.
-import { Addr, Prefix, parseReverseV4, parseV4 } from '../util/addr.js';
+import { Addr, Prefix, parseReverseName, parseReverseV4, parseV4 } from '../util/addr.js';
 import {
   CLASS_ANY, CLASS_IN, PARSE_DROP, PARSE_NOTIMP, RCODE_FORMERR, RCODE_NOERROR, RCODE_NOTIMP,
-  RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_A, TYPE_ANY, TYPE_PTR, buildAReply, buildReply, emptyReply,
+  RCODE_NXDOMAIN, RCODE_REFUSED, RCODE_SERVFAIL, TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_PTR, buildAReply, buildReply, emptyReply,
   encodeName, encodeRR, headerReply, newParsedQuery, parseQuery, udpLimitLocal, type ParsedQuery,
 } from './wire.js';
 
@@ -11,9 +11,12 @@ import {
 export interface DnsView {
   /** Increases with every change; acknowledged by the resolver process after loading (see main.ts). */
   generation?: number;
-  networks: Array<{ id: string; name: string; gateway: string; subnet: string; internal?: boolean }>;
-  /** One entry per (container, network) endpoint: names = [containerName, ...aliases]. */
-  entries: Array<{ networkId: string; names: string[]; ip: string; containerId: string }>;
+  /** gateway/subnet: IPv4 ('' on an IPv6-only network); gateway6/subnet6: IPv6, on networks with IPv6 (the
+   *  resolver answers on both gateways). */
+  networks: Array<{ id: string; name: string; gateway: string; subnet: string; gateway6?: string; subnet6?: string; internal?: boolean }>;
+  /** One entry per (container, network) endpoint: names = [containerName, ...aliases]; ip ('' when IPv6-only) and
+   *  ip6 (AAAA) are its addresses there. */
+  entries: Array<{ networkId: string; names: string[]; ip: string; ip6?: string; containerId: string }>;
   /** Upstream resolvers (from the host's /etc/resolv.conf or NSNET_RESOLV_CONF): "IP", "IP:port", "[IPv6]:port". */
   upstreams: string[];
   /** Per-container upstream override (run --dns), keyed by the container's IP on that network. */
@@ -52,15 +55,26 @@ export interface NetIndex {
   qualified: Map<string, number[]>;
   /** uint32 address -> the PTR target ("container.network"). */
   ptr: Map<number, string>;
-  /** Container address on this network -> container id (to find the asker's other networks). */
+  /** Container address on this network -> container id (to find the asker's other networks); IPv6 ones too. */
   ipToContainer: Map<string, string>;
+  /** IPv6: the gateway and subnet (null without IPv6), and the AAAA side of `names`/`qualified`/`ptr`, keyed by
+   *  the canonical text of the address (answers built from its 16 bytes, kept in `bytes6`). */
+  gateway6: string | null;
+  sub6: Prefix | null;
+  names6: Map<string, string[]>;
+  qualified6: Map<string, string[]>;
+  ptr6: Map<string, string>;
+  bytes6: Map<string, Buffer>;
 }
 
 /** What one (container, network) entry put into a NetIndex, so that a delta can take it out again. */
 interface EntryRecord {
   ni: NetIndex;
+  /** -1: no IPv4 address (an IPv6-only network). */
   ip: number;
   ipText: string;
+  /** '' without IPv6. */
+  ip6: string;
   keys: string[];
   qkeys: string[];
 }
@@ -152,6 +166,12 @@ function upstreamList(list: unknown, warnings: string[], what: string): Upstream
   return out;
 }
 
+function addName6(names: Map<string, string[]>, key: string, ip: string): void {
+  const list = names.get(key);
+  if (list === undefined) names.set(key, [ip]);
+  else if (!list.includes(ip)) list.push(ip);
+}
+
 function addName(names: Map<string, number[]>, key: string, ip: number): void {
   const list = names.get(key);
   if (list === undefined) names.set(key, [ip]);
@@ -165,10 +185,25 @@ type EntryTarget = Pick<IndexedView, 'nets' | 'containerNets' | 'entryRecords'>;
 function addEntry(idx: EntryTarget, e: DnsView['entries'][number], warnings: string[]): void {
   const ni = idx.nets.get(e.networkId);
   if (!ni) return;
-  const ip = parseV4(e.ip);
-  if (ip < 0) {
-    warnings.push(`container ${e.names?.[0]}: invalid address ${JSON.stringify(e.ip)}, skipped`);
-    return;
+  // -1: no IPv4 address (an IPv6-only network's endpoint).
+  let ip = -1;
+  if (e.ip !== '' || !e.ip6) {
+    ip = parseV4(e.ip);
+    if (ip < 0) {
+      warnings.push(`container ${e.names?.[0]}: invalid address ${JSON.stringify(e.ip)}, skipped`);
+      return;
+    }
+  }
+  let ip6 = '';
+  if (e.ip6) {
+    const a = Addr.tryParse(e.ip6);
+    if (!a || a.family !== 6 || !ni.sub6) {
+      warnings.push(`container ${e.names?.[0]}: invalid IPv6 address ${JSON.stringify(e.ip6)}, skipped`);
+      if (ip < 0) return;
+    } else {
+      ip6 = a.toString();
+      if (!ni.bytes6.has(ip6)) ni.bytes6.set(ip6, a.bytes());
+    }
   }
   const netKey = nameKey(ni.name);
   const names = ni.names;
@@ -186,22 +221,26 @@ function addEntry(idx: EntryTarget, e: DnsView['entries'][number], warnings: str
       continue;
     }
     // "name" and, as Docker, "name.network".
-    addName(names, k, ip);
+    if (ip >= 0) addName(names, k, ip);
+    if (ip6) addName6(ni.names6, k, ip6);
     keys.push(k);
     if (netKey) {
-      addName(ni.qualified, `${k}.${netKey}`, ip);
+      if (ip >= 0) addName(ni.qualified, `${k}.${netKey}`, ip);
+      if (ip6) addName6(ni.qualified6, `${k}.${netKey}`, ip6);
       qkeys.push(`${k}.${netKey}`);
     }
-    if (i === 0 && !ni.ptr.has(ip)) ni.ptr.set(ip, netKey ? `${k}.${netKey}` : k);
+    if (i === 0 && ip >= 0 && !ni.ptr.has(ip)) ni.ptr.set(ip, netKey ? `${k}.${netKey}` : k);
+    if (i === 0 && ip6 && !ni.ptr6.has(ip6)) ni.ptr6.set(ip6, netKey ? `${k}.${netKey}` : k);
   }
   if (typeof e.containerId === 'string' && e.containerId) {
-    ni.ipToContainer.set(e.ip, e.containerId);
+    if (ip >= 0) ni.ipToContainer.set(e.ip, e.containerId);
+    if (ip6) ni.ipToContainer.set(ip6, e.containerId);
     let cn = idx.containerNets.get(e.containerId);
     if (!cn) idx.containerNets.set(e.containerId, (cn = []));
     if (!cn.includes(ni)) cn.push(ni);
     let recs = idx.entryRecords.get(e.containerId);
     if (!recs) idx.entryRecords.set(e.containerId, (recs = []));
-    recs.push({ ni, ip, ipText: e.ip, keys, qkeys });
+    recs.push({ ni, ip, ipText: e.ip, ip6, keys, qkeys });
   }
 }
 
@@ -214,14 +253,33 @@ function removeContainerEntries(idx: IndexedView, containerId: string): void {
     if (i >= 0) list.splice(i, 1);
     if (!list.length) map.delete(k);
   };
+  const take6 = (map: Map<string, string[]>, k: string, ip: string) => {
+    const list = map.get(k);
+    if (!list) return;
+    const i = list.indexOf(ip);
+    if (i >= 0) list.splice(i, 1);
+    if (!list.length) map.delete(k);
+  };
   for (const r of idx.entryRecords.get(containerId) ?? []) {
-    for (const k of r.keys) take(r.ni.names, k, r.ip);
-    for (const k of r.qkeys) take(r.ni.qualified, k, r.ip);
-    if (r.ni.ipToContainer.get(r.ipText) === containerId) {
-      r.ni.ipToContainer.delete(r.ipText);
-      r.ni.ptr.delete(r.ip);
+    if (r.ip >= 0) {
+      for (const k of r.keys) take(r.ni.names, k, r.ip);
+      for (const k of r.qkeys) take(r.ni.qualified, k, r.ip);
+      if (r.ni.ipToContainer.get(r.ipText) === containerId) {
+        r.ni.ipToContainer.delete(r.ipText);
+        r.ni.ptr.delete(r.ip);
+      }
+      idx.overrides.delete(r.ipText);
     }
-    idx.overrides.delete(r.ipText);
+    if (r.ip6) {
+      for (const k of r.keys) take6(r.ni.names6, k, r.ip6);
+      for (const k of r.qkeys) take6(r.ni.qualified6, k, r.ip6);
+      if (r.ni.ipToContainer.get(r.ip6) === containerId) {
+        r.ni.ipToContainer.delete(r.ip6);
+        r.ni.ptr6.delete(r.ip6);
+        r.ni.bytes6.delete(r.ip6);
+      }
+      idx.overrides.delete(r.ip6);
+    }
   }
   idx.entryRecords.delete(containerId);
   idx.containerNets.delete(containerId);
@@ -285,16 +343,23 @@ export function indexView(v: DnsView, opts: { ttl?: number; selfPort?: number } 
   const byGateway = new Map<string, NetIndex>();
   const byName = new Map<string, NetIndex[]>();
   for (const n of v.networks ?? []) {
-    if (parseV4(n.gateway) < 0) {
+    // IPv6: both the gateway and the subnet, or neither.
+    const g6 = n.gateway6 !== undefined ? Addr.tryParse(n.gateway6) : null;
+    const p6 = n.subnet6 !== undefined ? Prefix.tryParse(n.subnet6) : null;
+    const has6 = !!g6 && g6.family === 6 && !!p6 && p6.family === 6 && p6.contains(g6);
+    if ((n.gateway6 !== undefined || n.subnet6 !== undefined) && !has6) warnings.push(`network ${n.name}: invalid IPv6 gateway or subnet, IPv6 skipped`);
+    const v6only = n.gateway === '' && has6;
+    if (!v6only && parseV4(n.gateway) < 0) {
       warnings.push(`network ${n.name}: invalid gateway ${JSON.stringify(n.gateway)}, skipped`);
       continue;
     }
-    const p = Prefix.tryParse(n.subnet);
+    const p = v6only ? null : Prefix.tryParse(n.subnet);
     const c = p && p.family === 4 ? p : null;
-    if (!c) warnings.push(`network ${n.name}: invalid subnet ${JSON.stringify(n.subnet)}, not checking askers`);
+    if (!c && !v6only) warnings.push(`network ${n.name}: invalid subnet ${JSON.stringify(n.subnet)}, not checking askers`);
     const ni: NetIndex = {
       id: n.id, name: n.name, gateway: n.gateway, base: c ? c.network.v4 : 0, mask: c ? c.mask : 0,
       internal: !!n.internal, names: new Map(), qualified: new Map(), ptr: new Map(), ipToContainer: new Map(),
+      gateway6: has6 ? g6!.toString() : null, sub6: has6 ? p6 : null, names6: new Map(), qualified6: new Map(), ptr6: new Map(), bytes6: new Map(),
     };
     nets.set(n.id, ni);
     const k = nameKey(n.name);
@@ -303,8 +368,11 @@ export function indexView(v: DnsView, opts: { ttl?: number; selfPort?: number } 
       if (same) same.push(ni);
       else byName.set(k, [ni]);
     }
-    if (byGateway.has(n.gateway)) warnings.push(`network ${n.name}: gateway ${n.gateway} already used by another network`);
-    else byGateway.set(n.gateway, ni);
+    for (const g of [v6only ? '' : n.gateway, ni.gateway6 ?? '']) {
+      if (!g) continue;
+      if (byGateway.has(g)) warnings.push(`network ${n.name}: gateway ${g} already used by another network`);
+      else byGateway.set(g, ni);
+    }
   }
 
   const containerNets = new Map<string, NetIndex[]>();
@@ -361,6 +429,43 @@ function reverseAddr(qname: string, labels: number): number {
 
 const scratchQuery = newParsedQuery();
 
+/** AAAA records for these addresses (canonical text; the bytes from whichever network holds them), rotated by the
+ *  query id as A answers are. */
+function aaaaReply(view: IndexedView, msg: Buffer, q: ParsedQuery, ips: string[], limit: number, nets: NetIndex[]): Buffer {
+  const n = ips.length;
+  const first = n > 1 ? q.id % n : 0;
+  const rrs = Buffer.allocUnsafe(n * 28);
+  for (let i = 0; i < n; i++) {
+    const t = ips[(first + i) % n];
+    let b: Buffer | undefined;
+    for (const ni of nets) if ((b = ni.bytes6.get(t)) !== undefined) break;
+    encodeRR(TYPE_AAAA, view.ttl, b ?? Addr.parse(t).bytes()).copy(rrs, i * 28);
+  }
+  return buildReply(msg, q, RCODE_NOERROR, true, rrs, n, 28, limit);
+}
+
+/** PTR of an ip6.arpa name: the container's "name.network", NODATA for other types; NXDOMAIN for an address of
+ *  an nsnet IPv6 subnet nobody holds (never forwarded); null when it is not ours (forwarded as before). */
+function ptr6Answer(view: IndexedView, net: NetIndex, msg: Buffer, q: ParsedQuery, askerIp: string, limit: number): Buffer | null {
+  const a = parseReverseName(q.qname);
+  if (!a || a.family !== 6) return null;
+  const t = a.toString();
+  let ptr = net.ptr6.get(t);
+  if (ptr === undefined) {
+    for (const o of otherNets(view, net, askerIp) ?? []) if ((ptr = o.ptr6.get(t)) !== undefined) break;
+  }
+  if (ptr !== undefined) {
+    const target = (q.qtype === TYPE_PTR || q.qtype === TYPE_ANY) ? encodeName(ptr) : null;
+    if (target) {
+      const rr = encodeRR(TYPE_PTR, view.ttl, target);
+      return buildReply(msg, q, RCODE_NOERROR, true, rr, 1, rr.length, limit);
+    }
+    return emptyReply(msg, q, RCODE_NOERROR, true);
+  }
+  for (const ni of view.nets.values()) if (ni.sub6 && ni.sub6.contains(a)) return emptyReply(msg, q, RCODE_NXDOMAIN, true);
+  return null;
+}
+
 /**
  * Answers one query that arrived on network `networkId`'s gateway from `askerIp`. Returns the reply, 'forward'
  * (send it to the upstreams: `upstreamsFor(view, askerIp)` is not empty), or null (drop: not a query, or not our
@@ -383,40 +488,61 @@ export function answerOn(
   }
   // Only the network's own members (and the host on the gateway) may ask: a container of another network that
   // can route to this gateway must not read this network's names.
-  if (net.mask !== 0) {
+  if (askerIp.indexOf(':') !== -1) {
+    // Over IPv6 (the IPv6 gateway): the asker must be of the network's IPv6 subnet (the host asks from it too).
+    const a = Addr.tryParse(askerIp);
+    if (!a || a.family !== 6 || !net.sub6 || !net.sub6.contains(a)) return emptyReply(msg, q, RCODE_REFUSED, false);
+  } else if (net.mask !== 0 || net.sub6) {
     const a = parseV4(askerIp);
-    if (a < 0 || !inNet(net, a)) return emptyReply(msg, q, RCODE_REFUSED, false);
+    if (a < 0 || net.mask === 0 || !inNet(net, a)) return emptyReply(msg, q, RCODE_REFUSED, false);
   }
   if (q.edns && q.ednsVersion !== 0) return emptyReply(msg, q, 16 /* BADVERS */, false);
   const limit = tcp ? 65535 : udpLimitLocal(q);
 
   if (q.plain && (q.qclass === CLASS_IN || q.qclass === CLASS_ANY) && q.labels > 0) {
-    // Real names first (the arriving network's, then the asker's other networks'), then "name.network" forms.
+    // Real names first (the arriving network's, then the asker's other networks'), then "name.network" forms;
+    // each family on its own (A from names, AAAA from names6), a name known in one family only is NODATA in the
+    // other, never NXDOMAIN.
     let rec = net.names.get(q.qname);
+    let rec6 = net.names6.get(q.qname);
     let others: NetIndex[] | undefined;
-    if (rec === undefined) {
+    if (rec === undefined && rec6 === undefined) {
       others = otherNets(view, net, askerIp);
       if (others) {
         for (const o of others) {
-          if (o !== net && (rec = o.names.get(q.qname)) !== undefined) break;
+          if (o === net) continue;
+          rec = o.names.get(q.qname);
+          rec6 = o.names6.get(q.qname);
+          if (rec !== undefined || rec6 !== undefined) break;
         }
       }
-      if (rec === undefined && q.labels > 1) {
+      if (rec === undefined && rec6 === undefined && q.labels > 1) {
         rec = net.qualified.get(q.qname);
-        if (rec === undefined && others) {
+        rec6 = net.qualified6.get(q.qname);
+        if (rec === undefined && rec6 === undefined && others) {
           for (const o of others) {
-            if (o !== net && (rec = o.qualified.get(q.qname)) !== undefined) break;
+            if (o === net) continue;
+            rec = o.qualified.get(q.qname);
+            rec6 = o.qualified6.get(q.qname);
+            if (rec !== undefined || rec6 !== undefined) break;
           }
         }
       }
     }
-    if (rec !== undefined) {
-      if (q.qtype === TYPE_A || q.qtype === TYPE_ANY) {
+    if (rec !== undefined || rec6 !== undefined) {
+      if (rec !== undefined && (q.qtype === TYPE_A || q.qtype === TYPE_ANY)) {
         // Round robin among several addresses of one name (a shared alias), driven by the random query id.
         return buildAReply(msg, q, rec, rec.length > 1 ? q.id % rec.length : 0, view.ttl, limit);
       }
-      // AAAA and every other type of a known name: NODATA (we are IPv4-only).
+      if (rec6 !== undefined && (q.qtype === TYPE_AAAA || q.qtype === TYPE_ANY)) {
+        return aaaaReply(view, msg, q, rec6, limit, others ?? [net]);
+      }
+      // Every other type of a known name, and a family it has no address of: NODATA.
       return emptyReply(msg, q, RCODE_NOERROR, true);
+    }
+    if (q.labels === 34) {
+      const r6 = ptr6Answer(view, net, msg, q, askerIp, limit);
+      if (r6) return r6;
     }
     const rev = reverseAddr(q.qname, q.labels);
     if (rev >= 0) {

@@ -207,7 +207,7 @@ export class Resolver {
 
   private bindUdp(l: Listener): Promise<dgram.Socket> {
     return new Promise((resolve, reject) => {
-      const s = dgram.createSocket({ type: 'udp4', lookup: syncLookup as never });
+      const s = dgram.createSocket({ type: l.address.includes(':') ? 'udp6' : 'udp4', lookup: syncLookup as never });
       const onErr = (e: Error) => {
         s.close();
         reject(e);

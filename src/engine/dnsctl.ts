@@ -18,8 +18,8 @@ import type { Host } from './host.js';
 
 export interface DnsView {
   generation: number;
-  networks: Array<{ id: string; name: string; gateway: string; subnet: string; internal: boolean }>;
-  entries: Array<{ networkId: string; names: string[]; ip: string; containerId: string }>;
+  networks: Array<{ id: string; name: string; gateway: string; subnet: string; internal: boolean; gateway6?: string; subnet6?: string }>;
+  entries: Array<{ networkId: string; names: string[]; ip: string; ip6?: string; containerId: string }>;
   upstreams: string[];
   overrides: Record<string, string[]>;
   /** The host's resolv.conf, which the resolver follows (see src/dns/main.ts). */
@@ -48,16 +48,22 @@ export function dnsView(h: Host, generation: number): DnsView {
   for (const e of h.store.dnsEntries()) if (ids.has(e.networkId)) addEntry(entries, overrides, e);
   return {
     generation,
-    networks: nets.map((n) => ({ id: n.id, name: n.name, gateway: n.gateway, subnet: n.subnet, internal: n.internal })),
+    networks: nets.map((n) => ({
+      id: n.id, name: n.name, gateway: n.gateway, subnet: n.subnet, internal: n.internal,
+      ...(n.subnet6 && n.gateway6 ? { gateway6: n.gateway6, subnet6: n.subnet6 } : {}),
+    })),
     entries, upstreams: hostResolvConf().nameservers, overrides, resolvConf: resolvConfPath(),
   };
 }
 
 /** What the resolver knows of one endpoint: the container's name and aliases, and its --dns servers. */
 function addEntry(entries: DnsView['entries'], overrides: DnsView['overrides'],
-  e: { networkId: string; ip: string; aliases: string[]; containerId: string; name: string; dns: string[] }): void {
-  entries.push({ networkId: e.networkId, names: [e.name, ...e.aliases], ip: e.ip, containerId: e.containerId });
-  if (e.dns.length) overrides[e.ip] = e.dns;
+  e: { networkId: string; ip: string; ip6?: string | null; aliases: string[]; containerId: string; name: string; dns: string[] }): void {
+  entries.push({ networkId: e.networkId, names: [e.name, ...e.aliases], ip: e.ip, ...(e.ip6 ? { ip6: e.ip6 } : {}), containerId: e.containerId });
+  if (e.dns.length) {
+    if (e.ip) overrides[e.ip] = e.dns;
+    if (e.ip6) overrides[e.ip6] = e.dns;
+  }
 }
 
 function nextGeneration(h: Host): number {

@@ -98,7 +98,8 @@ export function check(h: Host): Difference[] {
   for (const n of networks) {
     const l = byName.get(n.bridge);
     if (!l) { diffs.push({ kind: 'missing-bridge', detail: `${n.name}: ${n.bridge}` }); continue; }
-    if (!addrs.some((a) => a.index === l.index && a.address === n.gateway)) diffs.push({ kind: 'missing-gateway', detail: `${n.name}: ${n.gateway} on ${n.bridge}` });
+    if (n.gateway && !addrs.some((a) => a.index === l.index && a.address === n.gateway)) diffs.push({ kind: 'missing-gateway', detail: `${n.name}: ${n.gateway} on ${n.bridge}` });
+    if (n.gateway6 && !addrs.some((a) => a.index === l.index && a.address === n.gateway6)) diffs.push({ kind: 'missing-gateway', detail: `${n.name}: ${n.gateway6} on ${n.bridge}` });
   }
   const containers = new Map(h.store.containers().map((c) => [c.id, c]));
   for (const e of endpoints) {
@@ -140,8 +141,10 @@ export function check(h: Host): Difference[] {
         const caddrs = cnl.addresses();
         for (const e of endpoints.filter((x) => x.containerId === c.id)) {
           const idx = clinks.get(e.ifname);
-          if (idx === undefined || !caddrs.some((a) => a.index === idx && a.address === e.ip)) {
-            diffs.push({ kind: 'missing-address', detail: `${c.name}: ${e.ifname} ${e.ip}` });
+          for (const ip of [e.ip, e.ip6 ?? '']) {
+            if (ip && (idx === undefined || !caddrs.some((a) => a.index === idx && a.address === ip))) {
+              diffs.push({ kind: 'missing-address', detail: `${c.name}: ${e.ifname} ${ip}` });
+            }
           }
         }
       } finally {
@@ -285,7 +288,8 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
     // 4. Recreate networks' bridges and gateways.
     for (const n of networks) {
       const l = h.nl.linkByName(n.bridge);
-      const has = l && h.nl.addresses().some((a) => a.index === l.index && a.address === n.gateway);
+      const addrs = l ? h.nl.addresses().filter((a) => a.index === l.index) : [];
+      const has = l && (!n.gateway || addrs.some((a) => a.address === n.gateway)) && (!n.gateway6 || addrs.some((a) => a.address === n.gateway6));
       if (!has) {
         bridge.setupNetwork(h, n);
         actions.push(`recreated bridge ${n.bridge} of ${n.name}`);
@@ -392,7 +396,7 @@ function describeNetns(h: Host, c: ContainerRecord): boolean {
 function lostSandbox(h: Host, c: ContainerRecord): void {
   const eps = h.store.endpointsOf(c.id);
   h.store.tx(() => {
-    const saved = [...h.store.savedEndpoints(c.id), ...eps.map((e) => ({ networkId: e.networkId, ifname: e.ifname, aliases: e.aliases, ip: e.staticIp ? e.ip : null }))];
+    const saved = [...h.store.savedEndpoints(c.id), ...eps.map((e) => ({ networkId: e.networkId, ifname: e.ifname, aliases: e.aliases, ip: e.staticIp ? e.ip : null, ip6: e.staticIp6 ? e.ip6 ?? null : null }))];
     h.store.setSavedEndpoints(c.id, saved);
     writeSavedCopy(h, c.id, saved);
     for (const e of eps) h.store.deleteEndpoint(c.id, e.networkId);
