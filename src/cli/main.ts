@@ -9,6 +9,11 @@ import type { Host } from '../engine/host.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
+/** `docker port`'s HOSTIP:PORT, an IPv6 address in brackets ([2001:db8::1]:8080). */
+function hostPortText(b: { HostIp: string; HostPort: string }): string {
+  return `${b.HostIp.includes(':') ? `[${b.HostIp}]` : b.HostIp}:${b.HostPort}`;
+}
+
 /** A boolean flag Docker spells --flag, --flag=true or --flag=false. */
 function boolFlag(name: string): (v: string) => boolean {
   return (v: string) => {
@@ -498,12 +503,12 @@ program.command('port')
     // A container that is not running holds no ports (Docker releases them when it stops).
     const view = c.state === 'running' ? portsView(c.ports) : {};
     if (want === undefined) {
-      for (const [k, bs] of Object.entries(view)) for (const b of bs) out(`${k} -> ${b.HostIp}:${b.HostPort}\n`);
+      for (const [k, bs] of Object.entries(view)) for (const b of bs) out(`${k} -> ${hostPortText(b)}\n`);
       return;
     }
     const bs = view[want];
     if (!bs?.length) throw new CliError(`No public port '${want}' published for ${ref}`);
-    out(bs.map((b) => `${b.HostIp}:${b.HostPort}\n`).join(''));
+    out(bs.map((b) => `${hostPortText(b)}\n`).join(''));
   });
 
 program.command('exec')

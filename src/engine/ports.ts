@@ -59,7 +59,8 @@ export function resolvePorts(h: Host, specs: string[]): PortMapping[] {
       // As Docker's bind would: the address must be one the host has (not multicast, broadcast or foreign).
       hostAddrs ??= new Set(h.nl.addresses().map((a) => a.address));
       if (!hostAddrs.has(p.hostIp)) {
-        throw new UserError(`Bind for ${p.hostIp}:${p.hostPort ?? p.containerPort} failed: ${p.hostIp} is not an address of this host`, 'invalid');
+        const shown = p.hostIp.includes(':') ? `[${p.hostIp}]` : p.hostIp;
+        throw new UserError(`Bind for ${shown}:${p.hostPort ?? p.containerPort} failed: ${p.hostIp} is not an address of this host`, 'invalid');
       }
     }
     let m: PortMapping;

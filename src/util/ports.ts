@@ -111,7 +111,8 @@ function range(a: number, b: number): string {
 
 /** `docker port` style: `80/tcp -> 0.0.0.0:8080` (a range: `80-90/tcp -> 0.0.0.0:8080-8090`). */
 export function formatPortMapping(m: PortMapping): string {
-  return `${range(m.containerPort, m.containerPortEnd)}/${m.proto} -> ${m.hostIp || '0.0.0.0'}:${range(m.hostPort, m.hostPortEnd)}`;
+  const ip = m.hostIp.includes(':') ? `[${m.hostIp}]` : m.hostIp || '0.0.0.0';
+  return `${range(m.containerPort, m.containerPortEnd)}/${m.proto} -> ${ip}:${range(m.hostPort, m.hostPortEnd)}`;
 }
 
 /** `docker port` output: one line per port of the mapping. */
