@@ -5,7 +5,7 @@
 // and reconcile of IPv6 addresses and rules; bad input. Each test has its own throwaway host netns.
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { REPO, TestHost, must, waitFor, type Result } from '../helpers/host.js';
 
 const WHOAMI = path.join(REPO, 'test/fixtures/whoami6.py');
@@ -13,7 +13,7 @@ const DNSQ = path.join(REPO, 'test/fixtures/dnsq.py');
 const out = (r: Result) => r.stdout.trim();
 
 /** Connect (TCP or UDP) to ip:port and print what the server answered ('' on failure). Either family. */
-function client(ip: string, port: number, proto: 'tcp' | 'udp' = 'tcp', timeout = 1.5): string {
+function client(ip: string, port: number, proto: 'tcp' | 'udp' = 'tcp', timeout = 0.6): string {
   const fam = ip.includes(':') ? 'socket.AF_INET6' : 'socket.AF_INET';
   const py = proto === 'tcp'
     ? `import socket;s=socket.socket(${fam});s.settimeout(${timeout});s.connect(('${ip}',${port}));print(s.recv(64).decode().strip())`
@@ -23,7 +23,7 @@ function client(ip: string, port: number, proto: 'tcp' | 'udp' = 'tcp', timeout 
 
 /** Like `client`, but says how the connection failed: 'refused', 'timeout' or the answer. */
 function probe(ip: string, port: number): string {
-  const py = `import socket;s=socket.socket(socket.AF_INET6);s.settimeout(1.5)\ntry:\n  s.connect(('${ip}',${port}));print(s.recv(64).decode().strip())\nexcept ConnectionRefusedError: print('refused')\nexcept OSError: print('timeout')`;
+  const py = `import socket;s=socket.socket(socket.AF_INET6);s.settimeout(0.6)\ntry:\n  s.connect(('${ip}',${port}));print(s.recv(64).decode().strip())\nexcept ConnectionRefusedError: print('refused')\nexcept OSError: print('timeout')`;
   return `python3 -c "${py}"`;
 }
 
@@ -41,6 +41,8 @@ function inspect(h: TestHost, ref: string): any {
   return JSON.parse(h.ok(['inspect', ref]))[0];
 }
 
+// Each test has its own host netns and state directory: they run side by side (the file's run time bounded).
+describe('IPv6 networks', { concurrency: true }, () => {
 test('dual-stack and IPv6-only networks: addresses, routes, inspect, traffic within a network, isolation, IPv6 only where asked, check/reconcile', async (t) => {
   const h = TestHost.create('v6net');
   t.after(() => h.cleanup());
@@ -290,4 +292,5 @@ test('DNS over IPv6: AAAA, NODATA for a name without that family, PTR in ip6.arp
   assert.match(out(h.exec('a', 'cat /etc/resolv.conf')), /^nameserver 10\.61\.0\.1$/m);
   // Another network's container cannot ask this network's IPv6 gateway.
   assert.equal(q('v1', 'fd00:75::1', 'b', 'AAAA'), '', 'no route or refused from another network');
+});
 });
