@@ -10,6 +10,9 @@ import path from 'node:path';
 import {
   FirewallInputError, MAP_ANY, MAP_ADDR, TABLE, chainRuleCounts, ownerComment, parseOwnerComment, renderDeleteAll, renderPortDelta, renderRuleset,
 } from '../../src/firewall/ruleset.js';
+import { buildModel } from '../../src/firewall/build.js';
+import { elementText } from '../../src/firewall/model.js';
+import { renderRule } from '../../src/firewall/render.js';
 import type { FirewallState } from '../../src/types.js';
 import { judgeDropChain, type JRule } from '../../src/engine/firewall.js';
 
@@ -60,6 +63,17 @@ const backend = net('backend', '172.19.0.0/16', { internal: true });
 const quiet = net('quiet', '172.20.0.0/16', { icc: false });
 const tools = net('tools', '10.99.0.0/24');
 
+// Dual-stack networks (issue #13): an IPv6 subnet and gateway beside the IPv4 ones; ports reach both addresses.
+const dual = net('dual', '172.21.0.0/16', { subnet6: 'fd00:21::/64', gateway6: 'fd00:21::1' });
+const dualInternal = net('dual-internal', '172.22.0.0/16', { subnet6: 'fd00:22::/64', gateway6: 'fd00:22::1', internal: true });
+const dualQuiet = net('dual-quiet', '172.23.0.0/16', { subnet6: 'fd00:23::/64', gateway6: 'fd00:23::1', icc: false });
+const dualRouted = net('dual-routed', '172.24.0.0/16', { subnet6: 'fd00:24::/64', gateway6: 'fd00:24::1', gatewayMode6: 'routed' });
+const v6only = net('v6only', '', { subnet: '', gateway: '', subnet6: 'fd00:25::/64', gateway6: 'fd00:25::1' });
+/** A port of a dual-stack container: its IPv4 and IPv6 addresses (hostIp may be an IPv6 address). */
+function port6(spec: string, container: string, ip: string, ip6: string, n: Net, hostIp?: string): Port {
+  return { ...port(spec, container, ip, n), containerIp6: ip6, ...(hostIp !== undefined ? { hostIp } : {}), ...(n.gatewayMode6 === 'routed' ? { routed6: true } : {}) };
+}
+
 const scenarios: Record<string, FirewallState> = {
   // No networks: nsnet's tables are removed (they exist exactly when nsnet has networks).
   empty: { networks: [], ports: [] },
@@ -90,6 +104,38 @@ const scenarios: Record<string, FirewallState> = {
       port('2222:22', 'ssh', '172.17.0.2', bridge),
       port('127.0.0.1:9090:9090', 'metrics', '172.20.0.3', quiet),
       port('53:53/udp', 'dns', '172.17.0.3', bridge),
+    ],
+  },
+  // Dual-stack, nothing published: NAT66 next to the IPv4 masquerade, subnets6, the IPv6 DNAT maps (empty), the
+  // resolver's IPv6 gateway, [::1] never DNATed; an IPv4-only network next to it stays as it was.
+  'dual-plain': { networks: [dual, oa], ports: [] },
+  // Dual-stack ports: -p 8080:80 in both families, -p HOST4:..., -p [HOST6]:..., udp, a range; a port of an
+  // IPv4-only network stays IPv4; an IPv6-only network's port is IPv6 only.
+  'dual-ports': {
+    networks: [dual, oa, v6only],
+    ports: [
+      port6('8080:80', 'web', '172.21.0.2', 'fd00:21::2', dual),
+      port6('198.51.100.1:8443:443', 'web', '172.21.0.2', 'fd00:21::2', dual),
+      port6('8444:443', 'web', '172.21.0.2', 'fd00:21::2', dual, '2001:db8::1'),
+      port6('5353:53/udp', 'dns', '172.21.0.3', 'fd00:21::3', dual),
+      port6('9000-9001:7000-7001', 'app', '172.21.0.4', 'fd00:21::4', dual),
+      port('9090:80', 'old', '172.18.0.2', oa),
+      { ...port6('7070:80', 'six', '', 'fd00:25::2', v6only) },
+    ],
+  },
+  // Dual-stack --internal: nothing in or out in either family but DNS on both gateways.
+  'dual-internal': { networks: [dual, dualInternal], ports: [port6('8080:80', 'web', '172.21.0.2', 'fd00:21::2', dual)] },
+  // Dual-stack icc=false: the bridge table drops both families between its ports.
+  'dual-icc-off': { networks: [dualQuiet], ports: [port6('8080:80', 'web', '172.23.0.2', 'fd00:23::2', dualQuiet)] },
+  // gateway_mode_ipv6=routed: no NAT66; published ports open at the container's IPv6 address (set routed6); the
+  // IPv4 side is DNATed as usual.
+  'dual-routed': {
+    networks: [dualRouted, dual],
+    ports: [
+      port6('8080:80', 'web', '172.24.0.2', 'fd00:24::2', dualRouted),
+      port6('8081:80', 'web', '172.24.0.2', 'fd00:24::2', dualRouted),
+      port6('5353:53/udp', 'dns', '172.24.0.3', 'fd00:24::3', dualRouted),
+      port6('8082:80', 'other', '172.21.0.2', 'fd00:21::2', dual),
     ],
   },
 };
@@ -292,4 +338,45 @@ test('chainRuleCounts: the chains of table inet nsnet and their rule counts, fro
   assert.equal(c.get('input'), 5, 'two DNS rules, three for the internal network');
   assert.equal(chainRuleCounts(renderRuleset(scenarios['icc-off'])).has('forward'), true, 'the bridge table\'s chain is not counted as inet');
   assert.equal(chainRuleCounts(renderRuleset(scenarios['icc-off'])).get('forward'), chainRuleCounts(renderRuleset({ networks: [{ ...quiet, icc: true }], ports: [] })).get('forward'));
+});
+
+test('dual-stack: a port is published in each family its container has; an IPv4-only network stays IPv4; routed IPv6 opens the container port once', () => {
+  const m = buildModel(scenarios['dual-ports']);
+  const inet = m.tables[0];
+  const elems = (name: string) => (inet.sets.find((x) => x.name === name)?.elements ?? []).map(elementText);
+  assert.ok(elems('dnat_any').includes('tcp 8080 -> 172.21.0.2 80'));
+  assert.ok(elems('dnat_any6').includes('tcp 8080 -> fd00:21::2 80'), 'the same -p in IPv6');
+  assert.ok(elems('dnat_any').includes('tcp 9090 -> 172.18.0.2 80'));
+  assert.ok(!elems('dnat_any6').some((e) => e.includes(' 9090 ')), 'an IPv4-only network publishes IPv4 only');
+  assert.deepEqual(elems('dnat_addr6'), ['2001:db8::1 tcp 8444 -> fd00:21::2 443'], '-p [v6addr] in IPv6 only');
+  assert.ok(!elems('dnat_addr').some((e) => e.includes('8444')));
+  assert.ok(!elems('dnat_any').some((e) => e.includes(' 7070 ')), 'an IPv6-only network publishes IPv6 only');
+  // Without any IPv6 network the IPv6 sets, maps and rules do not exist at all.
+  assert.ok(!buildModel(scenarios['published-ports']).tables[0].sets.some((x) => x.name.endsWith('6')));
+  const r = buildModel(scenarios['dual-routed']).tables[0];
+  assert.deepEqual((r.sets.find((x) => x.name === 'routed6')?.elements ?? []).map(elementText), ['fd00:24::3 udp 53', 'fd00:24::2 tcp 80'], '8080 and 8081 lead to one container port');
+  assert.ok(!(r.sets.find((x) => x.name === 'dnat_any6')?.elements ?? []).some((e) => elementText(e).includes('fd00:24::')), 'routed: no DNAT66');
+  const post = r.chains.find((c) => c.name === 'postrouting')!.rules.map(renderRule);
+  assert.ok(!post.some((l) => l.includes('fd00:24::/64')), 'routed: no NAT66');
+  assert.ok(post.some((l) => l.includes('ip saddr 172.24.0.0/16')), 'routed IPv6 keeps IPv4 NAT');
+});
+
+test('dual-stack port delta: both families, the routed set, tolerant removal; invalid IPv6 input refused', () => {
+  const web = port6('8080:80', 'web', '172.21.0.2', 'fd00:21::2', dual);
+  const s = renderPortDelta([web, port6('8090:80', 'r', '172.24.0.2', 'fd00:24::2', dualRouted)], []);
+  assert.match(s, /# added to dnat_any\nadd element inet nsnet dnat_any \{\n\ttcp \. 8080 comment "[^"]+" : 172\.21\.0\.2 \. 80,/);
+  assert.match(s, /# added to dnat_any6\nadd element inet nsnet dnat_any6 \{ tcp \. 8080 comment "[^"]+" : fd00:21::2 \. 80 \}/);
+  assert.match(s, /add element inet nsnet routed6 \{ fd00:24::2 \. tcp \. 80 comment "[^"]+" \}/);
+  const d = renderPortDelta([], [web]);
+  assert.match(d, /delete element inet nsnet dnat_any6 \{ tcp \. 8080 \}/);
+  const bad = (mutate: (s: FirewallState) => void, re: RegExp) => {
+    const st: FirewallState = structuredClone(scenarios['dual-ports']);
+    mutate(st);
+    assert.throws(() => renderRuleset(st), (e: unknown) => e instanceof FirewallInputError && re.test((e as Error).message));
+  };
+  bad((st) => { st.networks[0].subnet6 = 'fd00:21::1/64'; }, /not a canonical IPv6 prefix/);
+  bad((st) => { st.networks[0].gateway6 = 'fd00:99::1'; }, /gateway6 fd00:99::1 is outside its subnet/);
+  bad((st) => { st.networks[0].gateway6 = 'FD00:21::1'; }, /not an IPv6 address in canonical form/);
+  bad((st) => { st.ports[0].containerIp6 = 'fd00:99::2'; }, /container address fd00:99::2 is outside network dual/);
+  bad((st) => { st.networks[2].subnet6 = 'fd00:21::/64'; st.networks[2].gateway6 = 'fd00:21::1'; }, /overlapping subnets/);
 });
