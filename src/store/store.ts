@@ -10,7 +10,7 @@ import { UserError } from '../util/errors.js';
 
 const require = createRequire(import.meta.url);
 
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: string[] = [
   `CREATE TABLE networks(
      id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, driver TEXT NOT NULL, bridge TEXT NOT NULL UNIQUE,
      subnet TEXT NOT NULL, gateway TEXT NOT NULL, ip_range TEXT, internal INTEGER NOT NULL, icc INTEGER NOT NULL,
