@@ -428,7 +428,7 @@ export function checkStaticIp(net: IpamNetwork, ip: string, inUse: AddressSet): 
   if (familyOfText(net.subnet) === 6) return checkStaticIp6(net, ip, inUse);
   const n = parseV4(ip);
   if (n < 0) {
-    const hint = typeof ip === 'string' && ip.includes(':') ? ' (IPv6 is not supported yet)' : '';
+    const hint = typeof ip === 'string' && ip.includes(':') ? ' (an IPv6 address is given with --ip6, on a network with IPv6)' : '';
     throw new UserError(`invalid IPv4 address ${showValue(ip)}${hint}`, 'invalid');
   }
   const s = cachedPrefix(net.subnet);

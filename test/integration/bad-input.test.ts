@@ -228,7 +228,7 @@ function mainCases(v: { baseBridge: string; c1Ip: string }): Case[] {
   add(NC('--subnet', '010.1.0.0/16', 's1'), /not an IPv4 address/);
   add(NC('--subnet', ' 10.1.0.0/16', 's1'), /invalid subnet/);
   add(NC('--subnet', '10.1.0.0/16\n', 's1'), /invalid subnet/);
-  add(NC('--subnet', 'fd00::/64', 's1'), /IPv6 is not supported/);
+  add(NC('--subnet', 'fd00::/64', 's1'), /an IPv6 subnet needs --ipv6/);
   add(NC('--subnet', `$(${TOUCH})/24`, 's1'), /invalid subnet/);
 
   // ---- network create: --gateway, --ip-range
@@ -369,7 +369,7 @@ function mainCases(v: { baseBridge: string; c1Ip: string }): Case[] {
   add(RUN('--ip', '10.10.0.255'), /it is the broadcast address/);
   add(RUN('--ip', '010.10.0.5'), /invalid IPv4 address 010\.10\.0\.5/);
   add(RUN('--ip', '10.10.0.5 '), /invalid IPv4 address/);
-  add(RUN('--ip', '::1'), /IPv6 is not supported/);
+  add(RUN('--ip', '::1'), /invalid IPv4 address ::1 \(an IPv6 address is given with --ip6/);
   add(RUN('--ip', ''), /IP|address/, { name: 'run: --ip "" (empty)' });
 
   // ---- run: --alias
@@ -403,7 +403,7 @@ function mainCases(v: { baseBridge: string; c1Ip: string }): Case[] {
   P('a:80', /invalid hostPort: a/);
   P('1.2.3.4.5:80:80', /invalid IP address: 1\.2\.3\.4\.5/);
   P('999.1.1.1:80:80', /invalid IP address: 999\.1\.1\.1/);
-  P('[::1]:80:80', /IPv6 host addresses are not supported/);
+  P('[::1]:80:80', /\[::1\] cannot be published: IPv6 has no route_localnet/);
   P('::1:80:80', /too many colons/);
   P('80/sctp', /protocol sctp is not supported/);
   P('80/icmp', /invalid proto: icmp/);

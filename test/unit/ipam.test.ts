@@ -245,7 +245,7 @@ test('checkStaticIp: refused addresses', () => {
     ['10.0.0.2 ', 'invalid IPv4 address "10.0.0.2 "', 'invalid'],
     ['10.0.0.2/24', 'invalid IPv4 address 10.0.0.2/24', 'invalid'],
     ['localhost', 'invalid IPv4 address localhost', 'invalid'],
-    ['fe80::1', 'IPv6 is not supported yet', 'invalid'],
+    ['fe80::1', 'an IPv6 address is given with --ip6', 'invalid'],
   ];
   for (const [ip, msg, code] of cases) throwsUser(() => checkStaticIp(n, ip, inUse), msg, code, JSON.stringify(ip));
 });
