@@ -15,6 +15,8 @@ interface Op {
 }
 
 const RUN = ['run', '-d', '--name', 'c', '--network', 'n1', '--ip', '10.44.0.10', '-p', '8088:80', '--', 'sleep', '300'];
+const NET6 = ['network', 'create', '--ipv6', '--subnet', '10.46.0.0/24', '--subnet', 'fd00:46::/64', 'n6'];
+const RUN6 = ['run', '-d', '--name', 'c6', '--network', 'n6', '--ip6', 'fd00:46::10', '-p', '8089:80', '--', 'sleep', '300'];
 const OPS: Op[] = [
   { name: 'network create', setup: [], cmd: ['network', 'create', '--subnet', '10.44.0.0/24', 'n1'],
     after: [['network', 'rm', 'n1'], ['network', 'create', '--subnet', '10.44.0.0/24', 'n1']] },
@@ -28,6 +30,13 @@ const OPS: Op[] = [
     cmd: ['network', 'connect', '--ip', '10.45.0.7', 'n2', 'c'], after: [['network', 'disconnect', '-f', 'n2', 'c'], ['network', 'connect', '--ip', '10.45.0.7', 'n2', 'c']] },
   { name: 'disconnect', setup: [['network', 'create', '--subnet', '10.44.0.0/24', 'n1'], ['network', 'create', '--subnet', '10.45.0.0/24', 'n2'], RUN,
     ['network', 'connect', '--ip', '10.45.0.7', 'n2', 'c']], cmd: ['network', 'disconnect', 'n2', 'c'], after: [['network', 'connect', '--ip', '10.45.0.7', 'n2', 'c']] },
+  // Dual-stack (issue #13): the same crash points, with IPv6 addresses, routes and rules to recover.
+  { name: 'network create (dual-stack)', setup: [], cmd: NET6,
+    after: [['network', 'rm', 'n6'], NET6] },
+  { name: 'run (dual-stack)', setup: [NET6], cmd: RUN6,
+    after: [['rm', '-f', 'c6'], RUN6.map((a) => (a === 'c6' ? 'c7' : a))] },
+  { name: 'connect (dual-stack)', setup: [['network', 'create', '--subnet', '10.44.0.0/24', 'n1'], NET6, RUN],
+    cmd: ['network', 'connect', '--ip6', 'fd00:46::7', 'n6', 'c'], after: [['network', 'disconnect', '-f', 'n6', 'c'], ['network', 'connect', '--ip6', 'fd00:46::7', 'n6', 'c']] },
   { name: 'start', setup: [['network', 'create', '--subnet', '10.44.0.0/24', 'n1'], ['create', '--name', 'c', '--network', 'n1', '--', 'sleep', '300']],
     cmd: ['start', 'c'], after: [['rm', '-f', 'c']] },
 ];
@@ -57,9 +66,10 @@ async function assertExact(h: TestHost): Promise<void> {
   const ips: string[] = [];
   for (const id of ids) {
     const c = JSON.parse(h.ok(['inspect', id]))[0];
-    for (const n of Object.values(c.NetworkSettings.Networks) as Array<{ HostInterface?: string; IPAddress: string }>) {
+    for (const n of Object.values(c.NetworkSettings.Networks) as Array<{ HostInterface?: string; IPAddress: string; GlobalIPv6Address?: string }>) {
       if (n.HostInterface) expected.add(n.HostInterface);
       if (n.IPAddress) ips.push(n.IPAddress);
+      if (n.GlobalIPv6Address) ips.push(n.GlobalIPv6Address);
     }
   }
   const want = [...expected].sort();
