@@ -118,6 +118,14 @@ test('dual-stack and IPv6-only networks: addresses, routes, inspect, traffic wit
   // The host reaches containers directly (as Docker), over IPv6 too.
   assert.equal(out(h.sh(client('fd00:61::2', 80))), 'fd00:61::1');
 
+  // stop releases both addresses, start gives the same ones back (static and dynamic).
+  h.ok(['stop', '-t', '0', 'a', 'b']);
+  assert.equal(JSON.parse(h.ok(['network', 'inspect', 'dual2']))[0].Containers[inspect(h, 'a').Id], undefined, 'released');
+  h.ok(['start', 'a', 'b']);
+  assert.equal(inspect(h, 'a').NetworkSettings.Networks.dual2.GlobalIPv6Address, 'fd00:60::10');
+  assert.equal(inspect(h, 'b').NetworkSettings.Networks.dual2.GlobalIPv6Address, 'fd00:60::2');
+  assert.equal(await waitFor(() => out(h.exec('b', client('fd00:60::10', 80))), 5000, 100), 'fd00:60::2', 'traffic again after start');
+
   // check is clean; an IPv6 gateway or container address removed by hand is found, and reconcile puts the
   // gateway back.
   assert.equal(h.nsnet(['check']).status, 0, h.nsnet(['check']).stdout);
