@@ -20,9 +20,11 @@
 //   table bridge nsnet   (only when a network has icc=false)
 //     chain forward      bridge forward      : drop frames between containers of icc=false networks
 //
-// Family-neutral where it costs nothing: a network has subnets[] and gateways[] (one IPv4 each today), address
+// Family-neutral where it costs nothing: a network has subnets[] and gateways[] (at most one per family), address
 // matches carry the family of the address they compare, and the per-family rules are generated per subnet.
-// Only IPv4 is generated: the guard and the maps are the IPv4 ones (IPv6 is issue #13's next step).
+// While some network has IPv6 the table also has set subnets6, maps dnat_any6/dnat_addr6 (and set routed6 for
+// gateway_mode_ipv6=routed), their DNAT rules in `published`, `ip6 daddr ::1 return` in `output` and the IPv6
+// hairpin masquerade (docs/firewall.md "IPv6"); without one the ruleset is exactly the IPv4 one.
 import type { FirewallState } from '../types.js';
 import {
   BRIDGE_FILTER, LOOPBACK, NAMES, PRIORITY, addrType, familyOf,
