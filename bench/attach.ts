@@ -241,7 +241,10 @@ async function libImpl(c: Ctx): Promise<Impl> {
     setup() {
       // hostNetns: the netns this process entered (Host.open sees it is its own), or the probe's empty host.
       ns = Nsnet.open({ root: c.nsnetRoot, hostNetns: `/run/netns/${c.host}` });
-      ns.createNetwork({ name: 'bnet', subnet: '10.201.0.0/16' });
+      // BENCH_IPV6=1: a dual-stack network (issue #13: a dual-stack attach next to an IPv4-only one).
+      ns.createNetwork(process.env.BENCH_IPV6 === '1'
+        ? { name: 'bnet', ipv6: true, subnets: ['10.201.0.0/16', 'fd00:201::/64'] }
+        : { name: 'bnet', subnet: '10.201.0.0/16' });
     },
     attach(i) {
       ns!.create({ name: `c${i}`, network: 'bnet', command: ['sleep', 'infinity'], publish: i === 0 ? [`${PORT_HOST}:${PORT_CTR}`] : [] });

@@ -23,9 +23,11 @@ export function writeSysctl(key: string, value: string, netnsFd?: number): void 
  *  netns has IPv6 disabled for every interface by default (conf/default), so its other interfaces stay without it. */
 export function enableIPv6On(ifname: string, netnsFd?: number): void {
   const dev = ifname.replace(/\./g, '/');
+  // Written without reading first (a fresh interface has the netns defaults: accept_ra 1, disable_ipv6 1): two
+  // /proc/sys writes on the attach path instead of four accesses.
   const run = () => {
-    writeSysctl(`net.ipv6.conf.${dev}.accept_ra`, '0');
-    writeSysctl(`net.ipv6.conf.${dev}.disable_ipv6`, '0');
+    fs.writeFileSync(path(`net.ipv6.conf.${dev}.accept_ra`), '0');
+    fs.writeFileSync(path(`net.ipv6.conf.${dev}.disable_ipv6`), '0');
   };
   if (netnsFd === undefined) run();
   else inNetns(netnsFd, run);
