@@ -498,10 +498,10 @@ program.command('port')
     }
     const h = await openHost();
     const { resolveContainer, refreshState } = await import('../engine/containers.js');
-    const { portsView } = await import('../engine/views.js');
+    const { portsView, portFamilies } = await import('../engine/views.js');
     const c = refreshState(h, resolveContainer(h, ref));
     // A container that is not running holds no ports (Docker releases them when it stops).
-    const view = c.state === 'running' ? portsView(c.ports) : {};
+    const view = c.state === 'running' ? portsView(c.ports, portFamilies(h.store.endpointsOf(c.id), new Map(h.store.networks().map((n) => [n.id, n])))) : {};
     if (want === undefined) {
       for (const [k, bs] of Object.entries(view)) for (const b of bs) out(`${k} -> ${hostPortText(b)}\n`);
       return;

@@ -61,15 +61,26 @@ export function portKey(p: PortMapping, i: number): string {
   return `${p.containerPort + i}/${p.proto}`;
 }
 
-/** Docker's Ports map: "8080/tcp": [{HostIp, HostPort}] */
-export function portsView(ports: PortMapping[]): Record<string, Array<{ HostIp: string; HostPort: string }>> {
+/** The families a container's ports are published in (its first non-internal endpoint's addresses). */
+export interface PortFamilies { v4: boolean; v6: boolean }
+
+/** Docker's Ports map: "8080/tcp": [{HostIp, HostPort}]. A port without a host address is listed once per family
+ *  it is published in, as Docker 27+ does: `0.0.0.0` and, on a network with IPv6, `::`. */
+export function portsView(ports: PortMapping[], fam: PortFamilies = { v4: true, v6: false }): Record<string, Array<{ HostIp: string; HostPort: string }>> {
   const out: Record<string, Array<{ HostIp: string; HostPort: string }>> = {};
   for (const p of ports) {
+    const ips = p.hostIp ? [p.hostIp] : [...(fam.v4 || !fam.v6 ? ['0.0.0.0'] : []), ...(fam.v6 ? ['::'] : [])];
     for (let i = 0; i <= p.containerPortEnd - p.containerPort; i++) {
-      (out[portKey(p, i)] ??= []).push({ HostIp: p.hostIp || '0.0.0.0', HostPort: String(p.hostPort + i) });
+      for (const ip of ips) (out[portKey(p, i)] ??= []).push({ HostIp: ip, HostPort: String(p.hostPort + i) });
     }
   }
   return out;
+}
+
+/** The families of the endpoint that carries a container's published ports (see engine/firewall.ts portsOf). */
+export function portFamilies(eps: EndpointRecord[], nets: Map<string, NetworkRecord>): PortFamilies {
+  const ep = eps.find((e) => nets.has(e.networkId) && !nets.get(e.networkId)!.internal);
+  return ep ? { v4: ep.ip !== '', v6: !!ep.ip6 } : { v4: true, v6: false };
 }
 
 /** An attachment of a stopped container (its endpoint released): what Docker shows for it, no address. */
@@ -116,7 +127,7 @@ export function containerView(c: ContainerRecord, eps: EndpointRecord[], nets: M
     NetworkSettings: {
       SandboxKey: ownerNetns ? netnsPath(ownerNetns) : '',
       // Bindings exist only while it runs (Docker's); HostConfig.PortBindings keeps what was asked for.
-      Ports: c.state === 'running' ? portsView(c.ports) : {},
+      Ports: c.state === 'running' ? portsView(c.ports, portFamilies(eps, nets)) : {},
       IPAddress: def?.ip ?? '', IPPrefixLen: defNet ? bitsOf(defNet.subnet) : 0,
       Gateway: defNet?.gateway ?? '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, IPv6Gateway: '', MacAddress: def?.mac ?? '',
       Networks: networks,

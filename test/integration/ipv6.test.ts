@@ -219,7 +219,10 @@ test('NAT66 and published ports in both families: upstream over IPv4 and IPv6 (c
   // -p [v6addr]:H:C: that one IPv6 address only.
   assert.equal(out(h.shIn(up.ns, client(up.hostIp6, 8082))), up.ip6);
   assert.equal(out(h.shIn(up.ns, client(up.hostIp, 8082))), '', 'not on IPv4');
-  assert.match(h.ok(['port', 'w']), /80\/tcp -> \[2001:db8:1::1\]:8082/);
+  const portLines = h.ok(['port', 'w']).split('\n');
+  for (const l of ['80/tcp -> [2001:db8:1::1]:8082', '80/tcp -> 0.0.0.0:8080', '80/tcp -> [::]:8080', '80/udp -> [::]:8081']) assert.ok(portLines.includes(l), `${l} in\n${portLines.join('\n')}`);
+  assert.deepEqual(inspect(h, 'w').NetworkSettings.Ports['80/udp'], [{ HostIp: '0.0.0.0', HostPort: '8081' }, { HostIp: '::', HostPort: '8081' }]);
+  assert.deepEqual(inspect(h, 'p').NetworkSettings.Ports['80/tcp'], [{ HostIp: '0.0.0.0', HostPort: '9090' }], 'IPv4-only network: IPv4 binding only');
   // From the host: its own IPv6 address works; [::1] is never DNATed (no route_localnet in IPv6): refused at once.
   assert.equal(out(h.sh(client(up.hostIp6, 8080))), up.hostIp6);
   assert.equal(out(h.sh(probe('::1', 8080))), 'refused');

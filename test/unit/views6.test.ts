@@ -47,3 +47,12 @@ test('container inspect: GlobalIPv6Address, GlobalIPv6PrefixLen, IPv6Gateway per
   assert.equal(v4.NetworkSettings.Networks.dual.IPv6Gateway, '');
   assert.equal(v4.NetworkSettings.Networks.dual.IPAMConfig, null);
 });
+
+test('Ports: a port without a host address is listed per family it is published in (0.0.0.0, ::), as Docker 27+', () => {
+  const p = { hostIp: '', hostPort: 8080, hostPortEnd: 8080, containerPort: 80, containerPortEnd: 80, proto: 'tcp' as const };
+  const v = containerView({ ...ctr, state: 'running', ports: [p, { ...p, hostIp: '2001:db8::1', hostPort: 8082, hostPortEnd: 8082 }] }, [ep], new Map([[base.id, base]]), 'x') as any;
+  assert.deepEqual(v.NetworkSettings.Ports['80/tcp'], [{ HostIp: '0.0.0.0', HostPort: '8080' }, { HostIp: '::', HostPort: '8080' }, { HostIp: '2001:db8::1', HostPort: '8082' }]);
+  assert.deepEqual(v.HostConfig.PortBindings['80/tcp'][0], { HostIp: '', HostPort: '8080' }, 'what was asked for is unchanged');
+  const six = containerView({ ...ctr, state: 'running', ports: [p] }, [{ ...ep, ip: '' }], new Map([[base.id, { ...base, subnet: '', gateway: '' }]]), 'x') as any;
+  assert.deepEqual(six.NetworkSettings.Ports['80/tcp'], [{ HostIp: '::', HostPort: '8080' }], 'IPv6-only: :: only');
+});
