@@ -47,7 +47,7 @@ interface SeenNetns {
   name: string;
   mode: 'bridge' | 'none';
   /** Interfaces inside, by name: MAC and IPv4 address. */
-  ifaces: Map<string, { mac: string; ip: string | null }>;
+  ifaces: Map<string, { mac: string; ip: string | null; ip6: string | null }>;
 }
 
 function readRecovery(h: Host, id: string): RecoveryFields | null {
@@ -90,9 +90,16 @@ function markedContainers(h: Host, left: string[]): SeenNetns[] {
           left.push(`network namespace ${name} (made by an nsnet before its marks described containers)`);
           continue;
         }
-        const addrs = nl.addresses().filter((a) => a.family === 4);
-        const ifaces = new Map<string, { mac: string; ip: string | null }>();
-        for (const l of links) if (l.index !== 1) ifaces.set(l.name, { mac: l.mac, ip: addrs.find((a) => a.index === l.index)?.address ?? null });
+        const all = nl.addresses();
+        const addrs = all.filter((a) => a.family === 4);
+        // IPv6: the global address nsnet gave (not the link-local one the kernel adds).
+        const addrs6 = all.filter((a) => a.family === 6 && a.scope === 0);
+        const ifaces = new Map<string, { mac: string; ip: string | null; ip6: string | null }>();
+        for (const l of links) {
+          if (l.index !== 1) {
+            ifaces.set(l.name, { mac: l.mac, ip: addrs.find((a) => a.index === l.index)?.address ?? null, ip6: addrs6.find((a) => a.index === l.index)?.address ?? null });
+          }
+        }
         out.push({ netns: name, id: m.id, name: m.name, mode: m.mode as 'bridge' | 'none', ifaces });
       } finally {
         nl.close();
@@ -205,19 +212,25 @@ export function rebuildStore(h: Host): RebuildReport {
         continue;
       }
       const inside = owner.seen.ifaces.get(m.ifname);
-      if (!inside?.ip) {
+      // The addresses of the network's families (an IPv6 address only on a network with IPv6).
+      const ip = net.subnet ? inside?.ip ?? null : null;
+      const ip6 = net.subnet6 ? inside?.ip6 ?? null : null;
+      if (!inside || (!ip && !ip6)) {
         r.left.push(`interface ${l.name} of container ${owner.c.name} (no ${m.ifname} with an address inside)`);
         continue;
       }
-      if (taken.has(`${net.id} ${inside.ip}`)) {
-        r.left.push(`interface ${l.name} of container ${owner.c.name} (${inside.ip} is used twice on network ${net.name})`);
+      const dup = [ip, ip6].find((a) => a && taken.has(`${net.id} ${a}`));
+      if (dup) {
+        r.left.push(`interface ${l.name} of container ${owner.c.name} (${dup} is used twice on network ${net.name})`);
         continue;
       }
-      taken.add(`${net.id} ${inside.ip}`);
+      for (const a of [ip, ip6]) if (a) taken.add(`${net.id} ${a}`);
       if (m.truncated) r.partial.push(`container ${owner.c.name} on ${net.name}: some DNS aliases not recovered (they did not fit in the mark)`);
       eps.push({
         containerId: owner.c.id, containerName: owner.c.name, networkId: net.id, ifname: m.ifname, hostIf: l.name,
-        ip: inside.ip, mac: inside.mac, aliases: m.aliases, staticIp: m.staticIp,
+        ip: ip ?? '', ip6, mac: inside.mac, aliases: m.aliases, staticIp: m.staticIp,
+        // Whether the IPv6 address was --ip6 is not in the mark: kept as dynamic (start may give it back anyway).
+        staticIp6: false,
       });
     }
 

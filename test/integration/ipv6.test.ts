@@ -4,6 +4,7 @@
 // test's namespaces only); hairpin; --internal and icc=false; routed mode; DNS (AAAA, NODATA, ip6.arpa); check
 // and reconcile of IPv6 addresses and rules; bad input. Each test has its own throwaway host netns.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { REPO, TestHost, must, waitFor, type Result } from '../helpers/host.js';
@@ -304,4 +305,30 @@ test('DNS over IPv6: AAAA, NODATA for a name without that family, PTR in ip6.arp
   // Another network's container cannot ask this network's IPv6 gateway.
   assert.equal(q('v1', 'fd00:75::1', 'b', 'AAAA'), '', 'no route or refused from another network');
 });
+  test('a lost store is rebuilt with its IPv6: networks (from their copies), endpoints\' IPv6 addresses, then traffic and names as before', async (t) => {
+    const h = TestHost.create('v6rebuild');
+    t.after(() => h.cleanup());
+    h.ok(['network', 'create', '--ipv6', '--subnet', '10.62.0.0/24', '--subnet', 'fd00:62::/64', 'dual']);
+    h.ok(['network', 'create', '--ipv6', '--ipv4=false', '--subnet', 'fd00:63::/64', 'six']);
+    h.ok(['run', '-d', '--name', 'a', '--network', 'dual', ...serve(80)]);
+    h.ok(['run', '-d', '--name', 'b', '--network', 'six', '--', 'sleep', '300']);
+    h.ok(['network', 'connect', 'dual', 'b']);
+    const before = [inspect(h, 'a').NetworkSettings.Networks, inspect(h, 'b').NetworkSettings.Networks];
+    const file = path.join(h.root, 'nsnet.db');
+    fs.truncateSync(file, 0);
+    fs.rmSync(`${file}-wal`, { force: true });
+    fs.rmSync(`${file}-shm`, { force: true });
+    h.ok(['reconcile', '--rebuild']);
+    const after = [inspect(h, 'a').NetworkSettings.Networks, inspect(h, 'b').NetworkSettings.Networks];
+    for (const [i, nets] of after.entries()) {
+      for (const [name, n] of Object.entries(nets as Record<string, any>)) {
+        const b = (before[i] as Record<string, any>)[name];
+        assert.deepEqual([n.IPAddress, n.GlobalIPv6Address, n.GlobalIPv6PrefixLen, n.IPv6Gateway], [b.IPAddress, b.GlobalIPv6Address, b.GlobalIPv6PrefixLen, b.IPv6Gateway], `${name} after the rebuild`);
+      }
+    }
+    assert.equal(JSON.parse(h.ok(['network', 'inspect', 'six']))[0].EnableIPv6, true);
+    assert.equal(h.nsnet(['check']).status, 0, h.nsnet(['check']).stdout);
+    assert.equal(await waitFor(() => out(h.exec('b', client('fd00:62::2', 80))), 5000, 100), 'fd00:62::3');
+    assert.equal(await waitFor(() => out(h.exec('b', `python3 ${DNSQ} fd00:62::1 a AAAA`)), 5000, 100), 'NOERROR fd00:62::2');
+  });
 });
