@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { REPO, TestHost, must, waitFor, type Result } from '../helpers/host.js';
+import { Addr, Prefix, ulaSubnet } from '../../src/util/addr.js';
 
 const WHOAMI = path.join(REPO, 'test/fixtures/whoami6.py');
 const DNSQ = path.join(REPO, 'test/fixtures/dnsq.py');
@@ -64,11 +65,14 @@ test('dual-stack and IPv6-only networks: addresses, routes, inspect, traffic wit
   const n6 = JSON.parse(h.ok(['network', 'inspect', 'v6only']))[0];
   assert.deepEqual(n6.IPAM.Config, [{ Subnet: 'fd00:61::/64', Gateway: 'fd00:61::1' }], 'IPv6-only: one entry');
   assert.equal(JSON.parse(h.ok(['network', 'inspect', 'plain']))[0].EnableIPv6, false);
-  // A second --ipv6 network gets the next /64 of the same /48 (the engine id is kept in the store).
+  // A second --ipv6 network gets a later /64 of the same /48 (the engine id is kept in the store), never one
+  // that overlaps a route of the host: with the next /64 routed on the host, the one after it.
+  const base48 = Prefix.from(Addr.parse(ula), 48);
+  assert.equal(ulaSubnet(base48, 0).toString(), `${ula}/64`, 'the first /64 of the /48 first');
+  must(h.sh(`ip -6 route add ${ulaSubnet(base48, 1)} dev lo`), 'a host route over the next /64');
   h.ok(['network', 'create', '--ipv6', 'dual3']);
   const d3 = JSON.parse(h.ok(['network', 'inspect', 'dual3']))[0].IPAM.Config[1].Subnet;
-  assert.equal(d3.split(':').slice(0, 3).join(':'), ula.split(':').slice(0, 3).join(':'), 'same /48');
-  assert.notEqual(d3, nd.IPAM.Config[1].Subnet);
+  assert.equal(d3, ulaSubnet(base48, 2).toString(), 'the /64 after the routed one');
   // The bridge: both gateways; IPv6 forwarding on in the host netns.
   const br = nd.Options['com.docker.network.bridge.name'];
   assert.match(out(h.sh(`ip -6 addr show dev ${br}`)), new RegExp(`${ula}1/64`));
