@@ -32,3 +32,8 @@ export function enableIPv6On(ifname: string, netnsFd?: number): void {
   if (netnsFd === undefined) run();
   else inNetns(netnsFd, run);
 }
+
+/** Whether this kernel has IPv6 at all (not booted with ipv6.disable=1), in the current netns. */
+export function ipv6Available(): boolean {
+  return fs.existsSync('/proc/sys/net/ipv6/conf/all');
+}
