@@ -75,10 +75,15 @@ export function buildGraph(s: Snapshot): Graph {
     const id = `net:${n.id}`;
     nodes.push({
       id, kind: 'bridge', parent: 'host', diff: diffFor(s.differences, [n.bridge]),
-      lines: [`bridge ${n.bridge}`, `${n.gateway}/${n.subnet.split('/')[1]}`, `network ${n.name}${n.internal ? ' (internal)' : ''}${n.icc ? '' : ' (icc=false)'}`],
-      details: { Name: n.name, Id: n.id, Driver: n.driver, Bridge: n.bridge, Subnet: n.subnet, Gateway: n.gateway, IPRange: n.ipRange, Internal: n.internal, ICC: n.icc, MTU: n.mtu, Labels: n.labels, Options: n.options },
+      lines: [`bridge ${n.bridge}`, ...(n.subnet ? [`${n.gateway}/${n.subnet.split('/')[1]}`] : []), ...(n.subnet6 ? [`${n.gateway6}/${n.subnet6.split('/')[1]}`] : []),
+        `network ${n.name}${n.internal ? ' (internal)' : ''}${n.icc ? '' : ' (icc=false)'}`],
+      details: {
+        Name: n.name, Id: n.id, Driver: n.driver, Bridge: n.bridge, Subnet: n.subnet, Gateway: n.gateway, IPRange: n.ipRange,
+        ...(n.subnet6 ? { SubnetIPv6: n.subnet6, GatewayIPv6: n.gateway6, IPRangeIPv6: n.ipRange6 ?? null } : {}),
+        Internal: n.internal, ICC: n.icc, MTU: n.mtu, Labels: n.labels, Options: n.options,
+      },
     });
-    if (!n.internal) edges.push({ id: `masq:${n.id}`, kind: 'masquerade', from: id, to: 'outside', label: `masquerade ${n.subnet}` });
+    if (!n.internal) edges.push({ id: `masq:${n.id}`, kind: 'masquerade', from: id, to: 'outside', label: `masquerade ${[n.subnet, n.options.gateway_mode_ipv6 === 'routed' ? '' : n.subnet6].filter(Boolean).join(' ')}` });
   }
   const byId = new Map(s.containers.map((c) => [c.id, c]));
   const shown = s.containers.filter((c) => !only || c.endpoints.some((e) => netIds.has(e.networkId)) || (c.mode === 'container' && c.modeTarget && byId.get(c.modeTarget)?.endpoints.some((e) => netIds.has(e.networkId))));
@@ -87,7 +92,7 @@ export function buildGraph(s: Snapshot): Graph {
     const id = `ctr:${c.id}`;
     const eps = c.endpoints.filter((e) => netIds.has(e.networkId));
     const lines = [c.name, `${c.state}${c.mode !== 'bridge' ? `, --network ${c.mode === 'container' ? `container:${byId.get(c.modeTarget ?? '')?.name ?? '?'}` : c.mode}` : ''}`];
-    for (const e of eps) lines.push(`${e.ifname} ${e.ip} ${e.mac}`);
+    for (const e of eps) lines.push(`${e.ifname} ${[e.ip, e.ip6].filter(Boolean).join(' ')} ${e.mac}`);
     const names = Object.values(c.dnsNames).flat();
     if (names.length) lines.push(`DNS: ${[...new Set(names)].join(', ')}`);
     nodes.push({
@@ -97,7 +102,7 @@ export function buildGraph(s: Snapshot): Graph {
       details: {
         Name: c.name, Id: c.id, State: c.state, NetworkMode: c.mode, SandboxKey: c.netns ? `/run/netns/${c.netns}` : '',
         Command: c.command, Networks: Object.fromEntries(eps.map((e) => [nets.find((n) => n.id === e.networkId)?.name ?? e.networkId, {
-          Interface: e.ifname, HostVeth: e.hostIf, IPAddress: e.ip, MacAddress: e.mac, Aliases: e.aliases, DNSNames: c.dnsNames[e.networkId] ?? [],
+          Interface: e.ifname, HostVeth: e.hostIf, IPAddress: e.ip, ...(e.ip6 ? { GlobalIPv6Address: e.ip6 } : {}), MacAddress: e.mac, Aliases: e.aliases, DNSNames: c.dnsNames[e.networkId] ?? [],
         }])),
         Ports: c.ports.map(portText),
       },
