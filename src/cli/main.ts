@@ -101,20 +101,10 @@ async function inspectOutput(format: string | undefined, views: unknown[]): Prom
   }
 }
 
-/** A network's Docker-shaped view by name, id or id prefix: user-defined networks, the default bridge (also
- *  before its first use), host and none. */
+/** A network's Docker-shaped view by name, id or id prefix (src/engine/catalog.ts). */
 async function networkViewOf(h: Host, ref: string): Promise<Record<string, unknown> | null> {
-  const { networkView, pseudoNetworkView } = await import('../engine/views.js');
-  const { defaultNetworkPreview, DEFAULT_NETWORK } = await import('../engine/networks.js');
-  if (ref === 'host' || ref === 'none') return pseudoNetworkView(ref);
-  const n = h.store.findNetwork(ref);
-  if (n) return networkView(n, h.store.endpointsOn(n.id));
-  if (ref === '') return null;
-  const hex = /^[0-9a-f]{1,64}$/.test(ref);
-  for (const p of ['host', 'none'] as const) if (hex && (pseudoNetworkView(p).Id as string).startsWith(ref)) return pseudoNetworkView(p);
-  const def = defaultNetworkPreview(h);
-  if (ref === DEFAULT_NETWORK || (hex && def.id.startsWith(ref))) return networkView(def, h.store.endpointsOn(def.id));
-  return null;
+  const { findNetworkView } = await import('../engine/catalog.js');
+  return findNetworkView(h, ref);
 }
 
 /** One line from stdin ('' at end of input, or when stdin cannot be read). */
@@ -185,17 +175,8 @@ network.command('ls').alias('list')
     const h = await openHost();
     const L = await import('./listing.js');
     const filters = L.parseFilters(o.filter, L.NETWORK_FILTERS);
-    const { pseudoNetworkView } = await import('../engine/views.js');
-    const { defaultNetworkPreview } = await import('../engine/networks.js');
-    // bridge, host and none exist from the first command, as Docker's (the default bridge is created in the
-    // kernel when first used; its id is fixed beforehand).
-    const def = defaultNetworkPreview(h);
-    const nets: import('./listing.js').NetInput[] = [
-      ...[def, ...h.store.networks().filter((n) => !n.isDefault)].map((n) => ({
-        id: n.id, name: n.name, driver: n.driver, internal: n.internal, labels: n.labels, created: n.created, builtin: n.isDefault,
-      })),
-      ...(['host', 'none'] as const).map((p) => ({ id: pseudoNetworkView(p).Id as string, name: p, driver: p === 'host' ? 'host' : 'null', internal: false, labels: {}, created: '', builtin: true })),
-    ].sort((a, b) => a.name.localeCompare(b.name)).filter((n) => L.networkFilter(filters, n));
+    const { listNetworks } = await import('../engine/catalog.js');
+    const nets = listNetworks(h).filter((n) => L.networkFilter(filters, n));
     const rows = nets.map((n) => L.networkRow(n, o.trunc !== false));
     if (o.quiet) return out(rows.map((r) => r.json.ID + '\n').join(''));
     out(await renderRows(o.format, rows, L.NETWORK_FORMAT));
@@ -393,9 +374,7 @@ addCreateOptions(program.command('run').description('create and start a containe
       out(c.id + '\n');
       return;
     }
-    const code = await E.runForeground(h, c);
-    if (o.rm) await E.removeContainer(h, c.id, true);
-    process.exitCode = code;
+    process.exitCode = await E.runForeground(h, c);
   });
 
 program.command('start')
@@ -427,13 +406,9 @@ program.command('ps')
     }
     if (o.latest) last = 1;
     const h = await openHost();
-    const { refreshState, containerConfig } = await import('../engine/containers.js');
-    const nets = new Map(h.store.networks().map((n) => [n.id, n]));
+    const { listContainers } = await import('../engine/catalog.js');
     const all = o.all || (last !== undefined && last > 0) || filters.has('status') || filters.has('exited');
-    let list = h.store.containers().map((c) => refreshState(h, c))
-      .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0)) // newest first, as Docker
-      .map((c) => ({ c, eps: h.store.endpointsOf(c.id), nets, labels: containerConfig(h, c).labels }))
-      .filter((x) => (all || x.c.state === 'running') && L.psFilter(filters, x));
+    let list = listContainers(h, all).filter((x) => L.psFilter(filters, x));
     if (last !== undefined && last > 0) list = list.slice(0, last);
     const now = Date.now();
     const rows = list.map((x) => L.psRow(x, o.trunc !== false, now));
@@ -580,8 +555,7 @@ program.command('stop')
     const h = await openHost();
     const E = await import('../engine/containers.js');
     await eachRef(refs, async (r) => {
-      const c = await E.stopContainer(h, r, t);
-      if (c.autoRemove) await E.removeContainer(h, c.id, true).catch(() => undefined);
+      await E.stopContainer(h, r, t);
     });
   });
 

@@ -86,9 +86,9 @@ function ensureNetwork(h: Host, conf: NetConf): NetworkRecord {
   return n;
 }
 
-function dnsOf(n: NetworkRecord, conf: NetConf): Pick<Attachment, 'nameservers' | 'search' | 'options'> {
+function dnsOf(h: Host, n: NetworkRecord, conf: NetConf): Pick<Attachment, 'nameservers' | 'search' | 'options'> {
   // User networks: nsnet's resolver on the gateway (names of the network's containers, the rest forwarded).
-  const ns = !n.isDefault ? [n.gateway] : conf.dns.servers.length ? conf.dns.servers : usableUpstreams(hostResolvConf().nameservers);
+  const ns = !n.isDefault ? [n.gateway] : conf.dns.servers.length ? conf.dns.servers : usableUpstreams(hostResolvConf(h.env).nameservers);
   return { nameservers: ns, search: conf.dns.searches, options: conf.dns.options };
 }
 
@@ -221,7 +221,7 @@ export function cniAdd(h: Host, env: CniEnv, conf: NetConf): Record<string, unkn
         bridge: { name: net.bridge, mac: brLink?.mac ?? macFromIp(net.gateway), mtu: net.mtu },
         host: { name: ep.hostIf, mac: hostLink?.mac ?? '', mtu: net.mtu },
         container: { name: ep.ifname, mac: ep.mac, mtu: net.mtu, sandbox: env.netns },
-        address: ep.ip, prefix, gateway: net.gateway, defaultRoute, ...dnsOf(net, conf),
+        address: ep.ip, prefix, gateway: net.gateway, defaultRoute, ...dnsOf(h, net, conf),
       }, conf.prevResult);
     });
   } finally {

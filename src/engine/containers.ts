@@ -105,7 +105,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
   if (!o.command.length) throw new UserError('no command given: nsnet run [OPTIONS] -- COMMAND [ARG...]', 'invalid');
   const cfg: ContainerConfig = { ...DEFAULT_CONFIG, ...(o.config ?? {}) };
   validateConfig(cfg);
-  const envPath = [...cfg.env].reverse().find((e) => e.startsWith('PATH='))?.slice(5) ?? callerPath();
+  const envPath = [...cfg.env].reverse().find((e) => e.startsWith('PATH='))?.slice(5) ?? callerPath(h);
   if (!findExecutable(o.command[0], envPath, cfg.workdir || undefined)) {
     throw new CommandNotFoundError(`exec: "${o.command[0]}": executable file not found in $PATH`);
   }
@@ -139,7 +139,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
   if (dnsProblem) warnings.push(`container name "${o.name}" will not resolve by DNS on user-defined networks: ${dnsProblem}`);
 
   return h.lock.with(() => {
-    ensureSpace(h.root);
+    ensureSpace(h.root, h.env);
     recoverIfNeeded(h);
     if (o.name !== undefined && h.store.nameTaken(o.name)) {
       throw new UserError(`Conflict. The container name "${o.name}" is already in use`, 'conflict');
@@ -435,8 +435,8 @@ export interface ProcessOptions {
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** There is no image to give a PATH: the caller's (the commands are the host's), else Docker's default. */
-function callerPath(): string {
-  return process.env.PATH || DEFAULT_PATH;
+function callerPath(h: Host): string {
+  return h.env.PATH || DEFAULT_PATH;
 }
 
 /** A Docker-like process environment: PATH (the caller's), HOSTNAME, HOME (TERM with -t), then the container's -e/--env-file
@@ -446,7 +446,7 @@ function processSettings(h: Host, c: ContainerRecord, po: ProcessOptions): Pick<
   const userSpec = po.user ?? cfg.user;
   const user = userSpec ? resolveUser(userSpec) : null;
   if (userSpec && !user) throw new UserError(`unable to find user ${userSpec}: no matching entries in passwd file`, 'invalid');
-  const env: Record<string, string> = { PATH: callerPath(), HOSTNAME: containerHostname(h, c) };
+  const env: Record<string, string> = { PATH: callerPath(h), HOSTNAME: containerHostname(h, c) };
   if (po.tty ?? cfg.tty) env.TERM = 'xterm';
   for (const kv of [...cfg.env, ...(po.env ?? [])]) {
     const i = kv.indexOf('=');
@@ -464,8 +464,8 @@ function processSettings(h: Host, c: ContainerRecord, po: ProcessOptions): Pick<
 }
 
 /** Path of the nsnet launcher, for the detached supervisor's `rm` of --rm containers. */
-function nsnetBin(): string {
-  return process.env.NSNET_BIN ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../bin/nsnet');
+function nsnetBin(h: Host): string {
+  return h.env.NSNET_BIN ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../bin/nsnet');
 }
 
 /** Starts the container's command detached (its output goes to `logs`). */
@@ -484,7 +484,7 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
     // The supervisor lives in the host netns (it enters the container's with nsenter): host-mode commands run
     // there, and the `rm` of --rm containers acts on the right host.
     const { pid, start } = h.inHost(() => launchDetached({ ...spec, netnsFd: null, env }, logFile(h, c), exitFile(h, c),
-      c.autoRemove ? { bin: nsnetBin(), id: c.id } : undefined));
+      c.autoRemove ? { bin: nsnetBin(h), id: c.id } : undefined));
     crashPoint('start:launched');
     const upd = { state: 'running' as const, pid, pidStart: start, started: new Date().toISOString(), exitCode: null, finished: null };
     h.store.tx(() => h.store.updateContainer(c.id, upd));
@@ -509,6 +509,8 @@ export async function runForeground(h: Host, c: ContainerRecord): Promise<number
     // (--rm: removed next, the veths die with the netns: no release first.)
     if (cur && cur.state === 'exited' && !cur.autoRemove && !h.store.dependents(cur.id).some((d) => refreshState(h, d).state === 'running')) releaseSandbox(h, cur);
   });
+  // --rm: removed when its command ends (as Docker's).
+  if (c.autoRemove) await removeContainer(h, c.id, true);
   return code;
 }
 
@@ -584,7 +586,10 @@ export async function stopContainer(h: Host, ref: string, timeoutSec = 10, relea
     const cur = h.store.containerById(c.id);
     if (release && cur && cur.state !== 'running' && !cur.autoRemove && !h.store.dependents(cur.id).some((d) => refreshState(h, d).state === 'running')) releaseSandbox(h, cur);
   });
-  return h.store.containerById(c.id) ?? c;
+  const last = h.store.containerById(c.id) ?? c;
+  // --rm: a container that stops is removed (as Docker's daemon does); its supervisor may be removing it too.
+  if (last.autoRemove && h.store.containerById(c.id)) await removeContainer(h, c.id, true).catch(() => undefined);
+  return last;
 }
 
 /** A row whose netns is not one file name (a damaged or edited store, `../../x`) names no netns of ours: its
@@ -662,7 +667,7 @@ export interface ConnectOptions {
 export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptions = {}): EndpointRecord {
   for (const a of o.aliases ?? []) validateAlias(a);
   return h.lock.with(() => {
-    ensureSpace(h.root);
+    ensureSpace(h.root, h.env);
     recoverIfNeeded(h);
     if (netRef === 'host' || netRef === 'none') throw new UserError(`container cannot be connected to the ${netRef} network`, 'refused');
     const found = h.store.findNetwork(netRef);

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { appendFileSafe, ensurePrivateDir, openAppend, readFileSafe, writeFileAtomic } from '../dns/files.js';
 import { isAlive, processStart, signal } from '../kernel/proc.js';
-import { hostResolvConf } from './etc.js';
+import { hostResolvConf, resolvConfFile } from './etc.js';
 import type { Host } from './host.js';
 
 export interface DnsView {
@@ -33,10 +33,6 @@ const viewFile = (h: Host) => path.join(dir(h), 'view.json');
 const pidFile = (h: Host) => path.join(dir(h), 'pid');
 const childPidFile = (h: Host) => path.join(dir(h), 'resolver.pid');
 
-/** The file the host's upstreams come from (as etc.ts's hostResolvConf reads it), absolute. */
-function resolvConfPath(): string {
-  return path.resolve(process.env.NSNET_RESOLV_CONF || '/etc/resolv.conf');
-}
 
 /** The resolver's view, derived from the store: user-defined networks only (the default bridge has no name
  *  service, as Docker). The resolver runs in the host netns, so loopback upstreams (127.0.0.53) work for it. */
@@ -49,7 +45,7 @@ export function dnsView(h: Host, generation: number): DnsView {
   return {
     generation,
     networks: nets.map((n) => ({ id: n.id, name: n.name, gateway: n.gateway, subnet: n.subnet, internal: n.internal })),
-    entries, upstreams: hostResolvConf().nameservers, overrides, resolvConf: resolvConfPath(),
+    entries, upstreams: hostResolvConf(h.env).nameservers, overrides, resolvConf: resolvConfFile(h.env),
   };
 }
 

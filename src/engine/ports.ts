@@ -36,7 +36,7 @@ export function resolvePorts(h: Host, specs: string[]): PortMapping[] {
   let hostAddrs: Set<string> | null = null;
   // Every spec counted before any port is probed (a host range with one container port publishes one port).
   const rangeOne = /^((?:\d{1,3}\.){3}\d{1,3}:)?(\d{1,5})-(\d{1,5}):(\d{1,5})(\/(?:tcp|udp))?$/;
-  checkPortCount(specs.filter((s) => !rangeOne.test(s)).map((spec) => ({ spec, parsed: parsePortSpec(spec) })), maxPorts());
+  checkPortCount(specs.filter((s) => !rangeOne.test(s)).map((spec) => ({ spec, parsed: parsePortSpec(spec) })), maxPorts(h.env));
   for (const spec0 of specs) {
     // Docker's -p 8000-8010:80 (a host range, one container port): the first free port of the host range.
     let spec = spec0;
