@@ -12,6 +12,7 @@ import { closeFd, createNetns, deleteNetns, netnsExists, netnsPath, openNetns } 
 import {
   findExecutable, homeOf, isAlive, killNetnsProcesses, launchBackground, launchDetached, launchForeground, resolveUser, runCaptured, signal, type LaunchSpec,
 } from '../kernel/proc.js';
+import { setSysctl } from '../kernel/sysctl.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
 import type { SavedEndpoint } from '../store/store.js';
 import { UserError } from '../util/errors.js';
@@ -254,7 +255,7 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
       // address from a router advertisement a container could forge either. (Netlink's addr-gen-mode "none" would
       // avoid this /proc/sys write, whose lookup grows with the number of namespaces, but it still lets SLAAC
       // configure addresses from a forged RA: docs/kernel-notes.md 2.)
-      fs.writeFileSync('/proc/sys/net/ipv6/conf/default/disable_ipv6', '1');
+      setSysctl('net.ipv6.conf.default.disable_ipv6', '1');
     });
     try {
       crashPoint('create:netns');
