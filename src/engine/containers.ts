@@ -17,6 +17,7 @@ import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from
 import type { SavedEndpoint } from '../store/store.js';
 import { UserError } from '../util/errors.js';
 import { isIPv4 } from '../util/addr.js';
+import { formatPortSpec } from '../util/ports.js';
 import { isSafeName, validateAlias, validateContainerName } from '../util/validate.js';
 import { etcPaths, refreshEtc, writeEtc } from './etc.js';
 import { DEFAULT_CONFIG, containerConfig, exposedSpecs, validateConfig, validateMac, writeConfig, type ContainerConfig } from './config.js';
@@ -388,12 +389,7 @@ function releaseEnded(h: Host): void {
 function checkPortsFree(h: Host, c: ContainerRecord): void {
   if (!c.ports.length) return;
   releaseEnded(h);
-  const specs = c.ports.map((p) => {
-    const hp = p.hostPortEnd > p.hostPort ? `${p.hostPort}-${p.hostPortEnd}` : String(p.hostPort);
-    const cp = p.containerPortEnd > p.containerPort ? `${p.containerPort}-${p.containerPortEnd}` : String(p.containerPort);
-    return `${p.hostIp ? p.hostIp + ':' : ''}${hp}:${cp}/${p.proto}`;
-  });
-  resolvePorts(h, specs); // throws Docker's "port is already allocated" for a port taken meanwhile
+  resolvePorts(h, c.ports.map(formatPortSpec)); // throws Docker's "port is already allocated" for a port taken meanwhile
 }
 
 /** Docker-shaped view of a container, its state brought up to date; SandboxKey is the netns it really lives in
