@@ -264,7 +264,7 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
       // no IPv6 path between containers bypasses the IPv4 firewall (icc=false): no link-local address, and no
       // address from a router advertisement a container could forge either. (Netlink's addr-gen-mode "none" would
       // avoid this /proc/sys write, whose lookup grows with the number of namespaces, but it still lets SLAAC
-      // configure addresses from a forged RA: docs/kernel-notes.md 2.)
+      // configure addresses from a forged RA: docs/kernel-notes.md §2.)
       setSysctl('net.ipv6.conf.default.disable_ipv6', '1');
     });
     try {

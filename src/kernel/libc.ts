@@ -1,5 +1,5 @@
 // Direct libc calls through koffi. Every call here is synchronous, so it is safe inside a temporary setns()
-// of the main thread (KERNEL-NOTES: only synchronous work belongs inside a switch).
+// of the main thread (only synchronous work belongs inside a switch: docs/kernel-notes.md §7).
 import { createRequire } from 'node:module';
 import os from 'node:os';
 

@@ -88,7 +88,7 @@ export class Netlink extends NetlinkSocket {
    * Creates a veth pair: the host end `hostName` in this socket's netns (optionally enslaved to `o.master`, with
    * `o.alias`, `o.hostMac`, and up if `o.up`), the peer `peerName` created directly inside the netns open as
    * `peerNetnsFd` (with `o.peerMac`; `o.mtu` applies to both ends). The peer is NOT set up here (kernel 6.18
-   * answers ENOTCONN: KERNEL-NOTES pitfall 7): set it up through a socket in its netns. Returns the host ifindex.
+   * answers ENOTCONN: docs/kernel-notes.md §10): set it up through a socket in its netns. Returns the host ifindex.
    */
   createVeth(hostName: string, peerName: string, peerNetnsFd: number, o: VethOptions = {}): number {
     if (o.alias !== undefined) checkAlias('createVeth', o.alias);

@@ -20,7 +20,7 @@ export function writeSysctl(key: string, value: string, netnsFd?: number): void 
 }
 
 /** Writes a net.* sysctl in the current netns without reading it first: one lookup, for a fresh netns where
- *  every /proc/sys lookup costs (docs/kernel-notes.md, section 2). */
+ *  every /proc/sys lookup costs (docs/kernel-notes.md §2). */
 export function setSysctl(key: string, value: string): void {
   fs.writeFileSync(path(key), value);
 }

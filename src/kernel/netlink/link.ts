@@ -71,7 +71,7 @@ export interface VethOptions {
   hostMac?: string;
   /** Alias (IFLA_IFALIAS) of the host end. */
   alias?: string;
-  /** Bring the host end up (the peer stays down: KERNEL-NOTES pitfall 7). */
+  /** Bring the host end up (the peer stays down: docs/kernel-notes.md §10). */
   up?: boolean;
 }
 

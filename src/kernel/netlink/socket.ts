@@ -4,8 +4,7 @@
 //
 // Why raw and synchronous: it costs nothing to import (the npm `netlink` package costs ~38 ms), a request is one
 // send() plus one recv() with no event-loop round trip, and, being synchronous, it is safe inside a temporary
-// setns() of the main thread (only synchronous work belongs inside a switch: docs/kernel-notes.md, "Switching
-// the main thread between namespaces").
+// setns() of the main thread (only synchronous work belongs inside a switch: docs/kernel-notes.md §7).
 //
 // A socket acts in the network namespace of the thread that CREATED it, for its whole life: to work in another
 // netns, setns() there, open, setns() back, and keep using the object from anywhere.
@@ -135,8 +134,7 @@ export class NetlinkSocket {
     return this.fd < 0;
   }
 
-  /** Closes the socket (idempotent). An open socket keeps its netns alive (docs/kernel-notes.md, "Handles keep a
-   *  deleted netns alive"). */
+  /** Closes the socket (idempotent). An open socket keeps its netns alive (docs/kernel-notes.md §8). */
   close(): void {
     if (this.fd >= 0) closeFd(this.fd);
     this.fd = -1;
