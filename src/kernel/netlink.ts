@@ -35,7 +35,7 @@ export { encodeSockFilter, parseTcFilter, type BpfFilterSpec, type SockFilter, t
 export { parseBridgePort, parseLink, type BridgeOptions, type BridgePortInfo, type LinkInfo, type VethOptions } from './netlink/link.js';
 export { TC_INGRESS, parseQdisc, type QdiscInfo } from './netlink/qdisc.js';
 export { RT_TABLE_MAIN, type RouteInfo, type RouteSpec } from './netlink/route.js';
-export { NetlinkSocket } from './netlink/socket.js';
+export { MODE_ACK, MODE_DUMP, MODE_GET, NetlinkSocket, type Parser } from './netlink/socket.js';
 export {
   formatIp, formatIpv4, formatIpv6, formatMac, parseIp, parseIpInto, parseIpv4Into, parseIpv6Into, parseMac, parseMacInto, validIfName,
 } from './netlink/text.js';
