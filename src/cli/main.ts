@@ -684,7 +684,7 @@ registerCni(program, openHost); // `nsnet cni`: the CNI plugin (bin/cni/nsnet, s
 
 // ---------------------------------------------------------------- entry
 /** Enters the host netns given by --host-netns / NSNET_HOST_NETNS. Must run before any helper thread exists
- *  (KERNEL-NOTES pitfall 1); then one async fs call makes the libuv threadpool be born in the host netns, never
+ *  (docs/kernel-notes.md §7); then one async fs call makes the libuv threadpool be born in the host netns, never
  *  inside a temporary switch. */
 async function enterHost(argv: string[]): Promise<void> {
   const hn = hostNetnsArg(argv) ?? process.env.NSNET_HOST_NETNS;

@@ -230,7 +230,7 @@ export function cniAdd(h: Host, env: CniEnv, conf: NetConf): Record<string, unkn
 }
 
 /** Removes attachments and brings the firewall and the resolver in step. Call with the host lock held. */
-function removeAttachments(h: Host, rows: CniRow[], point: string, lazy = false): void {
+function removeAttachments(h: Host, rows: CniRow[], point: 'cni-del' | 'cni-gc', lazy = false): void {
   if (!rows.length) return;
   const before = new Map<string, ReturnType<typeof containerPorts>>();
   for (const r of rows) {

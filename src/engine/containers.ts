@@ -12,15 +12,17 @@ import { closeFd, createNetns, deleteNetns, netnsExists, netnsPath, openNetns } 
 import {
   findExecutable, homeOf, isAlive, killNetnsProcesses, launchBackground, launchDetached, launchForeground, resolveUser, runCaptured, signal, type LaunchSpec,
 } from '../kernel/proc.js';
+import { setSysctl } from '../kernel/sysctl.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
 import type { SavedEndpoint } from '../store/store.js';
 import { UserError } from '../util/errors.js';
 import { isIPv4 } from '../util/addr.js';
+import { formatPortSpec } from '../util/ports.js';
 import { isSafeName, validateAlias, validateContainerName } from '../util/validate.js';
 import { etcPaths, refreshEtc, writeEtc } from './etc.js';
 import { DEFAULT_CONFIG, containerConfig, exposedSpecs, validateConfig, validateMac, writeConfig, type ContainerConfig } from './config.js';
 import { containerView } from './views.js';
-import { crashPoint } from './faults.js';
+import { crashPoint, type CrashPoint } from './faults.js';
 import { recoverIfNeeded } from './reconcile.js';
 import { errLogFile, exitFile, logFile, refreshState } from './state.js';
 import { applyFirewall, applyPortDelta, containerPorts, foreignFirewallWarning } from './firewall.js';
@@ -216,8 +218,17 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       // of a process (start, run, exec) has the resolver apply all logged changes first (awaitDns).
       if (net && !net.isDefault) notifyDnsContainer(h, c.id, 'log');
     } catch (e) {
-      destroySandbox(h, c, ep ? [ep] : []);
-      undoOrReport(e, `container ${c.name}`, () => h.store.tx(() => h.store.deleteContainer(c.id)));
+      const eps: EndpointRecord[] = ep ? [ep as EndpointRecord] : [];
+      rollBack(h, e, `container ${c.name}`, 'create:rollback', () => {
+        // Its netns, veth and directory, by name: reconcile finds them by these rows under any state directory
+        // (its orphan-netns sweep needs a name prefix, which the default root has not, and the host's mark on
+        // the loopback, which a netns that failed this early lacks).
+        const ids = eps.map((x) => h.store.addGarbage('link', x.hostIf));
+        if (c.netns) ids.push(h.store.addGarbage('netns', c.netns));
+        ids.push(h.store.addGarbage('dir', c.id));
+        h.store.deleteContainer(c.id);
+        return ids;
+      }, () => destroySandboxOrThrow(h, c, eps));
     }
     return { container: c, warnings };
   });
@@ -253,8 +264,8 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
       // no IPv6 path between containers bypasses the IPv4 firewall (icc=false): no link-local address, and no
       // address from a router advertisement a container could forge either. (Netlink's addr-gen-mode "none" would
       // avoid this /proc/sys write, whose lookup grows with the number of namespaces, but it still lets SLAAC
-      // configure addresses from a forged RA: docs/kernel-notes.md 2.)
-      fs.writeFileSync('/proc/sys/net/ipv6/conf/default/disable_ipv6', '1');
+      // configure addresses from a forged RA: docs/kernel-notes.md §2.)
+      setSysctl('net.ipv6.conf.default.disable_ipv6', '1');
     });
     try {
       crashPoint('create:netns');
@@ -272,18 +283,55 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
 }
 
 /** Removes everything a container made in the kernel; tolerant of objects already gone. `eps` are detached
- *  explicitly; `dying` are left to die with the netns (taken out of service first: bridge.quiesce). */
-function destroySandbox(h: Host, c: ContainerRecord, eps: EndpointRecord[], keepDir = false, dying: EndpointRecord[] = []): void {
+ *  explicitly; `dying` are left to die with the netns (taken out of service first: bridge.quiesce). What fails is
+ *  left to reconcile (the caller has recorded it as garbage) and, with `failures`, said there. */
+function destroySandbox(h: Host, c: ContainerRecord, eps: EndpointRecord[], keepDir = false, dying: EndpointRecord[] = [], failures?: string[]): void {
+  const failed = (what: string, e: unknown) => failures?.push(`${what}: ${(e as Error)?.message ?? String(e)}`);
   for (const ep of eps) {
-    try { bridge.detach(h, ep); } catch { /* reconcile will retry */ }
+    try { bridge.detach(h, ep); } catch (e) { failed(`veth ${ep.hostIf}`, e); }
   }
   if (c.netns) {
     if (dying.length) {
       try { bridge.quiesce(h, dying); } catch { /* reconcile and sweepDyingLinks finish */ }
     }
-    try { deleteNetns(c.netns); } catch { /* reconcile will retry */ }
+    try { deleteNetns(c.netns); } catch (e) { failed(`netns ${c.netns}`, e); }
   }
   if (!keepDir) fs.rmSync(h.containerDir(c.id), { recursive: true, force: true });
+}
+
+/** destroySandbox that throws what it could not remove (after trying everything). */
+function destroySandboxOrThrow(h: Host, c: ContainerRecord, eps: EndpointRecord[], keepDir = false): void {
+  const failures: string[] = [];
+  destroySandbox(h, c, eps, keepDir, [], failures);
+  if (failures.length) throw new Error(failures.join('; '));
+}
+
+/**
+ * The failure path of a use case whose rows were persisted as pending: `record` (one transaction) deletes its
+ * rows and records as garbage what it may have made in the kernel, returning the garbage ids; `cleanup` then
+ * removes those objects, and the garbage rows go once it has. A clean-up that fails is said in `err`'s message
+ * (never swallowed) and, like one interrupted (crash point `point`), leaves its garbage for the next mutating
+ * command (recoverIfNeeded) or reconcile. When the store cannot record it (a full disk fails both), the rows stay
+ * pending (reconcile rolls them back) and the objects are removed now as far as possible. Throws `err`.
+ */
+function rollBack(h: Host, err: unknown, left: string, point: CrashPoint | null, record: () => number[], cleanup: () => void): never {
+  let ids: number[] = [];
+  try {
+    ids = h.store.tx(record);
+  } catch (u) {
+    try { cleanup(); } catch { /* the pending rows: reconcile */ }
+    undoOrReport(err, left, () => { throw u; });
+  }
+  try {
+    if (point) crashPoint(point);
+    cleanup();
+    h.store.tx(() => h.store.dropGarbage(ids));
+  } catch (d) {
+    const tail = `; removing what it made failed too (${(d as Error)?.message ?? String(d)}): the next nsnet command (or nsnet reconcile) removes the rest`;
+    if (err instanceof Error) err.message += tail;
+    else err = new Error(String(err) + tail);
+  }
+  throw err;
 }
 
 /** Recreates a lost sandbox (after a reboot-like loss) from the remembered attachments: dynamic addresses are
@@ -319,11 +367,14 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
       writeSavedCopy(h, c.id, []);
     });
   } catch (e) {
-    destroySandbox(h, c, planned.map(([ep]) => ep), true);
-    h.store.tx(() => {
-      for (const [ep] of planned) h.store.deleteEndpoint(c.id, ep.networkId);
-    });
-    throw e;
+    // The container stays (exited, its attachments saved); its new veths are garbage until removed, its netns goes
+    // (a lost sandbox: the next start rebuilds it).
+    const eps = planned.map(([ep]) => ep);
+    rollBack(h, e, `the start of ${c.name}`, null, () => {
+      const ids = eps.map((ep) => h.store.addGarbage('link', ep.hostIf));
+      for (const ep of eps) h.store.deleteEndpoint(c.id, ep.networkId);
+      return ids;
+    }, () => destroySandboxOrThrow(h, c, eps, true));
   }
   refreshEtc(h, c, planned.map(([ep]) => ep), nets); // the addresses may have changed
   if (c.ports.length) applyFirewall(h);
@@ -387,12 +438,7 @@ function releaseEnded(h: Host): void {
 function checkPortsFree(h: Host, c: ContainerRecord): void {
   if (!c.ports.length) return;
   releaseEnded(h);
-  const specs = c.ports.map((p) => {
-    const hp = p.hostPortEnd > p.hostPort ? `${p.hostPort}-${p.hostPortEnd}` : String(p.hostPort);
-    const cp = p.containerPortEnd > p.containerPort ? `${p.containerPort}-${p.containerPortEnd}` : String(p.containerPort);
-    return `${p.hostIp ? p.hostIp + ':' : ''}${hp}:${cp}/${p.proto}`;
-  });
-  resolvePorts(h, specs); // throws Docker's "port is already allocated" for a port taken meanwhile
+  resolvePorts(h, c.ports.map(formatPortSpec)); // throws Docker's "port is already allocated" for a port taken meanwhile
 }
 
 /** Docker-shaped view of a container, its state brought up to date; SandboxKey is the netns it really lives in
@@ -701,8 +747,11 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
       crashPoint('connect:attached');
       h.store.tx(() => h.store.commitEndpoint(c.id, net.id));
     } catch (e) {
-      try { bridge.detach(h, ep); } catch { /* reconcile */ }
-      undoOrReport(e, `the connect of ${c.name} to ${net.name}`, () => h.store.tx(() => h.store.deleteEndpoint(c.id, net.id)));
+      rollBack(h, e, `the connect of ${c.name} to ${net.name}`, 'connect:rollback', () => {
+        const id = h.store.addGarbage('link', ep.hostIf);
+        h.store.deleteEndpoint(c.id, net.id);
+        return [id];
+      }, () => bridge.detach(h, ep));
     } finally {
       cnl?.close();
       closeFd(fd);

@@ -1,12 +1,11 @@
 // The "host" nsnet acts on: a state directory plus a host network namespace (the process's own by default).
 // Everything kernel-side is reached through explicit namespace fds, so one process can drive several hosts.
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { FileLock } from '../kernel/flock.js';
 import { Netlink } from '../kernel/netlink.js';
 import { openPath } from '../kernel/libc.js';
-import { inNetns, selfNetnsFd } from '../kernel/netns.js';
+import { inNetns, isCurrentNetns, selfNetnsFd } from '../kernel/netns.js';
 import { Nft } from '../kernel/nft.js';
 import { Store } from '../store/store.js';
 import { assertSafeName } from '../util/validate.js';
@@ -64,7 +63,7 @@ export class Host {
     const root = checkStateDir(opts.root ?? env.NSNET_ROOT ?? DEFAULT_ROOT);
     const nsPath = opts.hostNetns ?? env.NSNET_HOST_NETNS;
     // Already inside that netns (the CLI enters it at start-up): use our own fd, no switching needed.
-    const same = nsPath ? fs.statSync(nsPath).ino === fs.statSync('/proc/thread-self/ns/net').ino : true;
+    const same = nsPath ? isCurrentNetns(nsPath) : true;
     const hostFd = same ? selfNetnsFd() : openPath(nsPath!);
     const h = new Host(root, hostFd);
     h.env = env;

@@ -2,7 +2,7 @@
 // A process is started with the main thread switched into the container's netns (spawn forks synchronously,
 // so the child is born there). When the container has its own /etc/resolv.conf and /etc/hosts, the child goes
 // through util-linux `unshare --mount --propagation slave` and binds them over /etc in its private mount
-// namespace, exactly what `ip netns exec` does with /etc/netns/NAME/ (KERNEL-NOTES pitfall 9). "slave"
+// namespace, exactly what `ip netns exec` does with /etc/netns/NAME/ (docs/kernel-notes.md §12). "slave"
 // propagation matters: when nsnet later unmounts a /run/netns entry on the host, the unmount propagates into
 // the container's mount namespace, so the copy there does not keep a deleted netns (and its veths) alive.
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
