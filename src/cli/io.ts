@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 
 export interface CommandIO {
-  out(s: string): void;
-  err(s: string): void;
+  out(s: string | Uint8Array): void;
+  err(s: string | Uint8Array): void;
   /** The command's environment (NSNET_ROOT, NSNET_DEBUG, PATH, CNI_* ...). */
   readonly env: NodeJS.ProcessEnv;
   /** The command's standard input, whole (read on first use). */

@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { json } from './format.js';
 import { registerCni } from './cni.js';
 import type { Host } from '../engine/host.js';
+import { io, processIO, withIO, type CommandIO } from './io.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -29,15 +30,21 @@ class CliError extends Error {
 const hosts = new Map<string, Host>();
 async function openHost(rootOverride?: string): Promise<Host> {
   const g = program.opts<{ root?: string; hostNetns?: string }>();
-  const root = rootOverride ?? g.root ?? process.env.NSNET_ROOT;
-  const key = `${root === undefined ? '' : path.resolve(root)}\0${g.hostNetns ?? process.env.NSNET_HOST_NETNS ?? ''}`;
+  const env = io().env;
+  const root = rootOverride ?? g.root ?? env.NSNET_ROOT;
+  const key = `${root === undefined ? '' : path.resolve(root)}\0${g.hostNetns ?? env.NSNET_HOST_NETNS ?? ''}`;
+  const warn = (m: string) => io().err(`WARNING: ${m}\n`);
   let h = hosts.get(key);
-  // Kept by the resident helper between commands: its store is opened again, and the state directory checked
-  // again, as a command run in-process does.
-  h?.refresh();
+  // Kept by the resident helper between commands: this command's environment and stderr, the store opened again
+  // and the state directory checked again, as a command run in-process does.
+  if (h) {
+    h.env = env;
+    h.warn = warn;
+    h.refresh();
+  }
   if (!h) {
     const { Host } = await import('../engine/host.js');
-    h = Host.open({ root, hostNetns: g.hostNetns });
+    h = Host.open({ root, hostNetns: g.hostNetns, env, warn });
     hosts.set(key, h);
   }
   // The state directories this process used: only for one of those does the start path (client.ts) start a
@@ -50,7 +57,7 @@ async function openHost(rootOverride?: string): Promise<Host> {
 }
 
 function out(s: string): void {
-  process.stdout.write(s);
+  io().out(s);
 }
 
 /** As Docker's multi-argument commands: act on each, print its name on success, one error line per failure,
@@ -61,8 +68,8 @@ async function eachRef(refs: string[], fn: (ref: string) => unknown): Promise<vo
       // fn returns false: nothing was done and the error is already reported (rm -f of a missing container).
       if ((await fn(r)) !== false) out(r + '\n');
     } catch (e) {
-      process.stderr.write(`Error: ${(e as Error).message}\n`);
-      process.exitCode = 1;
+      io().err(`Error: ${(e as Error).message}\n`);
+      io().status = 1;
     }
   }
 }
@@ -122,7 +129,7 @@ function readLine(): Promise<string> {
 }
 
 function warn(ws: string[]): void {
-  for (const w of ws) process.stderr.write(`WARNING: ${w}\n`);
+  for (const w of ws) io().err(`WARNING: ${w}\n`);
 }
 
 const program = new Command('nsnet')
@@ -132,6 +139,8 @@ const program = new Command('nsnet')
   .enablePositionalOptions()
   .showHelpAfterError(false)
   .configureOutput({
+    writeOut: (str) => io().out(str),
+    writeErr: (str) => io().err(str),
     outputError: (str, write) => write(`Error: ${str.replace(/^error: /, '').trim()}\n`),
   })
   .exitOverride();
@@ -301,7 +310,7 @@ function envList(o: CreateOpts | { env: string[]; envFile?: string[] }): string[
     const key = i < 0 ? item : item.slice(0, i);
     if (key === '' || /\s/.test(key)) throw new CliError(`invalid environment variable${where}: ${JSON.stringify(item)}`, 2);
     if (i >= 0) out.push(item);
-    else if (process.env[key] !== undefined) out.push(`${key}=${process.env[key]}`);
+    else if (io().env[key] !== undefined) out.push(`${key}=${io().env[key]}`);
   };
   for (const f of ('envFile' in o ? o.envFile : undefined) ?? []) {
     let text: string;
@@ -374,7 +383,7 @@ addCreateOptions(program.command('run').description('create and start a containe
       out(c.id + '\n');
       return;
     }
-    process.exitCode = await E.runForeground(h, c);
+    io().status = await E.runForeground(h, c);
   });
 
 program.command('start')
@@ -485,7 +494,7 @@ program.command('exec')
     const env = envList({ env: o.env });
     const h = await openHost();
     const { execIn } = await import('../engine/containers.js');
-    process.exitCode = await execIn(h, ref, command, { env, workdir: o.workdir, user: o.user, tty: !!o.tty, interactive: !!o.interactive, detach: !!o.detach });
+    io().status = await execIn(h, ref, command, { env, workdir: o.workdir, user: o.user, tty: !!o.tty, interactive: !!o.interactive, detach: !!o.detach });
   });
 
 program.command('logs')
@@ -501,7 +510,7 @@ program.command('logs')
     const { resolveContainer, logFile, errLogFile, refreshState } = await import('../engine/containers.js');
     const c = resolveContainer(h, ref);
     // (Containers started before stderr was logged apart have everything in the stdout log.)
-    const streams = [{ file: logFile(h, c), to: process.stdout, pos: 0 }, { file: errLogFile(h, c), to: process.stderr, pos: 0 }];
+    const streams = [{ file: logFile(h, c), to: (b: string | Uint8Array) => io().out(b), pos: 0 }, { file: errLogFile(h, c), to: (b: string | Uint8Array) => io().err(b), pos: 0 }];
     for (const st of streams) {
       let text = '';
       try {
@@ -516,7 +525,7 @@ program.command('logs')
         const n = Number(o.tail);
         text = n === 0 || !last.length ? '' : last.slice(-n).join('\n') + '\n';
       }
-      st.to.write(text);
+      st.to(text);
     }
     if (!o.follow) return;
     // Follow: print what is appended, until the container is no longer running (then a last read).
@@ -531,7 +540,7 @@ program.command('logs')
           const buf = Buffer.alloc(size - st.pos);
           fs.readSync(fd, buf, 0, buf.length, st.pos);
           st.pos = size;
-          st.to.write(buf);
+          st.to(buf);
         } finally {
           fs.closeSync(fd);
         }
@@ -574,7 +583,7 @@ program.command('rm')
         // As Docker's: with -f, a container that does not exist is reported and the exit status stays 0 (the
         // `rm -f x || true` of every clean-up script).
         if (o.force && e instanceof UserError && e.code === 'notfound') {
-          process.stderr.write(`Error: ${e.message}\n`);
+          io().err(`Error: ${e.message}\n`);
           return false;
         }
         throw e;
@@ -611,7 +620,7 @@ program.command('check')
     const d = check(h);
     if (o.format === 'json') out(json(d));
     else for (const x of d) out(`${x.kind}\t${x.detail}\n`);
-    if (d.length) process.exitCode = 1;
+    if (d.length) io().status = 1;
   });
 
 // ---------------------------------------------------------------- topologies (compose files)
@@ -631,7 +640,7 @@ async function loadTopologyFile(f: string | undefined, project: string | undefin
     throw new CliError(`${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
   }
   const { loadTopology } = await import('../topology/compose.js');
-  return loadTopology(text, { file, project, dirName: path.basename(path.dirname(path.resolve(file))), env: process.env });
+  return loadTopology(text, { file, project, dirName: path.basename(path.dirname(path.resolve(file))), env: io().env });
 }
 
 program.command('up')
@@ -645,7 +654,7 @@ program.command('up')
     const h = await openHost();
     const { up, followProject } = await import('../engine/topology.js');
     await up(h, t, (l) => out(l + '\n'));
-    if (!o.detach) process.exitCode = await followProject(h, t.project, (s) => out(s));
+    if (!o.detach) io().status = await followProject(h, t.project, (s) => out(s));
   });
 
 program.command('down')
@@ -705,34 +714,36 @@ async function enterHost(argv: string[]): Promise<void> {
 
 function reportError(e: unknown): void {
   if (e instanceof CommanderError) {
-    process.exitCode = e.exitCode === 0 ? 0 : 2;
+    io().status = e.exitCode === 0 ? 0 : 2;
     return;
   }
   // UserError (bad input: 2, refused/not found/conflict: 1) and CliError carry their exit status; anything
   // else is an unexpected failure: 1, one line (NSNET_DEBUG=1 shows the stack).
   const err = e as Error & { exitCode?: number };
-  if (process.env.NSNET_DEBUG) process.stderr.write(String(err.stack) + '\n');
-  process.stderr.write(`Error: ${err.message.split('\n').join('\nError: ')}\n`);
-  process.exitCode = typeof err.exitCode === 'number' ? (networkCommand && err.exitCode === 2 ? 1 : err.exitCode) : 1;
+  if (io().env.NSNET_DEBUG) io().err(String(err.stack) + '\n');
+  io().err(`Error: ${err.message.split('\n').join('\nError: ')}\n`);
+  io().status = typeof err.exitCode === 'number' ? (networkCommand && err.exitCode === 2 ? 1 : err.exitCode) : 1;
 }
 
 /** Runs one command line. In the resident helper (`inHelper`) the process already is in the host netns (a helper
  *  serves one host netns) and keeps its hosts open between commands. */
-async function runCli(argv: string[], inHelper = false): Promise<void> {
+async function runCli(argv: string[], inHelper = false, cmd: CommandIO = processIO()): Promise<number> {
   networkCommand = false;
-  try {
-    if (!inHelper) await enterHost(argv);
-    await program.parseAsync(argv);
-  } catch (e) {
-    reportError(e);
-  } finally {
-    if (!inHelper) {
-      for (const h of hosts.values()) h.close();
-      hosts.clear();
-    } else {
-      for (const h of hosts.values()) h.detachStore();
+  return withIO(cmd, async () => {
+    try {
+      if (!inHelper) await enterHost(argv);
+      await program.parseAsync(argv);
+    } catch (e) {
+      reportError(e);
+    } finally {
+      if (!inHelper) {
+        for (const h of hosts.values()) h.close();
+        hosts.clear();
+      } else {
+        for (const h of hosts.values()) h.detachStore();
+      }
     }
-  }
+  });
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -743,7 +754,10 @@ async function main(argv: string[]): Promise<void> {
       if (e.code !== 'EPIPE') throw e;
     });
   }
-  if (argv[2] !== '--nsnet-helper') return runCli(argv);
+  if (argv[2] !== '--nsnet-helper') {
+    process.exitCode = await runCli(argv);
+    return;
+  }
   // `nsnet-start.cjs --nsnet-helper SOCKET`, started after a command ran in-process (src/cli/client.ts): serve
   // until idle.
   try {
@@ -756,7 +770,7 @@ async function main(argv: string[]): Promise<void> {
   // requests run with their clients' environments, which never carry it: such clients run in-process).
   await import('../engine/faults.js');
   // The build it serves: the bundle next to the start script (dist/nsnet-start.cjs, dist/nsnet.cjs).
-  await serveHelper(argv[3], (a) => runCli(a, true), path.join(path.dirname(argv[1]), 'nsnet.cjs'));
+  await serveHelper(argv[3], (a, cmd) => runCli(a, true, cmd), path.join(path.dirname(argv[1]), 'nsnet.cjs'));
   for (const h of hosts.values()) h.close();
   hosts.clear(); // a command that still arrives while the process ends opens what it needs again
 }

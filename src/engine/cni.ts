@@ -123,7 +123,7 @@ export function cniAdd(h: Host, env: CniEnv, conf: NetConf): Record<string, unkn
   const pod = env.args.K8S_POD_NAME;
   // The runtime's name for its container (Podman: the container name) is a DNS name on the network, when it is one.
   if (pod) {
-    try { validateAlias(pod); names.push(pod); } catch { process.stderr.write(`nsnet: K8S_POD_NAME ${JSON.stringify(pod)} is not a DNS name: not registered\n`); }
+    try { validateAlias(pod); names.push(pod); } catch { h.warn(`K8S_POD_NAME ${JSON.stringify(pod)} is not a DNS name: not registered`); }
   }
   for (const a of conf.aliases) {
     try { validateAlias(a); } catch (e) { asCni(e); }

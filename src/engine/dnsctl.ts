@@ -63,12 +63,12 @@ function nextGeneration(h: Host): number {
 }
 
 /** A resolver update never fails the network operation itself: it is reported, and `reconcile` restarts it. */
-function reported(fn: () => void): void {
+function reported(h: Host, fn: () => void): void {
   if (!fs.existsSync(resolverMain())) return; // resolver not built
   try {
     fn();
   } catch (e) {
-    process.stderr.write(`WARNING: ${(e as Error).message}\n`);
+    h.warn((e as Error).message);
   }
 }
 
@@ -85,7 +85,7 @@ function signalAndWait(h: Host, gen: number): void {
 /** Makes the resolver apply every change made so far (if one runs) and waits for it: called before a process is
  *  launched in a container, so that changes logged without a signal (create) are visible to it. */
 export function awaitDns(h: Host): void {
-  reported(() => {
+  reported(h, () => {
     const gen = Number(h.store.getMeta('dns.generation') ?? '0');
     if (!gen || !resolverRunning(h) || loaded(h) >= gen) return;
     signalAndWait(h, gen);
@@ -137,7 +137,7 @@ function waitLoaded(h: Host, generation: number, timeoutMs = 3000): boolean {
 
 /** Called after a change to networks (and by reconcile), with the host lock held: rewrites the whole view. */
 export function notifyDns(h: Host): void {
-  reported(() => syncDns(h));
+  reported(h, () => syncDns(h));
 }
 
 function syncDns(h: Host): void {
@@ -172,7 +172,7 @@ export type DnsPush = 'log' | 'signal' | 'wait';
  *  delta with that container's current entries to the log the resolver applies in place, instead of rewriting
  *  and reloading the whole view (which made every create O(containers)). */
 export function notifyDnsContainer(h: Host, containerId: string, push: DnsPush = 'wait'): void {
-  reported(() => {
+  reported(h, () => {
     let size = -1;
     try {
       const st = fs.lstatSync(deltaFile(h));
