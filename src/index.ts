@@ -12,6 +12,8 @@ import * as C from './engine/containers.js';
 import { Host, type HostOptions } from './engine/host.js';
 import * as N from './engine/networks.js';
 import * as R from './engine/reconcile.js';
+import { rebuildAndReconcile, rebuildLines } from './engine/rebuild.js';
+import { UserError } from './util/errors.js';
 import { networkView } from './engine/views.js';
 import { findNetworkView, listContainers, listNetworks, type NetworkSummary } from './engine/catalog.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord } from './types.js';
@@ -89,8 +91,15 @@ export class Nsnet {
     return C.inspectContainer(this.host, C.resolveContainer(this.host, ref));
   }
 
-  reconcile(): { actions: string[] } {
-    return R.reconcile(this.host);
+  /** As `nsnet reconcile`: `force` also removes what a lost store does not know; `rebuild` first rebuilds a lost
+   *  store from the kernel (its report's lines come first in `actions`). */
+  reconcile(o: { force?: boolean; rebuild?: boolean } = {}): { actions: string[] } {
+    if (o.rebuild && o.force) throw new UserError('rebuild and force exclude each other', 'invalid');
+    if (o.rebuild) {
+      const r = rebuildAndReconcile(this.host);
+      return { actions: [...rebuildLines(r.report), ...r.actions] };
+    }
+    return R.reconcile(this.host, { force: !!o.force });
   }
   check(): R.Difference[] {
     return R.check(this.host);

@@ -601,11 +601,9 @@ program.command('reconcile')
     const { reconcile } = await import('../engine/reconcile.js');
     if (o.rebuild) {
       if (o.force) throw new CliError('--rebuild and --force exclude each other: --rebuild keeps what the kernel holds, --force removes what the store does not know', 2);
-      const { rebuildStore, rebuildLines } = await import('../engine/rebuild.js');
-      const r = rebuildStore(h);
-      for (const l of rebuildLines(r)) out(l + '\n');
-      // What could not be placed stays (the store is still marked lost for it): repaired around, never removed.
-      for (const a of reconcile(h, { keepOrphans: r.left.length > 0 }).actions) out(a + '\n');
+      const { rebuildAndReconcile, rebuildLines } = await import('../engine/rebuild.js');
+      const r = rebuildAndReconcile(h);
+      for (const l of [...rebuildLines(r.report), ...r.actions]) out(l + '\n');
       return;
     }
     for (const a of reconcile(h, { force: !!o.force }).actions) out(a + '\n');
