@@ -14,7 +14,14 @@ done
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
-  apt-get install -y --no-install-recommends "${need[@]}"
+  # No daemon of these packages is started by their installation (etcd-server's would listen on the real host):
+  # the tests start their own, inside throwaway namespaces. policy-rc.d is Debian's switch for that.
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  apt-get install -y --no-install-recommends "${need[@]}" || { [ $own_policy = 1 ] && rm -f /usr/sbin/policy-rc.d; exit 1; }
+  [ $own_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
