@@ -621,6 +621,70 @@ program.command('check')
     if (d.length) io().status = 1;
   });
 
+// ---------------------------------------------------------------- faults: link impairment
+program.command('netem')
+  .description("impair a container's link on a network (both directions: a 100ms delay adds about 200ms to a round trip)")
+  .argument('[container]')
+  .option('--network <network>', 'the network of the link (needed when the container is on several)')
+  .option('--delay <time>', 'added delay, each direction (100ms, 1.5s)')
+  .option('--jitter <time>', 'random variation of the delay (10ms)')
+  .option('--loss <percent>', 'packets dropped (1%)')
+  .option('--rate <rate>', 'bandwidth (10mbit, 1gbit; kbps/mbps are bytes per second, as tc)')
+  .option('--duplicate <percent>', 'packets duplicated (1%)')
+  .option('--corrupt <percent>', 'packets corrupted (0.1%)')
+  .option('--reorder <percent>', 'packets sent at once, before delayed ones (25%; needs --delay)')
+  .option('--to <peer>', 'only traffic between the container and this container or CIDR (repeatable)', collect, [])
+  .option('--duration <time>', 'heal by itself after this long (30s, 5m), even with no nsnet process left')
+  .option('--clear', "remove the container's impairment (on --network, or on all its networks)")
+  .option('--clear-all', 'remove every impairment of this host')
+  .addOption(new Option('--expire', 'remove what has expired (run by the healer)').hideHelp())
+  .action(async (ref: string | undefined, o) => {
+    const E = await import('../engine/netem.js');
+    const impair = ['delay', 'jitter', 'loss', 'rate', 'duplicate', 'corrupt', 'reorder', 'duration'].filter((k) => o[k] !== undefined);
+    if (o.to.length) impair.push('to');
+    const modes = [o.clear, o.clearAll, o.expire].filter(Boolean).length;
+    if (modes > 1 || (modes && impair.length)) throw new CliError('--clear, --clear-all and --expire take no impairment options, and only one of them', 2);
+    if ((o.clearAll || o.expire) && ref !== undefined) throw new CliError(`--${o.clearAll ? 'clear-all' : 'expire'} takes no container`, 2);
+    if (!o.clearAll && !o.expire && ref === undefined) throw new CliError('nsnet netem CONTAINER [--network NET] [--delay T] [--loss P] [--rate R] ... | CONTAINER --clear | --clear-all', 2);
+    if (o.expire) {
+      const h = await openHost();
+      E.expireNow(h);
+      return;
+    }
+    if (o.clearAll) {
+      const h = await openHost();
+      out(`cleared ${E.clearAllNetem(h)} impairment(s)\n`);
+      return;
+    }
+    // Bad values are refused before the state directory is opened.
+    if (!o.clear) E.parseNetemInput({ ...o, to: o.to });
+    const h = await openHost();
+    if (o.clear) {
+      out(`cleared ${E.clearNetem(h, ref!, o.network)} impairment(s) of ${ref}\n`);
+      return;
+    }
+    const r = E.setNetem(h, ref!, o.network, { ...o, to: o.to });
+    out(`${r.container} on ${r.network}: ${r.description} (each direction)${r.expires !== null ? `, until ${new Date(r.expires).toISOString()}` : ''}\n`);
+  });
+
+program.command('faults')
+  .description('list the faults in force (link impairments), and until when')
+  .option('--format <format>', 'table or json', 'table')
+  .action(async (o) => {
+    if (o.format !== 'table' && o.format !== 'json') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (table or json)`, 2);
+    const h = await openHost();
+    const { netemFaults } = await import('../engine/netem.js');
+    // Each kind of fault adds its rows here (partitions: later).
+    const rows = [...netemFaults(h)];
+    if (o.format === 'json') return out(json(rows));
+    const now = Date.now();
+    const { table } = await import('./format.js');
+    out(table(['KIND', 'CONTAINER', 'NETWORK', 'STATE', 'UNTIL', 'DETAIL'], rows.map((f) => [
+      f.kind, f.container, f.network, f.state,
+      f.until ? `${f.until} (in ${Math.max(0, Math.round((Date.parse(f.until) - now) / 1000))}s)` : 'until cleared', f.detail,
+    ])));
+  });
+
 // ---------------------------------------------------------------- topologies (compose files)
 /** -f FILE, else nsnet.yaml, compose.yaml, compose.yml, docker-compose.yml, docker-compose.yaml in the cwd. */
 function topologyFile(f: string | undefined): string {

@@ -35,6 +35,7 @@ import { dnsNameProblem } from '../dns/answer.js';
 import { cniInspect, refuseCni } from './cni-state.js';
 import { containerMark } from './marks.js';
 import { writeSavedCopy } from './netcopy.js';
+import { forgetContainer, forgetEndpoint, netemInspect, reapplyImpairments } from './netem.js';
 
 export interface CreateOptions {
   name?: string;
@@ -379,6 +380,7 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
   refreshEtc(h, c, planned.map(([ep]) => ep), nets); // the addresses may have changed
   if (c.ports.length) applyFirewall(h);
   notifyDnsContainer(h, c.id);
+  reapplyImpairments(h, c); // its link impairments (netem.ts) are on the new links too
 }
 
 /** A released attachment: SavedEndpoint plus what start needs to give the same address back and to name a
@@ -447,7 +449,7 @@ export function inspectContainer(h: Host, c0: ContainerRecord): Record<string, u
   const c = refreshState(h, c0);
   const owner = netnsOwner(h, c);
   // Attached through CNI: where from (the runtime's container id, its netns as SandboxKey).
-  return cniInspect(h, c.id, containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? '', h.store.savedEndpoints(c.id)));
+  return netemInspect(h, c.id, cniInspect(h, c.id, containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? '', h.store.savedEndpoints(c.id))));
 }
 
 /** How to start a process in this container. Also what must hold before any process runs there: the netns
@@ -664,6 +666,7 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
     const ports = containerPorts(h, c);
     let used = true;
     const ids: number[] = [];
+    forgetContainer(h, c.id); // its impairments' healers (the rows go with the row: ON DELETE CASCADE)
     h.store.tx(() => {
       used = h.store.containerById(c.id)?.used ?? true; // read where the row goes: an exec may have begun since
       // With its own netns, the container's veths die with it: the kernel removes both ends once the netns is
@@ -782,6 +785,7 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
     h.store.tx(() => {
       gid = h.store.addGarbage('link', ep.hostIf);
       h.store.deleteEndpoint(c.id, net.id);
+      forgetEndpoint(h, c.id, net.id); // its impairment there goes with the link
     });
     crashPoint('disconnect:persisted');
     bridge.detach(h, ep);
