@@ -363,6 +363,27 @@ export function setNetem(h: Host, ref: string, netRef: string | undefined, input
   });
 }
 
+/** Makes the impairment of `ref` on `netRef` be `input` (null: none), as `up` wants it: nothing is done when it
+ *  already is. Returns what was done. */
+export function ensureNetem(h: Host, ref: string, netRef: string, input: NetemInput | null): 'set' | 'cleared' | null {
+  const c = h.store.findContainer(ref);
+  const net = h.store.findNetwork(netRef);
+  if (!c || !net) return null;
+  const row = h.store.impairment(c.id, net.id);
+  if (!input) {
+    if (!row) return null;
+    clearNetem(h, c.id, net.id);
+    return 'cleared';
+  }
+  if (row && !row.pending && row.expires === null) {
+    const { spec } = parseNetemInput(input);
+    const want: NetemSpec = { ...spec, toCidrs: h.lock.with(() => resolvePeers(h, c, spec.to)) };
+    if (JSON.stringify(want) === row.spec) return null;
+  }
+  setNetem(h, c.id, net.id, input);
+  return 'set';
+}
+
 /** Removes one impairment: the row first (a crash after it leaves an unrecorded qdisc, which reconcile removes). */
 function clearRow(h: Host, row: ImpairmentRow): void {
   h.store.tx(() => h.store.deleteImpairment(row.containerId, row.networkId));

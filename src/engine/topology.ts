@@ -17,6 +17,7 @@ import {
 } from '../topology/compose.js';
 import type { ContainerRecord, NetworkRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
+import { ensureNetem } from './netem.js';
 
 /** The hash of what an object was made from. */
 export const HASH_LABEL = 'nsnet.topology.hash';
@@ -32,7 +33,8 @@ function networkSpec(n: TopologyNetwork): unknown {
  *  re-created containers: their endpoints went with it). */
 function serviceSpec(s: TopologyService, netHash: Map<string, string>): unknown {
   return {
-    command: s.command, env: s.environment, workdir: s.workingDir ?? '', networks: s.networks.map((n) => ({ ...n, net: netHash.get(n.key) })),
+    // x-netem is not part of it: an impairment changes without re-creating the container (applyTopologyNetem).
+    command: s.command, env: s.environment, workdir: s.workingDir ?? '', networks: s.networks.map((n) => ({ key: n.key, aliases: n.aliases, ipv4Address: n.ipv4Address, net: netHash.get(n.key) })),
     mode: s.networkMode ?? null, ports: s.ports, dns: s.dns, labels: s.labels, healthcheck: s.healthcheck ?? null,
   };
 }
@@ -162,6 +164,22 @@ export async function up(h: Host, t: Topology, say: (line: string) => void): Pro
       for (const m of more) connect(h, netName(m.key), container.id, { ip: m.ipv4Address, aliases: [s.name, ...m.aliases] });
       startContainer(h, container.id);
       say(`Container ${name}  Started`);
+    }
+  }
+  applyTopologyNetem(h, t, say);
+}
+
+/** Each container's x-netem on each of its networks, once every service is up (a `to` names other services'
+ *  containers): set when it differs from what is in force, cleared when the file no longer has it. */
+function applyTopologyNetem(h: Host, t: Topology, say: (line: string) => void): void {
+  for (const s of t.services) {
+    if (s.networkMode) continue;
+    for (const name of containerNames(t.project, s)) {
+      for (const n of s.networks) {
+        const netName = t.networks.find((x) => x.key === n.key)!.name;
+        const did = ensureNetem(h, name, netName, n.netem ?? null);
+        if (did) say(`Container ${name}  ${did === 'set' ? 'Impaired' : 'Unimpaired'} on ${netName}`);
+      }
     }
   }
 }
