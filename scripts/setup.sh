@@ -4,11 +4,12 @@
 # util-linux (unshare/nsenter/mount for starting container processes), gcc + libc6-dev (the CLI's fast client,
 # src/cli/client.c), chromium (the graph page opened in a real browser by the tests), podman + runc + busybox-static +
 # curl (the CNI end-to-end test: test/integration/cni-podman.test.ts), etcd-server + etcd-client (a 3-member cluster
-# partitioned in test/integration/etcd-partition.test.ts). npm: the pinned lockfile.
+# partitioned in test/integration/etcd-partition.test.ts), iperf3 (the link-impairment test measures --rate with it:
+# test/integration/netem.test.ts). npm: the pinned lockfile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for p in nftables libnftables1 iproute2 iputils-ping util-linux mount python3 procps gcc libc6-dev chromium podman runc busybox-static curl etcd-server etcd-client; do
+for p in nftables libnftables1 iproute2 iputils-ping util-linux mount python3 procps gcc libc6-dev chromium podman runc busybox-static curl etcd-server etcd-client iperf3; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
