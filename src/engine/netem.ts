@@ -11,9 +11,12 @@
 // sandbox is rebuilt. --duration heals by itself: a small detached healer (its PID recorded) runs `nsnet netem
 // --expire` when the time is up, and every later mutating command and reconcile remove what has expired anyway.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
+import type { DelayLineConfig } from '../kernel/delayline.js';
 import { Netlink } from '../kernel/netlink.js';
-import { closeFd, netnsExists, openNetns } from '../kernel/netns.js';
+import { closeFd, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
 import { isAlive, processStart, signal } from '../kernel/proc.js';
 import * as tc from '../kernel/tc.js';
 import type { ImpairmentRow } from '../store/store.js';
@@ -41,6 +44,9 @@ export interface NetemSpec {
   /** --to as given (container names or CIDRs), and the address blocks they stood for when applied. */
   to: string[];
   toCidrs: string[];
+  /** How delay & co. are applied: the kernel's netem, or the delay line where the kernel has no netem (set when
+   *  applied; absent when the spec needs neither). */
+  via?: 'netem' | 'delayline';
 }
 
 /** What the CLI (and a topology file's x-netem) gives, as text. */
@@ -200,58 +206,164 @@ function inContainer<T>(c: ContainerRecord, fn: (cnl: Netlink) => T): T {
   }
 }
 
-const NO_NETEM = 'this kernel has no netem qdisc (sch_netem, CONFIG_NET_SCH_NETEM): --delay, --jitter, --duplicate, --corrupt and --reorder need it; --rate and --loss work without it';
+/** A device plan that puts nothing on the root qdisc (only delay, done by the delay line). */
+function emptyPlan(p: tc.DevicePlan): boolean {
+  return !tc.needsClass(p) && p.loss === 0;
+}
 
-/** Puts the impairment on both ends of the endpoint's link. A failure removes what was put and throws. */
-function applyLink(h: Host, c: ContainerRecord, ep: EndpointRecord, net: NetworkRecord, s: NetemSpec): void {
-  const [ctr, host] = devicePlans(s, net.mtu || 1500);
+function isUnknownKind(e: unknown): boolean {
+  return (e as { code?: string }).code === 'ENOENT' && /qdisc kind is unknown/.test(String((e as Error).message));
+}
+
+/** The delay line's tap name for a link (one per netns: the same name on both ends). */
+function tapName(containerId: string, networkId: string): string {
+  return 'nsd' + createHash('sha256').update(`${containerId} ${networkId}`).digest('hex').slice(0, 8);
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Ends a delay line (SIGKILL, then waits until it is gone: its sockets hold the container's netns). */
+function stopLine(pid: number | null, start: string | null): void {
+  if (!pid || !start || pid === process.pid || !isAlive(pid, start)) return;
+  signal(pid, 'SIGKILL');
+  for (let i = 0; i < 200 && isAlive(pid, start); i++) sleepMs(5);
+}
+
+/** Starts the delay line of a link and waits until its taps are up. */
+function startLine(h: Host, c: ContainerRecord, ep: EndpointRecord, net: NetworkRecord, s: NetemSpec): { pid: number; start: string | null } {
+  const dir = path.join(h.root, 'netem');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tap = tapName(c.id, net.id);
+  const outFile = path.join(dir, `${tap}.out`);
+  fs.writeFileSync(outFile, '', { mode: 0o600 });
+  const cfg: DelayLineConfig = {
+    delayMs: s.delayMs, jitterMs: s.jitterMs, duplicate: s.duplicate / 100, corrupt: s.corrupt / 100, reorder: s.reorder / 100,
+    limit: tc.netemLimit(s.rate, s.delayMs * 1e6, s.jitterMs * 1e6, net.mtu || 1500), mark: tc.DELAY_MARK, tap, mtu: net.mtu || 1500,
+    sides: [{ netns: netnsPath(c.netns), dev: ep.ifname }, { netns: null, dev: ep.hostIf }], root: h.root,
+  };
+  const script = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../kernel/delayline.js');
+  const out = fs.openSync(outFile, 'a');
+  let child;
+  try {
+    child = h.inHost(() => spawn(process.execPath, [script, JSON.stringify(cfg)], {
+      detached: true, stdio: ['ignore', out, out], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', MALLOC_ARENA_MAX: '1' },
+    }));
+  } finally {
+    fs.closeSync(out);
+  }
+  child.unref();
+  const pid = child.pid!;
+  const start = processStart(pid);
+  for (let i = 0; i < 600; i++) {
+    const text = fs.readFileSync(outFile, 'utf8');
+    if (text.includes('ready\n')) return { pid, start };
+    if (!isAlive(pid, start)) throw new Error(`the delay line of ${c.name} on ${net.name} did not start: ${text.trim().split('\n').pop() ?? 'no output'}`);
+    sleepMs(5);
+  }
+  stopLine(pid, start);
+  throw new Error(`the delay line of ${c.name} on ${net.name} did not start within 3s`);
+}
+
+export interface Applied {
+  spec: NetemSpec;
+  line: { pid: number; start: string | null } | null;
+}
+
+/** Puts the impairment on both ends of the endpoint's link: the root qdisc (htb: rate, loss; netem when the kernel
+ *  has it) and, without netem, the delay line and its redirects. A failure removes what was put and throws. */
+function applyLink(h: Host, c: ContainerRecord, ep: EndpointRecord, net: NetworkRecord, s0: NetemSpec, oldLine: { pid: number | null; start: string | null } = { pid: null, start: null }): Applied {
+  const mtu = net.mtu || 1500;
   const hi = h.nl.ifindex(ep.hostIf);
   if (hi === null) throw new Error(`the host end ${ep.hostIf} of ${c.name} on ${net.name} is missing: run nsnet reconcile`);
+  const s: NetemSpec = { ...s0 };
+  if (!needsNetem(s)) delete s.via;
+  let line: Applied['line'] = null;
   try {
+    removeLink(h, c, ep, oldLine);
+    if (needsNetem(s) && s.via !== 'delayline') {
+      try {
+        inContainer(c, (cnl) => tc.applyImpairment(cnl, ifindexIn(cnl, c, ep), devicePlans(s, mtu)[0]));
+        s.via = 'netem';
+      } catch (e) {
+        if (!isUnknownKind(e)) throw e;
+        s.via = 'delayline'; // this kernel has no netem: the delay line does it
+      }
+    }
+    const [ctr, host] = devicePlans(s.via === 'delayline' ? { ...s, delayMs: 0, jitterMs: 0, duplicate: 0, corrupt: 0, reorder: 0 } : s, mtu);
     inContainer(c, (cnl) => {
-      const ci = cnl.ifindex(ep.ifname);
-      if (ci === null) throw new Error(`${c.name} has no interface ${ep.ifname}: run nsnet reconcile`);
-      tc.applyImpairment(cnl, ci, ctr);
+      const ci = ifindexIn(cnl, c, ep);
+      if (emptyPlan(ctr)) tc.removeImpairment(cnl, ci);
+      else tc.applyImpairment(cnl, ci, ctr);
     });
     crashPoint('netem:container-side');
-    tc.applyImpairment(h.nl, hi, host);
+    if (!emptyPlan(host)) tc.applyImpairment(h.nl, hi, host);
+    if (s.via === 'delayline') {
+      line = startLine(h, c, ep, net, s);
+      const tap = tapName(c.id, net.id);
+      inContainer(c, (cnl) => tc.addRedirect(cnl, ifindexIn(cnl, c, ep), ctr, cnl.ifindex(tap)!));
+      const ti = h.nl.ifindex(tap);
+      if (ti === null) throw new Error(`the delay line's ${tap} is missing`);
+      tc.addRedirect(h.nl, hi, host, ti);
+    }
   } catch (e) {
-    removeLink(h, c, ep);
-    if ((e as { code?: string }).code === 'ENOENT' && /qdisc kind is unknown/.test(String((e as Error).message))) throw new UserError(NO_NETEM, 'refused');
+    try { removeLink(h, c, ep, line ?? { pid: null, start: null }); } catch { /* reconcile */ }
     if ((e as { code?: string }).code === 'EEXIST') throw new UserError(`${c.name}'s link on ${net.name} already has a root qdisc nsnet did not make (remove it, then try again)`, 'conflict');
     throw e;
   }
+  return { spec: s, line };
 }
 
-/** Removes nsnet's impairment from both ends (whatever is there; tolerant of a link or netns gone). */
-function removeLink(h: Host, c: ContainerRecord, ep: EndpointRecord): void {
-  const hi = h.nl.ifindex(ep.hostIf);
-  if (hi !== null) tc.removeImpairment(h.nl, hi);
-  if (c.netns && isSafeName(c.netns) && netnsExists(c.netns)) {
-    inContainer(c, (cnl) => {
-      const ci = cnl.ifindex(ep.ifname);
-      if (ci !== null) tc.removeImpairment(cnl, ci);
-    });
-  }
+function ifindexIn(cnl: Netlink, c: ContainerRecord, ep: EndpointRecord): number {
+  const ci = cnl.ifindex(ep.ifname);
+  if (ci === null) throw new Error(`${c.name} has no interface ${ep.ifname}: run nsnet reconcile`);
+  return ci;
 }
 
-/** What the link shows compared with the spec: '' when it matches. */
-function linkDiff(h: Host, c: ContainerRecord, ep: EndpointRecord, net: NetworkRecord, s: NetemSpec | null): string {
-  const plans = s ? devicePlans(s, net.mtu || 1500) : null;
-  const out: string[] = [];
+/** Removes nsnet's impairment from both ends (whatever is there; tolerant of a link or netns gone), its delay line
+ *  first. */
+function removeLink(h: Host, c: ContainerRecord, ep: EndpointRecord, line: { pid: number | null; start: string | null }): void {
+  stopLine(line.pid, line.start);
   const hi = h.nl.ifindex(ep.hostIf);
   if (hi !== null) {
-    const got = tc.observedSignature(h.nl, hi);
-    if (plans ? got !== tc.expectedSignature(plans[1]) : got !== null) out.push(`host side ${ep.hostIf} ${got === null ? 'has no impairment' : plans ? 'differs' : 'is impaired without a record'}`);
+    tc.removeRedirect(h.nl, hi);
+    tc.removeImpairment(h.nl, hi);
   }
   if (c.netns && isSafeName(c.netns) && netnsExists(c.netns)) {
     inContainer(c, (cnl) => {
       const ci = cnl.ifindex(ep.ifname);
       if (ci === null) return;
-      const got = tc.observedSignature(cnl, ci);
-      if (plans ? got !== tc.expectedSignature(plans[0]) : got !== null) out.push(`container side ${ep.ifname} ${got === null ? 'has no impairment' : plans ? 'differs' : 'is impaired without a record'}`);
+      // The container side's clsact is only ever the delay line's.
+      if (tc.qdiscsOf(cnl, ci).some((q) => q.kind === 'clsact')) cnl.deleteClsact(ci);
+      tc.removeImpairment(cnl, ci);
     });
   }
+}
+
+/** What the link shows compared with the row: '' when it matches. */
+function linkDiff(h: Host, c: ContainerRecord, ep: EndpointRecord, net: NetworkRecord, row: ImpairmentRow | null): string {
+  const s = row ? specOf(row) : null;
+  const line = s?.via === 'delayline';
+  const plans = s ? devicePlans(line ? { ...s, delayMs: 0, jitterMs: 0, duplicate: 0, corrupt: 0, reorder: 0 } : s, net.mtu || 1500) : null;
+  const want = (p: tc.DevicePlan | undefined) => (p && !emptyPlan(p) ? tc.expectedSignature(p) : null);
+  const out: string[] = [];
+  const side = (nl: Netlink, index: number, what: string, p: tc.DevicePlan | undefined) => {
+    const got = tc.observedSignature(nl, index);
+    const exp = want(p);
+    if (got !== exp) out.push(`${what} ${got === null ? 'has no impairment' : s ? 'differs' : 'is impaired without a record'}`);
+    const red = tc.hasRedirect(nl, index);
+    if (red !== line) out.push(`${what} ${red ? 'has a delay-line redirect without a record' : 'has no delay-line redirect'}`);
+  };
+  const hi = h.nl.ifindex(ep.hostIf);
+  if (hi !== null) side(h.nl, hi, `host side ${ep.hostIf}`, plans?.[1]);
+  if (c.netns && isSafeName(c.netns) && netnsExists(c.netns)) {
+    inContainer(c, (cnl) => {
+      const ci = cnl.ifindex(ep.ifname);
+      if (ci !== null) side(cnl, ci, `container side ${ep.ifname}`, plans?.[0]);
+    });
+  }
+  if (line && !(row!.linePid && row!.lineStart && isAlive(row!.linePid, row!.lineStart))) out.push('its delay line is not running');
   return out.join(', ');
 }
 
@@ -298,6 +410,7 @@ export interface NetemResult {
   network: string;
   description: string;
   expires: number | null;
+  via: 'netem' | 'delayline' | null;
 }
 
 function nsnetBin(): string {
@@ -336,21 +449,24 @@ export function setNetem(h: Host, ref: string, netRef: string | undefined, input
     const expires = durationMs !== null ? Date.now() + durationMs : null;
     h.store.tx(() => h.store.putImpairment({
       containerId: c.id, networkId: net.id, spec: JSON.stringify(spec), prev: old ? old.spec : null, created: new Date().toISOString(),
-      expires, healerPid: null, healerStart: null, pending: true,
+      expires, healerPid: null, healerStart: null, linePid: old?.linePid ?? null, lineStart: old?.lineStart ?? null, pending: true,
     }));
     crashPoint('netem:persisted');
+    let applied: Applied;
     try {
-      applyLink(h, c, ep, net, spec);
+      applied = applyLink(h, c, ep, net, spec, { pid: old?.linePid ?? null, start: old?.lineStart ?? null });
     } catch (e) {
       // Back to what was there before (or nothing).
       if (old) {
-        try { applyLink(h, c, ep, net, specOf(old)); } catch { /* reconcile restores it */ }
-        h.store.tx(() => h.store.putImpairment({ ...old, pending: false, prev: null }));
+        let back: Applied | null = null;
+        try { back = applyLink(h, c, ep, net, specOf(old)); } catch { /* reconcile restores it */ }
+        h.store.tx(() => h.store.putImpairment({ ...old, pending: false, prev: null, linePid: back?.line?.pid ?? null, lineStart: back?.line?.start ?? null }));
       } else {
         h.store.tx(() => h.store.deleteImpairment(c.id, net.id));
       }
       throw e;
     }
+    h.store.tx(() => h.store.setImpairmentApplied(c.id, net.id, JSON.stringify(applied.spec), applied.line?.pid ?? null, applied.line?.start ?? null));
     crashPoint('netem:applied');
     if (old) stopHealer(old);
     const healer = expires !== null ? startHealer(h, expires) : null;
@@ -359,7 +475,7 @@ export function setNetem(h: Host, ref: string, netRef: string | undefined, input
       h.store.commitImpairment(c.id, net.id);
     });
     crashPoint('netem:committed');
-    return { container: c.name, network: net.name, description: describeSpec(spec), expires };
+    return { container: c.name, network: net.name, description: describeSpec(applied.spec), expires, via: applied.spec.via ?? null };
   });
 }
 
@@ -378,7 +494,9 @@ export function ensureNetem(h: Host, ref: string, netRef: string, input: NetemIn
   if (row && !row.pending && row.expires === null) {
     const { spec } = parseNetemInput(input);
     const want: NetemSpec = { ...spec, toCidrs: h.lock.with(() => resolvePeers(h, c, spec.to)) };
-    if (JSON.stringify(want) === row.spec) return null;
+    const have = specOf(row);
+    delete have.via;
+    if (JSON.stringify(want) === JSON.stringify(have)) return null;
   }
   setNetem(h, c.id, net.id, input);
   return 'set';
@@ -391,7 +509,8 @@ function clearRow(h: Host, row: ImpairmentRow): void {
   stopHealer(row);
   const c = h.store.containerById(row.containerId);
   const ep = c ? h.store.endpointsOf(c.id).find((e) => e.networkId === row.networkId) : undefined;
-  if (c && ep) removeLink(h, c, ep);
+  if (c && ep) removeLink(h, c, ep, { pid: row.linePid, start: row.lineStart });
+  else stopLine(row.linePid, row.lineStart);
 }
 
 /** Clears a container's impairments (on one network, or all of its networks). Returns how many were removed. */
@@ -446,13 +565,19 @@ export function reapplyImpairments(h: Host, c: ContainerRecord): void {
     const ep = h.store.endpointsOf(c.id).find((e) => e.networkId === r.networkId);
     const net = h.store.networkById(r.networkId);
     if (!ep || !net) continue;
-    try { applyLink(h, c, ep, net, specOf(r)); } catch { /* check reports it, reconcile retries */ }
+    try {
+      const a = applyLink(h, c, ep, net, specOf(r), { pid: r.linePid, start: r.lineStart });
+      h.store.tx(() => h.store.setImpairmentApplied(c.id, r.networkId, JSON.stringify(a.spec), a.line?.pid ?? null, a.line?.start ?? null));
+    } catch { /* check reports it, reconcile retries */ }
   }
 }
 
 /** A container goes: its healers with it (the rows go with the container row: ON DELETE CASCADE). */
 export function forgetContainer(h: Host, containerId: string): void {
-  for (const r of h.store.impairmentsOf(containerId)) stopHealer(r);
+  for (const r of h.store.impairmentsOf(containerId)) {
+    stopHealer(r);
+    stopLine(r.linePid, r.lineStart); // before the netns goes: its sockets would keep it (and its veths) alive
+  }
 }
 
 /** A container leaves a network: its impairment there goes (the link goes with the endpoint). Inside the caller's
@@ -461,6 +586,7 @@ export function forgetEndpoint(h: Host, containerId: string, networkId: string):
   const r = h.store.impairment(containerId, networkId);
   if (!r) return;
   stopHealer(r);
+  stopLine(r.linePid, r.lineStart);
   h.store.deleteImpairment(containerId, networkId);
 }
 
@@ -506,6 +632,7 @@ export function netemInspect(h: Host, containerId: string, view: Record<string, 
       Delay: s.delayMs ? fmtTime(s.delayMs) : '', Jitter: s.jitterMs ? fmtTime(s.jitterMs) : '', Loss: s.loss ? `${s.loss}%` : '',
       Rate: s.rate !== null ? fmtRate(s.rate) : '', Duplicate: s.duplicate ? `${s.duplicate}%` : '', Corrupt: s.corrupt ? `${s.corrupt}%` : '',
       Reorder: s.reorder ? `${s.reorder}%` : '', To: s.to, ToCidrs: s.toCidrs, Until: r.expires !== null ? new Date(r.expires).toISOString() : null,
+      Via: s.via ?? 'tc', // netem (the kernel's), delayline (nsnet's, without netem), or tc alone (rate, loss)
       Description: describeSpec(s),
     };
   }
@@ -536,7 +663,7 @@ export function checkNetem(h: Host): NetemDifference[] {
       if (!net) continue;
       const r = rows.get(`${c.id} ${ep.networkId}`);
       if (r?.pending) continue;
-      const d = linkDiff(h, c, ep, net, r ? specOf(r) : null);
+      const d = linkDiff(h, c, ep, net, r ?? null);
       if (d) diffs.push({ kind: r ? 'netem' : 'orphan-netem', detail: `${c.name} on ${net.name}: ${d}` });
     }
   }
@@ -560,6 +687,7 @@ export function reconcileNetem(h: Host): string[] {
   for (const r of h.store.impairments()) {
     if (netIds.has(r.networkId)) continue;
     stopHealer(r);
+    stopLine(r.linePid, r.lineStart);
     h.store.tx(() => h.store.deleteImpairment(r.containerId, r.networkId));
     actions.push(`dropped the impairment of a removed network (${h.store.containerById(r.containerId)?.name ?? r.containerId})`);
   }
@@ -573,17 +701,18 @@ export function reconcileNetem(h: Host): string[] {
       const net = nets.get(ep.networkId);
       if (!net) continue;
       const r = rows.get(`${c.id} ${ep.networkId}`);
-      const d = linkDiff(h, c, ep, net, r ? specOf(r) : null);
+      const d = linkDiff(h, c, ep, net, r ?? null);
       if (!d) continue;
       if (r) {
         try {
-          applyLink(h, c, ep, net, specOf(r));
+          const a = applyLink(h, c, ep, net, specOf(r), { pid: r.linePid, start: r.lineStart });
+          h.store.tx(() => h.store.setImpairmentApplied(c.id, r.networkId, JSON.stringify(a.spec), a.line?.pid ?? null, a.line?.start ?? null));
           actions.push(`restored the impairment of ${c.name} on ${net.name}`);
         } catch (e) {
           actions.push(`could not restore the impairment of ${c.name} on ${net.name}: ${(e as Error).message}`);
         }
       } else {
-        removeLink(h, c, ep);
+        removeLink(h, c, ep, { pid: null, start: null });
         actions.push(`removed an unrecorded impairment of ${c.name} on ${net.name}`);
       }
     }

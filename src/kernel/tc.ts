@@ -439,3 +439,75 @@ export function applyImpairment(nl: Netlink, index: number, p: DevicePlan): void
     throw e;
   }
 }
+
+// ---- the delay line's redirect (src/kernel/delayline.ts): clsact egress -> mirred -> tap
+
+/** Parent of egress filters on a clsact qdisc: TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_EGRESS). */
+export const TC_EGRESS = 0xfffffff3;
+export const REDIRECT_PRIO = 0x4e55;
+/** SO_MARK of the frames the delay line sends again: the redirect filter lets them pass. */
+export const DELAY_MARK = 0x4e530001;
+const SKF_AD_MARK = (0xfffff000 + 20) >>> 0;
+const TCA_BPF_ACT = 1;
+const TCA_ACT_KIND = 1;
+const TCA_ACT_OPTIONS = 2;
+const TCA_MIRRED_PARMS = 2;
+const TC_ACT_STOLEN = 4;
+const TCA_EGRESS_REDIR = 1;
+
+/** Classifier program of the redirect: frames we sent again (our mark) never match; otherwise the peers (or all). */
+export function redirectProgram(peers: Peer[], offset: number): SockFilter[] {
+  const head: Ins[] = [{ code: LD_ABS, k: SKF_AD_MARK }, { code: JEQ_K, k: DELAY_MARK, jt: 'no' }];
+  if (!peers.length) return assemble([...head, { code: RET_K, k: 0xffffffff }, { label: 'no' }, { code: RET_K, k: 0 }]);
+  return assemble([...head, ...peerMatch(peers, offset, 'yes', 'no'), { label: 'yes' }, { code: RET_K, k: 0xffffffff }, { label: 'no' }, { code: RET_K, k: 0 }]);
+}
+
+/** RTM_NEWTFILTER on the clsact egress of `index`: cls_bpf with an act_mirred egress redirect to `tapIndex`. */
+export function encRedirectFilter(w: NlWriter, index: number, prog: SockFilter[], tapIndex: number): void {
+  w.begin(RTM_NEWTFILTER, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL);
+  w.tcmsg(index, 1, TC_EGRESS, ((REDIRECT_PRIO << 16) | ETH_P_ALL_BE) >>> 0);
+  w.str(TCA_KIND, 'bpf', true);
+  const o = w.nestStart(TCA_OPTIONS);
+  const ops = encodeSockFilter(prog);
+  w.bytesAttr(TCA_BPF_OPS_LEN, new Uint8Array([prog.length & 0xff, prog.length >> 8]), 0, 2);
+  w.bytesAttr(TCA_BPF_OPS, ops, 0, ops.length);
+  w.str(TCA_BPF_NAME, 'nsnet-netem-delay', true);
+  const acts = w.nestStart(TCA_BPF_ACT);
+  const a1 = w.nestStart(1);
+  w.str(TCA_ACT_KIND, 'mirred', true);
+  const ao = w.nestStart(TCA_ACT_OPTIONS);
+  const m = Buffer.alloc(28);
+  m.writeInt32LE(TC_ACT_STOLEN, 8); // tc_gen.action
+  m.writeInt32LE(TCA_EGRESS_REDIR, 20); // eaction
+  m.writeUInt32LE(tapIndex, 24);
+  w.bytesAttr(TCA_MIRRED_PARMS, m, 0, 28);
+  w.nestEnd(ao);
+  w.nestEnd(a1);
+  w.nestEnd(acts);
+  w.nestEnd(o);
+  w.end('tcRedirect', `tcRedirect(${index} -> ${tapIndex})`);
+}
+
+/** True when the device's clsact egress has nsnet's redirect filter. */
+export function hasRedirect(nl: Netlink, index: number): boolean {
+  return nl.filters({ index, parent: TC_EGRESS }).some((f) => f.prio === REDIRECT_PRIO && f.kind === 'bpf');
+}
+
+/** Points the device's egress at the tap (a clsact is added when the device has none: the container side). */
+export function addRedirect(nl: Netlink, index: number, p: DevicePlan, tapIndex: number): void {
+  if (!qdiscsOf(nl, index).some((q) => q.kind === 'clsact')) nl.addClsact(index);
+  removeRedirect(nl, index);
+  nl.batch((b) => encRedirectFilter(b.w, index, redirectProgram(p.peers, p.peerOffset), tapIndex));
+}
+
+/** Removes the redirect filter (false when there was none). */
+export function removeRedirect(nl: Netlink, index: number): boolean {
+  if (!hasRedirect(nl, index)) return false;
+  try {
+    nl.deleteFilter({ index, parent: TC_EGRESS }, REDIRECT_PRIO, ETH_P_ALL_BE);
+  } catch (e) {
+    if (e instanceof NetlinkError && (e.code === 'ENOENT' || e.code === 'EINVAL' || e.code === 'ENODEV')) return false;
+    throw e;
+  }
+  return true;
+}

@@ -56,7 +56,7 @@ const MIGRATIONS: string[] = [
   `CREATE TABLE impairments(
      container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE, network_id TEXT NOT NULL,
      spec TEXT NOT NULL, prev TEXT, created TEXT NOT NULL, expires INTEGER, healer_pid INTEGER, healer_start TEXT,
-     pending INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(container_id, network_id));
+     line_pid INTEGER, line_start TEXT, pending INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(container_id, network_id));
    CREATE INDEX impairments_expires ON impairments(expires) WHERE expires IS NOT NULL;`,
 ];
 
@@ -71,6 +71,9 @@ export interface ImpairmentRow {
   expires: number | null;
   healerPid: number | null;
   healerStart: string | null;
+  /** The delay line (src/kernel/delayline.ts) of this link, when the kernel has no netem. */
+  linePid: number | null;
+  lineStart: string | null;
   pending: boolean;
 }
 
@@ -78,7 +81,8 @@ function impFromRow(r: Row): ImpairmentRow {
   return {
     containerId: r.container_id as string, networkId: r.network_id as string, spec: r.spec as string,
     prev: (r.prev as string | null) ?? null, created: r.created as string, expires: (r.expires as number | null) ?? null,
-    healerPid: (r.healer_pid as number | null) ?? null, healerStart: (r.healer_start as string | null) ?? null, pending: !!r.pending,
+    healerPid: (r.healer_pid as number | null) ?? null, healerStart: (r.healer_start as string | null) ?? null,
+    linePid: (r.line_pid as number | null) ?? null, lineStart: (r.line_start as string | null) ?? null, pending: !!r.pending,
   };
 }
 
@@ -445,14 +449,19 @@ export class Store {
     return (this.st('SELECT * FROM impairments WHERE container_id = ? ORDER BY created').all(containerId) as Row[]).map(impFromRow);
   }
   putImpairment(i: ImpairmentRow): void {
-    this.st(`INSERT INTO impairments(container_id,network_id,spec,prev,created,expires,healer_pid,healer_start,pending)
-      VALUES(@containerId,@networkId,@spec,@prev,@created,@expires,@healerPid,@healerStart,@pending)
+    this.st(`INSERT INTO impairments(container_id,network_id,spec,prev,created,expires,healer_pid,healer_start,line_pid,line_start,pending)
+      VALUES(@containerId,@networkId,@spec,@prev,@created,@expires,@healerPid,@healerStart,@linePid,@lineStart,@pending)
       ON CONFLICT(container_id, network_id) DO UPDATE SET spec = excluded.spec, prev = excluded.prev, created = excluded.created,
-        expires = excluded.expires, healer_pid = excluded.healer_pid, healer_start = excluded.healer_start, pending = excluded.pending`)
+        expires = excluded.expires, healer_pid = excluded.healer_pid, healer_start = excluded.healer_start,
+        line_pid = excluded.line_pid, line_start = excluded.line_start, pending = excluded.pending`)
       .run({ ...i, pending: i.pending ? 1 : 0 });
   }
   setImpairmentHealer(containerId: string, networkId: string, pid: number | null, start: string | null): void {
     this.st('UPDATE impairments SET healer_pid = ?, healer_start = ? WHERE container_id = ? AND network_id = ?').run(pid, start, containerId, networkId);
+  }
+  /** The spec as applied (the engine records how: netem or the delay line) and its delay line's process. */
+  setImpairmentApplied(containerId: string, networkId: string, spec: string, pid: number | null, start: string | null): void {
+    this.st('UPDATE impairments SET spec = ?, line_pid = ?, line_start = ? WHERE container_id = ? AND network_id = ?').run(spec, pid, start, containerId, networkId);
   }
   commitImpairment(containerId: string, networkId: string): void {
     this.st('UPDATE impairments SET pending = 0, prev = NULL WHERE container_id = ? AND network_id = ?').run(containerId, networkId);
