@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DelayLineConfig } from '../kernel/delayline.js';
+import { findDelayLines, type DelayLineConfig } from '../kernel/delayline.js';
 import { Netlink } from '../kernel/netlink.js';
 import { closeFd, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
 import { isAlive, processStart, signal } from '../kernel/proc.js';
@@ -655,6 +655,8 @@ export function checkNetem(h: Host): NetemDifference[] {
     if (r.pending) diffs.push({ kind: 'unfinished-netem', detail: `${h.store.containerById(r.containerId)?.name ?? r.containerId}` });
     else if (r.expires !== null && r.expires <= now) diffs.push({ kind: 'netem-expired', detail: `${h.store.containerById(r.containerId)?.name ?? r.containerId}: expired ${new Date(r.expires).toISOString()}, still recorded` });
   }
+  const known = new Set([...rows.values()].map((r) => r.linePid).filter((p): p is number => p !== null));
+  for (const pid of findDelayLines(h.root)) if (!known.has(pid)) diffs.push({ kind: 'orphan-netem', detail: `a delay line no impairment records (pid ${pid})` });
   const nets = new Map(h.store.networks().map((n) => [n.id, n]));
   for (const c of h.store.containers()) {
     if (c.mode !== 'bridge' || !c.netns || !isSafeName(c.netns) || !netnsExists(c.netns) || c.command[0] === '<cni>') continue;
@@ -681,6 +683,7 @@ export function reconcileNetem(h: Host): string[] {
       if (r.prev) h.store.putImpairment({ ...r, spec: r.prev, prev: null, pending: false, expires: null, healerPid: null, healerStart: null });
       else h.store.deleteImpairment(r.containerId, r.networkId);
     });
+    if (!r.prev) stopLine(r.linePid, r.lineStart);
     actions.push(`rolled back the netem change of ${name}`);
   }
   const netIds = new Set(h.store.networks().map((n) => n.id));
@@ -716,6 +719,13 @@ export function reconcileNetem(h: Host): string[] {
         actions.push(`removed an unrecorded impairment of ${c.name} on ${net.name}`);
       }
     }
+  }
+  // Delay lines no row records (a crash between their start and the record): ended.
+  const known = new Set(h.store.impairments().map((r) => r.linePid).filter((p): p is number => p !== null));
+  for (const pid of findDelayLines(h.root)) {
+    if (known.has(pid)) continue;
+    stopLine(pid, processStart(pid));
+    actions.push(`ended an unrecorded delay line (pid ${pid})`);
   }
   // A healer that died (killed, or a reboot) while its impairment has a time: started again.
   for (const r of h.store.impairments()) {

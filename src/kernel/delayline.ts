@@ -154,3 +154,18 @@ if (process.argv[1] && process.argv[1].endsWith('delayline.js') && process.argv[
     process.exit(1);
   }
 }
+
+/** PIDs of the delay lines running for state directory `root` (recognised by their argv: this script and the
+ *  config's root). */
+export function findDelayLines(root: string): number[] {
+  const want = JSON.stringify(root).slice(1, -1);
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (argv[1]?.endsWith('/delayline.js') && argv[2]?.includes(`"root":"${want}"`)) out.push(Number(d));
+    } catch { /* gone */ }
+  }
+  return out;
+}

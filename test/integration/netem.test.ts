@@ -225,3 +225,93 @@ test('netem: rate, loss, --to, --duration, check/reconcile and removal, measured
   assert.ok(!h.links().includes(aHost) || !htbOn(aHost));
   assert.equal(h.nsnet(['check']).status, 0);
 });
+
+test('netem: kill -9 at every crash point of a change and of a clear, then reconcile makes the state exact', async (t) => {
+  const h = TestHost.create('netemk', { NSNET_NO_HELPER: '1' });
+  t.after(() => h.cleanup());
+  h.ok(['network', 'create', '--subnet', '10.95.0.0/24', 'kn']);
+  h.ok(['run', '-d', '--name', 'k', '--network', 'kn', '--', 'sleep', '600']);
+  h.ok(['run', '-d', '--name', 'p', '--network', 'kn', '--', 'sleep', '600']);
+  const OLD = ['netem', 'k', '--loss', '5%'];
+  const NEW = ['netem', 'k', '--delay', '20ms', '--rate', '50mbit', '--to', 'p'];
+  const CLEAR = ['netem', 'k', '--clear'];
+  const tracePoints = (cmd: string[]) => {
+    const r = h.nsnet(cmd, { env: { NSNET_TRACE_POINTS: '1' } });
+    assert.equal(r.status, 0, r.stderr);
+    return [...new Set(r.stderr.split('\n').filter((l) => l.startsWith('crashpoint netem')).map((l) => l.slice(11)))];
+  };
+  h.ok(OLD);
+  const change = tracePoints(NEW);
+  const clear = tracePoints(CLEAR);
+  assert.ok(change.length >= 4 && clear.length >= 1, `points: ${change.join(' ')} / ${clear.join(' ')}`);
+  const desc = () => (JSON.parse(h.ok(['faults', '--format', 'json'])) as Array<{ detail: string }>).map((f) => f.detail);
+  let n = 0;
+  for (const [cmd, pts, before] of [[NEW, change, OLD], [CLEAR, clear, NEW]] as const) {
+    for (const p of pts) {
+      h.ok(['netem', 'k', '--clear']);
+      h.ok([...before]);
+      const r = h.nsnet([...cmd], { env: { NSNET_CRASH_AT: p } });
+      assert.equal(r.status, 128, `killed at ${p}: ${r.stderr}`);
+      const c1 = h.nsnet(['check']).stdout;
+      assert.equal(h.nsnet(['check']).stdout, c1, 'check changes nothing');
+      h.ok(['reconcile']);
+      const chk = h.nsnet(['check']);
+      assert.equal(chk.status, 0, `${p}: check after reconcile:\n${chk.stdout}`);
+      // Either the change happened or it did not: the faults are one of the two, and the kernel agrees (check).
+      const d = desc();
+      assert.ok(d.length <= 1, JSON.stringify(d));
+      const lines = procsWith(h.root, 'delayline.js').length;
+      assert.ok(lines <= 1, `${lines} delay lines`);
+      h.ok([...cmd]); // and the command works again
+      assert.equal(h.nsnet(['check']).status, 0);
+      n++;
+    }
+  }
+  h.ok(['netem', '--clear-all']);
+  assert.equal(procsWith(h.root, 'delayline.js').length, 0);
+  t.diagnostic(`netem crash points exercised: ${n}`);
+});
+
+test('netem: x-netem in a topology file: up applies it, a second up changes nothing, a change or its removal converges, down removes it', async (t) => {
+  const h = TestHost.create('netemup', { NSNET_NO_HELPER: '1' });
+  t.after(() => h.cleanup());
+  const file = `${h.root}/nsnet.yaml`;
+  const write = (netem: string) => fs.writeFileSync(file, `name: lab
+services:
+  db:
+    command: [sleep, "600"]
+    networks:
+      back:
+        ipv4_address: 10.96.0.10
+${netem}
+  web:
+    command: [sleep, "600"]
+    networks:
+      back:
+        ipv4_address: 10.96.0.20
+networks:
+  back:
+    ipam: {config: [{subnet: 10.96.0.0/24}]}
+`);
+  write('        x-netem: {delay: 30ms, to: [web]}');
+  const up = () => h.ok(['up', '-d', '-f', file]);
+  assert.match(up(), /^Container lab-db-1 {2}Impaired on lab_back$/m);
+  const rtt = (to: string) => Number(/= [\d.]+\/([\d.]+)\//.exec(h.exec('lab-db-1', `ping -c 4 -i 0.2 ${to} | tail -1`, { timeout: 15000 }).stdout)?.[1]);
+  const r = rtt('10.96.0.20');
+  t.diagnostic(`x-netem delay 30ms to web: RTT ${r} ms`);
+  assert.ok(r > 54 && r < 66, `RTT ${r} ms`);
+  assert.equal(up(), '', 'a second up changes nothing');
+  write('        x-netem: {delay: 10ms, to: [web]}');
+  assert.match(up(), /^Container lab-db-1 {2}Impaired on lab_back$/m);
+  assert.match(h.ok(['faults']), /delay 10ms to lab-web-1/);
+  assert.equal(JSON.parse(h.ok(['inspect', 'lab-db-1']))[0].State.Running, true, 'changed without re-creating the container');
+  write('');
+  assert.match(up(), /^Container lab-db-1 {2}Unimpaired on lab_back$/m);
+  assert.equal(h.ok(['faults', '--format', 'json']), '[]');
+  write('        x-netem: {delay: 10ms}');
+  up();
+  h.ok(['down', '-f', file]);
+  assert.equal(h.ok(['faults', '--format', 'json']), '[]');
+  await waitFor(() => procsWith(h.root, 'delayline.js').length === 0, 3000);
+  assert.equal(h.nsnet(['check']).status, 0);
+});

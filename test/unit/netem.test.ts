@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { describeSpec, devicePlans, parseNetemInput, parsePercent, parseRate, parseTime, type NetemSpec } from '../../src/engine/netem.js';
 import { NlWriter, type SockFilter } from '../../src/kernel/netlink.js';
 import * as tc from '../../src/kernel/tc.js';
+import { holdMs, type DelayLineConfig } from '../../src/kernel/delayline.js';
 
 test('netem: times, percentages and rates as tc writes them; bad values are one clear error', () => {
   assert.equal(parseTime('100ms', '--delay'), 100);
@@ -56,14 +57,15 @@ test('netem: sizing: htb burst for the rate and a GSO super-packet, netem limit 
 });
 
 const RAND = 0xfffff038;
-/** The classic BPF subset tc.ts emits. `rand` is what `ld rand` yields. */
-function run(prog: SockFilter[], frame: Buffer, rand = 0): number {
+const MARK = 0xfffff014;
+/** The classic BPF subset tc.ts emits. `rand` is what `ld rand` yields, `mark` the skb's mark. */
+function run(prog: SockFilter[], frame: Buffer, rand = 0, mark = 0): number {
   let a = 0;
   for (let pc = 0; pc < prog.length;) {
     const { code, jt, jf, k } = prog[pc];
     switch (code) {
       case 0x28: a = frame.readUInt16BE(k); pc++; break;
-      case 0x20: a = k === RAND ? rand : frame.readUInt32BE(k); pc++; break;
+      case 0x20: a = k === RAND ? rand : k === MARK ? mark : frame.readUInt32BE(k); pc++; break;
       case 0x54: a = (a & k) >>> 0; pc++; break;
       case 0x15: pc += 1 + (a === k ? jt : jf); break;
       case 0x35: pc += 1 + (a >= k ? jt : jf); break;
@@ -132,4 +134,19 @@ test('netem: netlink encoding of the htb class (64-bit rate) and of netem (64-bi
   l64.writeUInt16LE(12, 0); l64.writeUInt16LE(10, 2); l64.writeBigUInt64LE(50_000_000n, 4);
   assert.ok(nb.toString('hex').includes(l64.toString('hex')), 'TCA_NETEM_LATENCY64');
   assert.equal(nb.readUInt32LE(0), nb.length, 'message length');
+});
+
+test('netem: the delay line: its redirect skips what it sent itself, its hold times', () => {
+  const peers = [{ net: 0x0a000003, mask: 0xffffffff }];
+  const r = tc.redirectProgram(peers, 30);
+  assert.equal(run(r, frame('10.0.0.2', '10.0.0.3')), 0xffffffff, 'to the peer: redirected to the tap');
+  assert.equal(run(r, frame('10.0.0.2', '10.0.0.3'), 0, tc.DELAY_MARK), 0, 'sent again by the delay line: passes');
+  assert.equal(run(r, frame('10.0.0.2', '10.0.0.4')), 0, 'not a peer: passes');
+  assert.equal(run(tc.redirectProgram([], 30), frame('0.0.0.0', '0.0.0.0', 0x0806)), 0xffffffff, 'without --to: every frame');
+  const cfg: DelayLineConfig = { delayMs: 100, jitterMs: 10, duplicate: 0, corrupt: 0, reorder: 0.25, limit: 1000, mark: 1, tap: 't', mtu: 1500, sides: [], root: '/x' };
+  assert.equal(holdMs(cfg, 0.1, 0.5), 0, 'the reorder share is sent at once');
+  assert.equal(holdMs(cfg, 0.9, 0.5), 100);
+  assert.equal(holdMs(cfg, 0.9, 0), 90, 'jitter: -10 ms');
+  assert.equal(holdMs(cfg, 0.9, 1), 110, 'jitter: +10 ms');
+  assert.equal(holdMs({ ...cfg, reorder: 0, jitterMs: 0 }, 0, 0), 100);
 });
