@@ -35,7 +35,7 @@ import { dnsNameProblem } from '../dns/answer.js';
 import { cniInspect, refuseCni } from './cni-state.js';
 import { containerMark } from './marks.js';
 import { writeSavedCopy } from './netcopy.js';
-import { forgetContainer, forgetEndpoint, netemInspect, reapplyImpairments } from './netem.js';
+import { forgetContainer, forgetEndpoint, netemInspect, reapplyImpairments, suspendImpairments } from './netem.js';
 
 export interface CreateOptions {
   name?: string;
@@ -412,6 +412,7 @@ function releaseSandbox(h: Host, c: ContainerRecord): void {
   writeSavedCopy(h, c.id, h.store.savedEndpoints(c.id));
   crashPoint('release:persisted');
   if (ports.length) applyPortDelta(h, [], ports);
+  suspendImpairments(h, c.id); // delay lines end with the links (the impairments stay, applied again at start)
   for (const e of eps) {
     try { bridge.detach(h, e); } catch { /* reconcile removes what is left (garbage rows) */ }
   }

@@ -580,6 +580,16 @@ export function forgetContainer(h: Host, containerId: string): void {
   }
 }
 
+/** A container's endpoints are released (stopped): its impairments stay recorded (dormant, applied again when it
+ *  starts), their delay lines end with the links. */
+export function suspendImpairments(h: Host, containerId: string): void {
+  for (const r of h.store.impairmentsOf(containerId)) {
+    if (!r.linePid) continue;
+    stopLine(r.linePid, r.lineStart);
+    h.store.tx(() => h.store.setImpairmentApplied(r.containerId, r.networkId, r.spec, null, null));
+  }
+}
+
 /** A container leaves a network: its impairment there goes (the link goes with the endpoint). Inside the caller's
  *  transaction. */
 export function forgetEndpoint(h: Host, containerId: string, networkId: string): void {

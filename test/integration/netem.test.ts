@@ -125,6 +125,18 @@ test('netem: rate, loss, --to, --duration, check/reconcile and removal, measured
     const again = rtt('a', ipC);
     assert.ok(again > 90 && again < 110, `restored: ${again} ms`);
   }
+  // Re-applied when the sandbox is rebuilt: a stopped container's impairment is dormant, back at start.
+  h.ok(['stop', '-t', '0', 'a']);
+  assert.match(h.ok(['faults']), /^netem\s+a\s+imp\s+dormant\s/m);
+  assert.equal(procsWith(h.root, 'delayline.js').length, 0, 'no delay line while stopped');
+  assert.equal(h.nsnet(['check']).status, 0);
+  h.ok(['start', 'a']);
+  assert.match(h.ok(['faults']), /^netem\s+a\s+imp\s+active\s/m);
+  pingOk(h, 'a', ipC, 1); // the new link's first ARP (delayed too)
+  const back = rtt('a', ipC);
+  t.diagnostic(`after stop/start: RTT to c ${back} ms`);
+  assert.ok(back > 90 && back < 110, `re-applied: ${back} ms`);
+  assert.equal(h.nsnet(['check']).status, 0);
   h.ok(['netem', 'a', '--clear']);
   assert.equal(procsWith(h.root, 'delayline.js').length, 0, 'the delay line ends with its impairment');
   assert.ok(rtt('a', ipC) < 10, 'cleared');
