@@ -237,14 +237,19 @@ function startLine(h: Host, c: ContainerRecord, ep: EndpointRecord, net: Network
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const tap = tapName(c.id, net.id);
   const outFile = path.join(dir, `${tap}.out`);
-  fs.writeFileSync(outFile, '', { mode: 0o600 });
+  // Never through a symlink or a FIFO planted there (the state directory is root's: belt and braces).
+  const { O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW, O_NONBLOCK } = fs.constants;
   const cfg: DelayLineConfig = {
     delayMs: s.delayMs, jitterMs: s.jitterMs, duplicate: s.duplicate / 100, corrupt: s.corrupt / 100, reorder: s.reorder / 100,
     limit: tc.netemLimit(s.rate, s.delayMs * 1e6, s.jitterMs * 1e6, net.mtu || 1500), mark: tc.DELAY_MARK, tap, mtu: net.mtu || 1500,
     sides: [{ netns: netnsPath(c.netns), dev: ep.ifname }, { netns: null, dev: ep.hostIf }], root: h.root,
   };
   const script = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../kernel/delayline.js');
-  const out = fs.openSync(outFile, 'a');
+  const out = fs.openSync(outFile, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK, 0o600);
+  if (!fs.fstatSync(out).isFile()) {
+    fs.closeSync(out);
+    throw new Error(`${outFile} is not a regular file: remove it`);
+  }
   let child;
   try {
     child = h.inHost(() => spawn(process.execPath, [script, JSON.stringify(cfg)], {
