@@ -15,8 +15,9 @@ const armed = killAt.size + failAt.size > 0;
 
 /**
  * Every crash point, per operation in the order it passes them. crashPoint() takes only these names, so this is
- * the complete list: test/integration/faults.test.ts walks every one of them that is not a CNI command's (and
- * fails when one is missed); test/integration/cni.test.ts walks those of ADD and DEL.
+ * the complete list: test/integration/faults.test.ts walks every one of them that is not a CNI command's or
+ * netem's (and fails when one is missed); test/integration/cni.test.ts walks those of ADD and DEL,
+ * test/integration/netem.test.ts those of netem.
  */
 export const CRASH_POINTS = [
   'network-create:persisted', 'network-create:bridge', 'network-create:firewall',
@@ -36,6 +37,9 @@ export const CRASH_POINTS = [
   'cni-del:netns', 'cni-del:persisted', 'cni-del:detached', 'cni-del:firewall',
   'cni-gc:persisted', 'cni-gc:detached', 'cni-gc:firewall',
   'cni-reconcile:persisted', 'cni-reconcile:detached',
+  // nsnet netem (src/engine/netem.ts): a change (the container side is applied before the host side), and a clear.
+  // Walked by test/integration/netem.test.ts.
+  'netem:persisted', 'netem:container-side', 'netem:applied', 'netem:committed', 'netem-clear:persisted',
 ] as const;
 
 export type CrashPoint = (typeof CRASH_POINTS)[number];

@@ -253,7 +253,7 @@ function startLine(h: Host, c: ContainerRecord, ep: EndpointRecord, net: Network
   let child;
   try {
     child = h.inHost(() => spawn(process.execPath, [script, JSON.stringify(cfg)], {
-      detached: true, stdio: ['ignore', out, out], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', MALLOC_ARENA_MAX: '1' },
+      detached: true, stdio: ['ignore', out, out], env: { PATH: h.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', MALLOC_ARENA_MAX: '1' },
     }));
   } finally {
     fs.closeSync(out);
@@ -418,16 +418,16 @@ export interface NetemResult {
   via: 'netem' | 'delayline' | null;
 }
 
-function nsnetBin(): string {
-  return process.env.NSNET_BIN ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../bin/nsnet');
+function nsnetBin(h: Host): string {
+  return h.env.NSNET_BIN ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../bin/nsnet');
 }
 
 /** Starts the healer: a detached `sh` (no nsnet process stays) that sleeps until the impairment expires, then runs
  *  `nsnet netem --expire` on this state directory and host netns. Returns its PID and start time. */
 function startHealer(h: Host, expires: number): { pid: number; start: string | null } {
   const secs = Math.max(0, (expires - Date.now()) / 1000).toFixed(3);
-  const child = h.inHost(() => spawn('/bin/sh', ['-c', 'sleep "$1"; exec "$2" --root "$3" netem --expire', 'nsnet-netem-healer', secs, nsnetBin(), h.root], {
-    detached: true, stdio: 'ignore', env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', NSNET_ROOT: h.root, NSNET_NO_HELPER: '1' },
+  const child = h.inHost(() => spawn('/bin/sh', ['-c', 'sleep "$1"; exec "$2" --root "$3" netem --expire', 'nsnet-netem-healer', secs, nsnetBin(h), h.root], {
+    detached: true, stdio: 'ignore', env: { PATH: h.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', NSNET_ROOT: h.root, NSNET_NO_HELPER: '1' },
   }));
   child.unref();
   const pid = child.pid!;

@@ -375,13 +375,13 @@ function parseClass(b: Buffer, off: number, end: number): ClassEntry | null {
 
 /** The qdiscs of one device. */
 export function qdiscsOf(nl: Netlink, index: number): QdiscEntry[] {
-  return nl.dumpWith('tcQdiscs', RTM_GETQDISC, (w) => w.tcmsg(index, 0, 0, 0), parseQdiscEntry).filter((q) => q.index === index);
+  return nl.dump('tcQdiscs', RTM_GETQDISC, (w) => w.tcmsg(index, 0, 0, 0), parseQdiscEntry).filter((q) => q.index === index);
 }
 
 /** The classes under nsnet's root qdisc of one device ([] without it). */
 export function classesOf(nl: Netlink, index: number): ClassEntry[] {
   try {
-    return nl.dumpWith('tcClasses', RTM_GETTCLASS, (w) => w.tcmsg(index, 0, ROOT_HANDLE, 0), parseClass).filter((c) => c.handle === CLASS_ID);
+    return nl.dump('tcClasses', RTM_GETTCLASS, (w) => w.tcmsg(index, 0, ROOT_HANDLE, 0), parseClass).filter((c) => c.handle === CLASS_ID);
   } catch (e) {
     if (e instanceof NetlinkError && (e.code === 'EINVAL' || e.code === 'ENOENT')) return [];
     throw e;
