@@ -62,5 +62,9 @@ export function listContainers(h: Host, all: boolean): ContainerListing[] {
   return h.store.containers().map((c) => refreshState(h, c))
     .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0))
     .filter((c) => all || c.state === 'running')
-    .map((c) => ({ c, eps: h.store.endpointsOf(c.id), nets, labels: containerConfig(h, c).labels }));
+    .map((c) => {
+      let labels: Record<string, string> | undefined;
+      // Read from the container's config.json only when a filter or a format asks for them.
+      return { c, eps: h.store.endpointsOf(c.id), nets, get labels() { return (labels ??= containerConfig(h, c).labels); } };
+    });
 }
