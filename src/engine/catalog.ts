@@ -59,12 +59,19 @@ export interface ContainerListing {
 /** Containers newest first (as Docker's ps), states refreshed; only running ones unless `all`. */
 export function listContainers(h: Host, all: boolean): ContainerListing[] {
   const nets = new Map(h.store.networks().map((n) => [n.id, n]));
+  // One query for every endpoint (a query per container cost ≈20 µs each).
+  const epsOf = new Map<string, EndpointRecord[]>();
+  for (const e of h.store.endpoints()) {
+    const l = epsOf.get(e.containerId);
+    if (l) l.push(e);
+    else epsOf.set(e.containerId, [e]);
+  }
   return h.store.containers().map((c) => refreshState(h, c))
     .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0))
     .filter((c) => all || c.state === 'running')
     .map((c) => {
       let labels: Record<string, string> | undefined;
       // Read from the container's config.json only when a filter or a format asks for them.
-      return { c, eps: h.store.endpointsOf(c.id), nets, get labels() { return (labels ??= containerConfig(h, c).labels); } };
+      return { c, eps: epsOf.get(c.id) ?? [], nets, get labels() { return (labels ??= containerConfig(h, c).labels); } };
     });
 }
