@@ -100,9 +100,8 @@ export function psRow(x: PsInput, trunc: boolean, now = Date.now()): { row: Reco
   };
   // Labels come from each container's config.json: read only by the formats and filters that use them.
   Object.defineProperty(json, 'Labels', { get: () => labelsColumn(x.labels), enumerable: true });
-  const row: Record<string, unknown> = { Label: (k: unknown) => x.labels[String(k)] ?? '' };
-  for (const k of Object.keys(json)) if (k !== 'Labels') row[k] = json[k];
-  Object.defineProperty(row, 'Labels', { get: () => labelsColumn(x.labels), enumerable: true });
+  const row = Object.defineProperties({}, Object.getOwnPropertyDescriptors(json)) as Record<string, unknown>;
+  row.Label = (k: unknown) => x.labels[String(k)] ?? '';
   return { row, json };
 }
 
