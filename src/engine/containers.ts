@@ -624,7 +624,8 @@ export async function stopContainer(h: Host, ref: string, timeoutSec = 10, relea
   }
   // Not while others run in its netns (--network container:): they are not this container's processes.
   const shared = h.store.dependents(c0.id).some((d) => refreshState(h, d).state === 'running');
-  if (c0.netns && isSafeName(c0.netns) && !shared && h.store.containerById(c0.id)?.used) killNetnsProcesses(c0.netns);
+  // (Not when rm stops it, release=false: rm sweeps the netns itself, under the lock.)
+  if (release && c0.netns && isSafeName(c0.netns) && !shared && h.store.containerById(c0.id)?.used) killNetnsProcesses(c0.netns);
   const c = refreshState(h, h.store.containerById(c0.id) ?? c0);
   if (c.state === 'running') {
     h.store.tx(() => h.store.updateContainer(c.id, { state: 'exited', pid: null, pidStart: null, exitCode: 137, finished: new Date().toISOString() }));
