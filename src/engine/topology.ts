@@ -187,7 +187,11 @@ function applyTopologyNetem(h: Host, t: Topology, say: (line: string) => void): 
 export async function down(h: Host, project: string, say: (line: string) => void): Promise<void> {
   // Sharers (network_mode service:/container:) before the containers whose netns they share.
   const ctrs = projectContainers(h, project).sort((a, b) => (b.c.mode === 'container' ? 1 : 0) - (a.c.mode === 'container' ? 1 : 0));
+  // Stopped all at once, as Compose does (SIGTERM, SIGKILL after 10 s), then removed one by one: one after the
+  // other, each stop would wait for its own container's end.
+  await Promise.all(ctrs.map((x) => stopContainer(h, x.c.id, 10, false).catch(() => undefined)));
   for (const x of ctrs) {
+    if (!h.store.containerById(x.c.id)) continue; // an --rm one removed itself
     await removeContainer(h, x.c.id, true);
     say(`Container ${x.c.name}  Removed`);
   }
