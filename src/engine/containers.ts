@@ -207,10 +207,13 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       writeConfig(h, c.id, { ...cfg, macAddress: o.macAddress?.toLowerCase() ?? '', recovery });
       buildSandbox(h, c, ep && net ? [[ep, net]] : []);
       crashPoint('create:sandbox');
-      h.store.tx(() => h.store.commitContainer(c.id));
-      crashPoint('create:committed');
+      // The published ports before the commit: a create killed after its commit must leave nothing undone (the
+      // next command, e.g. `up` again, only starts a committed container); one killed before is rolled back by
+      // reconcile, whose full firewall from the store drops these elements again.
       if (ports.length) applyPortDelta(h, containerPorts(h, c), []);
       crashPoint('create:firewall');
+      h.store.tx(() => h.store.commitContainer(c.id));
+      crashPoint('create:committed');
       if (ports.length) {
         const w = foreignFirewallWarning(h);
         if (w) warnings.push(w);
