@@ -191,6 +191,11 @@ function specOf(row: ImpairmentRow): NetemSpec {
   return JSON.parse(row.spec) as NetemSpec;
 }
 
+/** What an impairment does, in words ("delay 50ms, loss 1%"), for the graph and listings. */
+export function impairmentText(row: ImpairmentRow): string {
+  return describeSpec(specOf(row));
+}
+
 /** The container's netns fd and a socket there, for `fn`. */
 function inContainer<T>(c: ContainerRecord, fn: (cnl: Netlink) => T): T {
   const fd = openNetns(c.netns);
