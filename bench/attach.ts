@@ -121,7 +121,7 @@ async function main(): Promise<void> {
     makeHostNetns(host);
     if (method === 'lib') {
       // The library acts on the netns its process is in: enter the throwaway host before any helper thread exists
-      // (KERNEL-NOTES pitfall 1), exactly as the CLI does for --host-netns.
+      // (docs/kernel-notes.md §7), exactly as the CLI does for --host-netns.
       const { enterHostNetns } = await import('../src/kernel/netns.js');
       enterHostNetns(`/run/netns/${host}`);
     }

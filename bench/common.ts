@@ -85,7 +85,7 @@ export function must(cmd: string, args: string[], opts: { input?: string; env?: 
   return r;
 }
 
-/** A command inside the netns /run/netns/NAME (nsenter: same mount namespace, KERNEL-NOTES pitfall 8). */
+/** A command inside the netns /run/netns/NAME (nsenter: same mount namespace, docs/kernel-notes.md §11). */
 export function inNs(ns: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Run {
   return must('nsenter', [`--net=/run/netns/${ns}`, ...args], opts);
 }

@@ -306,7 +306,7 @@ async function main(): Promise<void> {
   res.startup = startup();
 
   // After a run that removed hundreds of namespaces, the kernel keeps cleaning them up for a while, holding the
-  // rtnl lock in long stretches (docs/kernel-notes.md 1): the next method waits so as not to pay for that.
+  // rtnl lock in long stretches (docs/kernel-notes.md §1): the next method waits so as not to pay for that.
   const settleMs = (n: number) => (n >= 500 ? 20_000 : 2_000);
   for (const n of ns) {
     for (const mth of methods) {

@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   const asJson = args.includes('--json');
   const N = Number(args.find((a) => !a.startsWith('--')) ?? 200);
   if (!Number.isInteger(N) || N < 1 || N > 5000) throw new Error('N must be 1..5000');
-  // Start libuv's threadpool in the original netns before any switch (KERNEL-NOTES pitfall 1).
+  // Start libuv's threadpool in the original netns before any switch (docs/kernel-notes.md §7).
   await fs.promises.stat('/');
   // The run is synchronous: a Ctrl-C is handled only after the cleanup below, so it cannot leak namespaces.
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { process.exitCode = 130; });

@@ -12,13 +12,17 @@ import * as C from './engine/containers.js';
 import { Host, type HostOptions } from './engine/host.js';
 import * as N from './engine/networks.js';
 import * as R from './engine/reconcile.js';
+import { rebuildAndReconcile, rebuildLines } from './engine/rebuild.js';
+import { UserError } from './util/errors.js';
 import { networkView } from './engine/views.js';
+import { findNetworkView, listContainers, listNetworks, type NetworkSummary } from './engine/catalog.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord } from './types.js';
 
 export type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping, NetworkMode, FirewallState } from './types.js';
 export type { HostOptions } from './engine/host.js';
 export type { CreateOptions, ConnectOptions } from './engine/containers.js';
 export type { NetworkCreateOptions } from './engine/networks.js';
+export type { NetworkSummary } from './engine/catalog.js';
 export { UserError } from './util/errors.js';
 
 export class Nsnet {
@@ -37,10 +41,19 @@ export class Nsnet {
   pruneNetworks(): string[] {
     return N.pruneNetworks(this.host);
   }
+  /** The records of the bridge networks made so far (the default one once it was first used). */
   networks(): NetworkRecord[] {
     return this.host.store.networks();
   }
+  /** Every network a user can name, as `nsnet network ls` lists them: the default bridge (also before its first
+   *  use), user-defined networks, and the pseudo networks host and none. */
+  networkList(): NetworkSummary[] {
+    return listNetworks(this.host);
+  }
+  /** As `nsnet network inspect`: host and none too; the default bridge is made on first use. */
   inspectNetwork(ref: string): Record<string, unknown> {
+    const v = findNetworkView(this.host, ref);
+    if (v) return v;
     const n = N.resolveNetwork(this.host, ref);
     return networkView(n, this.host.store.endpointsOn(n.id));
   }
@@ -70,15 +83,23 @@ export class Nsnet {
   disconnect(network: string, container: string, force = false): void {
     C.disconnect(this.host, network, container, force);
   }
+  /** Containers newest first (as `nsnet ps -a`), states refreshed. */
   containers(): ContainerRecord[] {
-    return this.host.store.containers().map((c) => C.refreshState(this.host, c));
+    return listContainers(this.host, true).map((x) => x.c);
   }
   inspect(ref: string): Record<string, unknown> {
     return C.inspectContainer(this.host, C.resolveContainer(this.host, ref));
   }
 
-  reconcile(): { actions: string[] } {
-    return R.reconcile(this.host);
+  /** As `nsnet reconcile`: `force` also removes what a lost store does not know; `rebuild` first rebuilds a lost
+   *  store from the kernel (its report's lines come first in `actions`). */
+  reconcile(o: { force?: boolean; rebuild?: boolean } = {}): { actions: string[] } {
+    if (o.rebuild && o.force) throw new UserError('rebuild and force exclude each other', 'invalid');
+    if (o.rebuild) {
+      const r = rebuildAndReconcile(this.host);
+      return { actions: [...rebuildLines(r.report), ...r.actions] };
+    }
+    return R.reconcile(this.host, { force: !!o.force });
   }
   check(): R.Difference[] {
     return R.check(this.host);

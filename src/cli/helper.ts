@@ -34,9 +34,9 @@ import { FileLock } from '../kernel/flock.js';
 import { setDetachedLauncher, type DetachedLaunch } from '../kernel/proc.js';
 import { UnixListener, closeFd, pidfdAlive, type UnixConn } from '../kernel/usock.js';
 import { helperPlan, servedCommand, trustedDir } from './client.js';
-import { setRequestInput } from './input.js';
+import type { CommandIO } from './io.js';
 
-type RunCli = (argv: string[]) => Promise<void>;
+type RunCli = (argv: string[], cmd: CommandIO) => Promise<number>;
 
 export interface Request {
   argv: string[];
@@ -82,40 +82,24 @@ function remoteLaunch(conn: UnixConn, l: DetachedLaunch, netns: string): number 
   return pid;
 }
 
-/** Runs one confirmed request: the client's environment, directory and umask in place of the helper's own, its
- *  output sent as it is written; returns the exit status. */
+/** Runs one confirmed request: the client's environment, directory, umask and stdin, its output sent as it is
+ *  written (a CommandIO given to the command: nothing of the process's own stdout, stderr or environment is
+ *  replaced); returns the exit status. */
 async function runOne(req: Request, input: Buffer | null, runCli: RunCli, conn: UnixConn, umask: number | null, netns: string): Promise<number> {
-  const savedEnv = process.env;
-  const wOut = process.stdout.write;
-  const wErr = process.stderr.write;
-  const relay = (type: 'O' | 'E') => ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+  const relay = (type: 'O' | 'E') => (chunk: string | Uint8Array) => {
     conn.send(type, typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk));
-    const cb = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
-    cb?.();
-    return true;
-  }) as typeof process.stdout.write;
+  };
+  const cmd: CommandIO = { out: relay('O'), err: relay('E'), env: req.env, input: () => input ?? Buffer.alloc(0), status: 0 };
   const savedUmask = umask === null ? null : process.umask(umask);
   process.chdir(req.cwd);
-  process.env = req.env;
-  process.exitCode = 0;
-  process.stdout.write = relay('O');
-  process.stderr.write = relay('E');
   setDetachedLauncher((l) => remoteLaunch(conn, l, netns));
-  setRequestInput(input);
   try {
-    await runCli(['node', 'nsnet', ...req.argv]);
+    return await runCli(['node', 'nsnet', ...req.argv], cmd);
   } finally {
-    setRequestInput(null);
     setDetachedLauncher(null);
-    process.stdout.write = wOut;
-    process.stderr.write = wErr;
-    process.env = savedEnv;
     process.chdir('/');
     if (savedUmask !== null) process.umask(savedUmask);
   }
-  const code = Number(process.exitCode ?? 0);
-  process.exitCode = 0;
-  return code;
 }
 
 /** Why this helper does not serve the client's request (null: it does). */

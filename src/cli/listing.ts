@@ -87,7 +87,7 @@ export function psRow(x: PsInput, trunc: boolean, now = Date.now()): { row: Reco
     CreatedAt: goTime(c.created),
     ID: trunc ? c.id.slice(0, 12) : c.id,
     Image: NO_IMAGE,
-    Labels: labelsColumn(x.labels),
+    Labels: '', // (below: computed when read)
     LocalVolumes: '0',
     Mounts: '',
     Names: c.name,
@@ -98,7 +98,11 @@ export function psRow(x: PsInput, trunc: boolean, now = Date.now()): { row: Reco
     State: c.state,
     Status: containerStatus(c, now),
   };
-  return { row: { ...json, Label: (k: unknown) => x.labels[String(k)] ?? '' }, json };
+  // Labels come from each container's config.json: read only by the formats and filters that use them.
+  Object.defineProperty(json, 'Labels', { get: () => labelsColumn(x.labels), enumerable: true });
+  const row = Object.defineProperties({}, Object.getOwnPropertyDescriptors(json)) as Record<string, unknown>;
+  row.Label = (k: unknown) => x.labels[String(k)] ?? '';
+  return { row, json };
 }
 
 export const NETWORK_FORMAT: ListFormat = {

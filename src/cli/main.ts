@@ -6,6 +6,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { json } from './format.js';
 import { registerCni } from './cni.js';
 import type { Host } from '../engine/host.js';
+import { io, processIO, withIO, type CommandIO } from './io.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -43,15 +44,21 @@ class CliError extends Error {
 const hosts = new Map<string, Host>();
 async function openHost(rootOverride?: string): Promise<Host> {
   const g = program.opts<{ root?: string; hostNetns?: string }>();
-  const root = rootOverride ?? g.root ?? process.env.NSNET_ROOT;
-  const key = `${root === undefined ? '' : path.resolve(root)}\0${g.hostNetns ?? process.env.NSNET_HOST_NETNS ?? ''}`;
+  const env = io().env;
+  const root = rootOverride ?? g.root ?? env.NSNET_ROOT;
+  const key = `${root === undefined ? '' : path.resolve(root)}\0${g.hostNetns ?? env.NSNET_HOST_NETNS ?? ''}`;
+  const warn = (m: string) => io().err(`WARNING: ${m}\n`);
   let h = hosts.get(key);
-  // Kept by the resident helper between commands: its store is opened again, and the state directory checked
-  // again, as a command run in-process does.
-  h?.refresh();
+  // Kept by the resident helper between commands: this command's environment and stderr, the store opened again
+  // and the state directory checked again, as a command run in-process does.
+  if (h) {
+    h.env = env;
+    h.warn = warn;
+    h.refresh();
+  }
   if (!h) {
     const { Host } = await import('../engine/host.js');
-    h = Host.open({ root, hostNetns: g.hostNetns });
+    h = Host.open({ root, hostNetns: g.hostNetns, env, warn });
     hosts.set(key, h);
   }
   // The state directories this process used: only for one of those does the start path (client.ts) start a
@@ -64,7 +71,7 @@ async function openHost(rootOverride?: string): Promise<Host> {
 }
 
 function out(s: string): void {
-  process.stdout.write(s);
+  io().out(s);
 }
 
 /** As Docker's multi-argument commands: act on each, print its name on success, one error line per failure,
@@ -75,8 +82,8 @@ async function eachRef(refs: string[], fn: (ref: string) => unknown): Promise<vo
       // fn returns false: nothing was done and the error is already reported (rm -f of a missing container).
       if ((await fn(r)) !== false) out(r + '\n');
     } catch (e) {
-      process.stderr.write(`Error: ${(e as Error).message}\n`);
-      process.exitCode = 1;
+      io().err(`Error: ${(e as Error).message}\n`);
+      io().status = 1;
     }
   }
 }
@@ -115,20 +122,10 @@ async function inspectOutput(format: string | undefined, views: unknown[]): Prom
   }
 }
 
-/** A network's Docker-shaped view by name, id or id prefix: user-defined networks, the default bridge (also
- *  before its first use), host and none. */
+/** A network's Docker-shaped view by name, id or id prefix (src/engine/catalog.ts). */
 async function networkViewOf(h: Host, ref: string): Promise<Record<string, unknown> | null> {
-  const { networkView, pseudoNetworkView } = await import('../engine/views.js');
-  const { defaultNetworkPreview, DEFAULT_NETWORK } = await import('../engine/networks.js');
-  if (ref === 'host' || ref === 'none') return pseudoNetworkView(ref);
-  const n = h.store.findNetwork(ref);
-  if (n) return networkView(n, h.store.endpointsOn(n.id));
-  if (ref === '') return null;
-  const hex = /^[0-9a-f]{1,64}$/.test(ref);
-  for (const p of ['host', 'none'] as const) if (hex && (pseudoNetworkView(p).Id as string).startsWith(ref)) return pseudoNetworkView(p);
-  const def = defaultNetworkPreview(h);
-  if (ref === DEFAULT_NETWORK || (hex && def.id.startsWith(ref))) return networkView(def, h.store.endpointsOn(def.id));
-  return null;
+  const { findNetworkView } = await import('../engine/catalog.js');
+  return findNetworkView(h, ref);
 }
 
 /** One line from stdin ('' at end of input, or when stdin cannot be read). */
@@ -146,7 +143,7 @@ function readLine(): Promise<string> {
 }
 
 function warn(ws: string[]): void {
-  for (const w of ws) process.stderr.write(`WARNING: ${w}\n`);
+  for (const w of ws) io().err(`WARNING: ${w}\n`);
 }
 
 const program = new Command('nsnet')
@@ -156,6 +153,8 @@ const program = new Command('nsnet')
   .enablePositionalOptions()
   .showHelpAfterError(false)
   .configureOutput({
+    writeOut: (str) => io().out(str),
+    writeErr: (str) => io().err(str),
     outputError: (str, write) => write(`Error: ${str.replace(/^error: /, '').trim()}\n`),
   })
   .exitOverride();
@@ -202,17 +201,8 @@ network.command('ls').alias('list')
     const h = await openHost();
     const L = await import('./listing.js');
     const filters = L.parseFilters(o.filter, L.NETWORK_FILTERS);
-    const { pseudoNetworkView } = await import('../engine/views.js');
-    const { defaultNetworkPreview } = await import('../engine/networks.js');
-    // bridge, host and none exist from the first command, as Docker's (the default bridge is created in the
-    // kernel when first used; its id is fixed beforehand).
-    const def = defaultNetworkPreview(h);
-    const nets: import('./listing.js').NetInput[] = [
-      ...[def, ...h.store.networks().filter((n) => !n.isDefault)].map((n) => ({
-        id: n.id, name: n.name, driver: n.driver, internal: n.internal, labels: n.labels, created: n.created, builtin: n.isDefault,
-      })),
-      ...(['host', 'none'] as const).map((p) => ({ id: pseudoNetworkView(p).Id as string, name: p, driver: p === 'host' ? 'host' : 'null', internal: false, labels: {}, created: '', builtin: true })),
-    ].sort((a, b) => a.name.localeCompare(b.name)).filter((n) => L.networkFilter(filters, n));
+    const { listNetworks } = await import('../engine/catalog.js');
+    const nets = listNetworks(h).filter((n) => L.networkFilter(filters, n));
     const rows = nets.map((n) => L.networkRow(n, o.trunc !== false));
     if (o.quiet) return out(rows.map((r) => r.json.ID + '\n').join(''));
     out(await renderRows(o.format, rows, L.NETWORK_FORMAT));
@@ -339,7 +329,7 @@ function envList(o: CreateOpts | { env: string[]; envFile?: string[] }): string[
     const key = i < 0 ? item : item.slice(0, i);
     if (key === '' || /\s/.test(key)) throw new CliError(`invalid environment variable${where}: ${JSON.stringify(item)}`, 2);
     if (i >= 0) out.push(item);
-    else if (process.env[key] !== undefined) out.push(`${key}=${process.env[key]}`);
+    else if (io().env[key] !== undefined) out.push(`${key}=${io().env[key]}`);
   };
   for (const f of ('envFile' in o ? o.envFile : undefined) ?? []) {
     let text: string;
@@ -412,9 +402,7 @@ addCreateOptions(program.command('run').description('create and start a containe
       out(c.id + '\n');
       return;
     }
-    const code = await E.runForeground(h, c);
-    if (o.rm) await E.removeContainer(h, c.id, true);
-    process.exitCode = code;
+    io().status = await E.runForeground(h, c);
   });
 
 program.command('start')
@@ -446,13 +434,9 @@ program.command('ps')
     }
     if (o.latest) last = 1;
     const h = await openHost();
-    const { refreshState, containerConfig } = await import('../engine/containers.js');
-    const nets = new Map(h.store.networks().map((n) => [n.id, n]));
+    const { listContainers } = await import('../engine/catalog.js');
     const all = o.all || (last !== undefined && last > 0) || filters.has('status') || filters.has('exited');
-    let list = h.store.containers().map((c) => refreshState(h, c))
-      .sort((a, b) => (a.created < b.created ? 1 : a.created > b.created ? -1 : 0)) // newest first, as Docker
-      .map((c) => ({ c, eps: h.store.endpointsOf(c.id), nets, labels: containerConfig(h, c).labels }))
-      .filter((x) => (all || x.c.state === 'running') && L.psFilter(filters, x));
+    let list = listContainers(h, all).filter((x) => L.psFilter(filters, x));
     if (last !== undefined && last > 0) list = list.slice(0, last);
     const now = Date.now();
     const rows = list.map((x) => L.psRow(x, o.trunc !== false, now));
@@ -529,7 +513,7 @@ program.command('exec')
     const env = envList({ env: o.env });
     const h = await openHost();
     const { execIn } = await import('../engine/containers.js');
-    process.exitCode = await execIn(h, ref, command, { env, workdir: o.workdir, user: o.user, tty: !!o.tty, interactive: !!o.interactive, detach: !!o.detach });
+    io().status = await execIn(h, ref, command, { env, workdir: o.workdir, user: o.user, tty: !!o.tty, interactive: !!o.interactive, detach: !!o.detach });
   });
 
 program.command('logs')
@@ -545,7 +529,7 @@ program.command('logs')
     const { resolveContainer, logFile, errLogFile, refreshState } = await import('../engine/containers.js');
     const c = resolveContainer(h, ref);
     // (Containers started before stderr was logged apart have everything in the stdout log.)
-    const streams = [{ file: logFile(h, c), to: process.stdout, pos: 0 }, { file: errLogFile(h, c), to: process.stderr, pos: 0 }];
+    const streams = [{ file: logFile(h, c), to: (b: string | Uint8Array) => io().out(b), pos: 0 }, { file: errLogFile(h, c), to: (b: string | Uint8Array) => io().err(b), pos: 0 }];
     for (const st of streams) {
       let text = '';
       try {
@@ -560,7 +544,7 @@ program.command('logs')
         const n = Number(o.tail);
         text = n === 0 || !last.length ? '' : last.slice(-n).join('\n') + '\n';
       }
-      st.to.write(text);
+      st.to(text);
     }
     if (!o.follow) return;
     // Follow: print what is appended, until the container is no longer running (then a last read).
@@ -575,7 +559,7 @@ program.command('logs')
           const buf = Buffer.alloc(size - st.pos);
           fs.readSync(fd, buf, 0, buf.length, st.pos);
           st.pos = size;
-          st.to.write(buf);
+          st.to(buf);
         } finally {
           fs.closeSync(fd);
         }
@@ -599,8 +583,7 @@ program.command('stop')
     const h = await openHost();
     const E = await import('../engine/containers.js');
     await eachRef(refs, async (r) => {
-      const c = await E.stopContainer(h, r, t);
-      if (c.autoRemove) await E.removeContainer(h, c.id, true).catch(() => undefined);
+      await E.stopContainer(h, r, t);
     });
   });
 
@@ -619,7 +602,7 @@ program.command('rm')
         // As Docker's: with -f, a container that does not exist is reported and the exit status stays 0 (the
         // `rm -f x || true` of every clean-up script).
         if (o.force && e instanceof UserError && e.code === 'notfound') {
-          process.stderr.write(`Error: ${e.message}\n`);
+          io().err(`Error: ${e.message}\n`);
           return false;
         }
         throw e;
@@ -637,11 +620,9 @@ program.command('reconcile')
     const { reconcile } = await import('../engine/reconcile.js');
     if (o.rebuild) {
       if (o.force) throw new CliError('--rebuild and --force exclude each other: --rebuild keeps what the kernel holds, --force removes what the store does not know', 2);
-      const { rebuildStore, rebuildLines } = await import('../engine/rebuild.js');
-      const r = rebuildStore(h);
-      for (const l of rebuildLines(r)) out(l + '\n');
-      // What could not be placed stays (the store is still marked lost for it): repaired around, never removed.
-      for (const a of reconcile(h, { keepOrphans: r.left.length > 0 }).actions) out(a + '\n');
+      const { rebuildAndReconcile, rebuildLines } = await import('../engine/rebuild.js');
+      const r = rebuildAndReconcile(h);
+      for (const l of [...rebuildLines(r.report), ...r.actions]) out(l + '\n');
       return;
     }
     for (const a of reconcile(h, { force: !!o.force }).actions) out(a + '\n');
@@ -656,7 +637,71 @@ program.command('check')
     const d = check(h);
     if (o.format === 'json') out(json(d));
     else for (const x of d) out(`${x.kind}\t${x.detail}\n`);
-    if (d.length) process.exitCode = 1;
+    if (d.length) io().status = 1;
+  });
+
+// ---------------------------------------------------------------- faults: link impairment
+program.command('netem')
+  .description("impair a container's link on a network (both directions: a 100ms delay adds about 200ms to a round trip)")
+  .argument('[container]')
+  .option('--network <network>', 'the network of the link (needed when the container is on several)')
+  .option('--delay <time>', 'added delay, each direction (100ms, 1.5s)')
+  .option('--jitter <time>', 'random variation of the delay (10ms)')
+  .option('--loss <percent>', 'packets dropped (1%)')
+  .option('--rate <rate>', 'bandwidth (10mbit, 1gbit; kbps/mbps are bytes per second, as tc)')
+  .option('--duplicate <percent>', 'packets duplicated (1%)')
+  .option('--corrupt <percent>', 'packets corrupted (0.1%)')
+  .option('--reorder <percent>', 'packets sent at once, before delayed ones (25%; needs --delay)')
+  .option('--to <peer>', 'only traffic between the container and this container or CIDR (repeatable)', collect, [])
+  .option('--duration <time>', 'heal by itself after this long (30s, 5m), even with no nsnet process left')
+  .option('--clear', "remove the container's impairment (on --network, or on all its networks)")
+  .option('--clear-all', 'remove every impairment of this host')
+  .addOption(new Option('--expire', 'remove what has expired (run by the healer)').hideHelp())
+  .action(async (ref: string | undefined, o) => {
+    const E = await import('../engine/netem.js');
+    const impair = ['delay', 'jitter', 'loss', 'rate', 'duplicate', 'corrupt', 'reorder', 'duration'].filter((k) => o[k] !== undefined);
+    if (o.to.length) impair.push('to');
+    const modes = [o.clear, o.clearAll, o.expire].filter(Boolean).length;
+    if (modes > 1 || (modes && impair.length)) throw new CliError('--clear, --clear-all and --expire take no impairment options, and only one of them', 2);
+    if ((o.clearAll || o.expire) && ref !== undefined) throw new CliError(`--${o.clearAll ? 'clear-all' : 'expire'} takes no container`, 2);
+    if (!o.clearAll && !o.expire && ref === undefined) throw new CliError('nsnet netem CONTAINER [--network NET] [--delay T] [--loss P] [--rate R] ... | CONTAINER --clear | --clear-all', 2);
+    if (o.expire) {
+      const h = await openHost();
+      E.expireNow(h);
+      return;
+    }
+    if (o.clearAll) {
+      const h = await openHost();
+      out(`cleared ${E.clearAllNetem(h)} impairment(s)\n`);
+      return;
+    }
+    // Bad values are refused before the state directory is opened.
+    if (!o.clear) E.parseNetemInput({ ...o, to: o.to });
+    const h = await openHost();
+    if (o.clear) {
+      out(`cleared ${E.clearNetem(h, ref!, o.network)} impairment(s) of ${ref}\n`);
+      return;
+    }
+    const r = E.setNetem(h, ref!, o.network, { ...o, to: o.to });
+    out(`${r.container} on ${r.network}: ${r.description} (each direction)${r.expires !== null ? `, until ${new Date(r.expires).toISOString()}` : ''}\n`);
+  });
+
+program.command('faults')
+  .description('list the faults in force (link impairments), and until when')
+  .option('--format <format>', 'table or json', 'table')
+  .action(async (o) => {
+    if (o.format !== 'table' && o.format !== 'json') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (table or json)`, 2);
+    const h = await openHost();
+    const { netemFaults } = await import('../engine/netem.js');
+    // Each kind of fault adds its rows here (partitions: later).
+    const rows = [...netemFaults(h)];
+    if (o.format === 'json') return out(json(rows));
+    const now = Date.now();
+    const { table } = await import('./format.js');
+    out(table(['KIND', 'CONTAINER', 'NETWORK', 'STATE', 'UNTIL', 'DETAIL'], rows.map((f) => [
+      f.kind, f.container, f.network, f.state,
+      f.until ? `${f.until} (in ${Math.max(0, Math.round((Date.parse(f.until) - now) / 1000))}s)` : 'until cleared', f.detail,
+    ])));
   });
 
 // ---------------------------------------------------------------- topologies (compose files)
@@ -676,7 +721,7 @@ async function loadTopologyFile(f: string | undefined, project: string | undefin
     throw new CliError(`${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
   }
   const { loadTopology } = await import('../topology/compose.js');
-  return loadTopology(text, { file, project, dirName: path.basename(path.dirname(path.resolve(file))), env: process.env });
+  return loadTopology(text, { file, project, dirName: path.basename(path.dirname(path.resolve(file))), env: io().env });
 }
 
 program.command('up')
@@ -690,7 +735,7 @@ program.command('up')
     const h = await openHost();
     const { up, followProject } = await import('../engine/topology.js');
     await up(h, t, (l) => out(l + '\n'));
-    if (!o.detach) process.exitCode = await followProject(h, t.project, (s) => out(s));
+    if (!o.detach) io().status = await followProject(h, t.project, (s) => out(s));
   });
 
 program.command('down')
@@ -729,7 +774,7 @@ registerCni(program, openHost); // `nsnet cni`: the CNI plugin (bin/cni/nsnet, s
 
 // ---------------------------------------------------------------- entry
 /** Enters the host netns given by --host-netns / NSNET_HOST_NETNS. Must run before any helper thread exists
- *  (KERNEL-NOTES pitfall 1); then one async fs call makes the libuv threadpool be born in the host netns, never
+ *  (docs/kernel-notes.md §7); then one async fs call makes the libuv threadpool be born in the host netns, never
  *  inside a temporary switch. */
 async function enterHost(argv: string[]): Promise<void> {
   const hn = hostNetnsArg(argv) ?? process.env.NSNET_HOST_NETNS;
@@ -750,34 +795,36 @@ async function enterHost(argv: string[]): Promise<void> {
 
 function reportError(e: unknown): void {
   if (e instanceof CommanderError) {
-    process.exitCode = e.exitCode === 0 ? 0 : 2;
+    io().status = e.exitCode === 0 ? 0 : 2;
     return;
   }
   // UserError (bad input: 2, refused/not found/conflict: 1) and CliError carry their exit status; anything
   // else is an unexpected failure: 1, one line (NSNET_DEBUG=1 shows the stack).
   const err = e as Error & { exitCode?: number };
-  if (process.env.NSNET_DEBUG) process.stderr.write(String(err.stack) + '\n');
-  process.stderr.write(`Error: ${err.message.split('\n').join('\nError: ')}\n`);
-  process.exitCode = typeof err.exitCode === 'number' ? (networkCommand && err.exitCode === 2 ? 1 : err.exitCode) : 1;
+  if (io().env.NSNET_DEBUG) io().err(String(err.stack) + '\n');
+  io().err(`Error: ${err.message.split('\n').join('\nError: ')}\n`);
+  io().status = typeof err.exitCode === 'number' ? (networkCommand && err.exitCode === 2 ? 1 : err.exitCode) : 1;
 }
 
 /** Runs one command line. In the resident helper (`inHelper`) the process already is in the host netns (a helper
  *  serves one host netns) and keeps its hosts open between commands. */
-async function runCli(argv: string[], inHelper = false): Promise<void> {
+async function runCli(argv: string[], inHelper = false, cmd: CommandIO = processIO()): Promise<number> {
   networkCommand = false;
-  try {
-    if (!inHelper) await enterHost(argv);
-    await program.parseAsync(argv);
-  } catch (e) {
-    reportError(e);
-  } finally {
-    if (!inHelper) {
-      for (const h of hosts.values()) h.close();
-      hosts.clear();
-    } else {
-      for (const h of hosts.values()) h.detachStore();
+  return withIO(cmd, async () => {
+    try {
+      if (!inHelper) await enterHost(argv);
+      await program.parseAsync(argv);
+    } catch (e) {
+      reportError(e);
+    } finally {
+      if (!inHelper) {
+        for (const h of hosts.values()) h.close();
+        hosts.clear();
+      } else {
+        for (const h of hosts.values()) h.detachStore();
+      }
     }
-  }
+  });
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -788,7 +835,10 @@ async function main(argv: string[]): Promise<void> {
       if (e.code !== 'EPIPE') throw e;
     });
   }
-  if (argv[2] !== '--nsnet-helper') return runCli(argv);
+  if (argv[2] !== '--nsnet-helper') {
+    process.exitCode = await runCli(argv);
+    return;
+  }
   // `nsnet-start.cjs --nsnet-helper SOCKET`, started after a command ran in-process (src/cli/client.ts): serve
   // until idle.
   try {
@@ -801,7 +851,7 @@ async function main(argv: string[]): Promise<void> {
   // requests run with their clients' environments, which never carry it: such clients run in-process).
   await import('../engine/faults.js');
   // The build it serves: the bundle next to the start script (dist/nsnet-start.cjs, dist/nsnet.cjs).
-  await serveHelper(argv[3], (a) => runCli(a, true), path.join(path.dirname(argv[1]), 'nsnet.cjs'));
+  await serveHelper(argv[3], (a, cmd) => runCli(a, true, cmd), path.join(path.dirname(argv[1]), 'nsnet.cjs'));
   for (const h of hosts.values()) h.close();
   hosts.clear(); // a command that still arrives while the process ends opens what it needs again
 }

@@ -665,7 +665,9 @@ export function renderList(format: string, rows: Array<Record<string, Value>>, l
   f = f.replace(/\\t/g, '\t').replace(/\\n/g, '\n');
   const t = parseTemplate(f);
   const body = rows.map((r) => {
-    const row: Record<string | symbol, Value> = { ...r, [STRICT]: true };
+    // Copied with its getters (a field computed only when the template reads it, e.g. ps's Labels).
+    const row = Object.defineProperties({}, Object.getOwnPropertyDescriptors(r)) as Record<string | symbol, Value>;
+    row[STRICT] = true;
     return execute(t, row) + '\n';
   }).join('');
   if (!isTable) return body;

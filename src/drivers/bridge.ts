@@ -57,7 +57,7 @@ export function setupNetwork(h: Host, n: NetworkRecord): void {
   ensureGuardBlock(h, index, n.bridge);
   if (n.gateway) h.inHost(() => {
     writeSysctl('net.ipv4.ip_forward', '1');
-    // Lets DNAT of 127.0.0.1:PORT to a container leave through the bridge (KERNEL-NOTES pitfall 10).
+    // Lets DNAT of 127.0.0.1:PORT to a container leave through the bridge (docs/kernel-notes.md §13).
     writeSysctl(`net.ipv4.conf.${n.bridge.replace(/\./g, '/')}.route_localnet`, '1');
   });
 }

@@ -153,7 +153,7 @@ export function checkCni(h: Host): CniDifference[] {
  *  kernel's, per veth) but taken out of service and left to die with the runtime's netns, which the runtime deletes
  *  right after DEL; if it is still there after the grace period, the next command deletes it (sweepDyingLinks).
  *  The caller updates the firewall and the resolver (removeAttachments in cni.ts). Call with the host lock held. */
-export function dropCniRows(h: Host, rows: CniRow[], point: string, lazy = false): { containers: string[]; unfinished: number[] } {
+export function dropCniRows(h: Host, rows: CniRow[], point: 'cni-del' | 'cni-gc' | 'cni-reconcile', lazy = false): { containers: string[]; unfinished: number[] } {
   const touched = new Set<string>();
   const links: Array<{ id: number; hostIf: string }> = [];
   const dying: EndpointRecord[] = [];

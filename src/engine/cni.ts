@@ -86,9 +86,9 @@ function ensureNetwork(h: Host, conf: NetConf): NetworkRecord {
   return n;
 }
 
-function dnsOf(n: NetworkRecord, conf: NetConf): Pick<Attachment, 'nameservers' | 'search' | 'options'> {
+function dnsOf(h: Host, n: NetworkRecord, conf: NetConf): Pick<Attachment, 'nameservers' | 'search' | 'options'> {
   // User networks: nsnet's resolver on the gateway (names of the network's containers, the rest forwarded).
-  const ns = !n.isDefault ? [n.gateway] : conf.dns.servers.length ? conf.dns.servers : usableUpstreams(hostResolvConf().nameservers);
+  const ns = !n.isDefault ? [n.gateway] : conf.dns.servers.length ? conf.dns.servers : usableUpstreams(hostResolvConf(h.env).nameservers);
   return { nameservers: ns, search: conf.dns.searches, options: conf.dns.options };
 }
 
@@ -123,7 +123,7 @@ export function cniAdd(h: Host, env: CniEnv, conf: NetConf): Record<string, unkn
   const pod = env.args.K8S_POD_NAME;
   // The runtime's name for its container (Podman: the container name) is a DNS name on the network, when it is one.
   if (pod) {
-    try { validateAlias(pod); names.push(pod); } catch { process.stderr.write(`nsnet: K8S_POD_NAME ${JSON.stringify(pod)} is not a DNS name: not registered\n`); }
+    try { validateAlias(pod); names.push(pod); } catch { h.warn(`K8S_POD_NAME ${JSON.stringify(pod)} is not a DNS name: not registered`); }
   }
   for (const a of conf.aliases) {
     try { validateAlias(a); } catch (e) { asCni(e); }
@@ -223,7 +223,7 @@ export function cniAdd(h: Host, env: CniEnv, conf: NetConf): Record<string, unkn
         bridge: { name: net.bridge, mac: brLink?.mac ?? macFromIp(net.gateway), mtu: net.mtu },
         host: { name: ep.hostIf, mac: hostLink?.mac ?? '', mtu: net.mtu },
         container: { name: ep.ifname, mac: ep.mac, mtu: net.mtu, sandbox: env.netns },
-        address: ep.ip, prefix, gateway: net.gateway, defaultRoute, ...dnsOf(net, conf),
+        address: ep.ip, prefix, gateway: net.gateway, defaultRoute, ...dnsOf(h, net, conf),
       }, conf.prevResult);
     });
   } finally {
@@ -232,7 +232,7 @@ export function cniAdd(h: Host, env: CniEnv, conf: NetConf): Record<string, unkn
 }
 
 /** Removes attachments and brings the firewall and the resolver in step. Call with the host lock held. */
-function removeAttachments(h: Host, rows: CniRow[], point: string, lazy = false): void {
+function removeAttachments(h: Host, rows: CniRow[], point: 'cni-del' | 'cni-gc', lazy = false): void {
   if (!rows.length) return;
   const before = new Map<string, ReturnType<typeof containerPorts>>();
   for (const r of rows) {

@@ -12,15 +12,17 @@ import { closeFd, createNetns, deleteNetns, netnsExists, netnsPath, openNetns } 
 import {
   findExecutable, homeOf, isAlive, killNetnsProcesses, launchBackground, launchDetached, launchForeground, resolveUser, runCaptured, signal, type LaunchSpec,
 } from '../kernel/proc.js';
+import { setSysctl } from '../kernel/sysctl.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
 import type { SavedEndpoint } from '../store/store.js';
 import { UserError } from '../util/errors.js';
 import { isIPv4 } from '../util/addr.js';
+import { formatPortSpec } from '../util/ports.js';
 import { isSafeName, validateAlias, validateContainerName } from '../util/validate.js';
 import { etcPaths, refreshEtc, writeEtc } from './etc.js';
 import { DEFAULT_CONFIG, containerConfig, exposedSpecs, validateConfig, validateMac, writeConfig, type ContainerConfig } from './config.js';
 import { containerView } from './views.js';
-import { crashPoint } from './faults.js';
+import { crashPoint, type CrashPoint } from './faults.js';
 import { recoverIfNeeded } from './reconcile.js';
 import { errLogFile, exitFile, logFile, refreshState } from './state.js';
 import { applyFirewall, applyPortDelta, containerPorts, foreignFirewallWarning } from './firewall.js';
@@ -33,6 +35,7 @@ import { dnsNameProblem } from '../dns/answer.js';
 import { cniInspect, refuseCni } from './cni-state.js';
 import { containerMark } from './marks.js';
 import { writeSavedCopy } from './netcopy.js';
+import { forgetContainer, forgetEndpoint, netemInspect, reapplyImpairments, suspendImpairments } from './netem.js';
 
 export interface CreateOptions {
   name?: string;
@@ -107,7 +110,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
   if (!o.command.length) throw new UserError('no command given: nsnet run [OPTIONS] -- COMMAND [ARG...]', 'invalid');
   const cfg: ContainerConfig = { ...DEFAULT_CONFIG, ...(o.config ?? {}) };
   validateConfig(cfg);
-  const envPath = [...cfg.env].reverse().find((e) => e.startsWith('PATH='))?.slice(5) ?? callerPath();
+  const envPath = [...cfg.env].reverse().find((e) => e.startsWith('PATH='))?.slice(5) ?? callerPath(h);
   if (!findExecutable(o.command[0], envPath, cfg.workdir || undefined)) {
     throw new CommandNotFoundError(`exec: "${o.command[0]}": executable file not found in $PATH`);
   }
@@ -142,7 +145,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
   if (dnsProblem) warnings.push(`container name "${o.name}" will not resolve by DNS on user-defined networks: ${dnsProblem}`);
 
   return h.lock.with(() => {
-    ensureSpace(h.root);
+    ensureSpace(h.root, h.env);
     recoverIfNeeded(h);
     if (o.name !== undefined && h.store.nameTaken(o.name)) {
       throw new UserError(`Conflict. The container name "${o.name}" is already in use`, 'conflict');
@@ -213,10 +216,13 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       writeConfig(h, c.id, { ...cfg, macAddress: o.macAddress?.toLowerCase() ?? '', recovery });
       buildSandbox(h, c, ep && net ? [[ep, net]] : []);
       crashPoint('create:sandbox');
-      h.store.tx(() => h.store.commitContainer(c.id));
-      crashPoint('create:committed');
+      // The published ports before the commit: a create killed after its commit must leave nothing undone (the
+      // next command, e.g. `up` again, only starts a committed container); one killed before is rolled back by
+      // reconcile, whose full firewall from the store drops these elements again.
       if (ports.length) applyPortDelta(h, containerPorts(h, c), []);
       crashPoint('create:firewall');
+      h.store.tx(() => h.store.commitContainer(c.id));
+      crashPoint('create:committed');
       if (ports.length) {
         const w = foreignFirewallWarning(h);
         if (w) warnings.push(w);
@@ -225,8 +231,17 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       // of a process (start, run, exec) has the resolver apply all logged changes first (awaitDns).
       if (net && !net.isDefault) notifyDnsContainer(h, c.id, 'log');
     } catch (e) {
-      destroySandbox(h, c, ep ? [ep] : []);
-      undoOrReport(e, `container ${c.name}`, () => h.store.tx(() => h.store.deleteContainer(c.id)));
+      const eps: EndpointRecord[] = ep ? [ep as EndpointRecord] : [];
+      rollBack(h, e, `container ${c.name}`, 'create:rollback', () => {
+        // Its netns, veth and directory, by name: reconcile finds them by these rows under any state directory
+        // (its orphan-netns sweep needs a name prefix, which the default root has not, and the host's mark on
+        // the loopback, which a netns that failed this early lacks).
+        const ids = eps.map((x) => h.store.addGarbage('link', x.hostIf));
+        if (c.netns) ids.push(h.store.addGarbage('netns', c.netns));
+        ids.push(h.store.addGarbage('dir', c.id));
+        h.store.deleteContainer(c.id);
+        return ids;
+      }, () => destroySandboxOrThrow(h, c, eps));
     }
     return { container: c, warnings };
   });
@@ -286,8 +301,8 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
       // no IPv6 path between containers bypasses the IPv4 firewall (icc=false): no link-local address, and no
       // address from a router advertisement a container could forge either. (Netlink's addr-gen-mode "none" would
       // avoid this /proc/sys write, whose lookup grows with the number of namespaces, but it still lets SLAAC
-      // configure addresses from a forged RA: docs/kernel-notes.md 2.)
-      fs.writeFileSync('/proc/sys/net/ipv6/conf/default/disable_ipv6', '1');
+      // configure addresses from a forged RA: docs/kernel-notes.md §2.)
+      setSysctl('net.ipv6.conf.default.disable_ipv6', '1');
     });
     try {
       crashPoint('create:netns');
@@ -306,18 +321,55 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
 }
 
 /** Removes everything a container made in the kernel; tolerant of objects already gone. `eps` are detached
- *  explicitly; `dying` are left to die with the netns (taken out of service first: bridge.quiesce). */
-function destroySandbox(h: Host, c: ContainerRecord, eps: EndpointRecord[], keepDir = false, dying: EndpointRecord[] = []): void {
+ *  explicitly; `dying` are left to die with the netns (taken out of service first: bridge.quiesce). What fails is
+ *  left to reconcile (the caller has recorded it as garbage) and, with `failures`, said there. */
+function destroySandbox(h: Host, c: ContainerRecord, eps: EndpointRecord[], keepDir = false, dying: EndpointRecord[] = [], failures?: string[]): void {
+  const failed = (what: string, e: unknown) => failures?.push(`${what}: ${(e as Error)?.message ?? String(e)}`);
   for (const ep of eps) {
-    try { bridge.detach(h, ep); } catch { /* reconcile will retry */ }
+    try { bridge.detach(h, ep); } catch (e) { failed(`veth ${ep.hostIf}`, e); }
   }
   if (c.netns) {
     if (dying.length) {
       try { bridge.quiesce(h, dying); } catch { /* reconcile and sweepDyingLinks finish */ }
     }
-    try { deleteNetns(c.netns); } catch { /* reconcile will retry */ }
+    try { deleteNetns(c.netns); } catch (e) { failed(`netns ${c.netns}`, e); }
   }
   if (!keepDir) fs.rmSync(h.containerDir(c.id), { recursive: true, force: true });
+}
+
+/** destroySandbox that throws what it could not remove (after trying everything). */
+function destroySandboxOrThrow(h: Host, c: ContainerRecord, eps: EndpointRecord[], keepDir = false): void {
+  const failures: string[] = [];
+  destroySandbox(h, c, eps, keepDir, [], failures);
+  if (failures.length) throw new Error(failures.join('; '));
+}
+
+/**
+ * The failure path of a use case whose rows were persisted as pending: `record` (one transaction) deletes its
+ * rows and records as garbage what it may have made in the kernel, returning the garbage ids; `cleanup` then
+ * removes those objects, and the garbage rows go once it has. A clean-up that fails is said in `err`'s message
+ * (never swallowed) and, like one interrupted (crash point `point`), leaves its garbage for the next mutating
+ * command (recoverIfNeeded) or reconcile. When the store cannot record it (a full disk fails both), the rows stay
+ * pending (reconcile rolls them back) and the objects are removed now as far as possible. Throws `err`.
+ */
+function rollBack(h: Host, err: unknown, left: string, point: CrashPoint | null, record: () => number[], cleanup: () => void): never {
+  let ids: number[] = [];
+  try {
+    ids = h.store.tx(record);
+  } catch (u) {
+    try { cleanup(); } catch { /* the pending rows: reconcile */ }
+    undoOrReport(err, left, () => { throw u; });
+  }
+  try {
+    if (point) crashPoint(point);
+    cleanup();
+    h.store.tx(() => h.store.dropGarbage(ids));
+  } catch (d) {
+    const tail = `; removing what it made failed too (${(d as Error)?.message ?? String(d)}): the next nsnet command (or nsnet reconcile) removes the rest`;
+    if (err instanceof Error) err.message += tail;
+    else err = new Error(String(err) + tail);
+  }
+  throw err;
 }
 
 /** Recreates a lost sandbox (after a reboot-like loss) from the remembered attachments: dynamic addresses are
@@ -355,15 +407,19 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
       writeSavedCopy(h, c.id, []);
     });
   } catch (e) {
-    destroySandbox(h, c, planned.map(([ep]) => ep), true);
-    h.store.tx(() => {
-      for (const [ep] of planned) h.store.deleteEndpoint(c.id, ep.networkId);
-    });
-    throw e;
+    // The container stays (exited, its attachments saved); its new veths are garbage until removed, its netns goes
+    // (a lost sandbox: the next start rebuilds it).
+    const eps = planned.map(([ep]) => ep);
+    rollBack(h, e, `the start of ${c.name}`, null, () => {
+      const ids = eps.map((ep) => h.store.addGarbage('link', ep.hostIf));
+      for (const ep of eps) h.store.deleteEndpoint(c.id, ep.networkId);
+      return ids;
+    }, () => destroySandboxOrThrow(h, c, eps, true));
   }
   refreshEtc(h, c, planned.map(([ep]) => ep), nets); // the addresses may have changed
   if (c.ports.length) applyFirewall(h);
   notifyDnsContainer(h, c.id);
+  reapplyImpairments(h, c); // its link impairments (netem.ts) are on the new links too
 }
 
 /** A released attachment: SavedEndpoint plus what start needs to give the same address back and to name a
@@ -395,6 +451,7 @@ function releaseSandbox(h: Host, c: ContainerRecord): void {
   writeSavedCopy(h, c.id, h.store.savedEndpoints(c.id));
   crashPoint('release:persisted');
   if (ports.length) applyPortDelta(h, [], ports);
+  suspendImpairments(h, c.id); // delay lines end with the links (the impairments stay, applied again at start)
   for (const e of eps) {
     try { bridge.detach(h, e); } catch { /* reconcile removes what is left (garbage rows) */ }
   }
@@ -423,12 +480,7 @@ function releaseEnded(h: Host): void {
 function checkPortsFree(h: Host, c: ContainerRecord): void {
   if (!c.ports.length) return;
   releaseEnded(h);
-  const specs = c.ports.map((p) => {
-    const hp = p.hostPortEnd > p.hostPort ? `${p.hostPort}-${p.hostPortEnd}` : String(p.hostPort);
-    const cp = p.containerPortEnd > p.containerPort ? `${p.containerPort}-${p.containerPortEnd}` : String(p.containerPort);
-    return `${p.hostIp ? p.hostIp + ':' : ''}${hp}:${cp}/${p.proto}`;
-  });
-  resolvePorts(h, specs); // throws Docker's "port is already allocated" for a port taken meanwhile
+  resolvePorts(h, c.ports.map(formatPortSpec)); // throws Docker's "port is already allocated" for a port taken meanwhile
 }
 
 /** Docker-shaped view of a container, its state brought up to date; SandboxKey is the netns it really lives in
@@ -437,7 +489,7 @@ export function inspectContainer(h: Host, c0: ContainerRecord): Record<string, u
   const c = refreshState(h, c0);
   const owner = netnsOwner(h, c);
   // Attached through CNI: where from (the runtime's container id, its netns as SandboxKey).
-  return cniInspect(h, c.id, containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? '', h.store.savedEndpoints(c.id)));
+  return netemInspect(h, c.id, cniInspect(h, c.id, containerView(c, h.store.endpointsOf(c.id), networksById(h), owner?.netns ?? '', h.store.savedEndpoints(c.id))));
 }
 
 /** How to start a process in this container. Also what must hold before any process runs there: the netns
@@ -471,8 +523,8 @@ export interface ProcessOptions {
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** There is no image to give a PATH: the caller's (the commands are the host's), else Docker's default. */
-function callerPath(): string {
-  return process.env.PATH || DEFAULT_PATH;
+function callerPath(h: Host): string {
+  return h.env.PATH || DEFAULT_PATH;
 }
 
 /** A Docker-like process environment: PATH (the caller's), HOSTNAME, HOME (TERM with -t), then the container's -e/--env-file
@@ -482,7 +534,7 @@ function processSettings(h: Host, c: ContainerRecord, po: ProcessOptions): Pick<
   const userSpec = po.user ?? cfg.user;
   const user = userSpec ? resolveUser(userSpec) : null;
   if (userSpec && !user) throw new UserError(`unable to find user ${userSpec}: no matching entries in passwd file`, 'invalid');
-  const env: Record<string, string> = { PATH: callerPath(), HOSTNAME: containerHostname(h, c) };
+  const env: Record<string, string> = { PATH: callerPath(h), HOSTNAME: containerHostname(h, c) };
   if (po.tty ?? cfg.tty) env.TERM = 'xterm';
   for (const kv of [...cfg.env, ...(po.env ?? [])]) {
     const i = kv.indexOf('=');
@@ -500,8 +552,8 @@ function processSettings(h: Host, c: ContainerRecord, po: ProcessOptions): Pick<
 }
 
 /** Path of the nsnet launcher, for the detached supervisor's `rm` of --rm containers. */
-function nsnetBin(): string {
-  return process.env.NSNET_BIN ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../bin/nsnet');
+function nsnetBin(h: Host): string {
+  return h.env.NSNET_BIN ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../bin/nsnet');
 }
 
 /** Starts the container's command detached (its output goes to `logs`). */
@@ -520,7 +572,7 @@ export function startContainer(h: Host, ref: string): ContainerRecord {
     // The supervisor lives in the host netns (it enters the container's with nsenter): host-mode commands run
     // there, and the `rm` of --rm containers acts on the right host.
     const { pid, start } = h.inHost(() => launchDetached({ ...spec, netnsFd: null, env }, logFile(h, c), exitFile(h, c),
-      c.autoRemove ? { bin: nsnetBin(), id: c.id } : undefined));
+      c.autoRemove ? { bin: nsnetBin(h), id: c.id } : undefined));
     crashPoint('start:launched');
     const upd = { state: 'running' as const, pid, pidStart: start, started: new Date().toISOString(), exitCode: null, finished: null };
     h.store.tx(() => h.store.updateContainer(c.id, upd));
@@ -545,6 +597,8 @@ export async function runForeground(h: Host, c: ContainerRecord): Promise<number
     // (--rm: removed next, the veths die with the netns: no release first.)
     if (cur && cur.state === 'exited' && !cur.autoRemove && !h.store.dependents(cur.id).some((d) => refreshState(h, d).state === 'running')) releaseSandbox(h, cur);
   });
+  // --rm: removed when its command ends (as Docker's).
+  if (c.autoRemove) await removeContainer(h, c.id, true);
   return code;
 }
 
@@ -609,7 +663,8 @@ export async function stopContainer(h: Host, ref: string, timeoutSec = 10, relea
   }
   // Not while others run in its netns (--network container:): they are not this container's processes.
   const shared = h.store.dependents(c0.id).some((d) => refreshState(h, d).state === 'running');
-  if (c0.netns && isSafeName(c0.netns) && !shared && h.store.containerById(c0.id)?.used) killNetnsProcesses(c0.netns);
+  // (Not when rm stops it, release=false: rm sweeps the netns itself, under the lock.)
+  if (release && c0.netns && isSafeName(c0.netns) && !shared && h.store.containerById(c0.id)?.used) killNetnsProcesses(c0.netns);
   const c = refreshState(h, h.store.containerById(c0.id) ?? c0);
   if (c.state === 'running') {
     h.store.tx(() => h.store.updateContainer(c.id, { state: 'exited', pid: null, pidStart: null, exitCode: 137, finished: new Date().toISOString() }));
@@ -620,7 +675,10 @@ export async function stopContainer(h: Host, ref: string, timeoutSec = 10, relea
     const cur = h.store.containerById(c.id);
     if (release && cur && cur.state !== 'running' && !cur.autoRemove && !h.store.dependents(cur.id).some((d) => refreshState(h, d).state === 'running')) releaseSandbox(h, cur);
   });
-  return h.store.containerById(c.id) ?? c;
+  const last = h.store.containerById(c.id) ?? c;
+  // --rm: a container that stops is removed (as Docker's daemon does); its supervisor may be removing it too.
+  if (last.autoRemove && h.store.containerById(c.id)) await removeContainer(h, c.id, true).catch(() => undefined);
+  return last;
 }
 
 /** A row whose netns is not one file name (a damaged or edited store, `../../x`) names no netns of ours: its
@@ -649,6 +707,7 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
     const ports = containerPorts(h, c);
     let used = true;
     const ids: number[] = [];
+    forgetContainer(h, c.id); // its impairments' healers (the rows go with the row: ON DELETE CASCADE)
     h.store.tx(() => {
       used = h.store.containerById(c.id)?.used ?? true; // read where the row goes: an exec may have begun since
       // With its own netns, the container's veths die with it: the kernel removes both ends once the netns is
@@ -700,7 +759,7 @@ export interface ConnectOptions {
 export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptions = {}): EndpointRecord {
   for (const a of o.aliases ?? []) validateAlias(a);
   return h.lock.with(() => {
-    ensureSpace(h.root);
+    ensureSpace(h.root, h.env);
     recoverIfNeeded(h);
     if (netRef === 'host' || netRef === 'none') throw new UserError(`container cannot be connected to the ${netRef} network`, 'refused');
     const found = h.store.findNetwork(netRef);
@@ -735,8 +794,11 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
       crashPoint('connect:attached');
       h.store.tx(() => h.store.commitEndpoint(c.id, net.id));
     } catch (e) {
-      try { bridge.detach(h, ep); } catch { /* reconcile */ }
-      undoOrReport(e, `the connect of ${c.name} to ${net.name}`, () => h.store.tx(() => h.store.deleteEndpoint(c.id, net.id)));
+      rollBack(h, e, `the connect of ${c.name} to ${net.name}`, 'connect:rollback', () => {
+        const id = h.store.addGarbage('link', ep.hostIf);
+        h.store.deleteEndpoint(c.id, net.id);
+        return [id];
+      }, () => bridge.detach(h, ep));
     } finally {
       cnl?.close();
       closeFd(fd);
@@ -767,6 +829,7 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
     h.store.tx(() => {
       gid = h.store.addGarbage('link', ep.hostIf);
       h.store.deleteEndpoint(c.id, net.id);
+      forgetEndpoint(h, c.id, net.id); // its impairment there goes with the link
     });
     crashPoint('disconnect:persisted');
     bridge.detach(h, ep);

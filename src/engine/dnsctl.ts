@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { appendFileSafe, ensurePrivateDir, openAppend, readFileSafe, writeFileAtomic } from '../dns/files.js';
 import { isAlive, processStart, signal } from '../kernel/proc.js';
-import { hostResolvConf } from './etc.js';
+import { hostResolvConf, resolvConfFile } from './etc.js';
 import type { Host } from './host.js';
 
 export interface DnsView {
@@ -33,10 +33,6 @@ const viewFile = (h: Host) => path.join(dir(h), 'view.json');
 const pidFile = (h: Host) => path.join(dir(h), 'pid');
 const childPidFile = (h: Host) => path.join(dir(h), 'resolver.pid');
 
-/** The file the host's upstreams come from (as etc.ts's hostResolvConf reads it), absolute. */
-function resolvConfPath(): string {
-  return path.resolve(process.env.NSNET_RESOLV_CONF || '/etc/resolv.conf');
-}
 
 /** The resolver's view, derived from the store: user-defined networks only (the default bridge has no name
  *  service, as Docker). The resolver runs in the host netns, so loopback upstreams (127.0.0.53) work for it. */
@@ -52,7 +48,7 @@ export function dnsView(h: Host, generation: number): DnsView {
       id: n.id, name: n.name, gateway: n.gateway, subnet: n.subnet, internal: n.internal,
       ...(n.subnet6 && n.gateway6 ? { gateway6: n.gateway6, subnet6: n.subnet6 } : {}),
     })),
-    entries, upstreams: hostResolvConf().nameservers, overrides, resolvConf: resolvConfPath(),
+    entries, upstreams: hostResolvConf(h.env).nameservers, overrides, resolvConf: resolvConfFile(h.env),
   };
 }
 
@@ -73,12 +69,12 @@ function nextGeneration(h: Host): number {
 }
 
 /** A resolver update never fails the network operation itself: it is reported, and `reconcile` restarts it. */
-function reported(fn: () => void): void {
+function reported(h: Host, fn: () => void): void {
   if (!fs.existsSync(resolverMain())) return; // resolver not built
   try {
     fn();
   } catch (e) {
-    process.stderr.write(`WARNING: ${(e as Error).message}\n`);
+    h.warn((e as Error).message);
   }
 }
 
@@ -95,7 +91,7 @@ function signalAndWait(h: Host, gen: number): void {
 /** Makes the resolver apply every change made so far (if one runs) and waits for it: called before a process is
  *  launched in a container, so that changes logged without a signal (create) are visible to it. */
 export function awaitDns(h: Host): void {
-  reported(() => {
+  reported(h, () => {
     const gen = Number(h.store.getMeta('dns.generation') ?? '0');
     if (!gen || !resolverRunning(h) || loaded(h) >= gen) return;
     signalAndWait(h, gen);
@@ -147,7 +143,7 @@ function waitLoaded(h: Host, generation: number, timeoutMs = 3000): boolean {
 
 /** Called after a change to networks (and by reconcile), with the host lock held: rewrites the whole view. */
 export function notifyDns(h: Host): void {
-  reported(() => syncDns(h));
+  reported(h, () => syncDns(h));
 }
 
 function syncDns(h: Host): void {
@@ -182,7 +178,7 @@ export type DnsPush = 'log' | 'signal' | 'wait';
  *  delta with that container's current entries to the log the resolver applies in place, instead of rewriting
  *  and reloading the whole view (which made every create O(containers)). */
 export function notifyDnsContainer(h: Host, containerId: string, push: DnsPush = 'wait'): void {
-  reported(() => {
+  reported(h, () => {
     let size = -1;
     try {
       const st = fs.lstatSync(deltaFile(h));

@@ -7,9 +7,15 @@ import type { Host } from './host.js';
 import { writeFileNoFollow } from './statedir.js';
 import { containerConfig } from './config.js';
 
-/** The host's upstream resolver configuration: NSNET_RESOLV_CONF if set, else /etc/resolv.conf. */
-export function hostResolvConf(): { nameservers: string[]; search: string[]; options: string[] } {
-  const file = process.env.NSNET_RESOLV_CONF || '/etc/resolv.conf';
+/** The file the host's upstream resolver configuration comes from: NSNET_RESOLV_CONF if set, else
+ *  /etc/resolv.conf; absolute (the resolver follows it from /). */
+export function resolvConfFile(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.NSNET_RESOLV_CONF || '/etc/resolv.conf');
+}
+
+/** The host's upstream resolver configuration (resolvConfFile). */
+export function hostResolvConf(env: NodeJS.ProcessEnv = process.env): { nameservers: string[]; search: string[]; options: string[] } {
+  const file = resolvConfFile(env);
   let text = '';
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -36,7 +42,7 @@ export function writeEtc(h: Host, c: ContainerRecord, eps: EndpointRecord[], net
   if (!h.store.containerById(c.id)) return; // removed meanwhile (an exec racing rm): do not recreate its directory
   const dir = h.containerDir(c.id);
   fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
-  const host = hostResolvConf();
+  const host = hostResolvConf(h.env);
   const first = eps[0] ? nets.get(eps[0].networkId) : undefined;
   let nameservers: string[];
   // One nameserver, as Docker's: the IPv4 gateway; on an IPv6-only network the IPv6 one.

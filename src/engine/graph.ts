@@ -5,6 +5,7 @@ import type { Host } from './host.js';
 import { UserError } from '../util/errors.js';
 import { check } from './reconcile.js';
 import { refreshState } from './state.js';
+import { impairmentText } from './netem.js';
 
 export function hostGraph(h: Host, only: string[] = []): Graph {
   const networks = h.store.networks();
@@ -19,5 +20,8 @@ export function hostGraph(h: Host, only: string[] = []): Graph {
   for (const r of only) {
     if (!networks.some((n) => n.name === r || n.id === r)) throw new UserError(`network ${r} not found`, 'notfound');
   }
-  return buildGraph({ networks, containers, differences: check(h), only });
+  const now = Date.now();
+  const impairments = h.store.impairments().filter((r) => !r.pending && (r.expires === null || r.expires > now))
+    .map((r) => ({ containerId: r.containerId, networkId: r.networkId, text: impairmentText(r) }));
+  return buildGraph({ networks, containers, differences: check(h), impairments, only });
 }

@@ -1,12 +1,11 @@
 // The "host" nsnet acts on: a state directory plus a host network namespace (the process's own by default).
 // Everything kernel-side is reached through explicit namespace fds, so one process can drive several hosts.
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import path from 'node:path';
 import { FileLock } from '../kernel/flock.js';
 import { Netlink } from '../kernel/netlink.js';
 import { openPath } from '../kernel/libc.js';
-import { inNetns, selfNetnsFd } from '../kernel/netns.js';
+import { inNetns, isCurrentNetns, selfNetnsFd } from '../kernel/netns.js';
 import { Nft } from '../kernel/nft.js';
 import { Store } from '../store/store.js';
 import { assertSafeName } from '../util/validate.js';
@@ -20,6 +19,10 @@ export interface HostOptions {
   root?: string;
   /** Path of the host netns (default: the netns this process runs in). */
   hostNetns?: string;
+  /** The environment the defaults (NSNET_ROOT, NSNET_HOST_NETNS, ...) are read from (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Where the engine's warnings go (default: stderr, "WARNING: ..."). */
+  warn?: (message: string) => void;
 }
 
 export class Host {
@@ -39,6 +42,12 @@ export class Host {
   readonly hostFd: number;
   private _nl: Netlink | null = null;
   private _nft: Nft | null = null;
+  /** The environment of the command using this host (NSNET_RESOLV_CONF, NSNET_BIN, NSNET_MIN_FREE_KB, PATH for
+   *  containers, ...): the process's own, or the client's, set per command by the resident helper's CLI
+   *  (src/cli/io.ts). The engine reads it here, never from process.env. */
+  env: NodeJS.ProcessEnv = process.env;
+  /** Where warnings of the engine go (the CLI gives the command's stderr). */
+  warn: (message: string) => void = (m) => { process.stderr.write(`WARNING: ${m}\n`); };
 
   private constructor(root: string, hostFd: number) {
     this.root = root;
@@ -49,13 +58,16 @@ export class Host {
   }
 
   static open(opts: HostOptions = {}): Host {
+    const env = opts.env ?? process.env;
     // Owner, modes, ancestors, pseudo filesystems, control characters: refused before anything is written there.
-    const root = checkStateDir(opts.root ?? process.env.NSNET_ROOT ?? DEFAULT_ROOT);
-    const nsPath = opts.hostNetns ?? process.env.NSNET_HOST_NETNS;
+    const root = checkStateDir(opts.root ?? env.NSNET_ROOT ?? DEFAULT_ROOT);
+    const nsPath = opts.hostNetns ?? env.NSNET_HOST_NETNS;
     // Already inside that netns (the CLI enters it at start-up): use our own fd, no switching needed.
-    const same = nsPath ? fs.statSync(nsPath).ino === fs.statSync('/proc/thread-self/ns/net').ino : true;
+    const same = nsPath ? isCurrentNetns(nsPath) : true;
     const hostFd = same ? selfNetnsFd() : openPath(nsPath!);
     const h = new Host(root, hostFd);
+    h.env = env;
+    if (opts.warn) h.warn = opts.warn;
     try {
       h.attachStore();
     } catch (e) {
@@ -99,7 +111,7 @@ export class Host {
     ensureStateSubdir(this.root, 'containers');
     this._store = new Store(path.join(this.root, 'nsnet.db'));
     const lost = guardStore(this);
-    if (lost) process.stderr.write(`WARNING: ${lost}\n`);
+    if (lost) this.warn(lost);
   }
 
   /** Closes the store, keeping the kernel handles (the resident helper, between two commands: a store kept open

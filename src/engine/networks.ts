@@ -204,7 +204,7 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
 
 export function createNetwork(h: Host, o: NetworkCreateOptions, isDefault = false): NetworkRecord {
   return h.lock.with(() => {
-    ensureSpace(h.root);
+    ensureSpace(h.root, h.env);
     // Before anything is written: a second nsnet on this host netns would take over the other's table and
     // bridge nsnet0 (one link dump and one `list set`, only when a network is made).
     assertSoleNsnet(h);

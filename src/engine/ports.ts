@@ -1,10 +1,10 @@
 // Published ports: parse -p specs, choose ephemeral host ports, refuse conflicts before anything is created.
-import fs from 'node:fs';
 import type { PortMapping, Proto } from '../types.js';
 import { UserError } from '../util/errors.js';
 import { checkPortCount, maxPorts, parsePortSpec } from '../util/ports.js';
 import type { Host } from './host.js';
 import { portFree } from '../kernel/sock.js';
+import { readSysctl } from '../kernel/sysctl.js';
 
 function overlaps(a: { hostIp: string; proto: Proto; lo: number; hi: number }, b: { hostIp: string; proto: Proto; lo: number; hi: number }): boolean {
   return a.proto === b.proto && (a.hostIp === '' || b.hostIp === '' || a.hostIp === b.hostIp) && a.lo <= b.hi && b.lo <= a.hi;
@@ -12,7 +12,7 @@ function overlaps(a: { hostIp: string; proto: Proto; lo: number; hi: number }, b
 
 function ephemeralRange(h: Host): [number, number] {
   try {
-    const [lo, hi] = h.inHost(() => fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).trim().split(/\s+/).map(Number);
+    const [lo, hi] = h.inHost(() => readSysctl('net.ipv4.ip_local_port_range')).split(/\s+/).map(Number);
     if (lo > 0 && hi >= lo) return [lo, hi];
   } catch { /* default below */ }
   return [49153, 60999];
@@ -36,7 +36,7 @@ export function resolvePorts(h: Host, specs: string[]): PortMapping[] {
   let hostAddrs: Set<string> | null = null;
   // Every spec counted before any port is probed (a host range with one container port publishes one port).
   const rangeOne = /^((?:\d{1,3}\.){3}\d{1,3}:)?(\d{1,5})-(\d{1,5}):(\d{1,5})(\/(?:tcp|udp))?$/;
-  checkPortCount(specs.filter((s) => !rangeOne.test(s)).map((spec) => ({ spec, parsed: parsePortSpec(spec) })), maxPorts());
+  checkPortCount(specs.filter((s) => !rangeOne.test(s)).map((spec) => ({ spec, parsed: parsePortSpec(spec) })), maxPorts(h.env));
   for (const spec0 of specs) {
     // Docker's -p 8000-8010:80 (a host range, one container port): the first free port of the host range.
     let spec = spec0;

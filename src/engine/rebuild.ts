@@ -30,6 +30,7 @@ import { parseMark } from './marks.js';
 import { readNetworkCopy, readSavedCopy } from './netcopy.js';
 import type { SavedEndpoint } from '../store/store.js';
 import { clearStoreLost, setStoreLost, storeLost } from './storeguard.js';
+import { reconcile } from './reconcile.js';
 
 export interface RebuildReport {
   networks: string[];
@@ -252,6 +253,13 @@ export function rebuildStore(h: Host): RebuildReport {
     else clearStoreLost(h);
     return r;
   });
+}
+
+/** `reconcile --rebuild`: the store rebuilt, then the kernel reconciled with it; what could not be placed stays (the
+ *  store is still marked lost for it): repaired around, never removed. */
+export function rebuildAndReconcile(h: Host): { report: RebuildReport; actions: string[] } {
+  const report = rebuildStore(h);
+  return { report, actions: reconcile(h, { keepOrphans: report.left.length > 0 }).actions };
 }
 
 /** The report as lines for the CLI. */

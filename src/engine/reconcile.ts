@@ -17,6 +17,7 @@ import { isSafeName } from '../util/validate.js';
 import { UserError } from '../util/errors.js';
 import { busyOrphanNetns, clearStoreLost, markedNetns, storeLost } from './storeguard.js';
 import { checkCni, reconcileCni } from './cni-state.js';
+import { checkNetem, expireImpairments, reconcileNetem } from './netem.js';
 
 export interface Difference {
   kind: string;
@@ -163,6 +164,7 @@ export function check(h: Host): Difference[] {
     }
   }
   diffs.push(...checkCni(h)); // attachments made through CNI: the runtime's netns and what is inside
+  diffs.push(...checkNetem(h)); // link impairments (src/engine/netem.ts)
   const fw = firewallDiff(h);
   if (fw) diffs.push({ kind: 'firewall', detail: fw });
   // Not a difference nsnet can repair, but one that silently breaks it: another table's drop-policy chain.
@@ -360,6 +362,7 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
       }
     }
     actions.push(...reconcileCni(h)); // CNI attachments whose runtime netns vanished without DEL
+    actions.push(...reconcileNetem(h)); // link impairments: interrupted changes, expired, lost or unrecorded qdiscs
     // 6. Firewall from the store, in one transaction.
     applyFirewall(h);
     notifyDns(h);
@@ -410,7 +413,10 @@ function lostSandbox(h: Host, c: ContainerRecord): void {
 
 /** Every mutating command first finishes what an interrupted one left. Call with the host lock held. */
 export function recoverIfNeeded(h: Host): void {
-  if (!h.store.hasUnfinished()) return void sweepDyingLinks(h);
+  if (!h.store.hasUnfinished() && !h.store.hasPendingImpairment()) {
+    expireImpairments(h); // --duration is enforced by every mutating command too (one indexed query)
+    return void sweepDyingLinks(h);
+  }
   try {
     reconcile(h, { keepOrphans: true });
   } catch (e) {

@@ -160,8 +160,8 @@ export const MIN_FREE_KB = 512;
 
 /** Refuses (nothing changed) when the filesystem of the state directory has less than MIN_FREE_KB free (root's
  *  view: reserved blocks count). One statfs(2). */
-export function ensureSpace(root: string): void {
-  const env = process.env.NSNET_MIN_FREE_KB;
+export function ensureSpace(root: string, environ: NodeJS.ProcessEnv = process.env): void {
+  const env = environ.NSNET_MIN_FREE_KB;
   const min = env !== undefined && /^[0-9]{1,9}$/.test(env) ? Number(env) : MIN_FREE_KB;
   if (!min) return;
   const s = fs.statfsSync(root);

@@ -4,9 +4,8 @@
 // them. This module recognises that state, records it in the (new) store so it survives the next create, and
 // makes reconcile refuse destructive orphan removal until the operator says `reconcile --force`.
 import { Netlink } from '../kernel/netlink.js';
-import { closeFd, listNetns, netnsPath, openNetns } from '../kernel/netns.js';
+import { closeFd, listNetns, netnsInode, openNetns } from '../kernel/netns.js';
 import { pidsInNetns } from '../kernel/proc.js';
-import fs from 'node:fs';
 import { isSafeName } from '../util/validate.js';
 import type { Host } from './host.js';
 import { ownedBy } from './marks.js';
@@ -98,7 +97,7 @@ export function busyOrphanNetns(h: Host): Array<{ name: string; pids: number }> 
     if (!ns.startsWith(h.netnsPrefix) || known.has(ns) || !markedNetns(h, ns)) continue;
     let pids = 0;
     try {
-      pids = pidsInNetns(fs.statSync(netnsPath(ns)).ino).filter((p) => p !== process.pid).length;
+      pids = pidsInNetns(netnsInode(ns)).filter((p) => p !== process.pid).length;
     } catch { /* gone meanwhile */ }
     if (pids) out.push({ name: ns, pids });
   }

@@ -17,6 +17,7 @@ import {
 } from '../topology/compose.js';
 import type { ContainerRecord, NetworkRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
+import { ensureNetem } from './netem.js';
 
 /** The hash of what an object was made from. */
 export const HASH_LABEL = 'nsnet.topology.hash';
@@ -32,7 +33,8 @@ function networkSpec(n: TopologyNetwork): unknown {
  *  re-created containers: their endpoints went with it). */
 function serviceSpec(s: TopologyService, netHash: Map<string, string>): unknown {
   return {
-    command: s.command, env: s.environment, workdir: s.workingDir ?? '', networks: s.networks.map((n) => ({ ...n, net: netHash.get(n.key) })),
+    // x-netem is not part of it: an impairment changes without re-creating the container (applyTopologyNetem).
+    command: s.command, env: s.environment, workdir: s.workingDir ?? '', networks: s.networks.map((n) => ({ key: n.key, aliases: n.aliases, ipv4Address: n.ipv4Address, net: netHash.get(n.key) })),
     mode: s.networkMode ?? null, ports: s.ports, dns: s.dns, labels: s.labels, healthcheck: s.healthcheck ?? null,
   };
 }
@@ -164,12 +166,32 @@ export async function up(h: Host, t: Topology, say: (line: string) => void): Pro
       say(`Container ${name}  Started`);
     }
   }
+  applyTopologyNetem(h, t, say);
+}
+
+/** Each container's x-netem on each of its networks, once every service is up (a `to` names other services'
+ *  containers): set when it differs from what is in force, cleared when the file no longer has it. */
+function applyTopologyNetem(h: Host, t: Topology, say: (line: string) => void): void {
+  for (const s of t.services) {
+    if (s.networkMode) continue;
+    for (const name of containerNames(t.project, s)) {
+      for (const n of s.networks) {
+        const netName = t.networks.find((x) => x.key === n.key)!.name;
+        const did = ensureNetem(h, name, netName, n.netem ?? null);
+        if (did) say(`Container ${name}  ${did === 'set' ? 'Impaired' : 'Unimpaired'} on ${netName}`);
+      }
+    }
+  }
 }
 
 export async function down(h: Host, project: string, say: (line: string) => void): Promise<void> {
   // Sharers (network_mode service:/container:) before the containers whose netns they share.
   const ctrs = projectContainers(h, project).sort((a, b) => (b.c.mode === 'container' ? 1 : 0) - (a.c.mode === 'container' ? 1 : 0));
+  // Stopped all at once, as Compose does (SIGTERM, SIGKILL after 10 s), then removed one by one: one after the
+  // other, each stop would wait for its own container's end.
+  await Promise.all(ctrs.map((x) => stopContainer(h, x.c.id, 10, false).catch(() => undefined)));
   for (const x of ctrs) {
+    if (!h.store.containerById(x.c.id)) continue; // an --rm one removed itself
     await removeContainer(h, x.c.id, true);
     say(`Container ${x.c.name}  Removed`);
   }

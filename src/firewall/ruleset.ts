@@ -54,7 +54,7 @@ export function parseOwnerComment(s: unknown): FirewallOwner | null {
  * Deterministic, validated (see {@link buildModel}): a FirewallInputError is thrown for anything invalid.
  *
  * Requirements outside the script (set by the engine/driver): `net.ipv4.ip_forward=1` in the host netns and
- * `route_localnet=1` on each bridge (for 127.0.0.1:PORT; see KERNEL-NOTES pitfall 10).
+ * `route_localnet=1` on each bridge (for 127.0.0.1:PORT; see docs/kernel-notes.md §13).
  */
 export function renderRuleset(state: FirewallState, owner?: FirewallOwner): string {
   return renderModel(buildModel(state, owner));

@@ -1,7 +1,7 @@
 // Strict checks for every value the firewall generator writes into an nft script.
 //
 // nft's parser is permissive in dangerous ways: anything in an address position that is not a literal IP is
-// resolved as a HOST NAME through DNS (KERNEL-NOTES pitfall 6), an interface name ending in `*` is a wildcard,
+// resolved as a HOST NAME through DNS (docs/kernel-notes.md §9), an interface name ending in `*` is a wildcard,
 // and a `"` inside a quoted string ends it. So nothing reaches a script without passing one of these checks,
 // and each check accepts only the canonical spelling (no leading zeros, no host bits set in a subnet).
 

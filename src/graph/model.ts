@@ -27,6 +27,8 @@ export interface GraphEdge {
   to: string;
   label: string;
   diff?: string;
+  /** A fault in force on this link (an impairment: "delay 50ms, loss 1%"), drawn on it. */
+  fault?: string;
 }
 
 export interface Graph {
@@ -40,6 +42,8 @@ export interface Snapshot {
   networks: NetworkRecord[];
   containers: Array<ContainerRecord & { endpoints: EndpointRecord[]; dnsNames: Record<string, string[]> }>;
   differences: Array<{ kind: string; detail: string }>;
+  /** Impairments in force, by container and network (`nsnet netem`). */
+  impairments?: Array<{ containerId: string; networkId: string; text: string }>;
   /** Only these networks (and what is on them); all when empty. */
   only?: string[];
 }
@@ -108,9 +112,11 @@ export function buildGraph(s: Snapshot): Graph {
       },
     });
     for (const e of eps) {
+      const fault = s.impairments?.find((i) => i.containerId === c.id && i.networkId === e.networkId)?.text;
       edges.push({
-        id: `veth:${e.hostIf}`, kind: 'veth', from: id, to: `net:${e.networkId}`, label: `${e.ifname} ⇄ ${e.hostIf}`,
-        diff: diffFor(s.differences, [e.hostIf]),
+        id: `veth:${e.hostIf}`, kind: 'veth', from: id, to: `net:${e.networkId}`,
+        label: `${e.ifname} ⇄ ${e.hostIf}${fault ? ` ⚠ ${fault}` : ''}`,
+        diff: diffFor(s.differences, [e.hostIf]), ...(fault ? { fault } : {}),
       });
     }
     if (c.mode === 'container' && c.modeTarget && byId.has(c.modeTarget)) {

@@ -27,7 +27,7 @@ export function renderDot(g: Graph): string {
   for (const n of g.nodes) if (n.kind !== 'host' && n.parent !== 'host') node(n, '  ');
   for (const e of g.edges) {
     const style = e.kind === 'shares-netns' ? ', style=dashed' : e.kind === 'veth' ? ', dir=both' : '';
-    L.push(`  ${dq(e.from)} -> ${dq(e.to)} [label=${dq(e.label)}${style}${e.diff ? ', color=red, fontcolor=red' : ''}];`);
+    L.push(`  ${dq(e.from)} -> ${dq(e.to)} [label=${dq(e.label)}${style}${e.diff ? ', color=red, fontcolor=red' : e.fault ? ', color=darkorange, fontcolor=darkorange, penwidth=2' : ''}];`);
   }
   L.push('}');
   return L.join('\n') + '\n';
@@ -54,6 +54,8 @@ export function renderMermaid(g: Graph): string {
   if (diffs.length) L.push('  classDef diff stroke:#d00,color:#d00', `  class ${diffs.join(',')} diff`);
   const diffEdges = g.edges.map((e, i) => (e.diff ? i : -1)).filter((i) => i >= 0);
   if (diffEdges.length) L.push(`  linkStyle ${diffEdges.join(',')} stroke:#d00,color:#d00`);
+  const faultEdges = g.edges.map((e, i) => (e.fault && !e.diff ? i : -1)).filter((i) => i >= 0);
+  if (faultEdges.length) L.push(`  linkStyle ${faultEdges.join(',')} stroke:#e80,color:#e80,stroke-dasharray:6 3`);
   return L.join('\n') + '\n';
 }
 
@@ -108,7 +110,7 @@ export function renderSvg(g: Graph): string {
   out.push('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>');
   out.push('<style>.node rect{fill:#fff;stroke:#444}.bridge rect{fill:#e8f0fe}.outside rect{fill:#f4f4f4;stroke-dasharray:4 3}.ports rect{fill:#fff7e0}'
     + '.host>rect{fill:#fafafa;stroke:#888;stroke-dasharray:6 4}.edge path{fill:none;stroke:#555;stroke-width:1.3}.shares-netns path{stroke-dasharray:5 4}'
-    + '.masquerade path{stroke:#2a7}.publish path{stroke:#c70}.diff rect,.diff path{stroke:#d00!important;stroke-width:2.5}.diff text{fill:#d00}'
+    + '.masquerade path{stroke:#2a7}.publish path{stroke:#c70}.fault path{stroke:#e80!important;stroke-width:2.5;stroke-dasharray:6 3}.fault text{fill:#e80}.diff rect,.diff path{stroke:#d00!important;stroke-width:2.5}.diff text{fill:#d00}'
     + '.elabel{fill:#333;font-size:10px}.node text.title{font-weight:bold}[data-id]{cursor:pointer}</style>');
   const host = g.nodes.find((n) => n.kind === 'host');
   const box = (n: GraphNode) => l.nodes.get(n.id)!;
@@ -123,7 +125,7 @@ export function renderSvg(g: Graph): string {
     const pts = e.kind === 'publish' ? [...v.points].reverse() : v.points;
     const d = pts.map((p, i) => `${i ? 'L' : 'M'}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(' ');
     const ends = e.kind === 'veth' ? ' marker-start="url(#arrow)" marker-end="url(#arrow)"' : ' marker-end="url(#arrow)"';
-    out.push(`<g class="edge ${e.kind}${e.diff ? ' diff' : ''}" data-id="${esc(e.id)}" data-kind="${e.kind}" data-from="${esc(e.from)}" data-to="${esc(e.to)}"><path d="${d}"${ends}/>`
+    out.push(`<g class="edge ${e.kind}${e.diff ? ' diff' : ''}${e.fault ? ' fault' : ''}"${e.fault ? ` data-fault="${esc(e.fault)}"` : ''} data-id="${esc(e.id)}" data-kind="${e.kind}" data-from="${esc(e.from)}" data-to="${esc(e.to)}"><path d="${d}"${ends}/>`
       + `<text class="elabel" x="${v.x}" y="${v.y + 4}" text-anchor="middle">${esc(e.label)}</text></g>`);
   }
   for (const n of g.nodes) {
@@ -145,7 +147,7 @@ const inlineJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 export function renderHtml(g: Graph, title = 'nsnet'): string {
   const details: Record<string, unknown> = {};
   for (const n of g.nodes) details[n.id] = { ...n.details, ...(n.diff ? { Difference: n.diff } : {}) };
-  for (const e of g.edges) details[e.id] = { Kind: e.kind, From: e.from, To: e.to, Label: e.label, ...(e.diff ? { Difference: e.diff } : {}) };
+  for (const e of g.edges) details[e.id] = { Kind: e.kind, From: e.from, To: e.to, Label: e.label, ...(e.fault ? { Impairment: e.fault } : {}), ...(e.diff ? { Difference: e.diff } : {}) };
   const diffs = g.differences.length
     ? `<ul id="differences">${g.differences.map((d) => `<li>${esc(d)}</li>`).join('')}</ul>`
     : '<p id="differences" class="clean">check: no difference between the store and the kernel</p>';
@@ -158,7 +160,7 @@ pre{font-size:12px;white-space:pre-wrap;word-break:break-all}#differences li{col
 .legend span{display:inline-block;margin-right:14px;font-size:12px}
 </style></head><body>
 <main><h1 style="font-size:18px">${esc(title)}</h1>
-<div class="legend"><span>⇄ veth pair</span><span style="color:#2a7">→ masquerade</span><span style="color:#c70">→ published port (DNAT)</span><span>⇢ shared netns</span><span style="color:#d00">red: a difference check reports</span></div>
+<div class="legend"><span>⇄ veth pair</span><span style="color:#2a7">→ masquerade</span><span style="color:#c70">→ published port (DNAT)</span><span>⇢ shared netns</span><span style="color:#e80">orange, dashed: an impairment (nsnet netem)</span><span style="color:#d00">red: a difference check reports</span></div>
 ${renderSvg(g)}</main>
 <aside><h2 style="font-size:15px">Details</h2><p id="hint">Hover or click a node or an edge.</p><pre id="details"></pre>
 <h2 style="font-size:15px">Differences (nsnet check)</h2>${diffs}</aside>

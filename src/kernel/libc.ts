@@ -1,5 +1,5 @@
 // Direct libc calls through koffi. Every call here is synchronous, so it is safe inside a temporary setns()
-// of the main thread (KERNEL-NOTES: only synchronous work belongs inside a switch).
+// of the main thread (only synchronous work belongs inside a switch: docs/kernel-notes.md §7).
 import { createRequire } from 'node:module';
 import os from 'node:os';
 
@@ -9,13 +9,9 @@ const koffi = require('koffi') as typeof import('koffi');
 
 const libc = koffi.load('libc.so.6');
 
-export const CLONE_NEWNS = 0x00020000;
 export const CLONE_NEWNET = 0x40000000;
-export const MS_RDONLY = 1;
 export const MS_BIND = 4096;
 export const MS_REC = 16384;
-export const MS_PRIVATE = 1 << 18;
-export const MS_SLAVE = 1 << 19;
 export const MS_SHARED = 1 << 20;
 export const MNT_DETACH = 2;
 export const AF_NETLINK = 16;
@@ -23,13 +19,10 @@ export const SOCK_RAW = 3;
 export const SOCK_CLOEXEC = 0o2000000;
 export const NETLINK_ROUTE = 0;
 export const SOL_SOCKET = 1;
-export const SO_RCVBUF = 8;
-export const SO_SNDBUF = 7;
 /** SO_RCVTIMEO (the struct timeval variant) on x86-64 and arm64. */
 export const SO_RCVTIMEO = 20;
 export const SOL_NETLINK = 270;
 export const NETLINK_EXT_ACK = 11;
-export const NETLINK_GET_STRICT_CHK = 12;
 export const NETLINK_CAP_ACK = 10;
 export const MSG_TRUNC = 0x20;
 export const SIOCGIFINDEX = 0x8933;
@@ -47,7 +40,6 @@ const _bind = libc.func('int bind(int fd, const void *addr, uint32_t addrlen)');
 const _send = libc.func('intptr_t send(int fd, const void *buf, size_t len, int flags)');
 const _recv = libc.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)');
 const _setsockopt = libc.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)');
-const _getsockname = libc.func('int getsockname(int fd, _Out_ void *addr, _Inout_ uint32_t *addrlen)');
 const _strerror = libc.func('const char *strerror(int errnum)');
 const _listen = libc.func('int listen(int fd, int backlog)');
 const _accept4 = libc.func('int accept4(int fd, void *addr, void *addrlen, int flags)');
@@ -105,9 +97,6 @@ export function socket(domain: number, type: number, protocol: number): number {
 export function bind(fd: number, addr: Buffer): void {
   check('bind', _bind(fd, addr, addr.length));
 }
-export function send(fd: number, buf: Buffer): number {
-  return check('send', _send(fd, buf, buf.length, 0));
-}
 /** send(2) of the first `len` bytes of `buf` (no subarray allocation). */
 export function sendPart(fd: number, buf: Buffer, len: number, flags = 0): number {
   if (len > buf.length) throw new RangeError(`sendPart: len ${len} > buffer ${buf.length}`);
@@ -124,11 +113,6 @@ export function setsockoptInt(fd: number, level: number, name: number, value: nu
 /** setsockopt(2) with an arbitrary option value (e.g. a struct timeval). */
 export function setsockoptBuf(fd: number, level: number, name: number, value: Buffer): void {
   check('setsockopt', _setsockopt(fd, level, name, value, value.length));
-}
-export function getsockname(fd: number, buf: Buffer): number {
-  const len = [buf.length];
-  check('getsockname', _getsockname(fd, buf, len));
-  return len[0];
 }
 /** ioctl(2) with a pointer argument (e.g. a struct ifreq); returns the call's result. */
 export function ioctlPtr(fd: number, request: number, arg: Buffer): number {

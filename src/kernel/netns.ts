@@ -101,6 +101,17 @@ export function createNetns(name: string, inside?: () => void): number {
   }
 }
 
+/** True if the netns file at `path` (a /run/netns bind mount, /proc/PID/ns/net) is the calling thread's own
+ *  network namespace (same nsfs inode). */
+export function isCurrentNetns(path: string): boolean {
+  return fs.statSync(path).ino === fs.statSync('/proc/thread-self/ns/net').ino;
+}
+
+/** The nsfs inode of the named netns /run/netns/NAME (what /proc/PID/ns/net of its processes shows). */
+export function netnsInode(name: string): number {
+  return fs.statSync(netnsPath(name)).ino;
+}
+
 export function openNetns(name: string): number {
   return openPath(netnsPath(name));
 }

@@ -1,5 +1,5 @@
 // libnftables in-process (Debian's libnftables.so.1): one runScript() = one atomic kernel transaction.
-// A context is bound to the netns it was CREATED in (KERNEL-NOTES pitfall 5): create it inside the host netns.
+// A context is bound to the netns it was CREATED in (docs/kernel-notes.md §9): create it inside the host netns.
 import { createRequire } from 'node:module';
 import { inNetns } from './netns.js';
 

@@ -1,4 +1,5 @@
-// Per-netns sysctls under /proc/sys/net. Writes are synchronous, so inside inNetns() they land in that netns.
+// Per-netns sysctls under /proc/sys/net. Reads and writes are synchronous, so inside inNetns() (or a
+// createNetns() callback) they land in that netns.
 import fs from 'node:fs';
 import { inNetns } from './netns.js';
 
@@ -36,4 +37,15 @@ export function enableIPv6On(ifname: string, netnsFd?: number): void {
 /** Whether this kernel has IPv6 at all (not booted with ipv6.disable=1), in the current netns. */
 export function ipv6Available(): boolean {
   return fs.existsSync('/proc/sys/net/ipv6/conf/all');
+}
+
+/** Writes a net.* sysctl in the current netns without reading it first: one lookup, for a fresh netns where
+ *  every /proc/sys lookup costs (docs/kernel-notes.md §2). */
+export function setSysctl(key: string, value: string): void {
+  fs.writeFileSync(path(key), value);
+}
+
+/** Reads a net.* sysctl (trimmed) in the current netns. */
+export function readSysctl(key: string): string {
+  return fs.readFileSync(path(key), 'utf8').trim();
 }

@@ -52,6 +52,13 @@ export const MIGRATIONS: string[] = [
      container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE, netns_path TEXT NOT NULL,
      default_route INTEGER NOT NULL, created TEXT NOT NULL, PRIMARY KEY(network_id, runtime_id, ifname));
    CREATE INDEX cni_attachments_container ON cni_attachments(container_id);`,
+  // Link impairments (src/engine/netem.ts): one per container and network; kept while the endpoint is released
+  // (a stopped container) and applied again when it comes back. `prev` is the spec an unfinished change replaced.
+  `CREATE TABLE impairments(
+     container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE, network_id TEXT NOT NULL,
+     spec TEXT NOT NULL, prev TEXT, created TEXT NOT NULL, expires INTEGER, healer_pid INTEGER, healer_start TEXT,
+     line_pid INTEGER, line_start TEXT, pending INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(container_id, network_id));
+   CREATE INDEX impairments_expires ON impairments(expires) WHERE expires IS NOT NULL;`,
   // Dual-stack networks (issue #13): a network's IPv6 subnet beside its IPv4 one (at most one per family), and an
   // endpoint's IPv6 address. The endpoints table is rebuilt so that its IPv4 address may be NULL (an IPv6-only
   // network, --ipv4=false) and "one address is never handed out twice on a network" holds in the schema for
@@ -75,6 +82,32 @@ export const MIGRATIONS: string[] = [
    ALTER TABLE endpoints_v6 RENAME TO endpoints;
    CREATE INDEX endpoints_pending ON endpoints(pending) WHERE pending = 1;`,
 ];
+
+/** A link impairment as stored (spec and prev are the engine's JSON). */
+export interface ImpairmentRow {
+  containerId: string;
+  networkId: string;
+  spec: string;
+  prev: string | null;
+  created: string;
+  /** ms since the epoch, or null (until cleared). */
+  expires: number | null;
+  healerPid: number | null;
+  healerStart: string | null;
+  /** The delay line (src/kernel/delayline.ts) of this link, when the kernel has no netem. */
+  linePid: number | null;
+  lineStart: string | null;
+  pending: boolean;
+}
+
+function impFromRow(r: Row): ImpairmentRow {
+  return {
+    containerId: r.container_id as string, networkId: r.network_id as string, spec: r.spec as string,
+    prev: (r.prev as string | null) ?? null, created: r.created as string, expires: (r.expires as number | null) ?? null,
+    healerPid: (r.healer_pid as number | null) ?? null, healerStart: (r.healer_start as string | null) ?? null,
+    linePid: (r.line_pid as number | null) ?? null, lineStart: (r.line_start as string | null) ?? null, pending: !!r.pending,
+  };
+}
 
 /** A network attachment remembered while its endpoint does not exist. */
 export interface SavedEndpoint {
@@ -445,6 +478,46 @@ export class Store {
   hasUnfinished(): boolean {
     return !!this.st(`SELECT 1 WHERE EXISTS(SELECT 1 FROM garbage WHERE kind <> 'veth') OR EXISTS(SELECT 1 FROM networks WHERE pending = 1)
       OR EXISTS(SELECT 1 FROM containers WHERE pending = 1) OR EXISTS(SELECT 1 FROM endpoints WHERE pending = 1)`).get();
+  }
+
+  // ---- impairments (src/engine/netem.ts)
+  impairments(): ImpairmentRow[] {
+    return (this.st('SELECT * FROM impairments ORDER BY created').all() as Row[]).map(impFromRow);
+  }
+  impairment(containerId: string, networkId: string): ImpairmentRow | null {
+    const r = this.st('SELECT * FROM impairments WHERE container_id = ? AND network_id = ?').get(containerId, networkId) as Row | undefined;
+    return r ? impFromRow(r) : null;
+  }
+  impairmentsOf(containerId: string): ImpairmentRow[] {
+    return (this.st('SELECT * FROM impairments WHERE container_id = ? ORDER BY created').all(containerId) as Row[]).map(impFromRow);
+  }
+  putImpairment(i: ImpairmentRow): void {
+    this.st(`INSERT INTO impairments(container_id,network_id,spec,prev,created,expires,healer_pid,healer_start,line_pid,line_start,pending)
+      VALUES(@containerId,@networkId,@spec,@prev,@created,@expires,@healerPid,@healerStart,@linePid,@lineStart,@pending)
+      ON CONFLICT(container_id, network_id) DO UPDATE SET spec = excluded.spec, prev = excluded.prev, created = excluded.created,
+        expires = excluded.expires, healer_pid = excluded.healer_pid, healer_start = excluded.healer_start,
+        line_pid = excluded.line_pid, line_start = excluded.line_start, pending = excluded.pending`)
+      .run({ ...i, pending: i.pending ? 1 : 0 });
+  }
+  setImpairmentHealer(containerId: string, networkId: string, pid: number | null, start: string | null): void {
+    this.st('UPDATE impairments SET healer_pid = ?, healer_start = ? WHERE container_id = ? AND network_id = ?').run(pid, start, containerId, networkId);
+  }
+  /** The spec as applied (the engine records how: netem or the delay line) and its delay line's process. */
+  setImpairmentApplied(containerId: string, networkId: string, spec: string, pid: number | null, start: string | null): void {
+    this.st('UPDATE impairments SET spec = ?, line_pid = ?, line_start = ? WHERE container_id = ? AND network_id = ?').run(spec, pid, start, containerId, networkId);
+  }
+  commitImpairment(containerId: string, networkId: string): void {
+    this.st('UPDATE impairments SET pending = 0, prev = NULL WHERE container_id = ? AND network_id = ?').run(containerId, networkId);
+  }
+  deleteImpairment(containerId: string, networkId: string): void {
+    this.st('DELETE FROM impairments WHERE container_id = ? AND network_id = ?').run(containerId, networkId);
+  }
+  /** Impairments whose --duration has passed (indexed). */
+  expiredImpairments(now: number): ImpairmentRow[] {
+    return (this.st('SELECT * FROM impairments WHERE expires IS NOT NULL AND expires <= ?').all(now) as Row[]).map(impFromRow);
+  }
+  hasPendingImpairment(): boolean {
+    return !!this.st('SELECT 1 FROM impairments WHERE pending = 1 LIMIT 1').get();
   }
 
   // ---- meta

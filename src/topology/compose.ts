@@ -6,13 +6,15 @@
 // duplicate static addresses, port specs). Every error is one line: `FILE:LINE: KEY: what`, where KEY is the
 // dotted path of the offending entry (services.web.ports[0]) and LINE its line in the file. Compose keys nsnet
 // does not support are errors, never silently dropped; `x-` extension keys are ignored as Compose ignores them,
-// except nsnet's own (`x-netem`, `x-partitions`), which are refused until impairments exist.
+// except nsnet's own: `x-netem` under a service's network (a link impairment, applied by `up`), and `x-partitions`,
+// refused until partitions exist.
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, isMap, isPair, isScalar, parseDocument, type Document, type Node as YNode } from 'yaml';
 import { UserError } from '../util/errors.js';
 import { isIPv4 } from '../util/addr.js';
 import { parsePortSpec } from '../util/ports.js';
 import { validateAlias, validateNetworkName } from '../util/validate.js';
+import { parseNetemInput, type NetemInput } from '../engine/netem.js';
 
 export interface TopologyNetwork {
   /** The key under `networks:` (also `default`). */
@@ -33,6 +35,9 @@ export interface ServiceNetwork {
   key: string;
   aliases: string[];
   ipv4Address?: string;
+  /** `x-netem` of this service on this network (src/engine/netem.ts): `to` names containers or CIDRs (a service
+   *  name given in the file is replaced by its containers' names). */
+  netem?: NetemInput;
 }
 
 export interface Healthcheck {
@@ -93,6 +98,11 @@ const scalar = { type: ['string', 'number', 'boolean', 'null'] };
 const mapOrList = { anyOf: [{ type: 'object', additionalProperties: scalar }, strList] };
 const duration = { type: 'string' };
 const ext = { '^x-': {} };
+/** x-netem: the options of `nsnet netem` (without --duration: a topology's impairment lasts until changed). */
+const NETEM = {
+  type: 'object', additionalProperties: false,
+  properties: { delay: str, jitter: str, loss: str, rate: str, duplicate: str, corrupt: str, reorder: str, to: strOrList },
+};
 
 const SERVICE = {
   type: 'object',
@@ -114,7 +124,7 @@ const SERVICE = {
           additionalProperties: {
             anyOf: [{ type: 'null' }, {
               type: 'object', additionalProperties: false, patternProperties: ext,
-              properties: { aliases: strList, ipv4_address: str, ipv6_address: str, priority: { type: 'integer' } },
+              properties: { aliases: strList, ipv4_address: str, ipv6_address: str, priority: { type: 'integer' }, 'x-netem': NETEM },
             }],
           },
         },
@@ -355,7 +365,8 @@ export function loadTopology(text: string, o: LoadOptions): Topology {
   }
   const top = data as { name?: string; services: Record<string, Record<string, unknown>>; networks?: Record<string, Record<string, unknown> | null> };
   for (const k of Object.keys(data)) {
-    if (k === 'x-netem' || k === 'x-partitions') throw src.error([k], 'impairments and partitions are not supported yet', true);
+    if (k === 'x-netem') throw src.error([k], 'x-netem belongs under a service\'s network: services.S.networks.NET.x-netem: {delay: 50ms, loss: 1%}', true);
+    if (k === 'x-partitions') throw src.error([k], 'partitions are not supported yet', true);
   }
   const warnings: string[] = [];
   const rawProject = o.project ?? top.name ?? o.dirName;
@@ -390,7 +401,7 @@ export function loadTopology(text: string, o: LoadOptions): Topology {
     const p = ['services', name];
     if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(name)) throw src.error(p, 'a service name is letters, digits, _ . - (starting with a letter or digit)', true);
     for (const k of Object.keys(s)) {
-      if (k === 'x-netem') throw src.error([...p, k], 'link impairments are not supported yet', true);
+      if (k === 'x-netem') throw src.error([...p, k], 'x-netem belongs under the service\'s network: networks: {NET: {x-netem: {delay: 50ms, loss: 1%}}}', true);
     }
     if (s.image !== undefined) warnings.push(`service ${name}: image ${JSON.stringify(s.image)} is ignored: nsnet runs the service's command on the host`);
     const words = (v: unknown, what: string): string[] => {
@@ -424,7 +435,7 @@ export function loadTopology(text: string, o: LoadOptions): Topology {
     const snets: ServiceNetwork[] = [];
     if (!networkMode) {
       const raw = s.networks ?? ['default'];
-      const entries: Array<[string, { aliases?: string[]; ipv4_address?: string; ipv6_address?: string } | null, PathSeg[]]> = Array.isArray(raw)
+      const entries: Array<[string, { aliases?: string[]; ipv4_address?: string; ipv6_address?: string; 'x-netem'?: Record<string, string | string[]> } | null, PathSeg[]]> = Array.isArray(raw)
         ? (raw as string[]).map((k, i) => [k, null, [...p, 'networks', i]])
         : Object.entries(raw as Record<string, never>).map(([k, v]) => [k, v, [...p, 'networks', k]]);
       for (const [key, v, np] of entries) {
@@ -444,7 +455,19 @@ export function loadTopology(text: string, o: LoadOptions): Topology {
             throw src.error([...np, 'aliases', i], (e as Error).message);
           }
         }
-        snets.push({ key, aliases: v?.aliases ?? [], ipv4Address: v?.ipv4_address });
+        let netem: NetemInput | undefined;
+        const xn = v?.['x-netem'];
+        if (xn) {
+          const to = xn.to === undefined ? [] : Array.isArray(xn.to) ? xn.to : [xn.to];
+          netem = { ...(xn as Record<string, string>), to };
+          try {
+            parseNetemInput(netem);
+          } catch (e) {
+            throw src.error([...np, 'x-netem'], (e as Error).message, true);
+          }
+          if (networkMode) throw src.error([...np, 'x-netem'], 'a shared network namespace has no link of its own to impair');
+        }
+        snets.push({ key, aliases: v?.aliases ?? [], ipv4Address: v?.ipv4_address, ...(netem ? { netem } : {}) });
       }
     }
     const ports: string[] = [];
@@ -515,6 +538,15 @@ export function loadTopology(text: string, o: LoadOptions): Topology {
       const other = taken.get(k);
       if (other) throw src.error(['services', s.name, 'networks', n.key, 'ipv4_address'], `${n.ipv4Address} is already ${other}'s on network ${n.key}`);
       taken.set(k, s.name);
+    }
+  }
+  // x-netem's `to`: a service of the file stands for its containers.
+  for (const s of services) {
+    for (const n of s.networks) {
+      if (n.netem?.to) n.netem.to = n.netem.to.flatMap((t) => {
+        const peer = services.find((x) => x.name === t);
+        return peer ? containerNames(project, peer) : [t];
+      });
     }
   }
   return { project, networks: [...nets.values()], services: startOrder(services, src), warnings };

@@ -109,46 +109,10 @@ function range(a: number, b: number): string {
   return a === b ? String(a) : `${a}-${b}`;
 }
 
-/** `docker port` style: `80/tcp -> 0.0.0.0:8080` (a range: `80-90/tcp -> 0.0.0.0:8080-8090`). */
-export function formatPortMapping(m: PortMapping): string {
-  const ip = m.hostIp.includes(':') ? `[${m.hostIp}]` : m.hostIp || '0.0.0.0';
-  return `${range(m.containerPort, m.containerPortEnd)}/${m.proto} -> ${ip}:${range(m.hostPort, m.hostPortEnd)}`;
-}
-
-/** `docker port` output: one line per port of the mapping. */
-export function formatPortLines(m: PortMapping): string[] {
-  return expandPorts(m).map(formatPortMapping);
-}
-
-/** `docker ps` PORTS column style: `0.0.0.0:8080->80/tcp` (ranges: `0.0.0.0:8080-8090->80-90/tcp`). */
-export function formatPortBinding(m: PortMapping): string {
-  return `${m.hostIp || '0.0.0.0'}:${range(m.hostPort, m.hostPortEnd)}->${range(m.containerPort, m.containerPortEnd)}/${m.proto}`;
-}
-
-/** The -p spec that parses back to `m`: `[HOSTIP:]HOSTPORT[-END]:CPORT[-END]/proto`. */
+/** The -p spec that parses back to `m`: `[HOSTIP:]HOSTPORT[-END]:CPORT[-END]/proto` (an IPv6 host address in brackets). */
 export function formatPortSpec(m: PortMapping): string {
-  return `${m.hostIp ? m.hostIp + ':' : ''}${range(m.hostPort, m.hostPortEnd)}:${range(m.containerPort, m.containerPortEnd)}/${m.proto}`;
-}
-
-/** Splits a range mapping into single-port mappings, in order (host port i maps to container port i). */
-export function expandPorts(m: PortMapping): PortMapping[] {
-  const out: PortMapping[] = [];
-  for (let i = 0; i <= m.hostPortEnd - m.hostPort; i++) {
-    out.push({ ...m, hostPort: m.hostPort + i, hostPortEnd: m.hostPort + i, containerPort: m.containerPort + i, containerPortEnd: m.containerPort + i });
-  }
-  return out;
-}
-
-/**
- * Whether two mappings claim a common host port: same protocol, host port ranges intersect, and host addresses
- * intersect ('' = every address, which meets any address).
- */
-export function portRangesOverlap(
-  a: Pick<PortMapping, 'hostIp' | 'hostPort' | 'hostPortEnd' | 'proto'>,
-  b: Pick<PortMapping, 'hostIp' | 'hostPort' | 'hostPortEnd' | 'proto'>,
-): boolean {
-  return a.proto === b.proto && (a.hostIp === '' || b.hostIp === '' || a.hostIp === b.hostIp) &&
-    a.hostPort <= b.hostPortEnd && b.hostPort <= a.hostPortEnd;
+  const ip = m.hostIp.includes(':') ? `[${m.hostIp}]:` : m.hostIp ? `${m.hostIp}:` : '';
+  return `${ip}${range(m.hostPort, m.hostPortEnd)}:${range(m.containerPort, m.containerPortEnd)}/${m.proto}`;
 }
 
 /** Published ports per container unless NSNET_MAX_PORTS says otherwise. Docker has no cap, but `-p 54-65535`

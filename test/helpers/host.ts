@@ -1,5 +1,5 @@
 // Integration-test harness: every test gets its own throwaway "host" network namespace and state directory, runs
-// the real CLI inside it (nsenter --net, same mount namespace: KERNEL-NOTES pitfall 8), and removes everything
+// the real CLI inside it (nsenter --net, same mount namespace: docs/kernel-notes.md §11), and removes everything
 // it created at the end, even when the test failed: processes in its namespaces, the namespaces, the directory.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import crypto from 'node:crypto';

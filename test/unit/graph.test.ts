@@ -75,3 +75,16 @@ test('graph: every format; the page is self-contained and its data cannot end it
   assert.match(renderDot(g), /^digraph nsnet \{/);
   assert.deepEqual(JSON.parse(render(g, 'json')).edges.length, g.edges.length);
 });
+
+test('graph: an impairment in force is drawn on its link (label, style, details) in every format', () => {
+  const g = buildGraph({ ...snapshot(), impairments: [{ containerId: 'c1', networkId: 'n1', text: 'delay 50ms, loss 1%' }] });
+  const veth = g.edges.find((e) => e.id === 'veth:nsv1')!;
+  assert.equal(veth.fault, 'delay 50ms, loss 1%');
+  assert.equal(veth.label, 'eth0 ⇄ nsv1 ⚠ delay 50ms, loss 1%');
+  assert.equal(g.edges.find((e) => e.id === 'veth:nsv2')!.fault, undefined, 'only that link');
+  assert.match(renderDot(g), /"ctr:c1" -> "net:n1" \[label="eth0 ⇄ nsv1 ⚠ delay 50ms, loss 1%".*darkorange/);
+  assert.match(renderMermaid(g), /linkStyle \d+ stroke:#e80/);
+  const html = renderHtml(g);
+  assert.match(html, /class="edge veth fault" data-fault="delay 50ms, loss 1%"/);
+  assert.match(html, /"Impairment":"delay 50ms, loss 1%"/);
+});

@@ -199,3 +199,27 @@ test('parseLink reads an RTM_NEWLINK payload', () => {
     up: true, operUp: true, operState: 'up', flags: 0x41,
   });
 });
+
+test('forEachAttr walks attributes (flags stripped, padding skipped), stops on request and at a malformed one', async () => {
+  const { forEachAttr, NLA_F_NESTED } = await import('../../src/kernel/netlink/wire.js');
+  const w = new NlWriter();
+  w.begin(16, 1);
+  w.str(3, 'eth0', true); // 5 bytes of payload, padded to 8
+  const n = w.nestStart(18 | NLA_F_NESTED);
+  w.u32(1, 7);
+  w.nestEnd(n);
+  w.u8(4, 9);
+  w.end('t', 't');
+  const b = w.bytes();
+  const seen: Array<[number, number]> = [];
+  forEachAttr(b, 16, b.length, (t, s, e) => { seen.push([t, e - s]); });
+  assert.deepEqual(seen, [[3, 5], [18, 8], [4, 1]]);
+  const first: number[] = [];
+  forEachAttr(b, 16, b.length, (t) => { first.push(t); return true; });
+  assert.deepEqual(first, [3], 'stops when the callback returns true');
+  const bad = Buffer.from(b);
+  bad.writeUInt16LE(200, 16 + 12); // the second attribute (after 4 + 5 bytes, padded to 12) claims more bytes than the message has
+  const some: number[] = [];
+  forEachAttr(bad, 16, bad.length, (t) => { some.push(t); });
+  assert.deepEqual(some, [3], 'a malformed attribute ends the walk');
+});

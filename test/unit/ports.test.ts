@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import type { PortMapping } from '../../src/types.js';
 import { UserError } from '../../src/util/errors.js';
 import {
-  DEFAULT_MAX_PORTS, checkPortCount, expandPorts, formatPortBinding, formatPortLines, formatPortMapping, formatPortSpec, maxPorts,
-  parsePortSpec, portRangesOverlap, type PortSpec,
+  DEFAULT_MAX_PORTS, checkPortCount, formatPortSpec, maxPorts, parsePortSpec, type PortSpec,
 } from '../../src/util/ports.js';
 
 function throwsUser(fn: () => unknown, msg: string, label = msg): void {
@@ -119,46 +118,15 @@ function pm(hostIp: string, hostPort: number, hostPortEnd: number, containerPort
   return { hostIp, hostPort, hostPortEnd, containerPort, containerPortEnd, proto };
 }
 
-test('formatPortMapping, formatPortBinding, formatPortSpec', () => {
-  const cases: Array<[PortMapping, string, string, string]> = [
-    [pm('', 8088, 8088, 8080, 8080), '8080/tcp -> 0.0.0.0:8088', '0.0.0.0:8088->8080/tcp', '8088:8080/tcp'],
-    [pm('127.0.0.1', 53, 53, 53, 53, 'udp'), '53/udp -> 127.0.0.1:53', '127.0.0.1:53->53/udp', '127.0.0.1:53:53/udp'],
-    [pm('', 8000, 8010, 80, 90), '80-90/tcp -> 0.0.0.0:8000-8010', '0.0.0.0:8000-8010->80-90/tcp', '8000-8010:80-90/tcp'],
+test('formatPortSpec: the -p spec of a mapping, which parses back to it', () => {
+  const cases: Array<[PortMapping, string]> = [
+    [pm('', 8088, 8088, 8080, 8080), '8088:8080/tcp'],
+    [pm('127.0.0.1', 53, 53, 53, 53, 'udp'), '127.0.0.1:53:53/udp'],
+    [pm('', 8000, 8010, 80, 90), '8000-8010:80-90/tcp'],
   ];
-  for (const [m, port, binding, specText] of cases) {
-    assert.equal(formatPortMapping(m), port);
-    assert.equal(formatPortBinding(m), binding);
+  for (const [m, specText] of cases) {
     assert.equal(formatPortSpec(m), specText);
-    // the spec form parses back to the same mapping
     assert.deepEqual(parsePortSpec(specText), m);
-  }
-});
-
-test('expandPorts and formatPortLines: one entry per port, in order', () => {
-  assert.deepEqual(expandPorts(pm('', 8000, 8002, 80, 82, 'udp')), [
-    pm('', 8000, 8000, 80, 80, 'udp'), pm('', 8001, 8001, 81, 81, 'udp'), pm('', 8002, 8002, 82, 82, 'udp'),
-  ]);
-  assert.deepEqual(expandPorts(pm('1.2.3.4', 5, 5, 6, 6)), [pm('1.2.3.4', 5, 5, 6, 6)]);
-  assert.deepEqual(formatPortLines(pm('', 8000, 8001, 80, 81)), ['80/tcp -> 0.0.0.0:8000', '81/tcp -> 0.0.0.0:8001']);
-  assert.equal(expandPorts(pm('', 1, 65535, 1, 65535)).length, 65535);
-});
-
-test('portRangesOverlap', () => {
-  const cases: Array<[PortMapping, PortMapping, boolean, string]> = [
-    [pm('', 80, 80, 1, 1), pm('', 80, 80, 2, 2), true, 'same port, all addresses'],
-    [pm('', 80, 80, 1, 1), pm('', 80, 80, 1, 1, 'udp'), false, 'tcp and udp are separate'],
-    [pm('', 80, 80, 1, 1), pm('127.0.0.1', 80, 80, 1, 1), true, 'wildcard meets a specific address'],
-    [pm('127.0.0.1', 80, 80, 1, 1), pm('', 80, 80, 1, 1), true, 'specific address meets wildcard'],
-    [pm('127.0.0.1', 80, 80, 1, 1), pm('10.0.0.1', 80, 80, 1, 1), false, 'different specific addresses'],
-    [pm('127.0.0.1', 80, 80, 1, 1), pm('127.0.0.1', 80, 80, 1, 1), true, 'same specific address'],
-    [pm('', 8000, 8010, 1, 11), pm('', 8010, 8020, 1, 11), true, 'ranges touching at one port'],
-    [pm('', 8000, 8010, 1, 11), pm('', 8011, 8020, 1, 10), false, 'adjacent ranges'],
-    [pm('', 8000, 8100, 1, 101), pm('', 8050, 8050, 1, 1), true, 'port inside a range'],
-    [pm('', 80, 80, 1, 1), pm('', 81, 81, 1, 1), false, 'different ports'],
-  ];
-  for (const [a, b, want, why] of cases) {
-    assert.equal(portRangesOverlap(a, b), want, why);
-    assert.equal(portRangesOverlap(b, a), want, `${why} (swapped)`);
   }
 });
 

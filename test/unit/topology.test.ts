@@ -89,7 +89,14 @@ test('topology: every bad file is one error with file, line and key, and nothing
     ['services:\n  a:\n    command: 5\n', /^compose\.yaml:3: services\.a\.command: must be string/],
     ['services:\n  a:\n    command: x\nnetworks:\n  n:\n    driver: overlay\n', /^compose\.yaml:6: networks\.n\.driver: must be one of "bridge"/],
     ['services:\n  a:\n    command: x\nnetworks:\n  n:\n    enable_ipv6: true\n', /networks\.n\.enable_ipv6: IPv6 networks are not supported yet/],
-    ['services:\n  a:\n    command: x\n    x-netem: {delay: 50ms}\n', /services\.a\.x-netem: link impairments are not supported yet/],
+    ['services:\n  a:\n    command: x\n    x-netem: {delay: 50ms}\n', /services\.a\.x-netem: x-netem belongs under the service's network/],
+    ['x-netem: {delay: 50ms}\nservices:\n  a:\n    command: x\n', /^compose\.yaml:1: x-netem: x-netem belongs under a service's network/],
+    ['x-partitions: []\nservices:\n  a:\n    command: x\n', /^compose\.yaml:1: x-partitions: partitions are not supported yet/],
+    ['services:\n  a:\n    command: x\n    networks:\n      n: {x-netem: {loss: 120%}}\nnetworks:\n  n: {}\n', /^compose\.yaml:5: services\.a\.networks\.n\.x-netem: invalid --loss 120%: must be between 0% and 100%/],
+    ['services:\n  a:\n    command: x\n    networks:\n      n: {x-netem: {delay: fast}}\nnetworks:\n  n: {}\n', /x-netem: invalid --delay fast: expected a duration/],
+    ['services:\n  a:\n    command: x\n    networks:\n      n: {x-netem: {loss: 1}}\nnetworks:\n  n: {}\n', /x-netem\.loss: must be string/],
+    ['services:\n  a:\n    command: x\n    networks:\n      n: {x-netem: {duration: 5s}}\nnetworks:\n  n: {}\n', /x-netem\.duration: not supported by nsnet/],
+    ['services:\n  a:\n    command: x\n    networks:\n      n: {x-netem: {}}\nnetworks:\n  n: {}\n', /x-netem: no impairment given/],
     ['services:\n  a:\n    command: x\n    depends_on: {b: {condition: service_healthy}}\n  b:\n    command: x\n', /service b has no healthcheck to wait for/],
     ['services:\n  a:\n    command: x\n    healthcheck: {test: true, interval: soon}\n', /services\.a\.healthcheck\.test: must be/],
     ['services:\n  a:\n    command: "x \'unterminated"\n', /services\.a\.command: unterminated quote/],
@@ -99,6 +106,27 @@ test('topology: every bad file is one error with file, line and key, and nothing
     ['networks: {}\n', /^compose\.yaml:1: missing services/],
   ];
   for (const [text, re] of cases) assert.throws(() => load(text), (e: Error) => re.test(e.message) && !e.message.includes('\n'), text);
+});
+
+test('topology: x-netem per service network, a service in `to` standing for its containers', () => {
+  const t = load(`
+name: lab
+services:
+  db:
+    command: [sleep, "300"]
+    deploy: {replicas: 2}
+    networks:
+      back:
+        x-netem: {delay: 50ms, loss: 1%, rate: 10mbit, to: [web, 10.9.0.0/24]}
+  web:
+    command: [sleep, "300"]
+    networks: [back]
+networks:
+  back: {}
+`);
+  const db = t.services.find((s) => s.name === 'db')!;
+  assert.deepEqual(db.networks[0].netem, { delay: '50ms', loss: '1%', rate: '10mbit', to: ['lab-web-1', '10.9.0.0/24'] });
+  assert.equal(t.services.find((s) => s.name === 'web')!.networks[0].netem, undefined);
 });
 
 test('topology: durations and command words as Compose reads them', () => {
