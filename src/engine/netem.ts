@@ -408,7 +408,7 @@ function resolvePeers(h: Host, self: ContainerRecord, to: string[]): string[] {
       if (p.id === self.id) throw new UserError(`--to ${showValue(t)}: that is the impaired container itself`, 'invalid');
       const eps = h.store.endpointsOf(p.id);
       if (!eps.length) throw new UserError(`--to ${showValue(t)}: container ${p.name} has no address (not running?)`, 'refused');
-      for (const e of eps) out.push(`${e.ip}/32`);
+      for (const e of eps) if (e.ip) out.push(`${e.ip}/32`); // IPv4 blocks: an IPv6-only endpoint (ip '') has none
     }
   }
   if (out.length > 60) throw new UserError(`--to: at most 60 address blocks (${out.length} given)`, 'invalid');

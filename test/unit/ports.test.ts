@@ -123,6 +123,7 @@ test('formatPortSpec: the -p spec of a mapping, which parses back to it', () => 
     [pm('', 8088, 8088, 8080, 8080), '8088:8080/tcp'],
     [pm('127.0.0.1', 53, 53, 53, 53, 'udp'), '127.0.0.1:53:53/udp'],
     [pm('', 8000, 8010, 80, 90), '8000-8010:80-90/tcp'],
+    [pm('2001:db8::1', 8082, 8082, 80, 80), '[2001:db8::1]:8082:80/tcp'],
   ];
   for (const [m, specText] of cases) {
     assert.equal(formatPortSpec(m), specText);
