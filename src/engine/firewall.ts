@@ -93,8 +93,15 @@ export function assertSoleNsnet(h: Host): void {
 /** Replaces nsnet's tables with the ruleset derived from the store (one atomic transaction). Never replaces (or,
  *  with no networks, deletes) a table another nsnet owns: refuses when it has networks of its own to render,
  *  leaves the other's table alone when it has none (its `reconcile`/last `network rm` must not break the other). */
-export function applyFirewall(h: Host): void {
+export function applyFirewall(h: Host, delta?: { added: FirewallState['ports']; removed: FirewallState['ports'] }): void {
   const state = firewallState(h);
+  if (delta) {
+    // The store's committed state plus the delta on its way (a create publishes its ports before its commit).
+    const key = (p: FirewallState['ports'][number]) => `${p.containerId} ${p.hostIp} ${p.hostPort} ${p.proto}`;
+    const gone = new Set(delta.removed.map(key));
+    const have = new Set(state.ports.map(key));
+    state.ports = [...state.ports.filter((p) => !gone.has(key(p))), ...delta.added.filter((p) => !have.has(key(p)))];
+  }
   const other = foreignOwner(h);
   if (other) {
     if (!state.networks.length) return;
@@ -118,9 +125,9 @@ export function applyPortDelta(h: Host, added: FirewallState['ports'], removed: 
     h.nft.run(renderPortDelta(added, removed));
   } catch (e) {
     // The delta needs nsnet's table. Gone (`nft flush ruleset`, another tool deleting it): the whole firewall is
-    // rebuilt from the store instead, which is the state the delta was heading for (the store changed first).
+    // rebuilt instead, from the store and the delta (the state the delta was heading for).
     if (!isMissing(e)) throw e;
-    applyFirewall(h);
+    applyFirewall(h, { added, removed });
   }
 }
 
