@@ -685,6 +685,48 @@ program.command('faults')
     ])));
   });
 
+// ---------------------------------------------------------------- partitions (issue #15)
+program.command('partition')
+  .description('cut a network into groups of containers: traffic between groups is dropped (established connections too) until heal')
+  .option('--network <network>', 'the network to cut (default: the one network every listed container is on)')
+  .option('--oneway', 'exactly two groups FROM TO: only FROM -> TO is dropped')
+  .option('--duration <duration>', 'heal by itself after this long (30s, 500ms, 2m, 1h30m)')
+  .option('--list', 'list the partitions instead (as nsnet faults will)')
+  .option('--format <format>', 'with --list: table (default) or json')
+  .argument('[groups...]', 'each a comma-separated group of containers (names or ids); the containers of the network not listed form one more group')
+  .action(async (groups: string[], o) => {
+    if (o.list) {
+      if (groups.length || o.oneway || o.duration !== undefined || o.network !== undefined) throw new CliError('partition --list takes no groups and no other option but --format', 2);
+      if (o.format !== undefined && o.format !== 'table' && o.format !== 'json') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (table, json)`, 2);
+      const h = await openHost();
+      const { partitionsView } = await import('../engine/partitions.js');
+      const rows = partitionsView(h);
+      if (o.format === 'json') return out(json(rows));
+      const until = (r: (typeof rows)[number]) => (r.expired ? `${r.until} (expired)` : r.until ?? '-');
+      const table = [['NETWORK', 'KIND', 'CUT', 'UNTIL'], ...rows.map((r) => [r.network, r.oneway ? 'one-way' : 'partition', r.cut, until(r)])];
+      const w = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+      return out(table.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(w[i] + 3) : c)).join('') + '\n').join(''));
+    }
+    if (o.format !== undefined) throw new CliError('--format goes with --list', 2);
+    const P = await import('../engine/partitions.js');
+    const durationMs = o.duration !== undefined ? P.parseDuration(o.duration) : undefined;
+    const h = await openHost();
+    if (durationMs !== undefined) await P.loadTimerSupport();
+    const r = P.partition(h, { network: o.network, groups, oneway: !!o.oneway, durationMs });
+    const cut = r.oneway ? `${r.groups[0].join(',')} -> ${r.groups[1].join(',')}` : [...r.groups.map((g) => g.join(',')), ...(r.rest.length ? [`(rest) ${r.rest.join(',')}`] : [])].join(' | ');
+    out(`network ${r.network}: ${cut}${r.expires ? ` until ${r.expires}` : ''}${r.replaced ? ' (replaces its previous partition)' : ''}\n`);
+  });
+
+program.command('heal')
+  .description('remove the partition of a network (default: every partition)')
+  .option('--network <network>', 'only this network')
+  .addOption(new Option('--expired <id>', 'the --duration timer: heal that partition only, once expired').hideHelp())
+  .action(async (o) => {
+    const h = await openHost();
+    const { heal } = await import('../engine/partitions.js');
+    for (const n of heal(h, { network: o.network, expired: o.expired })) out(n + '\n');
+  });
+
 // ---------------------------------------------------------------- topologies (compose files)
 /** -f FILE, else nsnet.yaml, compose.yaml, compose.yml, docker-compose.yml, docker-compose.yaml in the cwd. */
 function topologyFile(f: string | undefined): string {
