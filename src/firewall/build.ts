@@ -324,7 +324,7 @@ function partitionParts(parts: Part[]): { inetSets: NamedSet[]; bridgeSets: Name
       const s = ipSet(k, ms);
       inetRules.push({
         match: [...onBridge, daddr({ set: s }, v4), { m: 'saddr', family: v4, op: '!=', target: { set: s } }], counter: true, action: { a: 'drop' },
-        comment: `partition of network ${nm}: only ${label(k)} itself reaches ${label(k)} (also through the host)`, purpose: purpose(k),
+        comment: `partition of network ${nm}: only its own members reach ${label(k)} (also through the host)`, purpose: purpose(k),
       });
     }
   }
