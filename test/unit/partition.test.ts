@@ -235,3 +235,47 @@ test('evaluator: with br_netfilter, bridged IPv4 between groups meets the inet p
   // A changed source address (not any container's) does not escape.
   assert.equal(evaluate(model, { ...pkt(a, c), saddr: '10.88.0.200' }, { brNetfilter: true }).verdict, 'drop');
 });
+
+// ------------------------------------------------------------------------------------------------ the store
+
+test('store: the partitions table is added to an existing state directory; rows go with their network', async () => {
+  const os = await import('node:os');
+  const { Store } = await import('../../src/store/store.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsnet-part-store-'));
+  try {
+    const file = path.join(dir, 'nsnet.db');
+    // A store as main had it before this migration: the latest schema minus the partitions table.
+    let s = new Store(file);
+    const version = s.db.pragma('user_version', { simple: true }) as number;
+    s.db.exec('DROP TABLE partitions');
+    s.db.pragma(`user_version = ${version - 1}`);
+    const net = {
+      id: hexId('net-st'), name: 'st', driver: 'bridge' as const, bridge: 'br-st', subnet: '10.66.0.0/24', gateway: '10.66.0.1', ipRange: null,
+      internal: false, icc: true, mtu: 1500, isDefault: false, labels: {}, options: {}, created: new Date(0).toISOString(),
+    };
+    s.insertNetwork(net, false);
+    s.close();
+    s = new Store(file);
+    try {
+      assert.equal(s.db.pragma('user_version', { simple: true }), version);
+      assert.deepEqual(s.partitions(), []);
+      assert.equal(s.networks().length, 1, 'existing state is kept');
+      const rec = { networkId: net.id, id: 'p1', groups: [['a'], ['b', 'c']], oneway: false, created: 'now', expires: 1000, timerPid: null, timerStart: null };
+      s.tx(() => s.putPartition(rec));
+      assert.deepEqual(s.partitionOf(net.id), rec);
+      assert.equal(s.hasExpiredPartitions(999), false);
+      assert.equal(s.hasExpiredPartitions(1000), true);
+      assert.equal(s.anyPartitioned([hexId('x'), net.id]), true);
+      s.tx(() => s.putPartition({ ...rec, id: 'p2', expires: null })); // replaces: one per network
+      assert.deepEqual(s.partitions().map((p) => p.id), ['p2']);
+      s.tx(() => s.setPartitionTimer(net.id, 'p2', 4242, '77'));
+      assert.equal(s.partitionOf(net.id)!.timerPid, 4242);
+      s.tx(() => s.deleteNetwork(net.id));
+      assert.deepEqual(s.partitions(), [], 'removed with its network');
+    } finally {
+      s.close();
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
