@@ -371,16 +371,25 @@ test('bad input: one line, exit 2, nothing changed', () => {
   assert.deepEqual([h.sh('nft -s list ruleset').stdout, h.ok(['partition', '--list'])], before, 'nothing changed');
 });
 
-test('a container\'s part goes with rm; a partition goes with its network', () => {
+test('a container\'s part goes with rm; a partition goes with its network', async () => {
   h.ok(['partition', 'n1,n2', 'n3']);
   h.ok(['partition', '--network', 'pb', 'm1']);
   h.ok(['rm', '-f', 'n2']);
   assert.deepEqual(list().map((r) => `${r.network}: ${r.cut}`), ['pa: n1 | n3 | (rest) n4', 'pb: m1 | (rest) n4']);
   assert.equal(h.nsnet(['check']).status, 0);
-  // A stopped container stays in its group (it is still remembered on the network).
+  // A stopped container stays in its group (it is still remembered on the network); started again, with a new
+  // veth and maybe another address, it is cut as before.
   h.ok(['stop', '-t', '1', 'm1']);
   assert.deepEqual(list().map((r) => `${r.network}: ${r.cut}`), ['pa: n1 | n3 | (rest) n4', 'pb: m1 | (rest) n4']);
   assert.equal(h.nsnet(['check']).status, 0);
+  h.ok(['start', 'm1']);
+  ip['m1@pb'] = JSON.parse(h.ok(['inspect', 'm1']))[0].NetworkSettings.Networks.pb.IPAddress;
+  // Control: its server answers the host (not a container: the partition does not apply) before n4 is tried.
+  await waitFor(() => h.sh(`python3 ${path.join(dir, 'probe.py')} host ${ip['m1@pb']}:${PORT}`).stdout.includes('"udp": true'), 5000, 100);
+  const r = await probeAll([['n4', ['m1@pb']]]);
+  assert.deepEqual(r.get('n4')!['m1@pb'], { tcp: false, udp: false }, 'restarted m1 is still cut from n4');
+  assert.equal(h.nsnet(['check']).status, 0);
+  h.ok(['stop', '-t', '1', 'm1']);
   h.ok(['network', 'disconnect', 'pb', 'n4']);
   h.ok(['network', 'rm', 'pb']);
   assert.deepEqual(list().map((r) => r.network), ['pa'], 'pb\'s partition went with it');
