@@ -668,14 +668,15 @@ program.command('netem')
   });
 
 program.command('faults')
-  .description('list the faults in force (link impairments), and until when')
+  .description('list the faults in force (link impairments, partitions), and until when')
   .option('--format <format>', 'table or json', 'table')
   .action(async (o) => {
     if (o.format !== 'table' && o.format !== 'json') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (table or json)`, 2);
     const h = await openHost();
     const { netemFaults } = await import('../engine/netem.js');
-    // Each kind of fault adds its rows here (partitions: later).
-    const rows = [...netemFaults(h)];
+    const { partitionFaults } = await import('../engine/partitions.js');
+    // Each kind of fault adds its rows here.
+    const rows = [...netemFaults(h), ...partitionFaults(h)];
     if (o.format === 'json') return out(json(rows));
     const now = Date.now();
     const { table } = await import('./format.js');
@@ -691,7 +692,7 @@ program.command('partition')
   .option('--network <network>', 'the network to cut (default: the one network every listed container is on)')
   .option('--oneway', 'exactly two groups FROM TO: only FROM -> TO is dropped')
   .option('--duration <duration>', 'heal by itself after this long (30s, 500ms, 2m, 1h30m)')
-  .option('--list', 'list the partitions instead (as nsnet faults will)')
+  .option('--list', 'list the partitions instead (nsnet faults lists them with the link impairments)')
   .option('--format <format>', 'with --list: table (default) or json')
   .argument('[groups...]', 'each a comma-separated group of containers (names or ids); the containers of the network not listed form one more group')
   .action(async (groups: string[], o) => {

@@ -423,3 +423,16 @@ export function partitionsView(h: Host, now = Date.now()): PartitionRow[] {
   });
   return rows.sort((a, b) => (a.network < b.network ? -1 : a.network > b.network ? 1 : 0));
 }
+
+/** The partitions in force as rows of `nsnet faults` (the shape of netem.ts's Fault: kind, container, network,
+ *  detail, until, state). CONTAINER holds the groups as listed, DETAIL what is cut (with the rest). */
+export function partitionFaults(h: Host, now = Date.now()): Array<{ kind: string; container: string; network: string; detail: string; until: string | null; state: string }> {
+  return partitionsView(h, now).filter((r) => !r.expired).map((r) => ({
+    kind: r.oneway ? 'partition (one way)' : 'partition',
+    container: r.groups.map((g) => (g.length ? g.join(',') : '(none)')).join(' '),
+    network: r.network,
+    detail: r.oneway ? `${r.cut} dropped` : `cut: ${r.cut}`,
+    until: r.until,
+    state: 'active',
+  }));
+}

@@ -181,6 +181,11 @@ test('matrix: exactly the cut pairs dropped (TCP and UDP), same network and acro
   // A partition of pb too (m1 alone, n4 the rest): n4 is now cut on both of its networks, independently.
   assert.equal(h.ok(['partition', '--network', 'pb', 'm1']), 'network pb: m1 | (rest) n4');
   assert.deepEqual(list().map((r) => `${r.network}: ${r.cut}`), ['pa: n1,n2 | n3 | (rest) n4', 'pb: m1 | (rest) n4']);
+  const faults = JSON.parse(h.ok(['faults', '--format', 'json'])) as Array<Record<string, unknown>>;
+  assert.deepEqual(faults.filter((f) => String(f.kind).startsWith('partition')), [
+    { kind: 'partition', container: 'n1,n2 n3', network: 'pa', detail: 'cut: n1,n2 | n3 | (rest) n4', until: null, state: 'active' },
+    { kind: 'partition', container: 'm1', network: 'pb', detail: 'cut: m1 | (rest) n4', until: null, state: 'active' },
+  ], 'nsnet faults lists them');
   const both = (s: string, d: string) => cutPa(s, d) || d.endsWith('@pb');
   await matrix(both, 'partitions of pa and pb, br_netfilter off');
   brNetfilter(true);
