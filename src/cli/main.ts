@@ -712,7 +712,6 @@ program.command('partition')
     const P = await import('../engine/partitions.js');
     const durationMs = o.duration !== undefined ? P.parseDuration(o.duration) : undefined;
     const h = await openHost();
-    if (durationMs !== undefined) await P.loadTimerSupport();
     const r = P.partition(h, { network: o.network, groups, oneway: !!o.oneway, durationMs });
     const cut = r.oneway ? `${r.groups[0].join(',')} -> ${r.groups[1].join(',')}` : [...r.groups.map((g) => g.join(',')), ...(r.rest.length ? [`(rest) ${r.rest.join(',')}`] : [])].join(' | ');
     out(`network ${r.network}: ${cut}${r.expires ? ` until ${r.expires}` : ''}${r.replaced ? ' (replaces its previous partition)' : ''}\n`);

@@ -21,6 +21,7 @@ import type { FirewallState, PartitionMember } from '../types.js';
 import type { PartitionRecord } from '../store/store.js';
 import { UserError, showValue } from '../util/errors.js';
 import { isAlive, processStart } from '../kernel/pidstat.js';
+import { spawnDetached } from '../kernel/pspawn.js';
 import { crashPoint } from './faults.js';
 import { applyFirewall } from './firewall.js';
 import type { Host } from './host.js';
@@ -201,22 +202,13 @@ function startTimer(h: Host, p: PartitionRecord): { pid: number; start: string |
   const env: Record<string, string> = { PATH: h.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', NSNET_ROOT: h.root, NSNET_NO_HELPER: '1' };
   const log = fs.openSync(path.join(h.root, 'partition-timer.log'), fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
   try {
-    const spawn = spawnFn ?? (globalThis as { __nsnetSpawnDetached?: SpawnFn }).__nsnetSpawnDetached;
-    if (!spawn) throw new Error('the process starter is not loaded (loadTimerSupport)');
-    const pid = h.inHost(() => spawn('/bin/sh', ['sh', '-c', 's=$1; shift; sleep "$s" && exec "$0" "$@"', nsnetBin(h), secs,
+    // posix_spawn (src/kernel/pspawn.ts: koffi is loaded at its first call, not by the import).
+    const pid = h.inHost(() => spawnDetached('/bin/sh', ['sh', '-c', 's=$1; shift; sleep "$s" && exec "$0" "$@"', nsnetBin(h), secs,
       '--root', h.root, 'heal', '--network', p.networkId, '--expired', p.id], env, '/', log));
     return { pid, start: processStart(pid) };
   } finally {
     fs.closeSync(log);
   }
-}
-
-type SpawnFn = typeof import('../kernel/pspawn.js').spawnDetached;
-let spawnFn: SpawnFn | null = null;
-
-/** Loads the process starter (posix_spawn through koffi) before a command that may start a timer. */
-export async function loadTimerSupport(): Promise<void> {
-  if (!spawnFn) spawnFn = (await import('../kernel/pspawn.js')).spawnDetached;
 }
 
 /** Ends a partition's timer (its whole process group: the shell and its sleep), if it is still the process that
@@ -250,7 +242,7 @@ function resolveNetworkRef(h: Host, ref: string) {
 
 /** `nsnet partition`: validates everything first (nothing changes on a refusal), records the partition (replacing
  *  the network's previous one), renders the firewall in one transaction, starts the timer of a --duration, ends
- *  the replaced partition's timer. Call loadTimerSupport() first when durationMs is given. */
+ *  the replaced partition's timer. */
 export function partition(h: Host, o: PartitionOptions): PartitionResult {
   return h.lock.with(() => {
     recoverIfNeeded(h);
