@@ -148,19 +148,26 @@ export function planPartition(
 
 // ------------------------------------------------------------------------------------------------ the store's view
 
-function containerNetworks(h: Host, id: string): string[] {
-  return [...new Set([...h.store.endpointsOf(id).map((e) => e.networkId), ...h.store.savedEndpoints(id).map((s) => s.networkId)])];
+/** Which networks every container is on: its endpoints (one query for all), or, for one without any (stopped:
+ *  its endpoints released), the attachments it remembers. */
+function membership(h: Host): Map<string, GroupContainer> {
+  const m = new Map<string, GroupContainer>();
+  for (const e of h.store.endpoints()) {
+    const g = m.get(e.containerId) ?? { id: e.containerId, name: e.containerName, networks: [] };
+    if (!g.networks.includes(e.networkId)) g.networks.push(e.networkId);
+    m.set(e.containerId, g);
+  }
+  for (const c of h.store.containers()) {
+    if (m.has(c.id) || c.mode !== 'bridge') continue;
+    const saved = [...new Set(h.store.savedEndpoints(c.id).map((x) => x.networkId))];
+    if (saved.length) m.set(c.id, { id: c.id, name: c.name, networks: saved });
+  }
+  return m;
 }
 
 /** The containers of a network: attached now, or remembered on it while stopped. */
-function containersOn(h: Host, networkId: string): GroupContainer[] {
-  const out = new Map<string, GroupContainer>();
-  for (const e of h.store.endpointsOn(networkId)) out.set(e.containerId, { id: e.containerId, name: e.containerName, networks: [networkId] });
-  for (const c of h.store.containers()) {
-    if (out.has(c.id)) continue;
-    if (h.store.savedEndpoints(c.id).some((s) => s.networkId === networkId)) out.set(c.id, { id: c.id, name: c.name, networks: [networkId] });
-  }
-  return [...out.values()];
+function containersOn(h: Host, networkId: string, m = membership(h)): GroupContainer[] {
+  return [...m.values()].filter((c) => c.networks.includes(networkId));
 }
 
 const live = (p: PartitionRecord, now: number) => p.expires === null || p.expires > now;
@@ -247,12 +254,13 @@ export function partition(h: Host, o: PartitionOptions): PartitionResult {
   return h.lock.with(() => {
     recoverIfNeeded(h);
     const netId = o.network !== undefined ? resolveNetworkRef(h, o.network).id : undefined;
+    const m = membership(h);
     const find = (ref: string): GroupContainer | null => {
       const c = h.store.findContainer(ref);
-      return c ? { id: c.id, name: c.name, networks: containerNetworks(h, c.id) } : null;
+      return c ? m.get(c.id) ?? { id: c.id, name: c.name, networks: [] } : null;
     };
     const names = (id: string) => h.store.networkById(id)?.name ?? id.slice(0, 12);
-    const plan = planPartition(o.groups, { network: netId, oneway: o.oneway }, find, (id) => containersOn(h, id), names);
+    const plan = planPartition(o.groups, { network: netId, oneway: o.oneway }, find, (id) => containersOn(h, id, m), names);
     const net = h.store.networkById(plan.networkId)!;
     const prev = h.store.partitionOf(net.id);
     const rec: PartitionRecord = {
@@ -277,7 +285,7 @@ export function partition(h: Host, o: PartitionOptions): PartitionResult {
     if (prev) stopTimer(prev);
     const name = (id: string) => h.store.containerById(id)?.name ?? id.slice(0, 12);
     return {
-      network: net.name, groups: plan.groups.map((g) => g.map(name)), rest: plan.rest.map(name), oneway: plan.oneway,
+      network: net.name, groups: plan.groups.map((g) => g.map(name)), rest: plan.rest.map(name).sort(), oneway: plan.oneway,
       expires: rec.expires !== null ? new Date(rec.expires).toISOString() : null, replaced: !!prev,
     };
   });
