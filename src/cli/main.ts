@@ -111,7 +111,10 @@ async function inspectOutput(format: string | undefined, views: unknown[]): Prom
 /** A network's Docker-shaped view by name, id or id prefix (src/engine/catalog.ts). */
 async function networkViewOf(h: Host, ref: string): Promise<Record<string, unknown> | null> {
   const { findNetworkView } = await import('../engine/catalog.js');
-  return findNetworkView(h, ref);
+  const v = findNetworkView(h, ref);
+  if (!v || typeof v.Id !== 'string' || !h.store.partitions().length) return v;
+  const { partitionInspect } = await import('../engine/partitions.js'); // its partition (an nsnet key)
+  return partitionInspect(h, v.Id, v);
 }
 
 /** One line from stdin ('' at end of input, or when stdin cannot be read). */

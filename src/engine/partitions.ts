@@ -436,3 +436,11 @@ export function partitionFaults(h: Host, now = Date.now()): Array<{ kind: string
     state: 'active',
   }));
 }
+
+/** `network inspect`: the network's partition, if any, under an nsnet key (Docker has none), as netem's are on
+ *  containers: its groups as listed, the rest, one way or not, until when. */
+export function partitionInspect(h: Host, networkId: string, view: Record<string, unknown>): Record<string, unknown> {
+  const r = partitionsView(h).find((x) => x.networkId === networkId && !x.expired);
+  if (!r) return view;
+  return { ...view, Partition: { Groups: r.groups, Rest: r.rest, OneWay: r.oneway, Created: r.created, Until: r.until } };
+}

@@ -188,6 +188,8 @@ test('matrix: exactly the cut pairs dropped (TCP and UDP), same network and acro
     { kind: 'partition', container: 'n1,n2 n3', network: 'pa', detail: 'cut: n1,n2 | n3 | (rest) n4', until: null, state: 'active' },
     { kind: 'partition', container: 'm1', network: 'pb', detail: 'cut: m1 | (rest) n4', until: null, state: 'active' },
   ], 'nsnet faults lists them');
+  const inspected = JSON.parse(h.ok(['network', 'inspect', 'pa']))[0];
+  assert.deepEqual({ ...inspected.Partition, Created: undefined }, { Groups: [['n1', 'n2'], ['n3']], Rest: ['n4'], OneWay: false, Created: undefined, Until: null }, 'network inspect shows it');
   const both = (s: string, d: string) => cutPa(s, d) || d.endsWith('@pb');
   await matrix(both, 'partitions of pa and pb, br_netfilter off');
   brNetfilter(true);
