@@ -381,6 +381,14 @@ test('bad input: one line, exit 2, nothing changed', () => {
 
 test('a container\'s part goes with rm; a partition goes with its network', async () => {
   h.ok(['partition', 'n1,n2', 'n3']);
+  // A container that joins the network later is in the rest (with n4), cut from the listed groups.
+  h.ok(['run', '-d', '--name', 'n5', '--network', 'pa', '--', 'python3', path.join(dir, 'server.py'), String(PORT), path.join(dir, 'n5.udp.log')]);
+  ip['n5@pa'] = JSON.parse(h.ok(['inspect', 'n5']))[0].NetworkSettings.Networks.pa.IPAddress;
+  await waitFor(() => h.sh(`python3 ${path.join(dir, 'probe.py')} host ${ip['n5@pa']}:${PORT}`).stdout.includes('"udp": true'), 5000, 100);
+  const j = await probeAll([['n5', ['n4@pa', 'n1@pa', 'n3@pa']], ['n1', ['n5@pa']]]);
+  assert.deepEqual([j.get('n5')!['n4@pa'].udp, j.get('n5')!['n1@pa'].udp, j.get('n5')!['n3@pa'].udp, j.get('n1')!['n5@pa'].udp], [true, false, false, false], 'n5 joins the rest');
+  assert.equal(list()[0].cut, 'n1,n2 | n3 | (rest) n4,n5');
+  h.ok(['rm', '-f', 'n5']);
   h.ok(['partition', '--network', 'pb', 'm1']);
   h.ok(['rm', '-f', 'n2']);
   assert.deepEqual(list().map((r) => `${r.network}: ${r.cut}`), ['pa: n1 | n3 | (rest) n4', 'pb: m1 | (rest) n4']);
