@@ -111,7 +111,10 @@ async function inspectOutput(format: string | undefined, views: unknown[]): Prom
 /** A network's Docker-shaped view by name, id or id prefix (src/engine/catalog.ts). */
 async function networkViewOf(h: Host, ref: string): Promise<Record<string, unknown> | null> {
   const { findNetworkView } = await import('../engine/catalog.js');
-  return findNetworkView(h, ref);
+  const v = findNetworkView(h, ref);
+  if (!v || typeof v.Id !== 'string' || !h.store.partitions().length) return v;
+  const { partitionInspect } = await import('../engine/partitions.js'); // its partition (an nsnet key)
+  return partitionInspect(h, v.Id, v);
 }
 
 /** One line from stdin ('' at end of input, or when stdin cannot be read). */
@@ -668,14 +671,15 @@ program.command('netem')
   });
 
 program.command('faults')
-  .description('list the faults in force (link impairments), and until when')
+  .description('list the faults in force (link impairments, partitions), and until when')
   .option('--format <format>', 'table or json', 'table')
   .action(async (o) => {
     if (o.format !== 'table' && o.format !== 'json') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (table or json)`, 2);
     const h = await openHost();
     const { netemFaults } = await import('../engine/netem.js');
-    // Each kind of fault adds its rows here (partitions: later).
-    const rows = [...netemFaults(h)];
+    const { partitionFaults } = await import('../engine/partitions.js');
+    // Each kind of fault adds its rows here.
+    const rows = [...netemFaults(h), ...partitionFaults(h)];
     if (o.format === 'json') return out(json(rows));
     const now = Date.now();
     const { table } = await import('./format.js');
@@ -683,6 +687,47 @@ program.command('faults')
       f.kind, f.container, f.network, f.state,
       f.until ? `${f.until} (in ${Math.max(0, Math.round((Date.parse(f.until) - now) / 1000))}s)` : 'until cleared', f.detail,
     ])));
+  });
+
+// ---------------------------------------------------------------- partitions (issue #15)
+program.command('partition')
+  .description('cut a network into groups of containers: traffic between groups is dropped (established connections too) until heal')
+  .option('--network <network>', 'the network to cut (default: the one network every listed container is on)')
+  .option('--oneway', 'exactly two groups FROM TO: only FROM -> TO is dropped')
+  .option('--duration <duration>', 'heal by itself after this long (30s, 500ms, 2m, 1h30m)')
+  .option('--list', 'list the partitions instead (nsnet faults lists them with the link impairments)')
+  .option('--format <format>', 'with --list: table (default) or json')
+  .argument('[groups...]', 'each a comma-separated group of containers (names or ids); the containers of the network not listed form one more group')
+  .action(async (groups: string[], o) => {
+    if (o.list) {
+      if (groups.length || o.oneway || o.duration !== undefined || o.network !== undefined) throw new CliError('partition --list takes no groups and no other option but --format', 2);
+      if (o.format !== undefined && o.format !== 'table' && o.format !== 'json') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (table, json)`, 2);
+      const h = await openHost();
+      const { partitionsView } = await import('../engine/partitions.js');
+      const rows = partitionsView(h);
+      if (o.format === 'json') return out(json(rows));
+      const until = (r: (typeof rows)[number]) => (r.expired ? `${r.until} (expired)` : r.until ?? '-');
+      const table = [['NETWORK', 'KIND', 'CUT', 'UNTIL'], ...rows.map((r) => [r.network, r.oneway ? 'one-way' : 'partition', r.cut, until(r)])];
+      const w = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+      return out(table.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(w[i] + 3) : c)).join('') + '\n').join(''));
+    }
+    if (o.format !== undefined) throw new CliError('--format goes with --list', 2);
+    const P = await import('../engine/partitions.js');
+    const durationMs = o.duration !== undefined ? P.parseDuration(o.duration) : undefined;
+    const h = await openHost();
+    const r = P.partition(h, { network: o.network, groups, oneway: !!o.oneway, durationMs });
+    const cut = r.oneway ? `${r.groups[0].join(',')} -> ${r.groups[1].join(',')}` : [...r.groups.map((g) => g.join(',')), ...(r.rest.length ? [`(rest) ${r.rest.join(',')}`] : [])].join(' | ');
+    out(`network ${r.network}: ${cut}${r.expires ? ` until ${r.expires}` : ''}${r.replaced ? ' (replaces its previous partition)' : ''}\n`);
+  });
+
+program.command('heal')
+  .description('remove the partition of a network (default: every partition)')
+  .option('--network <network>', 'only this network')
+  .addOption(new Option('--expired <id>', 'the --duration timer: heal that partition only, once expired').hideHelp())
+  .action(async (o) => {
+    const h = await openHost();
+    const { heal } = await import('../engine/partitions.js');
+    for (const n of heal(h, { network: o.network, expired: o.expired })) out(n + '\n');
   });
 
 // ---------------------------------------------------------------- topologies (compose files)

@@ -121,6 +121,9 @@ export const NAMES = {
     bridges: 'bridges',
     owner: 'owner',
     subnets: { ipv4: 'subnets', ipv6: 'subnets6' } as Record<Family, string>,
+    /** Partitions (issue #15): `part_<network id, 12>_<group>`, one per group of a partitioned network, in the
+     *  bridge table (the group's host-side veths) and in the inet table (its addresses on that network). */
+    partitionPrefix: 'part_',
   },
   maps: {
     /** Ports published on one host address: `-p HOSTIP:PORT:CPORT`. */
@@ -140,6 +143,16 @@ export const NAMES = {
   /** The chain of `table bridge nsnet`. */
   bridgeChains: { forward: 'forward' },
 } as const;
+
+/** The name of a partition set: `part_<network id, 12 hex>_<group>` (group: its index, `rest`, `not0`). */
+export function partitionSetName(networkId: string, group: number | 'rest' | 'not0'): string {
+  return `${NAMES.sets.partitionPrefix}${networkId.slice(0, 12)}_${group}`;
+}
+
+/** Is this a partition set (what check compares element by element, in both tables)? */
+export function isPartitionSet(name: string): boolean {
+  return name.startsWith(NAMES.sets.partitionPrefix);
+}
 
 /** The maps that hold published ports, every family (what check compares element by element). */
 export const DNAT_MAPS: readonly string[] = [NAMES.maps.dnatAny.ipv4, NAMES.maps.dnatAddr.ipv4, NAMES.maps.dnatAny.ipv6, NAMES.maps.dnatAddr.ipv6];
@@ -175,7 +188,9 @@ export type PurposeKind =
   /** postrouting: published ports used from the host through 127.0.0.1. */
   | 'host-loopback'
   /** bridge forward: ARP between neighbours. */
-  | 'arp';
+  | 'arp'
+  /** bridge forward / inet forward: `nsnet partition`: traffic between groups of containers of one network is cut. */
+  | 'partition';
 
 /** The network a rule belongs to. */
 export interface NetRef {
@@ -201,6 +216,9 @@ export interface Purpose {
   port?: PortRef;
   /** icc rules: whether the network allows it (true: accept, false: drop). */
   allowed?: boolean;
+  /** partition rules and set elements: which partition, which group (0-based as listed; 'rest' = the containers of
+   *  the network not listed; 'not0' = everyone but the first group, for --oneway), one way or both. */
+  partition?: { id: string; group?: number | 'rest' | 'not0'; oneway: boolean };
 }
 
 /** One line saying what a purpose is, for people (explain): "published port 8080/tcp of container 1a2b... (network oa-net)". */
@@ -224,6 +242,12 @@ export function describePurpose(p: Purpose): string {
     case 'hairpin': return 'hairpin: a container reaching a published port through a host address';
     case 'host-loopback': return 'published ports used from the host through a loopback address';
     case 'arp': return 'ARP between neighbours';
+    case 'partition': {
+      const q = p.partition;
+      const g = q?.group === undefined ? '' : q.group === 'rest' ? ' (the containers not listed)' : q.group === 'not0' ? ' (everyone but the first group)' : ` (group ${q.group + 1})`;
+      const who = p.container ? ` container ${p.container.slice(0, 12)}` : '';
+      return `partition${net}${q?.oneway ? ', one way' : ''}${g}:${who || ' traffic between its groups is cut'}`;
+    }
   }
 }
 
@@ -376,7 +400,7 @@ export interface FirewallModel {
   /** The networks it was built from, ordered by name. */
   networks: ModelNetwork[];
   /** For the script's header. */
-  summary: { networks: number; internal: number; iccOff: number; mappings: number; elements: number };
+  summary: { networks: number; internal: number; iccOff: number; mappings: number; elements: number; partitions?: number };
 }
 
 // ---------------------------------------------------------------------------------------------- lookups
