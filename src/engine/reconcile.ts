@@ -18,6 +18,7 @@ import { UserError } from '../util/errors.js';
 import { busyOrphanNetns, clearStoreLost, markedNetns, storeLost } from './storeguard.js';
 import { checkCni, reconcileCni } from './cni-state.js';
 import { checkNetem, expireImpairments, reconcileNetem } from './netem.js';
+import { removeTraceChains, traceChains } from './tracerule.js';
 
 export interface Difference {
   kind: string;
@@ -164,6 +165,8 @@ export function check(h: Host): Difference[] {
   diffs.push(...checkNetem(h)); // link impairments (src/engine/netem.ts)
   const fw = firewallDiff(h);
   if (fw) diffs.push({ kind: 'firewall', detail: fw });
+  // A trace rule of `nsnet explain --trace` exists only while its probe runs: one found here was left behind.
+  for (const f of traceChains(h)) diffs.push({ kind: 'trace-rule', detail: `table ${f} ${NAMES.table} chain ${NAMES.trace.chain}: left behind by nsnet explain --trace (reconcile removes it)` });
   // Not a difference nsnet can repair, but one that silently breaks it: another table's drop-policy chain.
   for (const d of foreignDrops(h)) diffs.push({ kind: 'foreign-firewall', detail: describeForeignDrop(d) });
   const needDns = networks.some((n) => !n.isDefault);
@@ -359,7 +362,9 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
     }
     actions.push(...reconcileCni(h)); // CNI attachments whose runtime netns vanished without DEL
     actions.push(...reconcileNetem(h)); // link impairments: interrupted changes, expired, lost or unrecorded qdiscs
-    // 6. Firewall from the store, in one transaction.
+    // 6. Firewall from the store, in one transaction; first a trace rule `explain --trace` left behind (the full
+    // render would replace it with the table, but not in a table another nsnet owns, and it is said here).
+    for (const f of removeTraceChains(h, traceChains(h))) actions.push(`removed the trace rule nsnet explain --trace left in table ${f} ${NAMES.table}`);
     applyFirewall(h);
     notifyDns(h);
     if (lost && o.force) {

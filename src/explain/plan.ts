@@ -130,7 +130,7 @@ export interface Explanation {
   notes: string[];
   warnings: string[];
   /** The chains the evaluator predicts, in order (what --trace compares with the kernel's trace). */
-  chains: Array<{ hook: string; table: string; chain: string; outcome: ChainVisit['outcome']; rule?: number }>;
+  chains: Array<{ hook: string; table: string; chain: string; depth: number; outcome: ChainVisit['outcome']; rule?: number }>;
   /** What --trace would send (absent: nothing can be sent, e.g. from outside). */
   probe?: ProbeSpec;
   /** Why --trace cannot send a probe for this question. */
@@ -212,7 +212,7 @@ export function routeLookup(routes: NsRoute[], daddr: string): NsRoute | undefin
 // ------------------------------------------------------------------------------------------------ sides
 
 type Side =
-  | { kind: 'container'; c: ContainerRecord; /** owner of the netns (c itself, or its container: target) */ ns: ContainerRecord; eps: EndpointRecord[]; addr?: string; byName: boolean }
+  | { kind: 'container'; c: ContainerRecord; /** owner of the netns (c itself, or its container: target) */ ns: ContainerRecord; eps: EndpointRecord[]; addr?: string; /** The name TO was given as (container name, alias, name.network). */ name?: string }
   | { kind: 'host'; addr?: string; via?: ContainerRecord }
   | { kind: 'outside'; addr: string; given: boolean }
   | { kind: 'nobody'; addr: string; net: NetworkRecord };
@@ -249,11 +249,11 @@ class World {
     return LOOP(a) || this.f.locals.includes(a) || this.inp.networks.some((n) => n.gateway === a);
   }
   /** The side a container name stands for (its netns owner; host mode is the host). */
-  containerSide(c: ContainerRecord, byName: boolean, addr?: string): Side {
+  containerSide(c: ContainerRecord, name?: string, addr?: string): Side {
     if (c.mode === 'host') return { kind: 'host', via: c };
     const ns = c.mode === 'container' ? this.byId(c.modeTarget) ?? c : c;
     if (ns.mode === 'host') return { kind: 'host', via: c };
-    return { kind: 'container', c, ns, eps: this.eps(ns), ...(addr ? { addr } : {}), byName };
+    return { kind: 'container', c, ns, eps: this.eps(ns), ...(addr ? { addr } : {}), ...(name ? { name } : {}) };
   }
   side(ref: string, what: 'FROM' | 'TO'): Side {
     if (ref === 'host') return { kind: 'host' };
@@ -262,7 +262,7 @@ class World {
       const ep = this.inp.endpoints.find((e) => e.ip === ref);
       if (ep) {
         const c = this.byId(ep.containerId);
-        if (c) return this.containerSide(c, false, ref);
+        if (c) return this.containerSide(c, undefined, ref);
       }
       if (this.isLocal(ref)) return { kind: 'host', addr: ref };
       const n = this.netOfAddr(ref);
@@ -270,7 +270,7 @@ class World {
       return { kind: 'outside', addr: ref, given: true };
     }
     const c = this.find(ref);
-    if (c) return this.containerSide(c, true);
+    if (c) return this.containerSide(c, ref);
     throw new UserError(`no such container: ${showValue(ref)} (${what} must be a container name, host, outside or an IPv4 address)`, 'invalid');
   }
   /** A container's routes: the kernel's when known, else what nsnet sets up. */
@@ -348,7 +348,7 @@ function resolveName(w: World, from: Extract<Side, { kind: 'container' }>, name:
   const to = w.find(name);
   const mine = from.eps.map((e) => w.nets.get(e.networkId)?.name).filter(Boolean);
   if (!to) return { lines: [`${name} does not resolve from ${who}: no container has that name or alias on ${who}'s networks (${mine.join(', ')}); nsnet's resolver answers NXDOMAIN`] };
-  const toSide = w.containerSide(to, true);
+  const toSide = w.containerSide(to, name);
   if (toSide.kind !== 'container' || !toSide.eps.length) {
     return { lines: [`${name} does not resolve from ${who}: ${name} has no network endpoint (network mode ${to.mode}${to.state !== 'running' ? `, ${to.state}` : ''})`] };
   }
@@ -400,7 +400,7 @@ function addEvaluation(b: Builder, r: PathResult, only?: (v: ChainVisit) => bool
       hook: v.hook, table: v.table, chain: v.chain, outcome: v.outcome,
       ...(v.rule ? { rule: fromRef(v.rule) } : {}),
     });
-    b.chains.push({ hook: v.hook, table: v.table, chain: v.chain, outcome: v.outcome, ...(v.rule ? { rule: v.rule.index } : {}) });
+    b.chains.push({ hook: v.hook, table: v.table, chain: v.chain, depth: v.depth, outcome: v.outcome, ...(v.rule ? { rule: v.rule.index } : {}) });
   }
   for (const n of r.notes) b.notes.push(n);
 }
@@ -584,8 +584,8 @@ function fromContainer(w: World, b: Builder, from: Extract<Side, { kind: 'contai
     return r?.gateway ?? (from.eps[0] ? w.nets.get(from.eps[0].networkId)?.gateway : undefined);
   };
   if (to.kind === 'container') {
-    if (to.byName) {
-      const res = resolveName(w, from, to.c.name);
+    if (to.name) {
+      const res = resolveName(w, from, to.name);
       b.names.push(...res.lines);
       if (res.fix && !res.ip) b.notes.push(`to use the name: ${res.fix}`);
       resolvedNet = res.net;
@@ -747,13 +747,23 @@ export function explain(inp: ExplainInput, fromRef0: string, target: Target): Ex
   const w = new World(inp);
   const fromRefText = parseFrom(fromRef0);
   const from = w.side(fromRefText, 'FROM');
-  const to = w.side(target.ref, 'TO');
+  let to: Side;
+  try {
+    to = w.side(target.ref, 'TO');
+  } catch (e) {
+    // Not a container name: an alias or "name.network" that FROM's resolver knows.
+    const r = from.kind === 'container' && !isIPv4(target.ref) ? resolveName(w, from, target.ref) : undefined;
+    const ep = r?.ip ? inp.endpoints.find((x) => x.ip === r.ip) : undefined;
+    const c = ep ? w.byId(ep.containerId) : undefined;
+    if (!c) throw e;
+    to = w.containerSide(c, target.ref);
+  }
   const b = new Builder();
   let v: Verdict;
   if (from.kind === 'container') v = fromContainer(w, b, from, to, target);
   else if (from.kind === 'host') {
     v = fromHost(w, b, from, to, target);
-    if (to.kind === 'container' && to.byName) b.names.push(`the host does not ask nsnet's resolver: ${to.c.name} is reached by its address`);
+    if (to.kind === 'container' && to.name) b.names.push(`the host does not ask nsnet's resolver: ${to.c.name} is reached by its address`);
   } else if (from.kind === 'outside') v = fromOutside(w, b, from, to, target);
   else throw new UserError(`no container has ${from.addr} (network ${from.net.name}): FROM must be a container, host, outside or an address one of them has`, 'invalid');
   if (to.kind === 'nobody' && v.verdict === 'delivered') {

@@ -139,6 +139,10 @@ export const NAMES = {
   },
   /** The chain of `table bridge nsnet`. */
   bridgeChains: { forward: 'forward' },
+  /** `nsnet explain --trace`: the one chain (in `table inet nsnet`, and `table bridge nsnet` when it exists) whose
+   *  one rule sets `meta nftrace` on the probe packet, while the probe runs. Never part of the model: check
+   *  reports a leftover one, reconcile removes it. */
+  trace: { chain: 'trace' },
 } as const;
 
 /** The maps that hold published ports, every family (what check compares element by element). */
