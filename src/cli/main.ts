@@ -775,7 +775,7 @@ program.command('explain')
       process.on('SIGTERM', onSignal);
       try {
         trace = E.traceExplanation(h, e, model);
-        await new Promise((r) => setImmediate(r));
+        await new Promise((r) => setTimeout(r, 20)); // a signal that came during the probe is handled now
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

@@ -11,7 +11,7 @@ import { closeFd, netnsExists, openNetns } from '../kernel/netns.js';
 import { TraceSocket, type TraceEvent } from '../kernel/nftrace.js';
 import { Probe } from '../kernel/probe.js';
 import { explain, isIPv4, type Explanation, type ExplainInput, type NsAddr, type NsRoute, type Target } from '../explain/plan.js';
-import { compareTrace, traceScript, type RuleIndex, type TraceReport } from '../explain/trace.js';
+import { compareTrace, traceChainName, traceHooks, traceScript, type RuleIndex, type TraceReport } from '../explain/trace.js';
 import type { ContainerRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
 import { isSafeName } from '../util/validate.js';
@@ -21,7 +21,7 @@ import { firewallState, ownerOf, tableOwner } from './firewall.js';
 import type { Host } from './host.js';
 import { check } from './reconcile.js';
 import { refreshState } from './state.js';
-import { removeTraceChains, traceChains } from './tracerule.js';
+import { removeTraceChains, traceChains, type TraceChain } from './tracerule.js';
 
 const RTN_UNICAST = 1;
 
@@ -131,7 +131,7 @@ function indexRules(listing: unknown, into: RuleIndex): void {
 }
 
 /** How long the probe waits for an answer (and the trace for its events). */
-const PROBE_MS = { tcp: 1000, udp: 500, icmp: 1000 } as const;
+const PROBE_MS = { tcp: 900, udp: 500, icmp: 900 } as const;
 
 /**
  * `--trace`: one real probe packet, marked with `meta nftrace set 1` by a rule of nsnet's own table narrowly
@@ -151,7 +151,7 @@ export function traceExplanation(h: Host, e: Explanation, model: FirewallModel):
     let nsFd = -1;
     let sock: TraceSocket | null = null;
     let probe: Probe | null = null;
-    let added = false;
+    let added: TraceChain[] = [];
     const events: TraceEvent[] = [];
     const index: RuleIndex = new Map();
     try {
@@ -164,11 +164,12 @@ export function traceExplanation(h: Host, e: Explanation, model: FirewallModel):
       probe = Probe.open(spec.proto, spec.daddr, spec.dport ?? 0, nsFd >= 0 ? nsFd : undefined);
       if (spec.hostHook !== 'none') {
         const bridgeTable = traceBridgeTable(h);
-        h.nft.run(traceScript({
-          hook: spec.hostHook, ...(spec.saddr ? { saddr: spec.saddr } : {}), daddr: spec.daddr, proto: spec.proto,
+        const m = {
+          origin: spec.hostHook === 'output' ? 'host' as const : 'container' as const, ...(spec.saddr ? { saddr: spec.saddr } : {}), daddr: spec.daddr, proto: spec.proto,
           ...(spec.proto !== 'icmp' ? { sport: probe.sport, ...(spec.dport !== undefined ? { dport: spec.dport } : {}) } : { icmpId: probe.icmpId }),
-        }, bridgeTable));
-        added = true;
+        };
+        added = traceHooks(m.origin, bridgeTable).map((x) => ({ family: x.family, chain: traceChainName(x.hook) }));
+        h.nft.run(traceScript(m, bridgeTable));
         crashPoint('explain:trace-added');
       }
       probe.send();
@@ -194,9 +195,9 @@ export function traceExplanation(h: Host, e: Explanation, model: FirewallModel):
       return compareTrace(e, events, index, answer ?? { outcome: 'timeout' }, model);
     } finally {
       try {
-        if (added) {
+        if (added.length) {
           crashPoint('explain:trace-remove');
-          removeTraceChains(h);
+          removeTraceChains(h, added);
         }
       } finally {
         probe?.close();

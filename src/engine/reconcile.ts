@@ -166,7 +166,7 @@ export function check(h: Host): Difference[] {
   const fw = firewallDiff(h);
   if (fw) diffs.push({ kind: 'firewall', detail: fw });
   // A trace rule of `nsnet explain --trace` exists only while its probe runs: one found here was left behind.
-  for (const f of traceChains(h)) diffs.push({ kind: 'trace-rule', detail: `table ${f} ${NAMES.table} chain ${NAMES.trace.chain}: left behind by nsnet explain --trace (reconcile removes it)` });
+  for (const c of traceChains(h)) diffs.push({ kind: 'trace-rule', detail: `table ${c.family} ${NAMES.table} chain ${c.chain}: left behind by nsnet explain --trace (reconcile removes it)` });
   // Not a difference nsnet can repair, but one that silently breaks it: another table's drop-policy chain.
   for (const d of foreignDrops(h)) diffs.push({ kind: 'foreign-firewall', detail: describeForeignDrop(d) });
   const needDns = networks.some((n) => !n.isDefault);
@@ -364,7 +364,7 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
     actions.push(...reconcileNetem(h)); // link impairments: interrupted changes, expired, lost or unrecorded qdiscs
     // 6. Firewall from the store, in one transaction; first a trace rule `explain --trace` left behind (the full
     // render would replace it with the table, but not in a table another nsnet owns, and it is said here).
-    for (const f of removeTraceChains(h, traceChains(h))) actions.push(`removed the trace rule nsnet explain --trace left in table ${f} ${NAMES.table}`);
+    for (const c of removeTraceChains(h, traceChains(h))) actions.push(`removed the trace rule nsnet explain --trace left in table ${c.family} ${NAMES.table} chain ${c.chain}`);
     applyFirewall(h);
     notifyDns(h);
     if (lost && o.force) {

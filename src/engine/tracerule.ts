@@ -1,34 +1,33 @@
-// The trace rule of `nsnet explain --trace` as a kernel object nsnet owns: the `trace` chain in nsnet's tables
-// (src/explain/trace.ts writes it). It exists only while a probe runs; one left behind (a crash, kill -9) is what
-// `check` reports (trace-rule) and `reconcile` removes.
+// The trace rules of `nsnet explain --trace` as kernel objects nsnet owns: the `trace_<hook>` chains in nsnet's
+// tables (src/explain/trace.ts writes them). They exist only while a probe runs; one left behind (a crash,
+// kill -9) is what `check` reports (trace-rule) and `reconcile` removes.
 import { NAMES } from '../firewall/model.js';
 import { NftError } from '../kernel/nft.js';
 import type { Host } from './host.js';
 
 const isMissing = (e: unknown) => e instanceof NftError && /No such file or directory/.test(e.message);
 
-/** The families of nsnet's tables that hold a trace chain now. */
-export function traceChains(h: Host): Array<'inet' | 'bridge'> {
-  const out: Array<'inet' | 'bridge'> = [];
-  for (const f of ['inet', 'bridge'] as const) {
-    try {
-      h.nft.run(`list chain ${f} ${NAMES.table} ${NAMES.trace.chain}`, true);
-      out.push(f);
-    } catch (e) {
-      if (!isMissing(e)) throw e;
-    }
-  }
-  return out;
+export interface TraceChain {
+  family: 'inet' | 'bridge';
+  chain: string;
 }
 
-/** Deletes the trace chains that exist (each on its own: one already gone does not keep the other). Returns the
- *  families it removed one from. */
-export function removeTraceChains(h: Host, families: Array<'inet' | 'bridge'> = ['inet', 'bridge']): Array<'inet' | 'bridge'> {
-  const done: Array<'inet' | 'bridge'> = [];
-  for (const f of families) {
+/** The trace chains in nsnet's tables now (one `list chains`). */
+export function traceChains(h: Host): TraceChain[] {
+  const l = JSON.parse(h.nft.run('list chains', true)) as { nftables: Array<{ chain?: { family: string; table: string; name: string } }> };
+  return l.nftables.map((o) => o.chain)
+    .filter((c): c is NonNullable<typeof c> => !!c && c.table === NAMES.table && (c.family === 'inet' || c.family === 'bridge') && c.name.startsWith(NAMES.trace.prefix))
+    .map((c) => ({ family: c.family as 'inet' | 'bridge', chain: c.name }));
+}
+
+/** Deletes these trace chains (each on its own: one already gone does not keep the others). Returns those it
+ *  removed. */
+export function removeTraceChains(h: Host, chains: TraceChain[]): TraceChain[] {
+  const done: TraceChain[] = [];
+  for (const c of chains) {
     try {
-      h.nft.run(`delete chain ${f} ${NAMES.table} ${NAMES.trace.chain}`);
-      done.push(f);
+      h.nft.run(`delete chain ${c.family} ${NAMES.table} ${c.chain}`);
+      done.push(c);
     } catch (e) {
       if (!isMissing(e)) throw e;
     }

@@ -508,6 +508,10 @@ function arrival(w: World, b: Builder, r: PathResult, to: Side, t: Target, daddr
     return { verdict: 'delivered', reason: `delivered to ${c?.name ?? final} (${final}${r.packet.dport !== undefined ? `:${r.packet.dport}` : ''}) on network ${n.name}`, to: info };
   }
   if (!w.f.hasDefault && !w.inp.host.routes.some((x) => inPrefix(x.dst, x.prefixLen, final))) {
+    // Routing fails before the forward (or, for the host's own packets, the output) hook.
+    const keep = (hook?: string) => hook === 'prerouting';
+    b.chains = b.chains.filter((c) => keep(c.hook));
+    b.hops = b.hops.filter((h) => (h.hook ? keep(h.hook) : !(h.at === 'nat' && h.text.startsWith('masquerade'))));
     b.hop('host', `the host has no route to ${final} (no default route)`);
     return { verdict: 'dropped', reason: `the host has no route to ${final}`, decidedBy: pseudo('route', `the host has no route to ${final}`) };
   }
@@ -635,9 +639,10 @@ function fromContainer(w: World, b: Builder, from: Extract<Side, { kind: 'contai
   const res = run(w, packet);
   // icc=false: kernel port isolation decides in the bridge before the firewall's forward hooks.
   if (res.delivery === 'bridged' && !fromNet.icc) {
-    addEvaluation(b, res, (v) => v.hook === 'prerouting');
     const target = w.inp.endpoints.find((e) => e.networkId === fromNet.id && e.ip === daddr);
-    b.hop(`bridge ${fromNet.bridge}`, `ports ${ep.hostIf} and ${target?.hostIf ?? '(the destination\'s)'} are isolated (icc=false: kernel port isolation): the bridge never forwards a frame between two isolated ports`);
+    // Isolated ports never exchange a frame, ARP included: FROM's ARP request for TO gets no answer, so the
+    // packet itself is never sent (were the neighbour known, the bridge would drop the frame the same way).
+    b.hop(`bridge ${fromNet.bridge}`, `ports ${ep.hostIf} and ${target?.hostIf ?? '(the destination\'s)'} are isolated (icc=false: kernel port isolation): the bridge never forwards a frame between two isolated ports, so ${who}'s ARP request for ${daddr} gets no answer and the packet is never sent`);
     if (res.verdict === 'drop' && res.decidedBy) b.notes.push(`nsnet's firewall would drop it too: ${res.decidedBy.table} ${res.decidedBy.chain} #${res.decidedBy.index} (${res.decidedBy.why})`);
     fixFor(w, b, 'port-isolation', { ...ctx, toNet: fromNet });
     const why = `network ${fromNet.name} has icc=false: bridge port isolation`;

@@ -6,9 +6,10 @@ import type { TraceEvent } from '../kernel/nftrace.js';
 import type { ProbeOutcome } from '../kernel/probe.js';
 import type { Explanation } from './plan.js';
 
-/** The probe's 5-tuple as the trace rule matches it. */
+/** The probe as the trace rules match it. `origin`: from a container (enters the host on a bridge) or sent by the
+ *  host itself. */
 export interface TraceMatch {
-  hook: 'prerouting' | 'output';
+  origin: 'container' | 'host';
   saddr?: string;
   daddr: string;
   proto: 'tcp' | 'udp' | 'icmp';
@@ -19,17 +20,21 @@ export interface TraceMatch {
 
 const TRACE_COMMENT = 'nsnet explain --trace: marks one probe packet, removed right after';
 
-function matchText(m: TraceMatch): string {
+/** The chain of the trace rule on one hook. */
+export const traceChainName = (hook: string) => `${NAMES.trace.prefix}${hook}`;
+
+/** What the rules match: the source (address and ephemeral port: unique while the probe runs) and protocol, the
+ *  first packet only (a TCP SYN); the destination before NAT only where no NAT happened yet. */
+function matchText(m: TraceMatch, withDaddr: boolean): string {
   const parts: string[] = [];
   if (m.saddr) parts.push(`ip saddr ${m.saddr}`);
-  parts.push(`ip daddr ${m.daddr}`);
+  if (withDaddr) parts.push(`ip daddr ${m.daddr}`);
   if (m.proto === 'icmp') {
     parts.push('icmp type echo-request');
     if (m.icmpId !== undefined) parts.push(`icmp id ${m.icmpId}`);
   } else {
     parts.push(`meta l4proto ${m.proto}`);
     if (m.sport !== undefined) parts.push(`th sport ${m.sport}`);
-    if (m.dport !== undefined) parts.push(`th dport ${m.dport}`);
     if (m.proto === 'tcp') parts.push('tcp flags & (syn | ack) == syn');
   }
   return parts.join(' ');
@@ -38,29 +43,33 @@ function matchText(m: TraceMatch): string {
 const isAddr = (s: string | undefined) => s === undefined || /^\d{1,3}(\.\d{1,3}){3}$/.test(s);
 const isNum = (n: number | undefined) => n === undefined || (Number.isInteger(n) && n >= 0 && n <= 65535);
 
-/** The script adding the trace chain and its one rule: in `table inet nsnet` on the probe's hook, before the
- *  loopback guard (priority raw - 1), and, when `bridgeTable`, in `table bridge nsnet`'s prerouting too (traffic
- *  within one bridge without br_netfilter passes only the bridge family's hooks). One transaction. */
-export function traceScript(m: TraceMatch, bridgeTable: boolean): string {
-  if (!isAddr(m.saddr) || !isAddr(m.daddr) || !isNum(m.sport) || !isNum(m.dport) || !isNum(m.icmpId)) throw new Error('traceScript: invalid probe tuple');
-  const rule = `${matchText(m)} meta nftrace set 1 comment "${TRACE_COMMENT}"`;
-  const L = [
-    `table inet ${NAMES.table} {`,
-    `\tchain ${NAMES.trace.chain} {`,
-    `\t\ttype filter hook ${m.hook} priority -301; policy accept;`,
-    `\t\t${rule}`,
-    '\t}',
-    '}',
+/** The hooks the probe may pass in the host netns, per table family. */
+export function traceHooks(origin: TraceMatch['origin'], bridgeTable: boolean): Array<{ family: 'inet' | 'bridge'; hook: string }> {
+  const inet = origin === 'container' ? ['prerouting', 'input', 'forward', 'postrouting'] : ['output', 'postrouting', 'prerouting', 'input'];
+  return [
+    ...inet.map((hook) => ({ family: 'inet' as const, hook })),
+    ...(bridgeTable && origin === 'container' ? ['prerouting', 'forward'].map((hook) => ({ family: 'bridge' as const, hook })) : []),
   ];
-  if (bridgeTable && m.hook === 'prerouting') {
-    L.push(`table bridge ${NAMES.table} {`, `\tchain ${NAMES.trace.chain} {`, '\t\ttype filter hook prerouting priority -201; policy accept;', `\t\t${rule}`, '\t}', '}');
-  }
-  return L.join('\n') + '\n';
 }
 
-/** The script removing the trace chains that exist (`inet` and/or `bridge`). */
-export function untraceScript(families: Array<'inet' | 'bridge'>): string {
-  return families.map((f) => `delete chain ${f} ${NAMES.table} ${NAMES.trace.chain}\n`).join('');
+/** The script adding the trace chains, one rule each, before every chain of nsnet's on their hook (priority
+ *  -301: before the loopback guard at raw; -201 in the bridge family). One transaction. */
+export function traceScript(m: TraceMatch, bridgeTable: boolean): string {
+  if (!isAddr(m.saddr) || !isAddr(m.daddr) || !isNum(m.sport) || !isNum(m.dport) || !isNum(m.icmpId)) throw new Error('traceScript: invalid probe tuple');
+  const L: string[] = [];
+  for (const fam of ['inet', 'bridge'] as const) {
+    const hooks = traceHooks(m.origin, bridgeTable).filter((x) => x.family === fam);
+    if (!hooks.length) continue;
+    L.push(`table ${fam} ${NAMES.table} {`);
+    for (const { hook } of hooks) {
+      // The destination is matched where it is still the one sent to: before any DNAT (the first hook).
+      const first = hook === (m.origin === 'container' ? 'prerouting' : 'output');
+      L.push(`\tchain ${traceChainName(hook)} {`, `\t\ttype filter hook ${hook} priority ${fam === 'bridge' ? -201 : -301}; policy accept;`,
+        `\t\t${matchText(m, first)} meta nftrace set 1 comment "${TRACE_COMMENT}"`, '\t}');
+    }
+    L.push('}');
+  }
+  return L.join('\n') + '\n';
 }
 
 /** Where each rule handle of the traced chains is: `family table chain` -> handle -> 0-based position. */
@@ -90,13 +99,15 @@ export interface TraceReport {
   /** One line per disagreement with the prediction (empty: they agree). */
   differences: string[];
   notes: string[];
+  /** The kernel's events as received (nsnet's trace chains left out). */
+  events: TraceEvent[];
 }
 
 /** PURE: the events of the first traced packet, chain by chain. */
 export function tracedChains(events: TraceEvent[], index: RuleIndex, model?: FirewallModel): { id?: number; chains: TracedChain[] } {
-  const mine = events.filter((e) => !(e.table === NAMES.table && e.chain === NAMES.trace.chain));
+  // Every packet the rules marked is the probe's first packet (retransmissions come later than the probe waits).
+  const evs = events.filter((e) => !(e.table === NAMES.table && e.chain.startsWith(NAMES.trace.prefix)));
   const id = events[0]?.id;
-  const evs = mine.filter((e) => e.id === id);
   const chains: TracedChain[] = [];
   let stack: number[] = [];
   let pendingJump: string | undefined;
@@ -131,10 +142,17 @@ export function tracedChains(events: TraceEvent[], index: RuleIndex, model?: Fir
     };
     if (e.type === 'policy') {
       top.outcome = e.policy === 'drop' ? 'policy-drop' : 'policy-accept';
+      delete top.rule;
+      delete top.handle;
+      delete top.text;
       stack = [];
-    } else if (e.type === 'return') {
-      top.outcome = 'end';
-      stack.pop();
+    } else if (e.type === 'return' || (e.type === 'rule' && e.handle === undefined && (e.verdict ?? 'continue') === 'continue')) {
+      // The end of a chain without a verdict (this kernel reports it as a rule event without a handle): back to
+      // the caller; for a base chain its policy event follows.
+      if (stack.length > 1) {
+        top.outcome = 'end';
+        stack.pop();
+      }
     } else if (e.type === 'rule') {
       const v = e.verdict ?? 'continue';
       if (v === 'jump' || v === 'goto') {
@@ -195,7 +213,8 @@ export function compareTrace(e: Explanation, events: TraceEvent[], index: RuleIn
     }
   }
   if (verdict !== 'unknown' && verdict !== e.verdict) differences.push(`predicted ${e.verdict.toUpperCase()}, the kernel: ${verdict.toUpperCase()} (probe: ${probe.outcome}${probe.detail ? `, ${probe.detail}` : ''})`);
-  return { ...(id !== undefined ? { id } : {}), chains, probe, verdict, differences, notes };
+  const events0 = events.filter((x) => !(x.table === NAMES.table && x.chain.startsWith(NAMES.trace.prefix)));
+  return { ...(id !== undefined ? { id } : {}), chains, probe, verdict, differences, notes, events: events0 };
 }
 
 /** The trace for people: next to the prediction, differences loudly. */
