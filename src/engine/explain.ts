@@ -172,11 +172,10 @@ export function traceExplanation(h: Host, e: Explanation, model: FirewallModel):
         h.nft.run(traceScript(m, bridgeTable));
         crashPoint('explain:trace-added');
       }
-      probe.send();
+      let answer: ReturnType<Probe['outcome']> | null = probe.send();
       crashPoint('explain:probe-sent');
       const end = Date.now() + PROBE_MS[spec.proto];
-      let answer: ReturnType<Probe['outcome']> | null = null;
-      let settleUntil = 0;
+      let settleUntil = answer ? Date.now() + 100 : 0;
       while (Date.now() < (answer ? settleUntil : end)) {
         events.push(...sock.read(10));
         if (!answer) {

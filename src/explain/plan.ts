@@ -577,11 +577,17 @@ function fromContainer(w: World, b: Builder, from: Extract<Side, { kind: 'contai
     b.probe = { from: { kind: 'container', id: from.ns.id, name: from.ns.name }, daddr: to.addr, proto: t.proto, ...(t.port !== undefined ? { dport: t.port } : {}), hostHook: 'none' };
     return { verdict: 'delivered', reason: `delivered over ${who}'s own loopback`, to: { kind: 'container', name: from.ns.name, addr: to.addr } };
   }
-  if (from.ns.mode === 'none' || !from.eps.length) {
+  const noNetwork = (dst: string | undefined): Verdict => {
     const why = from.ns.mode === 'none' ? `${who} has network mode none: only loopback, no route anywhere` : `${who} is on no network`;
     b.hop(`${who} netns`, why);
     if (from.ns.mode === 'none') b.addFix(`recreate ${who} on a network: nsnet rm -f ${who}; nsnet run --network NET --name ${who} ...`);
+    // What --trace sends: the kernel of FROM's netns refuses it at once (network unreachable).
+    if (dst) b.probe = { from: { kind: 'container', id: from.ns.id, name: from.ns.name }, daddr: dst, proto: t.proto, ...(t.port !== undefined ? { dport: t.port } : {}), hostHook: 'none' };
     return { verdict: 'dropped', reason: why, decidedBy: pseudo('mode', why) };
+  };
+  if (from.ns.mode === 'none' || !from.eps.length) {
+    const dst = to.kind === 'container' ? targetAddr(w, to, []).addr : to.kind === 'host' ? to.addr ?? w.inp.networks[0]?.gateway : to.addr;
+    return noNetwork(dst);
   }
   const defaultGw = () => {
     const r = routeLookup(w.routesOf(from.ns, from.eps), w.f.outside);
@@ -638,6 +644,19 @@ function fromContainer(w: World, b: Builder, from: Extract<Side, { kind: 'contai
   const ctx = { from, to, fromNet, ...(toNet ? { toNet } : {}), t };
   const res = run(w, packet);
   // icc=false: kernel port isolation decides in the bridge before the firewall's forward hooks.
+  const dnat = res.translations.find((x) => x.kind === 'dnat');
+  if (res.delivery === 'bridged' && !fromNet.icc && dnat) {
+    // br_netfilter's bridged DNAT back into an icc=false bridge: the frame would go from FROM's port to TO's
+    // port (or back out of FROM's own), all isolated: the bridge drops it before its forward hook.
+    addEvaluation(b, res, (v) => v.hook === 'prerouting');
+    translations(b, w, { ...res, translations: [dnat] });
+    const target = w.inp.endpoints.find((e) => e.networkId === fromNet.id && e.ip === res.packet.daddr);
+    b.hop(`bridge ${fromNet.bridge}`, `the DNAT leads back into bridge ${fromNet.bridge} (br_netfilter: the frame is bridged): from port ${ep.hostIf} to port ${target?.hostIf ?? '(the destination\'s)'}, both isolated (icc=false: kernel port isolation): the bridge never forwards it`);
+    if (res.verdict === 'drop' && res.decidedBy) b.notes.push(`nsnet's firewall would drop it too: ${res.decidedBy.table} ${res.decidedBy.chain} #${res.decidedBy.index} (${res.decidedBy.why})`);
+    fixFor(w, b, 'port-isolation', { ...ctx, toNet: fromNet });
+    const why = `network ${fromNet.name} has icc=false: bridge port isolation (a hairpin through a host address stays inside the bridge)`;
+    return { verdict: 'dropped', reason: `dropped by the bridge ${fromNet.bridge}: ${why}`, decidedBy: pseudo('port-isolation', why, `bridge ${fromNet.bridge}`) };
+  }
   if (res.delivery === 'bridged' && !fromNet.icc) {
     const target = w.inp.endpoints.find((e) => e.networkId === fromNet.id && e.ip === daddr);
     // Isolated ports never exchange a frame, ARP included: FROM's ARP request for TO gets no answer, so the

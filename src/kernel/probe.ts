@@ -24,6 +24,8 @@ const POLLIN = 1;
 const POLLOUT = 4;
 const MSG_DONTWAIT = 0x40;
 const EINPROGRESS = 115;
+const ENETUNREACH = 101;
+const EHOSTUNREACH = 113;
 
 export type ProbeProto = 'tcp' | 'udp' | 'icmp';
 
@@ -68,12 +70,14 @@ export class Probe {
     }
   }
 
-  /** Sends the one packet. */
-  send(): void {
+  /** Sends the one packet. Returns an outcome when the kernel of the sending netns refuses it at once (no route:
+   *  ENETUNREACH), null when it was sent. */
+  send(): { outcome: ProbeOutcome; detail: string } | null {
     const sa = sockaddr(this.daddr, this.proto === 'icmp' ? 0 : this.dport);
     const rc = Number(_connect(this.fd, sa, sa.length));
     if (rc < 0) {
       const errno = koffi.errno();
+      if (errno === ENETUNREACH || errno === EHOSTUNREACH) return { outcome: 'unreachable', detail: strerror(errno) };
       if (!(this.proto === 'tcp' && errno === EINPROGRESS)) throw new SysError('connect', errno, `${this.daddr}:${this.dport}`);
     }
     if (this.proto === 'udp') send(this.fd, Buffer.from('nsnet explain --trace probe\n'));
@@ -86,6 +90,7 @@ export class Probe {
       m.writeUInt16BE(checksum(m), 2);
       send(this.fd, m);
     }
+    return null;
   }
 
   /** Waits (at most `timeoutMs`) for what comes back. */
