@@ -653,7 +653,8 @@ function fromContainer(w: World, b: Builder, from: Extract<Side, { kind: 'contai
     const target = w.inp.endpoints.find((e) => e.networkId === fromNet.id && e.ip === res.packet.daddr);
     b.hop(`bridge ${fromNet.bridge}`, `the DNAT leads back into bridge ${fromNet.bridge} (br_netfilter: the frame is bridged): from port ${ep.hostIf} to port ${target?.hostIf ?? '(the destination\'s)'}, both isolated (icc=false: kernel port isolation): the bridge never forwards it`);
     if (res.verdict === 'drop' && res.decidedBy) b.notes.push(`nsnet's firewall would drop it too: ${res.decidedBy.table} ${res.decidedBy.chain} #${res.decidedBy.index} (${res.decidedBy.why})`);
-    fixFor(w, b, 'port-isolation', { ...ctx, toNet: fromNet });
+    const server = target ? w.byId(target.containerId) : undefined;
+    fixFor(w, b, 'port-isolation', { ...ctx, ...(server ? { to: w.containerSide(server) } : {}), toNet: fromNet });
     const why = `network ${fromNet.name} has icc=false: bridge port isolation (a hairpin through a host address stays inside the bridge)`;
     return { verdict: 'dropped', reason: `dropped by the bridge ${fromNet.bridge}: ${why}`, decidedBy: pseudo('port-isolation', why, `bridge ${fromNet.bridge}`) };
   }

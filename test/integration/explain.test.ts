@@ -182,11 +182,12 @@ test('explain: a matrix of 42 cases, each predicted, traced through the kernel a
 test('explain --trace: a change nsnet does not know makes the kernel disagree, loudly; a crashed trace is reconciled; bad input changes nothing', { timeout: 300000 }, async (t) => {
   const h = TestHost.create('explain2');
   t.after(() => h.cleanup());
-  h.ok(['network', 'create', 'a']);
-  h.ok(['network', 'create', 'b']);
-  h.ok(['run', '-d', '--name', 'x', '--network', 'a', '-p', '8080:80', '--', '/bin/sh', '-c', `python3 ${SERV} whoami 80`]);
-  h.ok(['run', '-d', '--name', 'y', '--network', 'b', '--', '/bin/sh', '-c', `python3 ${SERV} whoami 80`]);
-  const yIp = JSON.parse(h.ok(['inspect', 'y']))[0].NetworkSettings.Networks.b.IPAddress as string;
+  // (Names that are not hex: `network create` refuses a name that is the prefix of an existing network's id.)
+  h.ok(['network', 'create', 'neta']);
+  h.ok(['network', 'create', 'netb']);
+  h.ok(['run', '-d', '--name', 'x', '--network', 'neta', '-p', '8080:80', '--', '/bin/sh', '-c', `python3 ${SERV} whoami 80`]);
+  h.ok(['run', '-d', '--name', 'y', '--network', 'netb', '--', '/bin/sh', '-c', `python3 ${SERV} whoami 80`]);
+  const yIp = JSON.parse(h.ok(['inspect', 'y']))[0].NetworkSettings.Networks.netb.IPAddress as string;
   await waitFor(() => h.sh(attempt(yIp, 80, 'tcp')).stdout.trim() === 'connected', 8000, 100);
 
   // The forward chain flushed by hand: nsnet predicts isolation, the kernel lets it through.
