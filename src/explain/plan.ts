@@ -802,6 +802,8 @@ export function explain(inp: ExplainInput, fromRef0: string, target: Target): Ex
     b.warnings.push(`nsnet check finds ${inp.differences.length} difference(s) between the store and the kernel: this prediction is the store's, the kernel may do otherwise (${inp.differences.slice(0, 3).join('; ')}${inp.differences.length > 3 ? '; ...' : ''})`);
   }
   if (v.verdict === 'delivered') b.fix = b.fix.filter((f) => f.startsWith('nsnet start'));
+  // A name that does not resolve: its fix is said once (it often is the path's fix too).
+  b.notes = b.notes.filter((n) => !(n.startsWith('to use the name: ') && b.fix.includes(n.slice('to use the name: '.length))));
   return {
     query: { from: fromRef0, to: target.ref, ...(target.port !== undefined ? { port: target.port } : {}), proto: target.proto },
     from: sideInfo(from, b.packet?.saddr), to: v.to ?? sideInfo(to, b.packet?.daddr),

@@ -134,10 +134,40 @@ test('hairpin: a container reaches a published port through a host address: DNAT
   assert.ok(e.hops.some((h) => /^DNAT 10\.99\.0\.1:8080 -> 172\.18\.0\.2:80 \(published port of web\)/.test(h.text)), why(e));
   assert.ok(e.hops.some((h) => /^masquerade: source 10\.99\.0\.2 -> 172\.18\.0\.1/.test(h.text)), why(e));
   assert.equal(e.to.name, 'web');
-  // Its own published port via the host's uplink address.
+  // Its own published port via the host's uplink address: with br_netfilter the DNATed frame is bridged back
+  // (bridged DNAT), so the bridge family's forward hook runs too, as the kernel's trace shows.
   const own = ex('web', `${HOST}:8080`);
   assert.equal(own.verdict, 'delivered', why(own));
   assert.equal(own.to.name, 'web');
+  assert.deepEqual(own.chains.filter((c) => c.depth === 0).map((c) => `${c.table} ${c.chain}`),
+    ['inet nsnet guard', 'inet nsnet prerouting', 'bridge nsnet forward', 'inet nsnet forward', 'inet nsnet postrouting']);
+  const off = ex('web', `${HOST}:8080`, { host: { ...input().host, brNetfilter: false } });
+  assert.ok(!off.chains.some((c) => c.table === 'bridge nsnet'), 'routed without br_netfilter');
+  // Inside an icc=false network a hairpin stays in the bridge: port isolation drops it.
+  const q = ex('q1', 'host:8081');
+  assert.equal(q.verdict, 'dropped', why(q));
+  assert.equal(q.decidedBy?.purpose, 'port-isolation');
+  assert.ok(q.fix.includes('nsnet network create NET && nsnet network connect NET q1 && nsnet network connect NET q2'), why(q));
+  assert.ok(!q.chains.some((c) => c.hook !== 'prerouting'), 'the bridge drops it before any forward hook');
+  // From another network it works (routed in, DNAT, masquerade).
+  assert.equal(ex('tool', 'host:8081').verdict, 'delivered');
+});
+
+test('FROM and TO as addresses: a container\'s, the host\'s, an outside machine\'s', () => {
+  const e = ex('172.18.0.2', '172.18.0.3:5432');
+  assert.equal(e.from.name, 'web');
+  assert.equal(e.to.name, 'db');
+  assert.deepEqual(e.names, [], 'no name asked');
+  const up = ex('198.51.100.7', `${HOST}:8080`);
+  assert.equal(up.verdict, 'delivered');
+  assert.equal(up.packet?.saddr, '198.51.100.7');
+  assert.equal(up.packet?.iif, 'eth0');
+  const gw = ex('web', '172.18.0.1:53/udp');
+  assert.equal(gw.to.kind, 'host');
+  assert.equal(gw.verdict, 'delivered');
+  const h = ex(HOST, 'web:80');
+  assert.equal(h.from.kind, 'host');
+  assert.equal(h.probe?.hostHook, 'output');
 });
 
 test('internal network: nothing leaves it; the host only for DNS; the fix joins a normal network', () => {
