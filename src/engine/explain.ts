@@ -21,7 +21,7 @@ import { firewallState, ownerOf, tableOwner } from './firewall.js';
 import type { Host } from './host.js';
 import { check } from './reconcile.js';
 import { refreshState } from './state.js';
-import { removeTraceChains, traceChains, type TraceChain } from './tracerule.js';
+import { removeTraceChains, type TraceChain } from './tracerule.js';
 
 const RTN_UNICAST = 1;
 
@@ -141,7 +141,7 @@ const PROBE_MS = { tcp: 900, udp: 500, icmp: 900 } as const;
  */
 export function traceExplanation(h: Host, e: Explanation, model: FirewallModel): TraceReport {
   const spec = e.probe;
-  if (!spec) throw new UserError(`--trace: ${e.noProbe ?? 'there is no packet nsnet could send for this'}`, 'invalid');
+  if (!spec) throw new UserError(`--trace: ${e.noProbe ?? 'there is no packet to send'}`, 'invalid');
   if (spec.hostHook !== 'none') {
     const owner = tableOwner(h);
     if (owner === null) throw new UserError(`--trace needs nsnet's firewall, and table inet ${NAMES.table} does not exist (no networks, or it was removed: nsnet reconcile)`, 'refused');
@@ -212,4 +212,3 @@ function traceBridgeTable(h: Host): boolean {
   return h.nft.listTable('bridge', NAMES.table) !== null;
 }
 
-export { traceChains, removeTraceChains };

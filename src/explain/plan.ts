@@ -728,7 +728,7 @@ function fromHost(w: World, b: Builder, from: Extract<Side, { kind: 'host' }>, t
 
 /** A packet from outside, arriving on the uplink. */
 function fromOutside(w: World, b: Builder, from: Extract<Side, { kind: 'outside' }>, to: Side, t: Target): Verdict {
-  b.noProbe = 'nsnet cannot send a packet from another machine: send it from there (the prediction is below), or give FROM as a container or host';
+  b.noProbe = 'nsnet cannot send a packet from another machine: send it from there (nsnet explain without --trace gives the prediction), or give FROM as a container or host';
   let daddr: string;
   let dport = t.port;
   if (to.kind === 'outside') throw new UserError('outside to outside does not pass through this host: give a container, host or a host address as TO', 'invalid');
@@ -801,6 +801,7 @@ export function explain(inp: ExplainInput, fromRef0: string, target: Target): Ex
   if (inp.differences?.length) {
     b.warnings.push(`nsnet check finds ${inp.differences.length} difference(s) between the store and the kernel: this prediction is the store's, the kernel may do otherwise (${inp.differences.slice(0, 3).join('; ')}${inp.differences.length > 3 ? '; ...' : ''})`);
   }
+  if (!b.probe && !b.noProbe) b.noProbe = `there is no packet to send: ${v.reason}`;
   if (v.verdict === 'delivered') b.fix = b.fix.filter((f) => f.startsWith('nsnet start'));
   // A name that does not resolve: its fix is said once (it often is the path's fix too).
   b.notes = b.notes.filter((n) => !(n.startsWith('to use the name: ') && b.fix.includes(n.slice('to use the name: '.length))));
