@@ -788,7 +788,7 @@ program.command('explain')
     }
     if (interrupted) throw new CliError('interrupted (the trace rule was removed)', 130);
     // 0 delivered, 1 dropped (the prediction); 3: --trace found the kernel disagreeing with the prediction.
-    process.exitCode = trace?.differences.length ? 3 : e.verdict === 'delivered' ? 0 : 1;
+    io().status = trace?.differences.length ? 3 : e.verdict === 'delivered' ? 0 : 1;
   });
 registerCni(program, openHost); // `nsnet cni`: the CNI plugin (bin/cni/nsnet, src/cli/cni.ts)
 

@@ -40,6 +40,9 @@ export const CRASH_POINTS = [
   // nsnet netem (src/engine/netem.ts): a change (the container side is applied before the host side), and a clear.
   // Walked by test/integration/netem.test.ts.
   'netem:persisted', 'netem:container-side', 'netem:applied', 'netem:committed', 'netem-clear:persisted',
+  // nsnet explain --trace (src/engine/explain.ts): its trace rules added, the probe sent, the rules being removed.
+  // Walked by test/integration/explain.test.ts (a rule left behind is check's trace-rule, reconcile removes it).
+  'explain:trace-added', 'explain:probe-sent', 'explain:trace-remove',
 ] as const;
 
 export type CrashPoint = (typeof CRASH_POINTS)[number];

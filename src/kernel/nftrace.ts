@@ -3,7 +3,7 @@
 // message per rule, chain return and policy a packet with `meta nftrace set 1` meets in any table's base chains
 // (and the chains they jump to) of that netns.
 import {
-  AF_NETLINK, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK, SOL_SOCKET, SO_RCVBUF, SysError, bind, close, pollOne, recv, setsockoptInt, socket,
+  AF_NETLINK, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK, SOL_SOCKET, SysError, bind, close, pollOne, recv, setsockoptInt, socket,
 } from './libc.js';
 
 export const NETLINK_NETFILTER = 12;
@@ -12,6 +12,7 @@ const NETLINK_ADD_MEMBERSHIP = 1;
 const NFNL_SUBSYS_NFTABLES = 10;
 const NFT_MSG_TRACE = 17;
 const MSG_DONTWAIT = 0x40;
+const SO_RCVBUF = 8;
 const POLLIN = 1;
 
 const A = { TABLE: 1, CHAIN: 2, RULE_HANDLE: 3, TYPE: 4, VERDICT: 5, ID: 6, IIF: 10, OIF: 12, NFPROTO: 15, POLICY: 16 } as const;

@@ -2,9 +2,7 @@
 // echo request, from a socket made in a given netns (a socket stays in the netns it was created in), and what
 // came back. Synchronous: safe inside a temporary setns (KERNEL-NOTES).
 import { createRequire } from 'node:module';
-import {
-  SOCK_CLOEXEC, SOL_SOCKET, SysError, bind, close, getsockname, getsockoptBuf, pollOne, recv, send, strerror,
-} from './libc.js';
+import { SOCK_CLOEXEC, SOL_SOCKET, SysError, bind, close, getsockoptBuf, pollOne, recv, sendPart, strerror } from './libc.js';
 import { inNetns } from './netns.js';
 
 const require = createRequire(import.meta.url);
@@ -12,6 +10,12 @@ const koffi = require('koffi') as typeof import('koffi');
 const libc = koffi.load('libc.so.6');
 const _socket = libc.func('int socket(int domain, int type, int protocol)');
 const _connect = libc.func('int connect(int fd, const void *addr, uint32_t addrlen)');
+const _getsockname = libc.func('int getsockname(int fd, _Out_ void *addr, _Inout_ uint32_t *addrlen)');
+
+function getsockname(fd: number, buf: Buffer): void {
+  if (Number(_getsockname(fd, buf, [buf.length])) < 0) throw new SysError('getsockname', koffi.errno());
+}
+const send = (fd: number, b: Buffer) => sendPart(fd, b, b.length);
 
 const AF_INET = 2;
 const SOCK_STREAM = 1;

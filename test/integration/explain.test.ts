@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
+import { CRASH_POINTS } from '../../src/engine/faults.js';
 import { REPO, TestHost, waitFor, type Result } from '../helpers/host.js';
 
 const SERV = path.join(REPO, 'test/fixtures/tinyserv.py');
@@ -218,18 +219,27 @@ test('explain --trace: a change nsnet does not know makes the kernel disagree, l
     h.sh('nft delete table inet other');
   }
 
-  // A trace interrupted by a crash (kill -9 between the probe and the removal): check reports it, reconcile
-  // removes it, the trace of the next run is clean.
-  const crash = h.nsnet(['explain', '--trace', 'x', 'y:80'], { env: { NSNET_CRASH_AT: 'explain:probe-sent' } });
-  assert.ok(crash.status === 128 || crash.status === 137, `killed: ${crash.status}`);
-  assert.match(h.sh('nft list chains').stdout, /chain trace_prerouting/);
-  const c1 = h.nsnet(['check']);
-  assert.equal(c1.status, 1);
-  assert.match(c1.stdout, /^trace-rule\ttable inet nsnet chain trace_prerouting: left behind by nsnet explain --trace/m);
-  const rec = h.ok(['reconcile']);
-  assert.match(rec, /removed the trace rule nsnet explain --trace left in table inet nsnet chain trace_forward/);
+  // A trace interrupted by a crash (kill -9) at each of its crash points: check reports the rules left behind,
+  // reconcile removes them, check is clean again.
+  const points = CRASH_POINTS.filter((p) => p.startsWith('explain:'));
+  assert.deepEqual(points, ['explain:trace-added', 'explain:probe-sent', 'explain:trace-remove']);
+  for (const point of points) {
+    const crash = h.nsnet(['explain', '--trace', 'x', 'y:80'], { env: { NSNET_CRASH_AT: point } });
+    assert.ok(crash.status === 128 || crash.status === 137, `${point}: killed, not ${crash.status}`);
+    assert.match(h.sh('nft list chains').stdout, /chain trace_prerouting/, point);
+    const c1 = h.nsnet(['check']);
+    assert.equal(c1.status, 1, point);
+    assert.match(c1.stdout, /^trace-rule\ttable inet nsnet chain trace_prerouting: left behind by nsnet explain --trace/m, point);
+    const rec = h.ok(['reconcile']);
+    assert.match(rec, /removed the trace rule nsnet explain --trace left in table inet nsnet chain trace_forward/, point);
+    assert.doesNotMatch(h.sh('nft list chains').stdout, /trace_/, point);
+    assert.equal(h.nsnet(['check']).status, 0, point);
+  }
+  // An injected failure after the rules were added (fail:): the command fails, the rules are removed anyway.
+  const failed = h.nsnet(['explain', '--trace', 'x', 'y:80'], { env: { NSNET_CRASH_AT: 'fail:explain:probe-sent' } });
+  assert.equal(failed.status, 1, failed.stderr);
+  assert.match(failed.stderr, /injected fault at explain:probe-sent/);
   assert.doesNotMatch(h.sh('nft list chains').stdout, /trace_/);
-  assert.equal(h.nsnet(['check']).status, 0);
 
   // Bad input: one line, exit 2, nothing changed (not even a trace rule).
   const before = [h.sh('nft list ruleset').stdout, h.ok(['ps', '-a', '-q'])];
