@@ -796,6 +796,45 @@ program.command('graph')
       throw new CliError(`${o.output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 1);
     }
   });
+// ---------------------------------------------------------------- explain
+program.command('explain')
+  .description('why a packet from FROM does or does not reach TO: the path hop by hop, the deciding rule, the fix (exit 0 delivered, 1 dropped)')
+  .argument('<from>', 'a container, host, outside, or an address')
+  .argument('<to>', 'TO[:PORT][/tcp|udp]: a container, host, outside, or an address (no port: an ICMP echo)')
+  .option('--trace', 'send one real probe packet, trace it through the kernel\'s nftables and compare')
+  .option('--format <format>', 'text or json', 'text')
+  .action(async (fromRef: string, toRef: string, o) => {
+    if (o.format !== 'text' && o.format !== 'json') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (text, json)`, 2);
+    const P = await import('../explain/plan.js');
+    P.parseFrom(fromRef);
+    const target = P.parseTo(toRef);
+    const h = await openHost();
+    const E = await import('../engine/explain.js');
+    const { e, model } = E.explainOn(h, fromRef, target);
+    let trace: import('../explain/trace.js').TraceReport | undefined;
+    let interrupted = false;
+    if (o.trace) {
+      // The probe is synchronous and short (≤ 1 s): Ctrl-C waits for it, so the trace rule is always removed.
+      const onSignal = () => { interrupted = true; };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        trace = E.traceExplanation(h, e, model);
+        await new Promise((r) => setTimeout(r, 20)); // a signal that came during the probe is handled now
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    }
+    if (o.format === 'json') out(json(trace ? { ...e, trace } : e));
+    else {
+      out(P.formatExplanation(e));
+      if (trace) out((await import('../explain/trace.js')).formatTrace(trace));
+    }
+    if (interrupted) throw new CliError('interrupted (the trace rule was removed)', 130);
+    // 0 delivered, 1 dropped (the prediction); 3: --trace found the kernel disagreeing with the prediction.
+    io().status = trace?.differences.length ? 3 : e.verdict === 'delivered' ? 0 : 1;
+  });
 registerCni(program, openHost); // `nsnet cni`: the CNI plugin (bin/cni/nsnet, src/cli/cni.ts)
 
 // ---------------------------------------------------------------- entry

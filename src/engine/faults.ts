@@ -42,6 +42,9 @@ export const CRASH_POINTS = [
   'netem:persisted', 'netem:container-side', 'netem:applied', 'netem:committed', 'netem-clear:persisted',
   // nsnet partition / heal (src/engine/partitions.ts). Walked by test/integration/partition.test.ts.
   'partition:persisted', 'partition:firewall', 'partition:timer', 'heal:persisted', 'heal:firewall',
+  // nsnet explain --trace (src/engine/explain.ts): its trace rules added, the probe sent, the rules being removed.
+  // Walked by test/integration/explain.test.ts (a rule left behind is check's trace-rule, reconcile removes it).
+  'explain:trace-added', 'explain:probe-sent', 'explain:trace-remove',
 ] as const;
 
 export type CrashPoint = (typeof CRASH_POINTS)[number];

@@ -19,6 +19,7 @@ import { busyOrphanNetns, clearStoreLost, markedNetns, storeLost } from './store
 import { checkCni, reconcileCni } from './cni-state.js';
 import { checkNetem, expireImpairments, reconcileNetem } from './netem.js';
 import { expirePartitions, missingTimers, restartTimers } from './partitions.js';
+import { removeTraceChains, traceChains } from './tracerule.js';
 
 export interface Difference {
   kind: string;
@@ -173,6 +174,8 @@ export function check(h: Host): Difference[] {
   for (const p of missingTimers(h, now)) diffs.push({ kind: 'partition-timer', detail: `network ${netName(p.networkId)}: the timer that heals its partition at ${new Date(p.expires!).toISOString()} is not running` });
   const fw = firewallDiff(h);
   if (fw) diffs.push({ kind: 'firewall', detail: fw });
+  // A trace rule of `nsnet explain --trace` exists only while its probe runs: one found here was left behind.
+  for (const c of traceChains(h)) diffs.push({ kind: 'trace-rule', detail: `table ${c.family} ${NAMES.table} chain ${c.chain}: left behind by nsnet explain --trace (reconcile removes it)` });
   // Not a difference nsnet can repair, but one that silently breaks it: another table's drop-policy chain.
   for (const d of foreignDrops(h)) diffs.push({ kind: 'foreign-firewall', detail: describeForeignDrop(d) });
   const needDns = networks.some((n) => !n.isDefault);
@@ -368,8 +371,11 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
     }
     actions.push(...reconcileCni(h)); // CNI attachments whose runtime netns vanished without DEL
     actions.push(...reconcileNetem(h)); // link impairments: interrupted changes, expired, lost or unrecorded qdiscs
-    // 6. Firewall from the store, in one transaction (partitions whose --duration ran out are healed first).
+    // 6. Firewall from the store, in one transaction: partitions whose --duration ran out are healed first, and a
+    // trace rule `explain --trace` left behind is removed (the full render would replace it with the table, but not
+    // in a table another nsnet owns, and it is said here).
     for (const n of expirePartitions(h, false)) actions.push(`healed the expired partition of network ${n}`);
+    for (const c of removeTraceChains(h, traceChains(h))) actions.push(`removed the trace rule nsnet explain --trace left in table ${c.family} ${NAMES.table} chain ${c.chain}`);
     applyFirewall(h);
     actions.push(...restartTimers(h));
     notifyDns(h);

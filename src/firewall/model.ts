@@ -142,6 +142,11 @@ export const NAMES = {
   },
   /** The chain of `table bridge nsnet`. */
   bridgeChains: { forward: 'forward' },
+  /** `nsnet explain --trace`: chains `trace_<hook>` (in `table inet nsnet`, and `table bridge nsnet` when it
+   *  exists), one rule each, setting `meta nftrace` on the probe packet at every hook it may pass (the kernel
+   *  clears the mark on the way, e.g. between br_netfilter's prerouting and forward), only while the probe runs.
+   *  Never part of the model: check reports a leftover one, reconcile removes it. */
+  trace: { prefix: 'trace_' },
 } as const;
 
 /** The name of a partition set: `part_<network id, 12 hex>_<group>` (group: its index, `rest`, `not0`). */
