@@ -118,4 +118,24 @@ export interface FirewallState {
   ports: Array<PortMapping & { containerId: string; containerIp: string; containerIp6?: string; networkId: string;
     /** Its network's IPv6 is routed (gateway_mode_ipv6=routed): the IPv6 side opens the container port, no DNAT. */
     routed6?: boolean }>;
+  /** Partitions (`nsnet partition`), at most one per network; absent or empty: none. */
+  partitions?: PartitionState[];
+}
+
+/** A container of a partitioned network as the firewall cuts it: its host-side veth and its address there. */
+export interface PartitionMember {
+  containerId: string;
+  hostIf: string;
+  ip: string;
+}
+
+/** One network's partition for the firewall generator: the groups as listed (members that have an endpoint on
+ *  the network now; a group may be empty), and `rest`, the network's other containers (one more group, unless
+ *  --oneway). `oneway`: exactly two groups, traffic from the first to the second is dropped, nothing else. */
+export interface PartitionState {
+  networkId: string;
+  id: string;
+  oneway: boolean;
+  groups: PartitionMember[][];
+  rest: PartitionMember[];
 }

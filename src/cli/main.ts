@@ -125,7 +125,10 @@ async function inspectOutput(format: string | undefined, views: unknown[]): Prom
 /** A network's Docker-shaped view by name, id or id prefix (src/engine/catalog.ts). */
 async function networkViewOf(h: Host, ref: string): Promise<Record<string, unknown> | null> {
   const { findNetworkView } = await import('../engine/catalog.js');
-  return findNetworkView(h, ref);
+  const v = findNetworkView(h, ref);
+  if (!v || typeof v.Id !== 'string' || !h.store.partitions().length) return v;
+  const { partitionInspect } = await import('../engine/partitions.js'); // its partition (an nsnet key)
+  return partitionInspect(h, v.Id, v);
 }
 
 /** One line from stdin ('' at end of input, or when stdin cannot be read). */
@@ -687,14 +690,15 @@ program.command('netem')
   });
 
 program.command('faults')
-  .description('list the faults in force (link impairments), and until when')
+  .description('list the faults in force (link impairments, partitions), and until when')
   .option('--format <format>', 'table or json', 'table')
   .action(async (o) => {
     if (o.format !== 'table' && o.format !== 'json') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (table or json)`, 2);
     const h = await openHost();
     const { netemFaults } = await import('../engine/netem.js');
-    // Each kind of fault adds its rows here (partitions: later).
-    const rows = [...netemFaults(h)];
+    const { partitionFaults } = await import('../engine/partitions.js');
+    // Each kind of fault adds its rows here.
+    const rows = [...netemFaults(h), ...partitionFaults(h)];
     if (o.format === 'json') return out(json(rows));
     const now = Date.now();
     const { table } = await import('./format.js');
@@ -702,6 +706,47 @@ program.command('faults')
       f.kind, f.container, f.network, f.state,
       f.until ? `${f.until} (in ${Math.max(0, Math.round((Date.parse(f.until) - now) / 1000))}s)` : 'until cleared', f.detail,
     ])));
+  });
+
+// ---------------------------------------------------------------- partitions (issue #15)
+program.command('partition')
+  .description('cut a network into groups of containers: traffic between groups is dropped (established connections too) until heal')
+  .option('--network <network>', 'the network to cut (default: the one network every listed container is on)')
+  .option('--oneway', 'exactly two groups FROM TO: only FROM -> TO is dropped')
+  .option('--duration <duration>', 'heal by itself after this long (30s, 500ms, 2m, 1h30m)')
+  .option('--list', 'list the partitions instead (nsnet faults lists them with the link impairments)')
+  .option('--format <format>', 'with --list: table (default) or json')
+  .argument('[groups...]', 'each a comma-separated group of containers (names or ids); the containers of the network not listed form one more group')
+  .action(async (groups: string[], o) => {
+    if (o.list) {
+      if (groups.length || o.oneway || o.duration !== undefined || o.network !== undefined) throw new CliError('partition --list takes no groups and no other option but --format', 2);
+      if (o.format !== undefined && o.format !== 'table' && o.format !== 'json') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (table, json)`, 2);
+      const h = await openHost();
+      const { partitionsView } = await import('../engine/partitions.js');
+      const rows = partitionsView(h);
+      if (o.format === 'json') return out(json(rows));
+      const until = (r: (typeof rows)[number]) => (r.expired ? `${r.until} (expired)` : r.until ?? '-');
+      const table = [['NETWORK', 'KIND', 'CUT', 'UNTIL'], ...rows.map((r) => [r.network, r.oneway ? 'one-way' : 'partition', r.cut, until(r)])];
+      const w = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
+      return out(table.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(w[i] + 3) : c)).join('') + '\n').join(''));
+    }
+    if (o.format !== undefined) throw new CliError('--format goes with --list', 2);
+    const P = await import('../engine/partitions.js');
+    const durationMs = o.duration !== undefined ? P.parseDuration(o.duration) : undefined;
+    const h = await openHost();
+    const r = P.partition(h, { network: o.network, groups, oneway: !!o.oneway, durationMs });
+    const cut = r.oneway ? `${r.groups[0].join(',')} -> ${r.groups[1].join(',')}` : [...r.groups.map((g) => g.join(',')), ...(r.rest.length ? [`(rest) ${r.rest.join(',')}`] : [])].join(' | ');
+    out(`network ${r.network}: ${cut}${r.expires ? ` until ${r.expires}` : ''}${r.replaced ? ' (replaces its previous partition)' : ''}\n`);
+  });
+
+program.command('heal')
+  .description('remove the partition of a network (default: every partition)')
+  .option('--network <network>', 'only this network')
+  .addOption(new Option('--expired <id>', 'the --duration timer: heal that partition only, once expired').hideHelp())
+  .action(async (o) => {
+    const h = await openHost();
+    const { heal } = await import('../engine/partitions.js');
+    for (const n of heal(h, { network: o.network, expired: o.expired })) out(n + '\n');
   });
 
 // ---------------------------------------------------------------- topologies (compose files)
@@ -769,6 +814,45 @@ program.command('graph')
     } catch (e) {
       throw new CliError(`${o.output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 1);
     }
+  });
+// ---------------------------------------------------------------- explain
+program.command('explain')
+  .description('why a packet from FROM does or does not reach TO: the path hop by hop, the deciding rule, the fix (exit 0 delivered, 1 dropped)')
+  .argument('<from>', 'a container, host, outside, or an address')
+  .argument('<to>', 'TO[:PORT][/tcp|udp]: a container, host, outside, or an address (no port: an ICMP echo)')
+  .option('--trace', 'send one real probe packet, trace it through the kernel\'s nftables and compare')
+  .option('--format <format>', 'text or json', 'text')
+  .action(async (fromRef: string, toRef: string, o) => {
+    if (o.format !== 'text' && o.format !== 'json') throw new CliError(`unknown --format ${JSON.stringify(o.format)} (text, json)`, 2);
+    const P = await import('../explain/plan.js');
+    P.parseFrom(fromRef);
+    const target = P.parseTo(toRef);
+    const h = await openHost();
+    const E = await import('../engine/explain.js');
+    const { e, model } = E.explainOn(h, fromRef, target);
+    let trace: import('../explain/trace.js').TraceReport | undefined;
+    let interrupted = false;
+    if (o.trace) {
+      // The probe is synchronous and short (≤ 1 s): Ctrl-C waits for it, so the trace rule is always removed.
+      const onSignal = () => { interrupted = true; };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        trace = E.traceExplanation(h, e, model);
+        await new Promise((r) => setTimeout(r, 20)); // a signal that came during the probe is handled now
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    }
+    if (o.format === 'json') out(json(trace ? { ...e, trace } : e));
+    else {
+      out(P.formatExplanation(e));
+      if (trace) out((await import('../explain/trace.js')).formatTrace(trace));
+    }
+    if (interrupted) throw new CliError('interrupted (the trace rule was removed)', 130);
+    // 0 delivered, 1 dropped (the prediction); 3: --trace found the kernel disagreeing with the prediction.
+    io().status = trace?.differences.length ? 3 : e.verdict === 'delivered' ? 0 : 1;
   });
 registerCni(program, openHost); // `nsnet cni`: the CNI plugin (bin/cni/nsnet, src/cli/cni.ts)
 

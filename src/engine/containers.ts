@@ -26,6 +26,7 @@ import { crashPoint, type CrashPoint } from './faults.js';
 import { recoverIfNeeded } from './reconcile.js';
 import { errLogFile, exitFile, logFile, refreshState } from './state.js';
 import { applyFirewall, applyPortDelta, containerPorts, foreignFirewallWarning } from './firewall.js';
+import { leavePartitions, stopTimers } from './partitions.js';
 import type { Host } from './host.js';
 import { AUTO_SUBNET, AUTO_SUBNET6, DEFAULT_NETWORK, ensureDefaultNetwork, networkHostBinding, resolveNetwork } from './networks.js';
 import { resolvePorts } from './ports.js';
@@ -220,6 +221,7 @@ export function createContainer(h: Host, o: CreateOptions): Created {
       // next command, e.g. `up` again, only starts a committed container); one killed before is rolled back by
       // reconcile, whose full firewall from the store drops these elements again.
       if (ports.length) applyPortDelta(h, containerPorts(h, c), []);
+      if (net && h.store.anyPartitioned([net.id])) applyFirewall(h); // a partitioned network: its veth and address
       crashPoint('create:firewall');
       h.store.tx(() => h.store.commitContainer(c.id));
       crashPoint('create:committed');
@@ -417,7 +419,7 @@ function rebuildSandbox(h: Host, c: ContainerRecord): void {
     }, () => destroySandboxOrThrow(h, c, eps, true));
   }
   refreshEtc(h, c, planned.map(([ep]) => ep), nets); // the addresses may have changed
-  if (c.ports.length) applyFirewall(h);
+  if (c.ports.length || h.store.anyPartitioned(planned.map(([ep]) => ep.networkId))) applyFirewall(h); // new veths on a partitioned network
   notifyDnsContainer(h, c.id);
   reapplyImpairments(h, c); // its link impairments (netem.ts) are on the new links too
 }
@@ -452,6 +454,8 @@ function releaseSandbox(h: Host, c: ContainerRecord): void {
   crashPoint('release:persisted');
   if (ports.length) applyPortDelta(h, [], ports);
   suspendImpairments(h, c.id); // delay lines end with the links (the impairments stay, applied again at start)
+  // Its addresses go back to the pool: a partition must not treat their next holder as this container.
+  if (h.store.anyPartitioned(eps.map((e) => e.networkId))) applyFirewall(h);
   for (const e of eps) {
     try { bridge.detach(h, e); } catch { /* reconcile removes what is left (garbage rows) */ }
   }
@@ -708,7 +712,9 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
     let used = true;
     const ids: number[] = [];
     forgetContainer(h, c.id); // its impairments' healers (the rows go with the row: ON DELETE CASCADE)
+    let cut: ReturnType<typeof leavePartitions> = { render: false, timers: [] };
     h.store.tx(() => {
+      cut = leavePartitions(h, c.id); // its part of any partition goes with it
       used = h.store.containerById(c.id)?.used ?? true; // read where the row goes: an exec may have begun since
       // With its own netns, the container's veths die with it: the kernel removes both ends once the netns is
       // gone (≈30 ms per veth when asked one by one, nothing for us to wait for this way). Their rows stay as
@@ -726,13 +732,15 @@ export async function removeContainer(h: Host, ref: string, force = false): Prom
     // The row is gone: whatever the firewall says, the sandbox must go too (never a half-removed container).
     // A failed port removal is reported after the removal, with what is left.
     let fwError: Error | null = null;
-    if (ports.length) {
+    if (ports.length || cut.render) {
       try {
-        applyPortDelta(h, [], ports);
+        if (cut.render) applyFirewall(h);
+        else applyPortDelta(h, [], ports);
       } catch (e) {
         fwError = e as Error;
       }
     }
+    stopTimers(cut.timers);
     crashPoint('rm:firewall');
     if (c.netns && used && !sharedNetns) killNetnsProcesses(c.netns);
     if (sharedNetns) destroySandbox(h, c, eps);
@@ -804,7 +812,7 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
       closeFd(fd);
     }
     refreshEtc(h, c, h.store.endpointsOf(c.id), networksById(h));
-    if (c.ports.length) applyFirewall(h);
+    if (c.ports.length || h.store.anyPartitioned([net.id])) applyFirewall(h);
     if (!net.isDefault) notifyDnsContainer(h, c.id);
     return ep;
   });
@@ -857,7 +865,7 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
       }
     }
     refreshEtc(h, c, rest, networksById(h));
-    if (c.ports.length) applyFirewall(h);
+    if (c.ports.length || h.store.anyPartitioned([net.id])) applyFirewall(h);
     if (!net.isDefault) notifyDnsContainer(h, c.id);
   });
 }

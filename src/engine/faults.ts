@@ -17,7 +17,7 @@ const armed = killAt.size + failAt.size > 0;
  * Every crash point, per operation in the order it passes them. crashPoint() takes only these names, so this is
  * the complete list: test/integration/faults.test.ts walks every one of them that is not a CNI command's or
  * netem's (and fails when one is missed); test/integration/cni.test.ts walks those of ADD and DEL,
- * test/integration/netem.test.ts those of netem.
+ * test/integration/netem.test.ts those of netem, test/integration/partition.test.ts those of partition and heal.
  */
 export const CRASH_POINTS = [
   'network-create:persisted', 'network-create:bridge', 'network-create:firewall',
@@ -40,6 +40,11 @@ export const CRASH_POINTS = [
   // nsnet netem (src/engine/netem.ts): a change (the container side is applied before the host side), and a clear.
   // Walked by test/integration/netem.test.ts.
   'netem:persisted', 'netem:container-side', 'netem:applied', 'netem:committed', 'netem-clear:persisted',
+  // nsnet partition / heal (src/engine/partitions.ts). Walked by test/integration/partition.test.ts.
+  'partition:persisted', 'partition:firewall', 'partition:timer', 'heal:persisted', 'heal:firewall',
+  // nsnet explain --trace (src/engine/explain.ts): its trace rules added, the probe sent, the rules being removed.
+  // Walked by test/integration/explain.test.ts (a rule left behind is check's trace-rule, reconcile removes it).
+  'explain:trace-added', 'explain:probe-sent', 'explain:trace-remove',
 ] as const;
 
 export type CrashPoint = (typeof CRASH_POINTS)[number];

@@ -1,7 +1,7 @@
 // Glue between the store and the pure firewall generator: derive the desired state, apply it in one
 // libnftables transaction in the host netns.
 import { expandPorts, portElement, portMap } from '../firewall/build.js';
-import { PORT_SETS, NAMES, elementText, findSet, findTable, type FirewallModel } from '../firewall/model.js';
+import { PORT_SETS, NAMES, elementText, findSet, findTable, isPartitionSet, ruleCounts, type FirewallModel } from '../firewall/model.js';
 import { buildModel, inetRuleCounts, parseOwnerComment, renderModel, renderPortDelta, type FirewallOwner } from '../firewall/ruleset.js';
 import { NftError } from '../kernel/nft.js';
 import type { ContainerRecord, FirewallState } from '../types.js';
@@ -9,6 +9,7 @@ import { UserError } from '../util/errors.js';
 import type { Host } from './host.js';
 import { markOwner } from './marks.js';
 import { gatewayMode6 } from './networks.js';
+import { partitionFirewallState } from './partitions.js';
 
 /** The container whose endpoint carries its published ports: its first network (eth0). */
 function portsOf(h: Host, c: ContainerRecord, state: FirewallState['ports'], nets: Map<string, FirewallState['networks'][number]>): void {
@@ -42,7 +43,8 @@ export function firewallState(h: Host): FirewallState {
   const byId = new Map(networks.map((n) => [n.id, n]));
   const ports: FirewallState['ports'] = [];
   for (const c of h.store.containers()) portsOf(h, c, ports, byId);
-  return { networks, ports };
+  const partitions = partitionFirewallState(h);
+  return { networks, ports, ...(partitions?.length ? { partitions } : {}) };
 }
 
 /** This nsnet as the owner of the tables it writes. */
@@ -181,8 +183,22 @@ export function listedTable(h: Host, family: 'inet' | 'bridge'): ListedTable | n
 }
 
 /** The desired elements of a set or map of the model, as {@link ListedTable} holds the kernel's. */
-function wantElements(m: FirewallModel, name: string): Set<string> {
-  return new Set((findSet(findTable(m, 'inet'), name)?.elements ?? []).map(elementText));
+function wantElements(m: FirewallModel, name: string, family: 'inet' | 'bridge' = 'inet'): Set<string> {
+  return new Set((findSet(findTable(m, family), name)?.elements ?? []).map(elementText));
+}
+
+/** PURE: the partition sets of one table (`nsnet partition`): every wanted set with exactly its elements, and no
+ *  other partition set; '' when they agree. */
+function comparePartitionSets(want: FirewallModel, family: 'inet' | 'bridge', have: ListedTable): string {
+  const wantSets = (findTable(want, family)?.sets ?? []).filter((s) => isPartitionSet(s.name));
+  for (const s of wantSets) {
+    const got = have.sets.get(s.name);
+    if (!got) return `partition set ${s.name} of table ${family} ${NAMES.table} is missing`;
+    const w = wantElements(want, s.name, family);
+    if (got.size !== w.size || [...w].some((e) => !got.has(e))) return `partition set ${s.name} of table ${family} ${NAMES.table} differs (${got.size} elements, ${w.size} expected)`;
+  }
+  const extra = [...have.sets.keys()].find((n) => isPartitionSet(n) && !wantSets.some((s) => s.name === n));
+  return extra ? `partition set ${extra} of table ${family} ${NAMES.table} is not wanted (a healed partition?)` : '';
 }
 
 /**
@@ -192,7 +208,7 @@ function wantElements(m: FirewallModel, name: string): Set<string> {
  * presence (asked last, so that a difference found before costs no second listing). Rule contents are not
  * compared (docs/firewall.md).
  */
-export function compareFirewall(want: FirewallModel, inet: ListedTable | null, bridgeTable: () => boolean): string {
+export function compareFirewall(want: FirewallModel, inet: ListedTable | null, bridgeTable: () => boolean | ListedTable | null): string {
   const wantInet = findTable(want, 'inet');
   if (!inet) return wantInet ? `table inet ${NAMES.table} is missing` : '';
   if (!wantInet) return `table inet ${NAMES.table} exists but there are no networks`;
@@ -214,7 +230,20 @@ export function compareFirewall(want: FirewallModel, inet: ListedTable | null, b
     if (inet.chains.get(chain) !== n) return `chain ${chain} has ${inet.chains.get(chain)} rules, ${n} expected`;
   }
   if (findSet(wantInet, NAMES.sets.owner) && !inet.sets.has(NAMES.sets.owner)) return 'the owner set is missing';
-  if (bridgeTable() !== !!findTable(want, 'bridge')) return `table bridge ${NAMES.table} (icc=false) differs`;
+  const p = comparePartitionSets(want, 'inet', inet);
+  if (p) return p;
+  const br = bridgeTable();
+  const wantBridge = findTable(want, 'bridge');
+  if (!!br !== !!wantBridge) return `table bridge ${NAMES.table} (icc=false${want.summary.partitions ? ', partitions' : ''}) differs`;
+  // With the listing (not only its presence): the bridge table's chains, rule by rule count, and partition sets.
+  if (br && typeof br === 'object' && wantBridge) {
+    for (const [chain, n] of ruleCounts(wantBridge)) {
+      if (!br.chains.has(chain)) return `chain ${chain} of table bridge ${NAMES.table} is missing`;
+      if (br.chains.get(chain) !== n) return `chain ${chain} of table bridge ${NAMES.table} has ${br.chains.get(chain)} rules, ${n} expected`;
+    }
+    const q = comparePartitionSets(want, 'bridge', br);
+    if (q) return q;
+  }
   return '';
 }
 

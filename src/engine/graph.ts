@@ -6,6 +6,7 @@ import { UserError } from '../util/errors.js';
 import { check } from './reconcile.js';
 import { refreshState } from './state.js';
 import { impairmentText } from './netem.js';
+import { partitionsView } from './partitions.js';
 
 export function hostGraph(h: Host, only: string[] = []): Graph {
   const networks = h.store.networks();
@@ -23,5 +24,9 @@ export function hostGraph(h: Host, only: string[] = []): Graph {
   const now = Date.now();
   const impairments = h.store.impairments().filter((r) => !r.pending && (r.expires === null || r.expires > now))
     .map((r) => ({ containerId: r.containerId, networkId: r.networkId, text: impairmentText(r) }));
-  return buildGraph({ networks, containers, differences: check(h), impairments, only });
+  const idOf = new Map(containers.map((c) => [c.name, c.id]));
+  const ids = (names: string[]) => names.map((n) => idOf.get(n)).filter((x): x is string => !!x);
+  const partitions = partitionsView(h).filter((p) => !p.expired)
+    .map((p) => ({ networkId: p.networkId, oneway: p.oneway, text: p.cut, groups: [...p.groups.map(ids), ...(p.rest.length ? [ids(p.rest)] : [])] }));
+  return buildGraph({ networks, containers, differences: check(h), impairments, partitions, only });
 }

@@ -20,6 +20,7 @@ import { refreshState } from './state.js';
 import { releaseSandbox } from './containers.js';
 import { ownedBy } from './marks.js';
 import { removeNetworkCopy, writeNetworkCopy } from './netcopy.js';
+import { networkRemoved } from './partitions.js';
 
 export const DEFAULT_NETWORK = 'bridge';
 export const DEFAULT_BRIDGE_IF = 'nsnet0';
@@ -271,6 +272,7 @@ export function removeNetwork(h: Host, ref: string): NetworkRecord {
       if (c) releaseSandbox(h, c);
     }
     let gid = 0;
+    const cut = h.store.partitionOf(n.id); // its partition goes with it (ON DELETE CASCADE), its timer below
     h.store.tx(() => {
       gid = h.store.addGarbage('link', n.bridge);
       h.store.deleteNetwork(n.id);
@@ -281,6 +283,7 @@ export function removeNetwork(h: Host, ref: string): NetworkRecord {
     crashPoint('network-rm:bridge');
     h.store.tx(() => h.store.dropGarbage([gid]));
     applyFirewall(h);
+    networkRemoved(cut);
     notifyDns(h);
     return n;
   });

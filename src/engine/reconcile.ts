@@ -18,6 +18,8 @@ import { UserError } from '../util/errors.js';
 import { busyOrphanNetns, clearStoreLost, markedNetns, storeLost } from './storeguard.js';
 import { checkCni, reconcileCni } from './cni-state.js';
 import { checkNetem, expireImpairments, reconcileNetem } from './netem.js';
+import { expirePartitions, missingTimers, restartTimers } from './partitions.js';
+import { removeTraceChains, traceChains } from './tracerule.js';
 
 export interface Difference {
   kind: string;
@@ -165,8 +167,18 @@ export function check(h: Host): Difference[] {
   }
   diffs.push(...checkCni(h)); // attachments made through CNI: the runtime's netns and what is inside
   diffs.push(...checkNetem(h)); // link impairments (src/engine/netem.ts)
+  // Partitions: one whose --duration ran out is healed by the next command or reconcile (and not wanted by the
+  // firewall any more); one whose timer process is gone gets a new one from reconcile.
+  const now = Date.now();
+  const netName = (id: string) => h.store.networkById(id)?.name ?? id.slice(0, 12);
+  for (const p of h.store.partitions()) {
+    if (p.expires !== null && p.expires <= now) diffs.push({ kind: 'partition-expired', detail: `network ${netName(p.networkId)}: its partition expired at ${new Date(p.expires).toISOString()} and is not healed yet` });
+  }
+  for (const p of missingTimers(h, now)) diffs.push({ kind: 'partition-timer', detail: `network ${netName(p.networkId)}: the timer that heals its partition at ${new Date(p.expires!).toISOString()} is not running` });
   const fw = firewallDiff(h);
   if (fw) diffs.push({ kind: 'firewall', detail: fw });
+  // A trace rule of `nsnet explain --trace` exists only while its probe runs: one found here was left behind.
+  for (const c of traceChains(h)) diffs.push({ kind: 'trace-rule', detail: `table ${c.family} ${NAMES.table} chain ${c.chain}: left behind by nsnet explain --trace (reconcile removes it)` });
   // Not a difference nsnet can repair, but one that silently breaks it: another table's drop-policy chain.
   for (const d of foreignDrops(h)) diffs.push({ kind: 'foreign-firewall', detail: describeForeignDrop(d) });
   const needDns = networks.some((n) => !n.isDefault);
@@ -184,7 +196,7 @@ function firewallDiff(h: Host): string {
     return state.networks.length ? `table inet ${NAMES.table} belongs to another nsnet (state directory ${other.root}, id nsnet/${other.id})` : '';
   }
   const want = buildModel(state, ownerOf(h));
-  return compareFirewall(want, listedTable(h, 'inet'), () => listedTable(h, 'bridge') !== null);
+  return compareFirewall(want, listedTable(h, 'inet'), () => listedTable(h, 'bridge'));
 }
 
 function removeNetnsAndProcesses(name: string): void {
@@ -363,8 +375,13 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
     }
     actions.push(...reconcileCni(h)); // CNI attachments whose runtime netns vanished without DEL
     actions.push(...reconcileNetem(h)); // link impairments: interrupted changes, expired, lost or unrecorded qdiscs
-    // 6. Firewall from the store, in one transaction.
+    // 6. Firewall from the store, in one transaction: partitions whose --duration ran out are healed first, and a
+    // trace rule `explain --trace` left behind is removed (the full render would replace it with the table, but not
+    // in a table another nsnet owns, and it is said here).
+    for (const n of expirePartitions(h, false)) actions.push(`healed the expired partition of network ${n}`);
+    for (const c of removeTraceChains(h, traceChains(h))) actions.push(`removed the trace rule nsnet explain --trace left in table ${c.family} ${NAMES.table} chain ${c.chain}`);
     applyFirewall(h);
+    actions.push(...restartTimers(h));
     notifyDns(h);
     if (lost && o.force) {
       clearStoreLost(h);
@@ -413,6 +430,8 @@ function lostSandbox(h: Host, c: ContainerRecord): void {
 
 /** Every mutating command first finishes what an interrupted one left. Call with the host lock held. */
 export function recoverIfNeeded(h: Host): void {
+  // A partition whose --duration ran out and whose timer did not heal it (gone, or not yet run): one indexed probe.
+  expirePartitions(h);
   if (!h.store.hasUnfinished() && !h.store.hasPendingImpairment()) {
     expireImpairments(h); // --duration is enforced by every mutating command too (one indexed query)
     return void sweepDyingLinks(h);

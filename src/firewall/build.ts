@@ -17,17 +17,19 @@
 //                                            reach nothing of the host but DNS on their own gateway
 //     chain forward      forward, filter     : internal, icc, isolation, no direct access from outside
 //     chain postrouting  postrouting, srcnat : masquerade outbound, hairpin, 127.0.0.1 sources
-//   table bridge nsnet   (only when a network has icc=false)
-//     chain forward      bridge forward      : drop frames between containers of icc=false networks
+//     set part_<net>_<g>  (partitions) the addresses of group g of a partitioned network
+//   table bridge nsnet   (only when a network has icc=false or a partition)
+//     set part_<net>_<g>  (partitions) the host-side veths of group g of a partitioned network
+//     chain forward      bridge forward      : ARP, then partitions (frames between groups), then icc=false
 //
 // Family-neutral where it costs nothing: a network has subnets[] and gateways[] (at most one per family), address
 // matches carry the family of the address they compare, and the per-family rules are generated per subnet.
 // While some network has IPv6 the table also has set subnets6, maps dnat_any6/dnat_addr6 (and set routed6 for
 // gateway_mode_ipv6=routed), their DNAT rules in `published`, `ip6 daddr ::1 return` in `output` and the IPv6
 // hairpin masquerade (docs/firewall.md "IPv6"); without one the ruleset is exactly the IPv4 one.
-import type { FirewallState } from '../types.js';
+import type { FirewallState, PartitionMember, PartitionState } from '../types.js';
 import {
-  BRIDGE_FILTER, LOOPBACK, NAMES, PRIORITY, addrType, familyOf,
+  BRIDGE_FILTER, LOOPBACK, NAMES, PRIORITY, addrType, familyOf, partitionSetName,
   type Chain, type Family, type FirewallModel, type IpAddr, type L4Proto, type MapKeyPart, type Match, type ModelNetwork, type NamedSet,
   type NetRef, type Prefix, type Rule, type SetElement, type Table,
 } from './model.js';
@@ -261,6 +263,140 @@ const dns: Match[] = [{ m: 'l4proto', protos: ['tcp', 'udp'] }, { m: 'dport', po
 const established: Match = { m: 'ct-state', states: ['established', 'related'] };
 const ctDnat: Match = { m: 'ct-status', status: 'dnat' };
 
+// ---------------------------------------------------------------------------------------------- partitions
+
+/** A partition checked against the networks: its network, its groups (members sorted by veth), the rest. */
+interface Part {
+  net: Net;
+  id: string;
+  oneway: boolean;
+  groups: PartitionMember[][];
+  rest: PartitionMember[];
+}
+
+function checkMembers(list: unknown, n: Net, where: string, seen: Map<string, string>): PartitionMember[] {
+  if (!Array.isArray(list)) throw new FirewallInputError(`${where} must be an array`);
+  const out = (list as PartitionMember[]).map((m, i): PartitionMember => {
+    const w = `${where} #${i}`;
+    if (!m || typeof m !== 'object') throw new FirewallInputError(`${w}: not an object`);
+    // An IPv6-only network's members have no IPv4 address ('': the veth sets cut them all the same; the address
+    // sets, IPv4, stay empty).
+    const ip = !n.cidr && m.ip === '' ? '' : checkIpv4(m.ip, `${w} ip`);
+    if (ip && (!n.cidr || !cidrContains(n.cidr, parseIpv4(ip)!))) throw new FirewallInputError(`${w}: address ${ip} is outside network ${n.name} (${n.subnets.map((x) => `${x.addr}/${x.len}`).join(', ')})`);
+    const hostIf = checkIfname(m.hostIf, `${w} hostIf`);
+    const containerId = checkId(m.containerId, `${w} containerId`);
+    for (const k of [`if ${hostIf}`, ...(ip ? [`ip ${ip}`] : []), `container ${containerId}`]) {
+      const prev = seen.get(k);
+      if (prev) throw new FirewallInputError(`partition of network ${n.name}: ${k} is in ${prev} and in ${w}`);
+      seen.set(k, w);
+    }
+    return { containerId, hostIf, ip };
+  });
+  return out.sort((a, b) => cmp(a.hostIf, b.hostIf));
+}
+
+/** Validates partitions: a known network, at most one partition per network, every member once (by container, veth
+ *  and address) with an address inside the network's subnet, --oneway with exactly two groups. Ordered as the
+ *  networks are (by name). */
+function checkPartitions(list: unknown, byId: Map<string, Net>): Part[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) throw new FirewallInputError('state.partitions must be an array');
+  const out = (list as PartitionState[]).map((p, i): Part => {
+    const where = `partition #${i}`;
+    if (!p || typeof p !== 'object') throw new FirewallInputError(`${where}: not an object`);
+    const net = byId.get(checkId(p.networkId, `${where} networkId`));
+    if (!net) throw new FirewallInputError(`${where}: network ${p.networkId} is not in the state`);
+    const id = checkId(p.id, `${where} id`);
+    const oneway = checkBool(p.oneway, `${where} oneway`);
+    if (!Array.isArray(p.groups) || !p.groups.length) throw new FirewallInputError(`${where}: groups must be a non-empty array`);
+    if (oneway && p.groups.length !== 2) throw new FirewallInputError(`${where}: a one-way partition has exactly two groups (from, to), not ${p.groups.length}`);
+    const seen = new Map<string, string>();
+    const groups = p.groups.map((g, k) => checkMembers(g, net, `${where} group ${k + 1}`, seen));
+    const rest = checkMembers(p.rest ?? [], net, `${where} rest`, seen);
+    return { net, id, oneway, groups, rest };
+  });
+  out.sort((a, b) => cmp(a.net.name, b.net.name) || cmp(a.net.id, b.net.id));
+  for (let i = 1; i < out.length; i++) {
+    if (out[i].net.id === out[i - 1].net.id) throw new FirewallInputError(`network ${out[i].net.name} has two partitions`);
+  }
+  const prefixes = new Map<string, string>();
+  for (const n of byId.values()) {
+    const k = n.id.slice(0, 12);
+    if (out.some((p) => p.net.id === n.id) && prefixes.has(k)) throw new FirewallInputError(`networks ${prefixes.get(k)} and ${n.name} share the id prefix ${k}: partition sets would collide`);
+    prefixes.set(k, n.name);
+  }
+  return out;
+}
+
+/** The partitions' sets and rules: bridge-family sets of host-side veths and rules on bridged frames (traffic
+ *  within one bridge, with or without br_netfilter), inet sets of addresses and rules on traffic routed from the
+ *  bridge back onto it (a published port reached through a host address). */
+function partitionParts(parts: Part[]): { inetSets: NamedSet[]; bridgeSets: NamedSet[]; inetRules: Rule[]; bridgeRules: Rule[] } {
+  const inetSets: NamedSet[] = [];
+  const bridgeSets: NamedSet[] = [];
+  const inetRules: Rule[] = [];
+  const bridgeRules: Rule[] = [];
+  const v4 = 'ipv4' as const;
+  for (const p of parts) {
+    const n = p.net;
+    const network: NetRef = { id: n.id, name: n.name };
+    const nm = shortName(n.name);
+    const purpose = (group?: number | 'rest' | 'not0') => ({ kind: 'partition' as const, network, partition: { id: p.id, ...(group === undefined ? {} : { group }), oneway: p.oneway } });
+    const label = (g: number | 'rest' | 'not0') => (g === 'rest' ? 'the containers not listed' : g === 'not0' ? 'everyone but group 1' : `group ${g + 1}`);
+    const ifSet = (g: number | 'rest' | 'not0', ms: PartitionMember[]): string => {
+      const name = partitionSetName(n.id, g);
+      bridgeSets.push({
+        name, key: ['ifname'], comment: `partition of network ${nm}: ${label(g)}, host-side veths`,
+        elements: ms.map((m) => ({ key: [{ t: 'ifname', name: m.hostIf }], comment: `container ${m.containerId.slice(0, 12)}`, purpose: { ...purpose(g), container: m.containerId } })),
+      });
+      return name;
+    };
+    const ipSet = (g: number | 'rest' | 'not0', ms: PartitionMember[]): string => {
+      const name = partitionSetName(n.id, g);
+      inetSets.push({
+        name, key: [addrType(v4)], comment: `partition of network ${nm}: ${label(g)}, addresses`,
+        elements: ms.filter((m) => m.ip).sort((a, b) => parseIpv4(a.ip)! - parseIpv4(b.ip)!).map((m) => ({ key: [{ t: 'addr', addr: { family: v4, addr: m.ip } }], comment: `container ${m.containerId.slice(0, 12)}`, purpose: { ...purpose(g), container: m.containerId } })),
+      });
+      return name;
+    };
+    const onBridge: Match[] = [iif(n.bridge), oif(n.bridge)];
+    if (p.oneway) {
+      const [from, to] = p.groups;
+      const fi = ifSet(0, from), ti = ifSet(1, to);
+      bridgeRules.push({ match: [iifSet(fi), oifSet(ti)], counter: true, action: { a: 'drop' }, comment: `partition of network ${nm}, one way: group 1 -> group 2 dropped`, purpose: purpose() });
+      const ta = ipSet(1, to);
+      // Everyone the second group may hear from: the network's containers but the first group. A source address
+      // outside it (a container of the first group that changed its address) is dropped too.
+      const na = ipSet('not0', [...to, ...p.rest]);
+      inetRules.push({
+        match: [...onBridge, daddr({ set: ta }, v4), { m: 'saddr', family: v4, op: '!=', target: { set: na } }], counter: true, action: { a: 'drop' },
+        comment: `partition of network ${nm}, one way: group 1 -> group 2 dropped (through the host too)`, purpose: purpose(),
+      });
+      continue;
+    }
+    p.groups.forEach((g, k) => {
+      const s = ifSet(k, g);
+      // Both directions, by the veth the frame arrives on and the one it leaves by: a container not in any set (the
+      // rest, or one that joined the network since) is cut from this group either way.
+      bridgeRules.push({ match: [iifSet(s), { m: 'oifname', op: '!=', target: { set: s } }], counter: true, action: { a: 'drop' }, comment: `partition of network ${nm}: group ${k + 1} reaches no other group`, purpose: purpose(k) });
+      bridgeRules.push({ match: [oifSet(s), { m: 'iifname', op: '!=', target: { set: s } }], counter: true, action: { a: 'drop' }, comment: `partition of network ${nm}: no other group reaches group ${k + 1}`, purpose: purpose(k) });
+    });
+    // Routed back onto the bridge (a published port reached through a host address; bridged traffic too when
+    // br_netfilter is on): to a group's address only from that group's addresses, so a changed source address
+    // does not escape the cut.
+    const all: Array<[number | 'rest', PartitionMember[]]> = [...p.groups.map((g, k): [number, PartitionMember[]] => [k, g]), ['rest', p.rest]];
+    for (const [k, ms] of all) {
+      if (k === 'rest' && !ms.length) continue;
+      const s = ipSet(k, ms);
+      inetRules.push({
+        match: [...onBridge, daddr({ set: s }, v4), { m: 'saddr', family: v4, op: '!=', target: { set: s } }], counter: true, action: { a: 'drop' },
+        comment: `partition of network ${nm}: only its own members reach ${label(k)} (also through the host)`, purpose: purpose(k),
+      });
+    }
+  }
+  return { inetSets, bridgeSets, inetRules, bridgeRules };
+}
+
 // ---------------------------------------------------------------------------------------------- the model
 
 /**
@@ -283,6 +419,7 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
       throw new FirewallInputError(`published port ${e.hostPort}/${e.proto}: container address ${e.containerIp} is outside network ${n.name} (${n.subnets.map((p) => `${p.addr}/${p.len}`).join(', ')})`);
     }
   }
+  const parts = checkPartitions(state.partitions, byId);
   const internal = nets.filter((n) => n.internal);
   const iccOff = nets.filter((n) => !n.icc);
   const networks: ModelNetwork[] = nets.map(({ cidr: _cidr, cidr6: _cidr6, ...n }) => n);
@@ -292,6 +429,7 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
   const summary = {
     networks: nets.length, internal: internal.length, iccOff: iccOff.length,
     mappings: Array.isArray(state.ports) ? state.ports.length : 0, elements: elems.length,
+    ...(parts.length ? { partitions: parts.length } : {}),
   };
   if (!nets.length) return { tables: [], networks, summary };
 
@@ -352,6 +490,8 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
     }
   }
   if (owner) sets.push({ name: NAMES.sets.owner, key: ['ifname'], comment: ownerComment(owner), elements: [] });
+  const cut = partitionParts(parts);
+  sets.push(...cut.inetSets);
 
   const lo4 = { prefix: LOOPBACK[v4] };
   const chains: Chain[] = [];
@@ -423,7 +563,9 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
     comment: 'traffic for the host itself: the resolver on the gateways, internal networks', rules: input,
   });
 
-  const forward: Rule[] = [];
+  // Partitions first: before `ct state established` accepts (an established connection is cut too) and before
+  // the accepts of icc and published ports.
+  const forward: Rule[] = [...cut.inetRules];
   for (const n of internal) {
     const p = { kind: 'internal' as const, network: ref(n) };
     forward.push({ match: [iif(n.bridge), oif(n.bridge, '!=')], counter: true, action: { a: 'drop' }, comment: `network ${nm(n)} is internal: nothing leaves its bridge`, purpose: p });
@@ -469,8 +611,10 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
     family: 'inet', name: NAMES.table, comment: 'nsnet: masquerade, published ports (DNAT) and isolation of nsnet bridge networks', sets, chains,
   }];
 
-  if (iccOff.length) {
-    const rules: Rule[] = [{ match: [{ m: 'ether-type', type: 'arp' }], action: { a: 'accept' }, comment: 'ARP between neighbours stays allowed', purpose: { kind: 'arp' } }];
+  if (iccOff.length || parts.length) {
+    // ARP stays allowed (also across a partition: a one-way cut must not stop the other direction's neighbour
+    // resolution), then partitions, then icc=false.
+    const rules: Rule[] = [{ match: [{ m: 'ether-type', type: 'arp' }], action: { a: 'accept' }, comment: 'ARP between neighbours stays allowed', purpose: { kind: 'arp' } }, ...cut.bridgeRules];
     for (const n of iccOff) {
       const p = { kind: 'icc' as const, network: ref(n), allowed: false };
       for (const s of n.subnets) {
@@ -479,7 +623,9 @@ export function buildModel(state: FirewallState, owner?: FirewallOwner): Firewal
       }
     }
     tables.push({
-      family: 'bridge', name: NAMES.table, comment: 'nsnet: icc=false inside a bridge (frames between two bridge ports skip the inet hooks)', sets: [],
+      family: 'bridge', name: NAMES.table,
+      comment: parts.length ? 'nsnet: partitions and icc=false inside a bridge (frames between two bridge ports skip the inet hooks)' : 'nsnet: icc=false inside a bridge (frames between two bridge ports skip the inet hooks)',
+      sets: cut.bridgeSets,
       chains: [{ name: NAMES.bridgeChains.forward, base: { type: 'filter', hook: 'forward', priority: BRIDGE_FILTER, policy: 'accept' }, rules }],
     });
   }

@@ -15,7 +15,8 @@
 //     `ct status dnat` holds once a DNAT happened (or `ctDnat` for a packet of an existing connection).
 // What it does not model: other tables (a drop in any base chain is final: `check` reports those), routes other
 // than "nsnet subnet -> its bridge, the host's addresses -> local, anything else -> the uplink", rp_filter, bridge
-// port isolation (icc=false also isolates ports, outside the firewall), and br_netfilter's bridged DNAT.
+// port isolation (icc=false also isolates ports, outside the firewall). br_netfilter's bridged DNAT (a hairpin
+// back into the same bridge) is modelled as far as the hooks go: the bridge family's forward hook runs too.
 import {
   LOOPBACK, addrValue, describePurpose, familyOf, findSet, prefixContains,
   type AddrTarget, type Chain, type CtState, type Family, type FirewallModel, type Hook, type IfTarget, type Match,
@@ -383,11 +384,21 @@ export function evaluate(m: FirewallModel, packet: Packet, o: EvalOptions = {}):
     return done(inp.kind === 'drop' ? 'drop' : 'accept', 'local', undefined, inp);
   }
   c.oif = dest;
+  // br_netfilter's "bridged DNAT": a frame DNATed back into the bridge it arrived on is bridged (out of a port of
+  // that bridge; the port needs hairpin mode, which nsnet sets), so it passes the bridge family's forward hook
+  // before the inet forward hook (with iifname = oifname = the bridge). Measured with the kernel's trace.
+  const bridgedDnat = brnf && isNew && c.translations.some((t) => t.kind === 'dnat') && !!networkOfBridge(m, packet.iif) && dest === packet.iif;
+  const how = bridgedDnat ? 'bridged' : 'routed';
+  if (bridgedDnat) {
+    notes.push('br_netfilter: DNATed back into the bridge it came from, the frame is bridged (bridged DNAT, hairpin mode on the port) and also passes the bridge family\'s forward hook');
+    const br = runHook(c, 'forward', ['bridge'], { nat: false });
+    if (br.kind === 'drop') return done('drop', how, dest, br);
+  }
   const fw = runHook(c, 'forward', inetFamilies, { nat: false });
-  if (fw.kind === 'drop') return done('drop', 'routed', dest, fw);
+  if (fw.kind === 'drop') return done('drop', how, dest, fw);
   const post = runHook(c, 'postrouting', inetFamilies, { nat: isNew });
-  if (post.kind === 'drop') return done('drop', 'routed', dest, post);
-  return done('accept', 'routed', dest, decider(fw, post));
+  if (post.kind === 'drop') return done('drop', how, dest, post);
+  return done('accept', how, dest, decider(fw, post));
 }
 
 /** The last outcome that names a rule (runHook only names filter-chain accepts and drops). */

@@ -124,6 +124,9 @@ export const NAMES = {
     /** IPv6 of networks in routed mode (gateway_mode_ipv6=routed): the container ports opened at the containers'
      *  own addresses (`container address . proto . port`), no DNAT. */
     routed6: 'routed6',
+    /** Partitions (issue #15): `part_<network id, 12>_<group>`, one per group of a partitioned network, in the
+     *  bridge table (the group's host-side veths) and in the inet table (its addresses on that network). */
+    partitionPrefix: 'part_',
   },
   maps: {
     /** Ports published on one host address: `-p HOSTIP:PORT:CPORT`. */
@@ -142,7 +145,22 @@ export const NAMES = {
   },
   /** The chain of `table bridge nsnet`. */
   bridgeChains: { forward: 'forward' },
+  /** `nsnet explain --trace`: chains `trace_<hook>` (in `table inet nsnet`, and `table bridge nsnet` when it
+   *  exists), one rule each, setting `meta nftrace` on the probe packet at every hook it may pass (the kernel
+   *  clears the mark on the way, e.g. between br_netfilter's prerouting and forward), only while the probe runs.
+   *  Never part of the model: check reports a leftover one, reconcile removes it. */
+  trace: { prefix: 'trace_' },
 } as const;
+
+/** The name of a partition set: `part_<network id, 12 hex>_<group>` (group: its index, `rest`, `not0`). */
+export function partitionSetName(networkId: string, group: number | 'rest' | 'not0'): string {
+  return `${NAMES.sets.partitionPrefix}${networkId.slice(0, 12)}_${group}`;
+}
+
+/** Is this a partition set (what check compares element by element, in both tables)? */
+export function isPartitionSet(name: string): boolean {
+  return name.startsWith(NAMES.sets.partitionPrefix);
+}
 
 /** The maps that hold published ports, every family (what check compares element by element). */
 export const DNAT_MAPS: readonly string[] = [NAMES.maps.dnatAny.ipv4, NAMES.maps.dnatAddr.ipv4, NAMES.maps.dnatAny.ipv6, NAMES.maps.dnatAddr.ipv6];
@@ -181,7 +199,9 @@ export type PurposeKind =
   /** postrouting: published ports used from the host through 127.0.0.1. */
   | 'host-loopback'
   /** bridge forward: ARP between neighbours. */
-  | 'arp';
+  | 'arp'
+  /** bridge forward / inet forward: `nsnet partition`: traffic between groups of containers of one network is cut. */
+  | 'partition';
 
 /** The network a rule belongs to. */
 export interface NetRef {
@@ -207,6 +227,9 @@ export interface Purpose {
   port?: PortRef;
   /** icc rules: whether the network allows it (true: accept, false: drop). */
   allowed?: boolean;
+  /** partition rules and set elements: which partition, which group (0-based as listed; 'rest' = the containers of
+   *  the network not listed; 'not0' = everyone but the first group, for --oneway), one way or both. */
+  partition?: { id: string; group?: number | 'rest' | 'not0'; oneway: boolean };
 }
 
 /** One line saying what a purpose is, for people (explain): "published port 8080/tcp of container 1a2b... (network oa-net)". */
@@ -230,6 +253,12 @@ export function describePurpose(p: Purpose): string {
     case 'hairpin': return 'hairpin: a container reaching a published port through a host address';
     case 'host-loopback': return 'published ports used from the host through a loopback address';
     case 'arp': return 'ARP between neighbours';
+    case 'partition': {
+      const q = p.partition;
+      const g = q?.group === undefined ? '' : q.group === 'rest' ? ' (the containers not listed)' : q.group === 'not0' ? ' (everyone but the first group)' : ` (group ${q.group + 1})`;
+      const who = p.container ? ` container ${p.container.slice(0, 12)}` : '';
+      return `partition${net}${q?.oneway ? ', one way' : ''}${g}:${who || ' traffic between its groups is cut'}`;
+    }
   }
 }
 
@@ -386,7 +415,7 @@ export interface FirewallModel {
   /** The networks it was built from, ordered by name. */
   networks: ModelNetwork[];
   /** For the script's header. */
-  summary: { networks: number; internal: number; iccOff: number; mappings: number; elements: number };
+  summary: { networks: number; internal: number; iccOff: number; mappings: number; elements: number; partitions?: number };
 }
 
 // ---------------------------------------------------------------------------------------------- lookups

@@ -67,6 +67,7 @@ export function renderModel(m: FirewallModel): string {
   const L: string[] = header('full ruleset (replaces nsnet\'s tables atomically)', [
     `networks: ${s.networks} (${s.internal} internal, ${s.iccOff} with icc=false); ` +
       `published port mappings: ${s.mappings} (${s.elements} map elements)`,
+    ...(s.partitions ? [`partitioned networks: ${s.partitions}`] : []),
   ]);
   L.push(...dropTableLines(), '');
   m.tables.forEach((t, i) => {

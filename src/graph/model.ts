@@ -5,7 +5,7 @@
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
 
 export type NodeKind = 'host' | 'bridge' | 'container' | 'outside' | 'ports';
-export type EdgeKind = 'veth' | 'masquerade' | 'publish' | 'shares-netns';
+export type EdgeKind = 'veth' | 'masquerade' | 'publish' | 'shares-netns' | 'cut';
 
 export interface GraphNode {
   id: string;
@@ -42,6 +42,9 @@ export interface Snapshot {
   networks: NetworkRecord[];
   containers: Array<ContainerRecord & { endpoints: EndpointRecord[]; dnsNames: Record<string, string[]> }>;
   differences: Array<{ kind: string; detail: string }>;
+  /** Partitions in force (`nsnet partition`): container ids per group ("the rest" included as a group unless
+   *  one-way), and the cut in words. */
+  partitions?: Array<{ networkId: string; groups: string[][]; oneway: boolean; text: string }>;
   /** Impairments in force, by container and network (`nsnet netem`). */
   impairments?: Array<{ containerId: string; networkId: string; text: string }>;
   /** Only these networks (and what is on them); all when empty. */
@@ -125,6 +128,28 @@ export function buildGraph(s: Snapshot): Graph {
     if (c.ports.length && eps.length) {
       anyPorts = true;
       for (const p of c.ports) edges.push({ id: `port:${c.id}:${p.proto}:${p.hostIp}:${p.hostPort}`, kind: 'publish', from: 'ports', to: id, label: portText(p) });
+    }
+  }
+  // A partition: a cut edge between each pair of its groups (the first container of each stands for its group;
+  // one-way: from the first group to the second only), drawn apart from the layout.
+  for (const p of s.partitions ?? []) {
+    const firsts = p.groups.map((g) => g.find((id) => byId.has(id) && nodes.some((n) => n.id === `ctr:${id}`)));
+    const pairs: Array<[number, number]> = p.oneway ? [[0, 1]] : [];
+    if (!p.oneway) for (let i = 0; i < firsts.length; i++) for (let j = i + 1; j < firsts.length; j++) pairs.push([i, j]);
+    pairs.forEach(([i, j], k) => {
+      const a = firsts[i];
+      const b = firsts[j];
+      if (!a || !b) return;
+      edges.push({
+        id: `cut:${p.networkId}:${i}:${j}`, kind: 'cut', from: `ctr:${a}`, to: `ctr:${b}`,
+        label: k === 0 ? `✂ ${p.text}` : '✂', fault: `partition: ${p.text}`,
+      });
+    });
+    for (const [gi, g] of p.groups.entries()) {
+      for (const id of g) {
+        const n = nodes.find((x) => x.id === `ctr:${id}`);
+        if (n) n.details = { ...n.details, Partition: { network: p.networkId, group: gi + 1, of: p.groups.length, oneway: p.oneway } };
+      }
     }
   }
   if (anyPorts) nodes.push({ id: 'ports', kind: 'ports', parent: 'host', lines: ['published ports', '(DNAT in table inet nsnet)'], details: { kind: 'kernel DNAT of the host\'s addresses to containers' } });

@@ -26,7 +26,7 @@ export function renderDot(g: Graph): string {
   L.push('  }');
   for (const n of g.nodes) if (n.kind !== 'host' && n.parent !== 'host') node(n, '  ');
   for (const e of g.edges) {
-    const style = e.kind === 'shares-netns' ? ', style=dashed' : e.kind === 'veth' ? ', dir=both' : '';
+    const style = e.kind === 'shares-netns' ? ', style=dashed' : e.kind === 'veth' ? ', dir=both' : e.kind === 'cut' ? ', style=dashed, arrowhead=tee, constraint=false' : '';
     L.push(`  ${dq(e.from)} -> ${dq(e.to)} [label=${dq(e.label)}${style}${e.diff ? ', color=red, fontcolor=red' : e.fault ? ', color=darkorange, fontcolor=darkorange, penwidth=2' : ''}];`);
   }
   L.push('}');
@@ -47,7 +47,7 @@ export function renderMermaid(g: Graph): string {
   L.push('  end');
   for (const n of g.nodes) if (n.kind !== 'host' && n.parent !== 'host') node(n, '  ');
   for (const e of g.edges) {
-    const arrow = e.kind === 'veth' ? '<-->' : e.kind === 'shares-netns' ? '-.->' : '-->';
+    const arrow = e.kind === 'veth' ? '<-->' : e.kind === 'shares-netns' ? '-.->' : e.kind === 'cut' ? '-.-x' : '-->';
     L.push(`  ${ids.get(e.from)} ${arrow}|"${text(e.label)}"| ${ids.get(e.to)}`);
   }
   const diffs = g.nodes.filter((n) => n.diff).map((n) => ids.get(n.id));
@@ -84,6 +84,7 @@ function layout(g: Graph): Laid {
   // Laid out left to right the way a packet goes out: containers, the host's bridges, the outside world. A published
   // port's edge is laid out from its container to the ports node (and drawn the other way: traffic comes in).
   for (const e of g.edges) {
+    if (e.kind === 'cut') continue; // drawn straight between its two containers, outside the layout
     const [a, b] = e.kind === 'publish' ? [e.to, e.from] : [e.from, e.to];
     d.setEdge(a, b, { width: e.label.length * 6.2 + 8, height: 14, labelpos: 'c' }, e.id);
   }
@@ -110,7 +111,7 @@ export function renderSvg(g: Graph): string {
   out.push('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>');
   out.push('<style>.node rect{fill:#fff;stroke:#444}.bridge rect{fill:#e8f0fe}.outside rect{fill:#f4f4f4;stroke-dasharray:4 3}.ports rect{fill:#fff7e0}'
     + '.host>rect{fill:#fafafa;stroke:#888;stroke-dasharray:6 4}.edge path{fill:none;stroke:#555;stroke-width:1.3}.shares-netns path{stroke-dasharray:5 4}'
-    + '.masquerade path{stroke:#2a7}.publish path{stroke:#c70}.fault path{stroke:#e80!important;stroke-width:2.5;stroke-dasharray:6 3}.fault text{fill:#e80}.diff rect,.diff path{stroke:#d00!important;stroke-width:2.5}.diff text{fill:#d00}'
+    + '.masquerade path{stroke:#2a7}.publish path{stroke:#c70}.fault path{stroke:#e80!important;stroke-width:2.5;stroke-dasharray:6 3}.cut path{stroke:#b0b!important}.cut text{fill:#b0b}.fault text{fill:#e80}.diff rect,.diff path{stroke:#d00!important;stroke-width:2.5}.diff text{fill:#d00}'
     + '.elabel{fill:#333;font-size:10px}.node text.title{font-weight:bold}[data-id]{cursor:pointer}</style>');
   const host = g.nodes.find((n) => n.kind === 'host');
   const box = (n: GraphNode) => l.nodes.get(n.id)!;
@@ -120,6 +121,15 @@ export function renderSvg(g: Graph): string {
       + `<text class="title" x="${b.x - b.width / 2 + 10}" y="${b.y - b.height / 2 + 18}">${esc(host.lines[0])}</text></g>`);
   }
   for (const e of g.edges) {
+    if (e.kind === 'cut') {
+      const a = l.nodes.get(e.from);
+      const b = l.nodes.get(e.to);
+      if (!a || !b) continue;
+      out.push(`<g class="edge cut fault" data-fault="${esc(e.fault ?? '')}" data-id="${esc(e.id)}" data-kind="cut" data-from="${esc(e.from)}" data-to="${esc(e.to)}">`
+        + `<path d="M${a.x.toFixed(1)},${a.y.toFixed(1)} L${b.x.toFixed(1)},${b.y.toFixed(1)}" marker-end="url(#arrow)"/>`
+        + `<text class="elabel" x="${((a.x + b.x) / 2).toFixed(1)}" y="${((a.y + b.y) / 2 + 4).toFixed(1)}" text-anchor="middle">${esc(e.label)}</text></g>`);
+      continue;
+    }
     const v = l.edges.get(e.id);
     if (!v) continue;
     const pts = e.kind === 'publish' ? [...v.points].reverse() : v.points;
@@ -147,7 +157,7 @@ const inlineJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c');
 export function renderHtml(g: Graph, title = 'nsnet'): string {
   const details: Record<string, unknown> = {};
   for (const n of g.nodes) details[n.id] = { ...n.details, ...(n.diff ? { Difference: n.diff } : {}) };
-  for (const e of g.edges) details[e.id] = { Kind: e.kind, From: e.from, To: e.to, Label: e.label, ...(e.fault ? { Impairment: e.fault } : {}), ...(e.diff ? { Difference: e.diff } : {}) };
+  for (const e of g.edges) details[e.id] = { Kind: e.kind, From: e.from, To: e.to, Label: e.label, ...(e.fault ? { [e.kind === 'cut' ? 'Partition' : 'Impairment']: e.fault } : {}), ...(e.diff ? { Difference: e.diff } : {}) };
   const diffs = g.differences.length
     ? `<ul id="differences">${g.differences.map((d) => `<li>${esc(d)}</li>`).join('')}</ul>`
     : '<p id="differences" class="clean">check: no difference between the store and the kernel</p>';
@@ -160,7 +170,7 @@ pre{font-size:12px;white-space:pre-wrap;word-break:break-all}#differences li{col
 .legend span{display:inline-block;margin-right:14px;font-size:12px}
 </style></head><body>
 <main><h1 style="font-size:18px">${esc(title)}</h1>
-<div class="legend"><span>⇄ veth pair</span><span style="color:#2a7">→ masquerade</span><span style="color:#c70">→ published port (DNAT)</span><span>⇢ shared netns</span><span style="color:#e80">orange, dashed: an impairment (nsnet netem)</span><span style="color:#d00">red: a difference check reports</span></div>
+<div class="legend"><span>⇄ veth pair</span><span style="color:#2a7">→ masquerade</span><span style="color:#c70">→ published port (DNAT)</span><span>⇢ shared netns</span><span style="color:#e80">orange, dashed: an impairment (nsnet netem)</span><span style="color:#b0b">✂ a partition (nsnet partition)</span><span style="color:#d00">red: a difference check reports</span></div>
 ${renderSvg(g)}</main>
 <aside><h2 style="font-size:15px">Details</h2><p id="hint">Hover or click a node or an edge.</p><pre id="details"></pre>
 <h2 style="font-size:15px">Differences (nsnet check)</h2>${diffs}</aside>

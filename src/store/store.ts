@@ -59,6 +59,14 @@ export const MIGRATIONS: string[] = [
      spec TEXT NOT NULL, prev TEXT, created TEXT NOT NULL, expires INTEGER, healer_pid INTEGER, healer_start TEXT,
      line_pid INTEGER, line_start TEXT, pending INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(container_id, network_id));
    CREATE INDEX impairments_expires ON impairments(expires) WHERE expires IS NOT NULL;`,
+  // Partitions (nsnet partition, src/engine/partitions.ts): at most one per network, removed with it. groups: JSON
+  // array of arrays of container ids (as listed; the network's other containers are one more group unless
+  // oneway). expires: ms since the epoch (--duration), healed by the timer process (timer_pid, timer_start),
+  // by the next command or by reconcile. IF NOT EXISTS: harmless if another branch's migration made it first.
+  `CREATE TABLE IF NOT EXISTS partitions(
+     network_id TEXT PRIMARY KEY REFERENCES networks(id) ON DELETE CASCADE, id TEXT NOT NULL, groups TEXT NOT NULL,
+     oneway INTEGER NOT NULL, created TEXT NOT NULL, expires INTEGER, timer_pid INTEGER, timer_start TEXT);
+   CREATE INDEX IF NOT EXISTS partitions_expires ON partitions(expires) WHERE expires IS NOT NULL;`,
   // Dual-stack networks (issue #13): a network's IPv6 subnet beside its IPv4 one (at most one per family), and an
   // endpoint's IPv6 address. The endpoints table is rebuilt so that its IPv4 address may be NULL (an IPv6-only
   // network, --ipv4=false) and "one address is never handed out twice on a network" holds in the schema for
@@ -106,6 +114,29 @@ function impFromRow(r: Row): ImpairmentRow {
     prev: (r.prev as string | null) ?? null, created: r.created as string, expires: (r.expires as number | null) ?? null,
     healerPid: (r.healer_pid as number | null) ?? null, healerStart: (r.healer_start as string | null) ?? null,
     linePid: (r.line_pid as number | null) ?? null, lineStart: (r.line_start as string | null) ?? null, pending: !!r.pending,
+  };
+}
+
+/** A network's partition as the store holds it. */
+export interface PartitionRecord {
+  networkId: string;
+  /** Random id of this partition (a replaced one has another: its timer must not heal its successor). */
+  id: string;
+  /** Container ids per group, as listed. */
+  groups: string[][];
+  oneway: boolean;
+  created: string;
+  /** ms since the epoch, or null (until healed). */
+  expires: number | null;
+  timerPid: number | null;
+  timerStart: string | null;
+}
+
+function partFromRow(r: Row): PartitionRecord {
+  return {
+    networkId: r.network_id as string, id: r.id as string, groups: JSON.parse(r.groups as string) as string[][],
+    oneway: !!r.oneway, created: r.created as string, expires: (r.expires as number | null) ?? null,
+    timerPid: (r.timer_pid as number | null) ?? null, timerStart: (r.timer_start as string | null) ?? null,
   };
 }
 
@@ -518,6 +549,36 @@ export class Store {
   }
   hasPendingImpairment(): boolean {
     return !!this.st('SELECT 1 FROM impairments WHERE pending = 1 LIMIT 1').get();
+  }
+
+  // ---- partitions
+  partitions(): PartitionRecord[] {
+    return (this.st('SELECT * FROM partitions ORDER BY network_id').all() as Row[]).map(partFromRow);
+  }
+  partitionOf(networkId: string): PartitionRecord | null {
+    const r = this.st('SELECT * FROM partitions WHERE network_id = ?').get(networkId) as Row | undefined;
+    return r ? partFromRow(r) : null;
+  }
+  /** Inserts or replaces the partition of its network. */
+  putPartition(p: PartitionRecord): void {
+    this.st(`INSERT OR REPLACE INTO partitions(network_id,id,groups,oneway,created,expires,timer_pid,timer_start)
+      VALUES(@networkId,@id,@groups,@oneway,@created,@expires,@timerPid,@timerStart)`).run({ ...p, groups: JSON.stringify(p.groups), oneway: p.oneway ? 1 : 0 });
+  }
+  setPartitionTimer(networkId: string, id: string, pid: number | null, start: string | null): void {
+    this.st('UPDATE partitions SET timer_pid = ?, timer_start = ? WHERE network_id = ? AND id = ?').run(pid, start, networkId, id);
+  }
+  deletePartition(networkId: string): void {
+    this.st('DELETE FROM partitions WHERE network_id = ?').run(networkId);
+  }
+  /** Is there a partition whose --duration has run out by `now` (ms)? One indexed probe (every mutating command). */
+  hasExpiredPartitions(now: number): boolean {
+    return !!this.st('SELECT 1 FROM partitions WHERE expires IS NOT NULL AND expires <= ? LIMIT 1').get(now);
+  }
+  /** Is any of these networks partitioned? (Endpoints changing there re-render the firewall.) */
+  anyPartitioned(networkIds: string[]): boolean {
+    if (!networkIds.length) return false;
+    const st = this.st('SELECT 1 FROM partitions WHERE network_id = ?');
+    return networkIds.some((id) => st.get(id) !== undefined);
   }
 
   // ---- meta

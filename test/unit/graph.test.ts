@@ -88,3 +88,21 @@ test('graph: an impairment in force is drawn on its link (label, style, details)
   assert.match(html, /class="edge veth fault" data-fault="delay 50ms, loss 1%"/);
   assert.match(html, /"Impairment":"delay 50ms, loss 1%"/);
 });
+
+test('graph: a partition is drawn as cut edges between its groups, outside the layout', () => {
+  const s = snapshot();
+  s.containers.push({ ...ctr('c3', 'db'), endpoints: [{ containerId: 'c3', containerName: 'db', networkId: 'n1', ifname: 'eth0', hostIf: 'nsv3', ip: '172.18.0.3', mac: '02:42:ac:12:00:03', aliases: [], staticIp: false }], dnsNames: { n1: ['db'] } });
+  const g = buildGraph({ ...s, partitions: [{ networkId: 'n1', groups: [['c1'], ['c3']], oneway: false, text: 'web | (rest) db' }] });
+  const cuts = g.edges.filter((e) => e.kind === 'cut');
+  assert.deepEqual(cuts.map((e) => [e.from, e.to, e.label]), [['ctr:c1', 'ctr:c3', '✂ web | (rest) db']]);
+  assert.deepEqual((g.nodes.find((n) => n.id === 'ctr:c3')!.details as { Partition: unknown }).Partition, { network: 'n1', group: 2, of: 2, oneway: false });
+  assert.match(renderDot(g), /"ctr:c1" -> "ctr:c3" \[label="✂ web \| \(rest\) db", style=dashed, arrowhead=tee, constraint=false/);
+  assert.match(renderMermaid(g), /-\.-x\|"✂ web \| \(rest\) db"\|/);
+  const svg = renderSvg(g);
+  assert.match(svg, /<g class="edge cut fault" data-fault="partition: web \| \(rest\) db" data-id="cut:n1:0:1"/);
+  // Three groups: a cut between every pair; one-way: one cut, from the first group to the second.
+  const three = buildGraph({ ...s, partitions: [{ networkId: 'n1', groups: [['c1'], ['c3'], ['c2']], oneway: false, text: 't' }] });
+  assert.equal(three.edges.filter((e) => e.kind === 'cut').length, 3);
+  const one = buildGraph({ ...s, partitions: [{ networkId: 'n1', groups: [['c3'], ['c1']], oneway: true, text: 'db -> web' }] });
+  assert.deepEqual(one.edges.filter((e) => e.kind === 'cut').map((e) => [e.from, e.to]), [['ctr:c3', 'ctr:c1']]);
+});
