@@ -309,6 +309,26 @@ test('DNS over IPv6: AAAA, NODATA for a name without that family, PTR in ip6.arp
   // Another network's container cannot ask this network's IPv6 gateway.
   assert.equal(q('v1', 'fd00:75::1', 'b', 'AAAA'), '', 'no route or refused from another network');
 });
+  test('a partition of a dual-stack and of an IPv6-only network cuts IPv6 between its groups too; heal restores it', async (t) => {
+    const h = TestHost.create('v6part');
+    t.after(() => h.cleanup());
+    h.ok(['network', 'create', '--ipv6', '--subnet', '10.64.0.0/24', '--subnet', 'fd00:64::/64', 'dual']);
+    h.ok(['network', 'create', '--ipv6', '--ipv4=false', '--subnet', 'fd00:65::/64', 'six']);
+    for (const [c, n] of [['a', 'dual'], ['b', 'dual'], ['x', 'six'], ['y', 'six']]) h.ok(['run', '-d', '--name', c, '--network', n, ...serve(80)]);
+    assert.equal(await waitFor(() => out(h.exec('a', client('fd00:64::3', 80))), 5000, 100), 'fd00:64::2');
+    assert.equal(await waitFor(() => out(h.exec('x', client('fd00:65::3', 80))), 5000, 100), 'fd00:65::2');
+    h.ok(['partition', '--network', 'dual', 'a', 'b']);
+    h.ok(['partition', '--network', 'six', 'x', 'y']);
+    assert.equal(out(h.exec('a', client('fd00:64::3', 80))), '', 'cut over IPv6');
+    assert.equal(out(h.exec('a', client('10.64.0.3', 80))), '', 'cut over IPv4');
+    assert.equal(out(h.exec('x', client('fd00:65::3', 80, 'udp'))), '', 'IPv6-only network cut, UDP');
+    assert.equal(h.nsnet(['check']).status, 0, h.nsnet(['check']).stdout);
+    h.ok(['heal', '--network', 'dual']);
+    h.ok(['heal', '--network', 'six']);
+    assert.equal(await waitFor(() => out(h.exec('a', client('fd00:64::3', 80))), 5000, 100), 'fd00:64::2', 'healed');
+    assert.equal(await waitFor(() => out(h.exec('x', client('fd00:65::3', 80))), 5000, 100), 'fd00:65::2', 'healed');
+  });
+
   test('a lost store is rebuilt with its IPv6: networks (from their copies), endpoints\' IPv6 addresses, then traffic and names as before', async (t) => {
     const h = TestHost.create('v6rebuild');
     t.after(() => h.cleanup());
