@@ -10,7 +10,7 @@
 // left without a row; a row whose endpoint is released (a stopped container) is dormant and applied again when the
 // sandbox is rebuilt. --duration heals by itself: a small detached healer (its PID recorded) runs `nsnet netem
 // --expire` when the time is up, and every later mutating command and reconcile remove what has expired anyway.
-import { spawn } from 'node:child_process';
+import { childProcess } from '../util/lazy.js';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -257,7 +257,7 @@ function startLine(h: Host, c: ContainerRecord, ep: EndpointRecord, net: Network
   }
   let child;
   try {
-    child = h.inHost(() => spawn(process.execPath, [script, JSON.stringify(cfg)], {
+    child = h.inHost(() => childProcess().spawn(process.execPath, [script, JSON.stringify(cfg)], {
       detached: true, stdio: ['ignore', out, out], env: { PATH: h.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', MALLOC_ARENA_MAX: '1' },
     }));
   } finally {
@@ -431,7 +431,7 @@ function nsnetBin(h: Host): string {
  *  `nsnet netem --expire` on this state directory and host netns. Returns its PID and start time. */
 function startHealer(h: Host, expires: number): { pid: number; start: string | null } {
   const secs = Math.max(0, (expires - Date.now()) / 1000).toFixed(3);
-  const child = h.inHost(() => spawn('/bin/sh', ['-c', 'sleep "$1"; exec "$2" --root "$3" netem --expire', 'nsnet-netem-healer', secs, nsnetBin(h), h.root], {
+  const child = h.inHost(() => childProcess().spawn('/bin/sh', ['-c', 'sleep "$1"; exec "$2" --root "$3" netem --expire', 'nsnet-netem-healer', secs, nsnetBin(h), h.root], {
     detached: true, stdio: 'ignore', env: { PATH: h.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', NSNET_ROOT: h.root, NSNET_NO_HELPER: '1' },
   }));
   child.unref();
