@@ -677,19 +677,26 @@ export function checkNetem(h: Host): NetemDifference[] {
   }
   const known = new Set([...rows.values()].map((r) => r.linePid).filter((p): p is number => p !== null));
   for (const pid of findDelayLines(h.root)) if (!known.has(pid)) diffs.push({ kind: 'orphan-netem', detail: `a delay line no impairment records (pid ${pid})` });
+  for (const { c, ep, net } of impairableLinks(h)) {
+    const r = rows.get(`${c.id} ${ep.networkId}`);
+    if (r?.pending) continue;
+    const d = linkDiff(h, c, ep, net, r ?? null);
+    if (d) diffs.push({ kind: r ? 'netem' : 'orphan-netem', detail: `${c.name} on ${net.name}: ${d}` });
+  }
+  return diffs;
+}
+
+/** Every link an impairment could be on (check and reconcile compare the same ones): each endpoint of a bridge-mode
+ *  container whose netns exists (CNI attachments are the runtime's). */
+function* impairableLinks(h: Host): Generator<{ c: ContainerRecord; ep: EndpointRecord; net: NetworkRecord }> {
   const nets = new Map(h.store.networks().map((n) => [n.id, n]));
   for (const c of h.store.containers()) {
     if (c.mode !== 'bridge' || !c.netns || !isSafeName(c.netns) || !netnsExists(c.netns) || c.command[0] === '<cni>') continue;
     for (const ep of h.store.endpointsOf(c.id)) {
       const net = nets.get(ep.networkId);
-      if (!net) continue;
-      const r = rows.get(`${c.id} ${ep.networkId}`);
-      if (r?.pending) continue;
-      const d = linkDiff(h, c, ep, net, r ?? null);
-      if (d) diffs.push({ kind: r ? 'netem' : 'orphan-netem', detail: `${c.name} on ${net.name}: ${d}` });
+      if (net) yield { c, ep, net };
     }
   }
-  return diffs;
 }
 
 /** Finishes interrupted changes (back to the previous spec), removes expired and unrecorded impairments, restores
@@ -717,27 +724,21 @@ export function reconcileNetem(h: Host): string[] {
   const expired = expireImpairments(h);
   if (expired) actions.push(`removed ${expired} expired impairment(s)`);
   const rows = new Map(h.store.impairments().map((r) => [`${r.containerId} ${r.networkId}`, r]));
-  const nets = new Map(h.store.networks().map((n) => [n.id, n]));
-  for (const c of h.store.containers()) {
-    if (c.mode !== 'bridge' || !c.netns || !isSafeName(c.netns) || !netnsExists(c.netns) || c.command[0] === '<cni>') continue;
-    for (const ep of h.store.endpointsOf(c.id)) {
-      const net = nets.get(ep.networkId);
-      if (!net) continue;
-      const r = rows.get(`${c.id} ${ep.networkId}`);
-      const d = linkDiff(h, c, ep, net, r ?? null);
-      if (!d) continue;
-      if (r) {
-        try {
-          const a = applyLink(h, c, ep, net, specOf(r), { pid: r.linePid, start: r.lineStart });
-          h.store.tx(() => h.store.setImpairmentApplied(c.id, r.networkId, JSON.stringify(a.spec), a.line?.pid ?? null, a.line?.start ?? null));
-          actions.push(`restored the impairment of ${c.name} on ${net.name}`);
-        } catch (e) {
-          actions.push(`could not restore the impairment of ${c.name} on ${net.name}: ${(e as Error).message}`);
-        }
-      } else {
-        removeLink(h, c, ep, { pid: null, start: null });
-        actions.push(`removed an unrecorded impairment of ${c.name} on ${net.name}`);
+  for (const { c, ep, net } of impairableLinks(h)) {
+    const r = rows.get(`${c.id} ${ep.networkId}`);
+    const d = linkDiff(h, c, ep, net, r ?? null);
+    if (!d) continue;
+    if (r) {
+      try {
+        const a = applyLink(h, c, ep, net, specOf(r), { pid: r.linePid, start: r.lineStart });
+        h.store.tx(() => h.store.setImpairmentApplied(c.id, r.networkId, JSON.stringify(a.spec), a.line?.pid ?? null, a.line?.start ?? null));
+        actions.push(`restored the impairment of ${c.name} on ${net.name}`);
+      } catch (e) {
+        actions.push(`could not restore the impairment of ${c.name} on ${net.name}: ${(e as Error).message}`);
       }
+    } else {
+      removeLink(h, c, ep, { pid: null, start: null });
+      actions.push(`removed an unrecorded impairment of ${c.name} on ${net.name}`);
     }
   }
   // Delay lines no row records (a crash between their start and the record): ended.

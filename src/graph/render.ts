@@ -111,7 +111,7 @@ export function renderSvg(g: Graph): string {
   out.push('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>');
   out.push('<style>.node rect{fill:#fff;stroke:#444}.bridge rect{fill:#e8f0fe}.outside rect{fill:#f4f4f4;stroke-dasharray:4 3}.ports rect{fill:#fff7e0}'
     + '.host>rect{fill:#fafafa;stroke:#888;stroke-dasharray:6 4}.edge path{fill:none;stroke:#555;stroke-width:1.3}.shares-netns path{stroke-dasharray:5 4}'
-    + '.masquerade path{stroke:#2a7}.publish path{stroke:#c70}.fault path{stroke:#e80!important;stroke-width:2.5;stroke-dasharray:6 3}.cut path{stroke:#b0b!important}.cut text{fill:#b0b}.fault text{fill:#e80}.diff rect,.diff path{stroke:#d00!important;stroke-width:2.5}.diff text{fill:#d00}'
+    + '.masquerade path{stroke:#2a7}.publish path{stroke:#c70}.fault path{stroke:#e80!important;stroke-width:2.5;stroke-dasharray:6 3}.cut path{stroke:#b0b!important}.cut text{fill:#b0b!important}.fault text{fill:#e80}.diff rect,.diff path{stroke:#d00!important;stroke-width:2.5}.diff text{fill:#d00}'
     + '.elabel{fill:#333;font-size:10px}.node text.title{font-weight:bold}[data-id]{cursor:pointer}</style>');
   const host = g.nodes.find((n) => n.kind === 'host');
   const box = (n: GraphNode) => l.nodes.get(n.id)!;

@@ -67,3 +67,29 @@ test('graph: 50 containers on 5 networks in a real browser, with a difference dr
   assert.equal(none.status, 1);
   assert.equal(none.stderr, 'Error: network nope not found\n');
 });
+
+test('graph: the seed scenario (oa-net: redis-sys, postgres, oa-java with 8088 published, NAT out) in a real browser, with a fault and a partition drawn', async (t) => {
+  const h = TestHost.create('grs');
+  t.after(() => h.cleanup());
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nsnet-graph-'));
+  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  h.ok(['network', 'create', 'oa-net']);
+  for (const n of ['redis-sys', 'postgres']) h.ok(['run', '-d', '--name', n, '--network', 'oa-net', '--', 'sleep', '300']);
+  h.ok(['run', '-d', '--name', 'oa-java', '--network', 'oa-net', '-p', '8088:8088', '--', 'sleep', '300']);
+  h.ok(['netem', 'postgres', '--delay', '20ms']);
+  h.ok(['partition', '--network', 'oa-net', 'redis-sys']);
+  const page = path.join(tmp, 'seed.html');
+  h.ok(['graph', '-o', page]);
+  const dom = chromium(['--virtual-time-budget=5000', '--dump-dom', `file://${page}`], path.join(tmp, 'p1'));
+  for (const n of ['redis-sys', 'postgres', 'oa-java']) assert.ok(dom.includes(`>${n}</text>`), `${n} is drawn`);
+  assert.equal((dom.match(/data-kind="publish"/g) ?? []).length, 1, 'the published port 8088');
+  assert.match(dom, /0\.0\.0\.0:8088 → 8088\/tcp/);
+  assert.equal((dom.match(/data-kind="masquerade"/g) ?? []).length, 1, 'NAT to the outside');
+  assert.match(dom, /class="edge veth fault" data-fault="delay 20ms/, 'the impairment on postgres\'s link');
+  assert.match(dom, /class="edge cut fault" data-fault="partition: redis-sys \| \(rest\) /, 'the partition as a cut');
+  // The screenshot a person looks at (README shows docs/graph-seed.png, made from this one).
+  const shot = path.join(os.tmpdir(), 'nsnet-graph-seed.png');
+  chromium(['--window-size=1400,900', `--screenshot=${shot}`, `file://${page}`], path.join(tmp, 'p2'));
+  assert.ok(fs.statSync(shot).size > 10000, 'a screenshot with something in it');
+  t.diagnostic(`screenshot: ${shot}`);
+});
