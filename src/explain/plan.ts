@@ -642,7 +642,7 @@ function partitionDrop(w: World, b: Builder, res: PathResult, cut: Cut, ep: Endp
   addEvaluation(b, { ...res, visits });
   const dnat = res.translations.find((x) => x.kind === 'dnat');
   if (dnat) translations(b, w, { ...res, translations: [dnat] });
-  b.hop(`bridge ${cut.net.bridge}`, `from port ${ep.hostIf} to port ${target.hostIf}: ${cut.text}${rule ? ` (bridge forward rule #${rule.index} \`${rule.text}\`)` : ''}`);
+  b.hop(`bridge ${cut.net.bridge}`, `from port ${ep.hostIf} to port ${target.hostIf}: ${cut.text}${rule ? ` (bridge forward rule #${rule.index})` : ''}`);
   if (res.verdict === 'drop' && res.decidedBy) {
     b.notes.push(`were the frame not cut in the bridge, nsnet's firewall would drop it too: ${res.decidedBy.table} ${res.decidedBy.chain} #${res.decidedBy.index} (${res.decidedBy.why})`);
   }
