@@ -82,7 +82,8 @@ export function explainInput(h: Host, fromRef: string): { input: ExplainInput; m
   const networks = h.store.networks();
   const containers = h.store.containers().map((c) => refreshState(h, c));
   const endpoints = h.store.endpoints();
-  const model = buildModel(firewallState(h), ownerOf(h));
+  const fw = firewallState(h);
+  const model = buildModel(fw, ownerOf(h));
   const view = dnsView(h, 0);
   const links = h.nl.links();
   const host = { addrs: addrsOf(h.nl, links), routes: routesOf(h.nl, links), brNetfilter: brNetfilter(h) };
@@ -104,6 +105,8 @@ export function explainInput(h: Host, fromRef: string): { input: ExplainInput; m
       networks, containers, endpoints, model,
       dns: { networks: view.networks, entries: view.entries },
       host, nsRoutes, netnsExists: exists, differences,
+      // The partitions the model was built from (the firewall's state: expired ones left out).
+      partitions: fw.partitions ?? [],
     },
     model,
   };

@@ -17,7 +17,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import type { FirewallState, PartitionMember } from '../types.js';
+import type { FirewallState, PartitionMember, PartitionState } from '../types.js';
 import type { PartitionRecord } from '../store/store.js';
 import { UserError, showValue } from '../util/errors.js';
 import { isAlive, processStart } from '../kernel/pidstat.js';
@@ -192,6 +192,23 @@ export function partitionFirewallState(h: Host, now = Date.now()): FirewallState
     });
   }
   return out;
+}
+
+/** PURE: which group of a partition (as the firewall holds it: partitionFirewallState) a container of its network
+ *  is in: a listed group's index, or 'rest' (the containers not listed, and one that joined since). */
+export function partitionGroupOf(p: PartitionState, containerId: string): number | 'rest' {
+  const k = p.groups.findIndex((g) => g.some((m) => m.containerId === containerId));
+  return k >= 0 ? k : 'rest';
+}
+
+/** PURE: whether the partition drops traffic from one container of its network to another (as the firewall cuts
+ *  it: different groups, the rest counting as one; --oneway: only from the first group to the second), and the
+ *  groups of both. null: not cut. */
+export function partitionCut(p: PartitionState, fromId: string, toId: string): { from: number | 'rest'; to: number | 'rest' } | null {
+  const from = partitionGroupOf(p, fromId);
+  const to = partitionGroupOf(p, toId);
+  if (p.oneway) return from === 0 && to === 1 ? { from, to } : null;
+  return from !== to ? { from, to } : null;
 }
 
 // ------------------------------------------------------------------------------------------------ the timer

@@ -8,9 +8,11 @@
 // address), what nsnet knows outside the firewall (icc=false is kernel port isolation: an isolated port never
 // receives a frame from another isolated port; `none` and `host` network modes; a container that is not
 // running; a port nobody published; a container name that does not resolve), and what to do about a drop.
-import type { ContainerRecord, EndpointRecord, NetworkRecord } from '../types.js';
-import { NAMES, findSet, findTable, prefixContains, prefixOf, type FirewallModel, type PortRef, type PurposeKind } from '../firewall/model.js';
-import { evaluate, type ChainVisit, type PathResult, type Packet } from '../firewall/evaluate.js';
+import type { ContainerRecord, EndpointRecord, NetworkRecord, PartitionState } from '../types.js';
+import { NAMES, describePurpose, findChain, findSet, findTable, prefixContains, prefixOf, type FirewallModel, type Match, type PortRef, type PurposeKind, type Table } from '../firewall/model.js';
+import { evaluate, type ChainVisit, type PathResult, type Packet, type RuleRef } from '../firewall/evaluate.js';
+import { renderRule } from '../firewall/render.js';
+import { partitionCut } from '../engine/partitions.js';
 import { UserError, showValue } from '../util/errors.js';
 
 export type L4 = 'tcp' | 'udp' | 'icmp';
@@ -66,6 +68,9 @@ export interface ExplainInput {
   netnsExists?: Set<string>;
   /** What `nsnet check` reports, one line each (the prediction is from the store: the kernel may differ). */
   differences?: string[];
+  /** The partitions the firewall holds now (src/engine/partitions.ts partitionFirewallState: expired ones left
+   *  out, each group's members with their host-side veth, and the rest). Absent: none. */
+  partitions?: PartitionState[];
 }
 
 /** One step of the path. */
@@ -135,6 +140,9 @@ export interface Explanation {
   probe?: ProbeSpec;
   /** Why --trace cannot send a probe for this question. */
   noProbe?: string;
+  /** The packet arrives, but its answers are dropped (the other direction of a one-way partition): a TCP
+   *  connection or a ping fails although the first packet is delivered. */
+  replyCut?: string;
 }
 
 // ------------------------------------------------------------------------------------------------ input
@@ -374,6 +382,7 @@ class Builder {
   packet?: Packet;
   probe?: ProbeSpec;
   noProbe?: string;
+  replyCut?: string;
   hop(at: string, text: string, extra: Partial<Hop> = {}): void {
     this.hops.push({ at, text, ...extra });
   }
@@ -465,6 +474,11 @@ function fixFor(w: World, b: Builder, kind: RuleInfo['purpose'], ctx: { from: Si
     case 'kernel':
       if (ctx.to.kind !== 'nobody') b.addFix(`a port published on 127.0.0.1 is for the host itself: publish it on every address (-p HOSTPORT:CPORT) or on the uplink address`);
       break;
+    case 'partition': {
+      const n = ctx.toNet ?? ctx.fromNet;
+      if (n) b.addFix(`nsnet heal --network ${n.name}`);
+      break;
+    }
     case 'dns-input':
       b.addFix(`DNS on a network's gateway answers only that network's containers: ask the resolver on your own network's gateway${ctx.fromNet && !ctx.fromNet.isDefault ? ` (${ctx.fromNet.gateway})` : ''}`);
       break;
@@ -530,6 +544,18 @@ function firewallDrop(w: World, b: Builder, r: PathResult, ctx: { from: Side; to
   if (!d) return { verdict: 'dropped', reason: 'dropped by a policy' };
   const toNet = ctx.toNet ?? (r.oif ? w.netOfBridge(r.oif) : undefined);
   fixFor(w, b, d.purpose.kind, { ...ctx, ...(toNet ? { toNet } : {}), ruleText: d.text });
+  if (d.purpose.kind === 'partition') {
+    // The routed half of a partition (a published port reached through a host address): by addresses, as the
+    // evaluator found; in words, the groups.
+    const net = w.nets.get(d.purpose.network?.id ?? '');
+    const src = net && ctx.from.kind === 'container' ? ctx.from.eps.find((e) => e.networkId === net.id) : undefined;
+    const dst = net && w.inp.endpoints.find((e) => e.networkId === net.id && e.ip === r.packet.daddr);
+    const cut = net && src && dst ? cutBetween(w, net, src.containerId, dst.containerId) : undefined;
+    if (cut) {
+      const why = `partition: ${cut.text}`;
+      return { verdict: 'dropped', reason: `dropped by ${d.table} ${d.chain} rule #${d.index}: ${why}`, decidedBy: { ...fromRef(d), why } };
+    }
+  }
   return { verdict: 'dropped', reason: `dropped by ${d.table} ${d.chain} rule #${d.index}: ${d.why}`, decidedBy: fromRef(d) };
 }
 
@@ -548,6 +574,83 @@ function targetAddr(w: World, to: Extract<Side, { kind: 'container' }>, fromEps:
   const shared = fromEps.map((e) => to.eps.find((x) => x.networkId === e.networkId)).find(Boolean);
   const ep = shared ?? to.eps[0];
   return ep ? { addr: ep.ip, net: w.nets.get(ep.networkId) } : {};
+}
+
+// ------------------------------------------------------------------------------------------------ partitions
+
+/** A partition's group for people: `group 1 (a, b)`, `the containers not listed (c)`. */
+function groupText(w: World, p: PartitionState, g: number | 'rest'): string {
+  const ms = g === 'rest' ? p.rest : p.groups[g] ?? [];
+  const names = ms.map((m) => w.byId(m.containerId)?.name ?? m.containerId.slice(0, 12)).sort();
+  const list = names.length ? names.join(', ') : 'no container';
+  return g === 'rest' ? `the containers not listed (${list})` : `group ${g + 1} (${list})`;
+}
+
+/** An `iifname`/`oifname` match against the bridge ports a frame uses (undefined: not an interface match). */
+function ifMatch(t: Table | undefined, m: Match, port: { iif: string; oif: string }): boolean | undefined {
+  if (m.m !== 'iifname' && m.m !== 'oifname') return undefined;
+  const name = m.m === 'iifname' ? port.iif : port.oif;
+  const hit = 'names' in m.target
+    ? m.target.names.includes(name)
+    : (findSet(t, m.target.set)?.elements ?? []).some((e) => e.key[0]?.t === 'ifname' && e.key[0].name === name);
+  return m.op === '!=' ? !hit : hit;
+}
+
+/** The bridge half of a partition, which the evaluator does not model (its rules match the bridge ports a frame
+ *  arrives on and leaves by, the host-side veths): the first drop rule of `bridge nsnet forward` of this
+ *  network's partition matching the ports. */
+function bridgePartitionRule(w: World, net: NetworkRecord, iif: string, oif: string): RuleRef | undefined {
+  const t = findTable(w.inp.model, 'bridge');
+  const chain = findChain(t, NAMES.bridgeChains.forward);
+  if (!t || !chain) return undefined;
+  for (let i = 0; i < chain.rules.length; i++) {
+    const r = chain.rules[i];
+    if (r.purpose.kind !== 'partition' || r.purpose.network?.id !== net.id || r.action.a !== 'drop') continue;
+    if (r.match.every((m) => ifMatch(t, m, { iif, oif }) === true)) {
+      return { table: `bridge ${t.name}`, chain: chain.name, index: i, text: renderRule(r), purpose: r.purpose, why: describePurpose(r.purpose) };
+    }
+  }
+  return undefined;
+}
+
+interface Cut { net: NetworkRecord; text: string }
+
+/** Whether the partition of `net` cuts traffic from container `a` to container `b` (ids of netns owners), by
+ *  src/engine/partitions.ts's partitionCut, and in words: the network, the groups. */
+function cutBetween(w: World, net: NetworkRecord, a: string, b: string): Cut | undefined {
+  const p = w.inp.partitions?.find((x) => x.networkId === net.id);
+  if (!p) return undefined;
+  const c = partitionCut(p, a, b);
+  if (!c) return undefined;
+  const name = (id: string) => w.byId(id)?.name ?? id.slice(0, 12);
+  const text = p.oneway
+    ? `network ${net.name} is partitioned one way: ${groupText(w, p, 0)} -> ${groupText(w, p, 1)} is dropped (${name(a)} -> ${name(b)})`
+    : `network ${net.name} is partitioned: ${name(a)} is in ${groupText(w, p, c.from)}, ${name(b)} in ${groupText(w, p, c.to)}; traffic between two groups is dropped`;
+  return { net, text };
+}
+
+/** A frame between two ports of a partitioned bridge, across the cut: `bridge nsnet forward` drops it (before the
+ *  inet forward hook: nothing after it runs). */
+function partitionDrop(w: World, b: Builder, res: PathResult, cut: Cut, ep: EndpointRecord, target: EndpointRecord): Verdict | undefined {
+  const at = res.visits.findIndex((v) => v.hook === 'forward' && v.table.startsWith('bridge '));
+  const dropped = (v: ChainVisit) => v.outcome === 'drop' || v.outcome === 'policy-drop';
+  // Dropped before the bridge's forward hook (inet prerouting with br_netfilter): that decides, not the partition.
+  if (res.visits.findIndex(dropped) >= 0 && (at < 0 || res.visits.findIndex(dropped) < at)) return undefined;
+  const rule = bridgePartitionRule(w, cut.net, ep.hostIf, target.hostIf);
+  const visits = at >= 0 ? res.visits.slice(0, at + 1) : res.visits.filter((v) => v.hook === 'prerouting');
+  if (at >= 0 && rule) visits[at] = { ...visits[at], outcome: 'drop', rule };
+  addEvaluation(b, { ...res, visits });
+  const dnat = res.translations.find((x) => x.kind === 'dnat');
+  if (dnat) translations(b, w, { ...res, translations: [dnat] });
+  b.hop(`bridge ${cut.net.bridge}`, `from port ${ep.hostIf} to port ${target.hostIf}: ${cut.text}${rule ? ` (bridge forward rule #${rule.index})` : ''}`);
+  if (res.verdict === 'drop' && res.decidedBy) {
+    b.notes.push(`were the frame not cut in the bridge, nsnet's firewall would drop it too: ${res.decidedBy.table} ${res.decidedBy.chain} #${res.decidedBy.index} (${res.decidedBy.why})`);
+  }
+  if (!rule) b.warnings.push(`no rule of table bridge ${NAMES.table} cuts ports ${ep.hostIf} -> ${target.hostIf}, although the partition says so: the firewall is not the one rendered from the store (nsnet check; nsnet reconcile)`);
+  b.addFix(`nsnet heal --network ${cut.net.name}`);
+  const why = `partition: ${cut.text}`;
+  const decidedBy: RuleInfo = rule ? { ...fromRef(rule), why } : pseudo('partition', why, `bridge ${NAMES.table}`);
+  return { verdict: 'dropped', reason: `dropped by ${rule ? `${rule.table} ${rule.chain} rule #${rule.index}` : `the partition of network ${cut.net.name}`}: ${why}`, decidedBy };
 }
 
 /** A container sends. */
@@ -668,6 +771,14 @@ function fromContainer(w: World, b: Builder, from: Extract<Side, { kind: 'contai
     const why = `network ${fromNet.name} has icc=false: bridge port isolation`;
     return { verdict: 'dropped', reason: `dropped by the bridge ${fromNet.bridge}: ${why}`, decidedBy: pseudo('port-isolation', why, `bridge ${fromNet.bridge}`) };
   }
+  // A partition: frames between two groups are cut in the bridge (the bridge half, by ports), also a DNAT
+  // bridged back into it (br_netfilter); the routed half (inet forward, by addresses) is the evaluator's.
+  if (res.delivery === 'bridged') {
+    const target = w.inp.endpoints.find((e) => e.networkId === fromNet.id && e.ip === res.packet.daddr);
+    const cut = target && cutBetween(w, fromNet, ep.containerId, target.containerId);
+    const v = cut && target ? partitionDrop(w, b, res, cut, ep, target) : undefined;
+    if (v) return v;
+  }
   addEvaluation(b, res);
   translations(b, w, res);
   if (res.verdict === 'drop') {
@@ -676,7 +787,18 @@ function fromContainer(w: World, b: Builder, from: Extract<Side, { kind: 'contai
     return v;
   }
   if (res.delivery === 'bridged') b.hop(`bridge ${fromNet.bridge}`, `bridged from port ${ep.hostIf} to the destination's port (same network)`);
-  return arrival(w, b, res, to, t, daddr);
+  const v = arrival(w, b, res, to, t, daddr);
+  if (v.verdict === 'delivered' && res.delivery === 'bridged') {
+    // The other direction of a one-way partition: this packet arrives, its answers do not.
+    const target = w.inp.endpoints.find((e) => e.networkId === fromNet.id && e.ip === res.packet.daddr);
+    const back = target && cutBetween(w, fromNet, target.containerId, ep.containerId);
+    if (back) {
+      const what = t.proto === 'tcp' ? 'a TCP connection is never established (its handshake needs both directions)' : t.proto === 'icmp' ? 'the ping gets no reply' : 'a UDP datagram arrives, an answer does not';
+      b.replyCut = `the answers are dropped: ${back.text}: ${what} (nsnet heal --network ${back.net.name})`;
+      b.warnings.push(b.replyCut);
+    }
+  }
+  return v;
 }
 
 function noEndpoint(b: Builder, to: Extract<Side, { kind: 'container' }>): Verdict {
@@ -812,6 +934,7 @@ export function explain(inp: ExplainInput, fromRef0: string, target: Target): Ex
     hops: b.hops, verdict: v.verdict, reason: v.reason, ...(v.decidedBy ? { decidedBy: v.decidedBy } : {}),
     fix: b.fix, names: b.names, notes: b.notes, warnings: b.warnings, chains: b.chains,
     ...(b.probe ? { probe: b.probe } : {}), ...(b.noProbe ? { noProbe: b.noProbe } : {}),
+    ...(b.replyCut && v.verdict === 'delivered' ? { replyCut: b.replyCut } : {}),
   };
 }
 

@@ -190,6 +190,12 @@ export function compareTrace(e: Explanation, events: TraceEvent[], index: RuleIn
     verdict = 'unknown';
     notes.push('no answer to the UDP datagram: UDP does not say whether it arrived (the trace shows what the host did with it)');
   } else verdict = probe.outcome === 'not-sent' ? 'unknown' : 'dropped';
+  if (verdict === 'dropped' && !drop && probe.outcome === 'timeout' && e.verdict === 'delivered' && e.replyCut) {
+    // The other direction of a one-way partition: the probe passed every chain, its answer was dropped (the
+    // answer is not traced: the trace rule marks the probe's own 5-tuple).
+    verdict = 'unknown';
+    notes.push(`no answer, and no chain dropped the probe: ${e.replyCut}`);
+  }
   if (verdict === 'delivered' && probe.outcome === 'refused') notes.push(`it arrived: the destination refused it (${probe.detail ?? 'nothing listens'})`);
   if (verdict === 'dropped' && !drop && probe.outcome === 'timeout') notes.push('no rule dropped it, and nothing came back: dropped outside nftables (bridge port isolation, no such address, a route) or by the destination');
 

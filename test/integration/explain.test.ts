@@ -3,7 +3,8 @@
 // ports (any address, 127.0.0.1 only, udp) and the outside; for every case of the matrix the prediction, a real
 // connection attempt from FROM and `--trace` (one probe packet traced by the kernel) must agree. Then: a hand-made
 // change the store does not know (a flushed chain, another table's drop policy) makes --trace disagree loudly;
-// a trace rule left by a crash is reported by check and removed by reconcile; bad input changes nothing.
+// a trace rule left by a crash is reported by check and removed by reconcile; bad input changes nothing. A
+// partitioned network (two groups and the rest, a one-way cut) with br_netfilter on and off, the same way.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -178,6 +179,105 @@ test('explain: a matrix of 42 cases, each predicted, traced through the kernel a
   assert.equal(h.nsnet(['explain', 'web', 'tool:80']).status, 0);
   assert.equal(h.exec('web', attempt(ip('tool', 'tools'), 80, 'tcp')).stdout.trim(), 'connected');
   h.ok(['network', 'disconnect', 'tools', 'web']);
+});
+
+test('explain: a partitioned network, two groups and the rest, and a one-way cut: predicted, traced and tried, br_netfilter on and off', { timeout: 300000 }, async (t) => {
+  const h = TestHost.create('explainp');
+  t.after(() => h.cleanup());
+  h.ok(['network', 'create', 'cutnet']);
+  h.ok(['network', 'create', 'onenet']);
+  const serve = ['--', '/bin/sh', '-c', `python3 ${SERV} whoami 80`];
+  for (const c of ['p1', 'p2', 'p4']) h.ok(['run', '-d', '--name', c, '--network', 'cutnet', ...serve]);
+  h.ok(['run', '-d', '--name', 'p3', '--network', 'cutnet', '-p', '8082:80', ...serve]);
+  for (const c of ['o1', 'o2']) h.ok(['run', '-d', '--name', c, '--network', 'onenet', ...serve]);
+  const ip = (c: string, n: string) => JSON.parse(h.ok(['inspect', c]))[0].NetworkSettings.Networks[n].IPAddress as string;
+  for (const [c, n] of [['p1', 'cutnet'], ['p2', 'cutnet'], ['p3', 'cutnet'], ['p4', 'cutnet'], ['o1', 'onenet'], ['o2', 'onenet']]) {
+    await waitFor(() => h.sh(attempt(ip(c, n), 80, 'tcp')).stdout.trim() === 'connected', 8000, 100);
+  }
+  // Before the partition: the pair to be cut is delivered (control).
+  assert.equal(h.nsnet(['explain', 'p1', 'p3:80']).status, 0);
+  h.ok(['partition', '--network', 'cutnet', 'p1,p2', 'p3']); // p4: the rest
+  h.ok(['partition', '--network', 'onenet', '--oneway', 'o1', 'o2']);
+
+  // [FROM, TO, expected verdict, the deciding purpose when dropped]
+  const matrix: Array<[string, string, 'delivered' | 'dropped', string?]> = [
+    ['p1', 'p3:80', 'dropped', 'partition'],
+    ['p3', 'p1:80', 'dropped', 'partition'],
+    ['p2', 'p3', 'dropped', 'partition'],
+    ['p1', 'p2:80', 'delivered'],
+    ['p2', 'p1', 'delivered'],
+    ['p4', 'p1:80', 'dropped', 'partition'],
+    ['p3', 'p4:80', 'dropped', 'partition'],
+    ['o1', 'o2:80', 'dropped', 'partition'],
+    ['p1', 'host:8082', 'dropped', 'partition'],
+    ['p3', 'host:8082', 'delivered'],
+    ['host', 'p3:80', 'delivered'],
+  ];
+  const brNetfilter = (on: boolean) => assert.equal(h.sh(`sysctl -qw net.bridge.bridge-nf-call-iptables=${on ? 1 : 0}`).status, 0, 'br_netfilter switch (test host netns only)');
+  const inEchos = (c: string) => Number(h.exec(c, `awk '/^Icmp:/ { if (!h) { h = 1; split($0, k); next } split($0, v); for (i in k) if (k[i] == "InEchos") print v[i] }' /proc/net/snmp`).stdout.trim());
+  const failures: string[] = [];
+  for (const on of [false, true]) {
+    brNetfilter(on);
+    for (const [from, to, want, purpose] of matrix) {
+      const label = `${from} -> ${to} (br_netfilter ${on ? 'on' : 'off'})`;
+      const r = h.nsnet(['explain', '--format', 'json', from, to]);
+      if (![0, 1].includes(r.status) || !r.stdout) { failures.push(`${label}: explain failed (${r.status}): ${r.stderr.trim()}`); continue; }
+      const e = JSON.parse(r.stdout) as Exp & { decidedBy?: { table: string; why: string } };
+      if (r.status !== (want === 'delivered' ? 0 : 1)) failures.push(`${label}: exit ${r.status}`);
+      if (e.verdict !== want) failures.push(`${label}: predicted ${e.verdict} (${e.reason}), expected ${want}`);
+      if (purpose && e.decidedBy?.purpose !== purpose) failures.push(`${label}: decided by ${e.decidedBy?.purpose}, expected ${purpose}`);
+      if (purpose === 'partition') {
+        const net = from.startsWith('o') ? 'onenet' : 'cutnet';
+        if (!e.fix.includes(`nsnet heal --network ${net}`)) failures.push(`${label}: fix ${JSON.stringify(e.fix)}`);
+        if (!new RegExp(`network ${net} is partitioned.*group`).test(e.reason)) failures.push(`${label}: the reason names no network and groups: ${e.reason}`);
+        // Frames within the bridge (and, with br_netfilter, a DNAT bridged back into it) are cut in the bridge table.
+        const bridged = !to.startsWith('host:') || on;
+        if (bridged && e.decidedBy?.table !== 'bridge nsnet') failures.push(`${label}: decided in ${e.decidedBy?.table}, expected bridge nsnet`);
+        if (!bridged && e.decidedBy?.table !== 'inet nsnet') failures.push(`${label}: decided in ${e.decidedBy?.table}, expected inet nsnet (routed)`);
+      }
+      const dst = e.probe ?? e.packet!;
+      const proto = to.includes(':') ? 'tcp' : 'icmp';
+      const cmd = attempt(dst.daddr, dst.dport, proto);
+      const real = (from === 'host' ? h.sh(cmd) : h.exec(from, cmd)).stdout.trim() as Outcome;
+      if (delivered(real) !== (want === 'delivered')) failures.push(`${label}: the real attempt to ${dst.daddr}:${dst.dport ?? ''} got ${real}, predicted ${e.verdict}`);
+      const tr = h.nsnet(['explain', '--trace', '--format', 'json', from, to]);
+      if (![0, 1, 3].includes(tr.status) || !tr.stdout) { failures.push(`${label}: --trace failed (${tr.status}): ${tr.stderr.trim()}`); continue; }
+      const te = JSON.parse(tr.stdout) as Exp;
+      if (tr.status === 3 || te.trace!.differences.length) failures.push(`${label}: the trace disagrees: ${te.trace!.differences.join('; ')}`);
+      if (te.trace!.verdict !== want) failures.push(`${label}: the trace says ${te.trace!.verdict}`);
+      if (!te.trace!.chains.length) failures.push(`${label}: no chain traced`);
+      if (purpose === 'partition' && !te.trace!.chains.some((c) => c.outcome === 'drop' && c.table === (e.decidedBy?.table ?? ''))) failures.push(`${label}: the kernel dropped it elsewhere: ${JSON.stringify(te.trace!.chains)}`);
+    }
+    // The other direction of the one-way cut: the ping arrives (o1's kernel counts the echo request), its reply
+    // does not; explain says delivered and warns, --trace says unknown with the reason, and no disagreement.
+    const label = `o2 -> o1 (br_netfilter ${on ? 'on' : 'off'})`;
+    const e = JSON.parse(h.nsnet(['explain', '--format', 'json', 'o2', 'o1']).stdout) as Exp & { replyCut?: string };
+    if (e.verdict !== 'delivered' || !/answers are dropped: network onenet is partitioned one way/.test(e.replyCut ?? '') || !e.warnings.includes(e.replyCut!)) failures.push(`${label}: ${JSON.stringify(e)}`);
+    const before = inEchos('o1');
+    if (!Number.isInteger(before)) failures.push(`${label}: cannot read o1's ICMP counters`);
+    const real = h.exec('o2', attempt(ip('o1', 'onenet'), undefined, 'icmp')).stdout.trim();
+    if (real !== 'timeout') failures.push(`${label}: the real ping got ${real}, its reply should be cut`);
+    if (!(inEchos('o1') > before)) failures.push(`${label}: o1 received no echo request`);
+    const tr = h.nsnet(['explain', '--trace', '--format', 'json', 'o2', 'o1']);
+    const te = JSON.parse(tr.stdout) as Exp & { trace: { notes: string[] } };
+    if (tr.status !== 0 || te.trace.verdict !== 'unknown' || te.trace.differences.length || !te.trace.notes.some((n) => /answers are dropped/.test(n))) {
+      failures.push(`${label}: --trace exit ${tr.status}: ${JSON.stringify(te.trace)}`);
+    }
+  }
+  assert.deepEqual(failures, []);
+  assert.doesNotMatch(h.sh('nft list chains').stdout, /trace_/);
+  assert.equal(h.nsnet(['check']).status, 0);
+
+  // The text form names the rule, the network and the groups; the fix works.
+  const text = h.nsnet(['explain', 'p1', 'p3:80']);
+  assert.equal(text.status, 1);
+  assert.match(text.stdout, /^verdict: DROPPED: dropped by bridge nsnet forward rule #\d+: partition: network cutnet is partitioned: p1 is in group 1 \(p1, p2\), p3 in group 2 \(p3\)/m);
+  assert.match(text.stdout, /^ {2}fix: nsnet heal --network cutnet$/m);
+  assert.match(h.nsnet(['explain', 'p4', 'p3:80']).stdout, /p4 is in the containers not listed \(p4\), p3 in group 2 \(p3\)/);
+  h.ok(['heal', '--network', 'cutnet']);
+  assert.equal(h.nsnet(['explain', 'p1', 'p3:80']).status, 0);
+  assert.equal(h.exec('p1', attempt(ip('p3', 'cutnet'), 80, 'tcp')).stdout.trim(), 'connected');
+  h.ok(['heal']);
 });
 
 test('explain --trace: a change nsnet does not know makes the kernel disagree, loudly; a crashed trace is reconciled; bad input changes nothing', { timeout: 300000 }, async (t) => {
