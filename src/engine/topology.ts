@@ -20,6 +20,8 @@ import type { ContainerRecord, NetworkRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
 import { ensureNetem } from './netem.js';
 import { heal, partition } from './partitions.js';
+import { compareFirewall, firewallState, foreignOwner, listedTable, ownerOf } from './firewall.js';
+import { buildModel } from '../firewall/ruleset.js';
 
 /** Prefix of the id of a partition `up` made from the file's x-partitions (a partition made by hand has a bare
  *  hex id): `up` heals its own when the file no longer declares it, and leaves a hand-made one alone. */
@@ -182,6 +184,11 @@ export async function up(h: Host, t: Topology, say: (line: string) => void): Pro
  *  no longer declares it; a hand-made partition on a network the file declares none for is left alone. */
 function applyTopologyPartitions(h: Host, t: Topology, say: (line: string) => void): void {
   const byName = new Map(t.services.map((s) => [s.name, s]));
+  const apply = (n: TopologyNetwork, netId: string, groups: string[][], want: Topology['partitions'][number]) => {
+    partition(h, { network: netId, groups: groups.map((g) => g.join(',')), oneway: want.oneway, idPrefix: TOPOLOGY_PARTITION_PREFIX });
+    say(`Network ${n.name}  Partitioned (${want.groups.map((g) => g.join(',')).join(want.oneway ? ' -> ' : ' | ')})`);
+  };
+  const unchanged: Array<() => void> = [];
   for (const n of t.networks) {
     if (n.external) continue;
     const net = h.store.findNetwork(n.name);
@@ -199,11 +206,22 @@ function applyTopologyPartitions(h: Host, t: Topology, say: (line: string) => vo
     const groups = want.groups.map((g) => g.flatMap((s) => containerNames(t.project, byName.get(s)!)));
     if (mine && have.oneway === want.oneway) {
       const ids = groups.map((g) => g.map((name) => h.store.findContainer(name)?.id ?? null));
-      if (JSON.stringify(ids) === JSON.stringify(have.groups)) continue;
+      if (JSON.stringify(ids) === JSON.stringify(have.groups)) {
+        unchanged.push(() => apply(n, net.id, groups, want));
+        continue;
+      }
     }
-    partition(h, { network: net.id, groups: groups.map((g) => g.join(',')), oneway: want.oneway, idPrefix: TOPOLOGY_PARTITION_PREFIX });
-    say(`Network ${n.name}  Partitioned (${want.oneway ? want.groups.map((g) => g.join(',')).join(' -> ') : want.groups.map((g) => g.join(',')).join(' | ')})`);
+    apply(n, net.id, groups, want);
   }
+  // The store holds the file's partitions as they are: the firewall must too (an `up` killed between the
+  // partition's record and its render, crash point partition:persisted, left it behind): made again if not.
+  if (unchanged.length && !firewallCurrent(h)) for (const redo of unchanged) redo();
+}
+
+/** Do nsnet's tables in the kernel agree with the store (as `check` compares them)? Read-only. */
+function firewallCurrent(h: Host): boolean {
+  if (foreignOwner(h)) return true; // not this nsnet's tables: partition() would refuse with the reason
+  return compareFirewall(buildModel(firewallState(h), ownerOf(h)), listedTable(h, 'inet'), () => listedTable(h, 'bridge')) === '';
 }
 
 /** Each container's x-netem on each of its networks, once every service is up (a `to` names other services'
