@@ -1,6 +1,7 @@
 // x-partitions in a topology file (issue #15), proved by traffic: `up` cuts as the file says (a group against the
-// rest), `up` again changes nothing, a changed file moves the cut, removing it heals; a partition made by hand on a
-// network the file declares none for is left alone by `up`; `down` removes everything (check clean).
+// rest), `up` again changes nothing, a changed file moves the cut, a re-created container is put back in its group,
+// one way cuts one way, removing it heals; a partition made by hand on a network the file declares none for is left
+// alone by `up`, replaced when the file declares one; a bad file changes nothing; `down` removes it (check clean).
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,11 +11,11 @@ import { NSNET, TestHost, sh } from '../helpers/host.js';
 const PORT = 7000;
 const IP: Record<string, string> = { a: '10.72.0.10', b: '10.72.0.11', c: '10.72.0.12' };
 
-const FILE = (xp: string) => `
+const FILE = (xp: string, cDir = '/') => `
 name: lab
 services:
 ${['a', 'b', 'c'].map((s) => `  ${s}:
-    command: ["python3", "-m", "http.server", "${PORT}", "--bind", "0.0.0.0"]
+    command: ["python3", "-m", "http.server", "${PORT}", "--bind", "0.0.0.0", "--directory", "${s === 'c' ? cDir : '/'}"]
     networks:
       net: {ipv4_address: ${IP[s]}}
 `).join('')}networks:
@@ -44,8 +45,9 @@ test('up: x-partitions cut by traffic, converge, move and heal', { timeout: 1200
   fs.writeFileSync(path.join(h.root, 'probe.py'), PROBE);
   const file = path.join(dir, 'compose.yaml');
   const inDir = (args: string) => h.sh(`cd ${dir} && NSNET_ROOT=${h.root} NSNET_RESOLV_CONF=/dev/null ${NSNET} ${args}`);
+  let cDir = '/';
   const up = (xp: string) => {
-    fs.writeFileSync(file, FILE(xp));
+    fs.writeFileSync(file, FILE(xp, cDir));
     const r = inDir('up -d');
     assert.equal(r.status, 0, r.stdout + r.stderr);
     return r.stdout;
@@ -91,6 +93,14 @@ test('up: x-partitions cut by traffic, converge, move and heal', { timeout: 1200
   assert.equal(passes(), 'b>c c>b');
   check();
 
+  // A re-created container (c's command changed) is put back in its group by the same up.
+  cDir = '/tmp';
+  const recreated = up('x-partitions:\n  - network: net\n    groups: [[a], [b, c]]\n');
+  assert.match(recreated, /Container lab-c-1 {2}Removed[^]*Container lab-c-1 {2}Started[^]*Network lab_net {2}Partitioned \(a \| b,c\)/, recreated);
+  for (let i = 0; i < 50 && passes() !== 'b>c c>b'; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(passes(), 'b>c c>b');
+  check();
+
   // 5. One way: a -> c dropped, nothing else (the answers of c to a's connections are not a's to c).
   const oneway = up('x-partitions:\n  - network: net\n    groups: [[a], [c]]\n    oneway: true\n');
   assert.match(oneway, /Partitioned \(a -> c\)/, oneway);
@@ -114,14 +124,14 @@ test('up: x-partitions cut by traffic, converge, move and heal', { timeout: 1200
   assert.equal(passes(), 'b>c c>b');
 
   // 8. A bad x-partitions: one error line, nothing changed.
-  fs.writeFileSync(file, FILE('x-partitions:\n  - network: net\n    groups: [[a], [ghost]]\n'));
+  fs.writeFileSync(file, FILE('x-partitions:\n  - network: net\n    groups: [[a], [ghost]]\n', cDir));
   const bad = inDir('up -d');
   assert.equal(bad.status, 2);
   assert.equal(bad.stderr, 'Error: compose.yaml:23: x-partitions[0].groups[1][0]: no service "ghost"\n');
   assert.equal(passes(), 'b>c c>b');
 
   // 9. down removes the partition with the network.
-  fs.writeFileSync(file, FILE('x-partitions:\n  - network: net\n    groups: [[a], [b, c]]\n')); // down reads the file too
+  fs.writeFileSync(file, FILE('x-partitions:\n  - network: net\n    groups: [[a], [b, c]]\n', cDir)); // down reads the file too
   const down = inDir('down');
   assert.equal(down.status, 0, down.stderr);
   assert.equal(h.ok(['partition', '--list']).split('\n').filter((l) => l.includes('lab_net')).length, 0);
