@@ -35,6 +35,8 @@ export interface PartitionOptions {
   oneway?: boolean;
   /** --duration in ms (parseDuration). */
   durationMs?: number;
+  /** Prefix of the partition's random id, marking who made it (`nsnet up`: TOPOLOGY_PARTITION_PREFIX). */
+  idPrefix?: string;
 }
 
 /** Longest --duration: a week (the timer is a sleeping process). */
@@ -281,7 +283,7 @@ export function partition(h: Host, o: PartitionOptions): PartitionResult {
     const net = h.store.networkById(plan.networkId)!;
     const prev = h.store.partitionOf(net.id);
     const rec: PartitionRecord = {
-      networkId: net.id, id: crypto.randomBytes(8).toString('hex'), groups: plan.groups, oneway: plan.oneway,
+      networkId: net.id, id: (o.idPrefix ?? '') + crypto.randomBytes(8).toString('hex'), groups: plan.groups, oneway: plan.oneway,
       created: new Date().toISOString(), expires: o.durationMs !== undefined ? Date.now() + o.durationMs : null, timerPid: null, timerStart: null,
     };
     h.store.tx(() => h.store.putPartition(rec));

@@ -4,7 +4,8 @@
 // scaled down or removed from the file loses its containers. Each step is one of the engine's own transactions
 // (createNetwork, createContainer, startContainer, removeContainer, removeNetwork), so `up` interrupted at any
 // point (Ctrl-C, kill -9) leaves a state the next `up` or `reconcile` finishes. `down` removes exactly what carries
-// the project's label, nothing else.
+// the project's label, nothing else. A file's `x-partitions` are applied last, through `nsnet partition`'s and
+// `nsnet heal`'s use cases (one transaction each), and converge the same way (applyTopologyPartitions).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { containerConfig } from './config.js';
@@ -18,6 +19,13 @@ import {
 import type { ContainerRecord, NetworkRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
 import { ensureNetem } from './netem.js';
+import { heal, partition } from './partitions.js';
+import { compareFirewall, firewallState, foreignOwner, listedTable, ownerOf } from './firewall.js';
+import { buildModel } from '../firewall/ruleset.js';
+
+/** Prefix of the id of a partition `up` made from the file's x-partitions (a partition made by hand has a bare
+ *  hex id): `up` heals its own when the file no longer declares it, and leaves a hand-made one alone. */
+export const TOPOLOGY_PARTITION_PREFIX = 'up-';
 
 /** The hash of what an object was made from. */
 export const HASH_LABEL = 'nsnet.topology.hash';
@@ -167,6 +175,53 @@ export async function up(h: Host, t: Topology, say: (line: string) => void): Pro
     }
   }
   applyTopologyNetem(h, t, say);
+  applyTopologyPartitions(h, t, say);
+}
+
+/** The file's x-partitions, once every service is up: per network of the project, the partition in force is
+ *  left when it is the file's and cuts the same containers (a re-created container left it: it is made again),
+ *  replaced when the file declares another one (a hand-made one included), healed when `up` made it and the file
+ *  no longer declares it; a hand-made partition on a network the file declares none for is left alone. */
+function applyTopologyPartitions(h: Host, t: Topology, say: (line: string) => void): void {
+  const byName = new Map(t.services.map((s) => [s.name, s]));
+  const apply = (n: TopologyNetwork, netId: string, groups: string[][], want: Topology['partitions'][number]) => {
+    partition(h, { network: netId, groups: groups.map((g) => g.join(',')), oneway: want.oneway, idPrefix: TOPOLOGY_PARTITION_PREFIX });
+    say(`Network ${n.name}  Partitioned (${want.groups.map((g) => g.join(',')).join(want.oneway ? ' -> ' : ' | ')})`);
+  };
+  const unchanged: Array<() => void> = [];
+  for (const n of t.networks) {
+    if (n.external) continue;
+    const net = h.store.findNetwork(n.name);
+    if (!net) continue;
+    const have = h.store.partitionOf(net.id);
+    const mine = !!have && have.id.startsWith(TOPOLOGY_PARTITION_PREFIX) && have.expires === null;
+    const want = t.partitions.find((p) => p.network === n.key);
+    if (!want) {
+      if (mine) {
+        heal(h, { network: net.id });
+        say(`Network ${n.name}  Healed`);
+      }
+      continue;
+    }
+    const groups = want.groups.map((g) => g.flatMap((s) => containerNames(t.project, byName.get(s)!)));
+    if (mine && have.oneway === want.oneway) {
+      const ids = groups.map((g) => g.map((name) => h.store.findContainer(name)?.id ?? null));
+      if (JSON.stringify(ids) === JSON.stringify(have.groups)) {
+        unchanged.push(() => apply(n, net.id, groups, want));
+        continue;
+      }
+    }
+    apply(n, net.id, groups, want);
+  }
+  // The store holds the file's partitions as they are: the firewall must too (an `up` killed between the
+  // partition's record and its render, crash point partition:persisted, left it behind): made again if not.
+  if (unchanged.length && !firewallCurrent(h)) for (const redo of unchanged) redo();
+}
+
+/** Do nsnet's tables in the kernel agree with the store (as `check` compares them)? Read-only. */
+function firewallCurrent(h: Host): boolean {
+  if (foreignOwner(h)) return true; // not this nsnet's tables: partition() would refuse with the reason
+  return compareFirewall(buildModel(firewallState(h), ownerOf(h)), listedTable(h, 'inet'), () => listedTable(h, 'bridge')) === '';
 }
 
 /** Each container's x-netem on each of its networks, once every service is up (a `to` names other services'

@@ -6,8 +6,8 @@
 // duplicate static addresses, port specs). Every error is one line: `FILE:LINE: KEY: what`, where KEY is the
 // dotted path of the offending entry (services.web.ports[0]) and LINE its line in the file. Compose keys nsnet
 // does not support are errors, never silently dropped; `x-` extension keys are ignored as Compose ignores them,
-// except nsnet's own: `x-netem` under a service's network (a link impairment, applied by `up`), and `x-partitions`,
-// refused until partitions exist.
+// except nsnet's own: `x-netem` under a service's network (a link impairment, applied by `up`), and the top-level
+// `x-partitions` (network partitions, `nsnet partition`'s semantics, applied by `up`).
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, isMap, isPair, isScalar, parseDocument, type Document, type Node as YNode } from 'yaml';
 import { UserError } from '../util/errors.js';
@@ -71,11 +71,24 @@ export interface TopologyService {
   containerName?: string;
 }
 
+/** One entry of `x-partitions`: `nsnet partition --network NET [--oneway] G1 G2...` with services for containers.
+ *  The services of the network not listed are one more group ("the rest"), unless oneway. */
+export interface TopologyPartition {
+  /** The key under `networks:` (its nsnet name is the TopologyNetwork's). */
+  network: string;
+  /** Service names per group, as listed (each service stands for all its replicas). */
+  groups: string[][];
+  /** Exactly two groups: traffic from the first to the second is dropped, nothing else. */
+  oneway: boolean;
+}
+
 export interface Topology {
   project: string;
   networks: TopologyNetwork[];
   /** In start order (depends_on first). */
   services: TopologyService[];
+  /** `x-partitions`: at most one per network, in file order. */
+  partitions: TopologyPartition[];
   warnings: string[];
 }
 
@@ -102,6 +115,15 @@ const ext = { '^x-': {} };
 const NETEM = {
   type: 'object', additionalProperties: false,
   properties: { delay: str, jitter: str, loss: str, rate: str, duplicate: str, corrupt: str, reorder: str, to: strOrList },
+};
+
+/** x-partitions: a list of {network, groups, oneway?}; a group is a list of services (or one service's name). */
+const PARTITIONS = {
+  type: 'array',
+  items: {
+    type: 'object', additionalProperties: false, required: ['network', 'groups'],
+    properties: { network: str, groups: { type: 'array', items: strOrList }, oneway: { type: 'boolean' } },
+  },
 };
 
 const SERVICE = {
@@ -200,6 +222,7 @@ const SCHEMA = {
     name: str,
     services: { type: 'object', additionalProperties: SERVICE },
     networks: { type: 'object', additionalProperties: NETWORK },
+    'x-partitions': PARTITIONS,
   },
 };
 
@@ -366,7 +389,6 @@ export function loadTopology(text: string, o: LoadOptions): Topology {
   const top = data as { name?: string; services: Record<string, Record<string, unknown>>; networks?: Record<string, Record<string, unknown> | null> };
   for (const k of Object.keys(data)) {
     if (k === 'x-netem') throw src.error([k], 'x-netem belongs under a service\'s network: services.S.networks.NET.x-netem: {delay: 50ms, loss: 1%}', true);
-    if (k === 'x-partitions') throw src.error([k], 'partitions are not supported yet', true);
   }
   const warnings: string[] = [];
   const rawProject = o.project ?? top.name ?? o.dirName;
@@ -549,7 +571,53 @@ export function loadTopology(text: string, o: LoadOptions): Topology {
       });
     }
   }
-  return { project, networks: [...nets.values()], services: startOrder(services, src), warnings };
+  const partitions = loadPartitions(src, (data as { 'x-partitions'?: RawPartition[] })['x-partitions'] ?? [], nets, services);
+  return { project, networks: [...nets.values()], services: startOrder(services, src), partitions, warnings };
+}
+
+type RawPartition = { network: string; groups: Array<string | string[]>; oneway?: boolean };
+
+/** x-partitions, checked against the file's networks and services as `nsnet partition` checks its arguments. */
+function loadPartitions(src: Source, raw: RawPartition[], nets: Map<string, TopologyNetwork>, services: TopologyService[]): TopologyPartition[] {
+  const out: TopologyPartition[] = [];
+  const byNet = new Map<string, number>();
+  for (const [i, x] of raw.entries()) {
+    const p: PathSeg[] = ['x-partitions', i];
+    const net = nets.get(x.network);
+    if (!net) throw src.error([...p, 'network'], `no network ${JSON.stringify(x.network)} under networks:${x.network === 'default' ? ' (no service is on the default network)' : ''}`);
+    if (net.external) throw src.error([...p, 'network'], `network ${x.network} is external (not the project's): partition it with nsnet partition`);
+    const prev = byNet.get(x.network);
+    if (prev !== undefined) throw src.error([...p, 'network'], `network ${x.network} already has a partition (x-partitions[${prev}]): one partition per network`);
+    byNet.set(x.network, i);
+    if (!x.groups.length) throw src.error([...p, 'groups'], 'give the groups, e.g. groups: [[db1, db2], [db3]] (the services of the network not listed are one more group)');
+    const on = services.filter((s) => s.networks.some((n) => n.key === x.network));
+    const seen = new Map<string, number>();
+    const groups = x.groups.map((g, gi) => {
+      const list = Array.isArray(g) ? g : [g];
+      if (!list.length) throw src.error([...p, 'groups', gi], `group ${gi + 1} is empty`);
+      return list.map((name, si) => {
+        const at: PathSeg[] = Array.isArray(g) ? [...p, 'groups', gi, si] : [...p, 'groups', gi];
+        const s = services.find((y) => y.name === name);
+        if (!s) throw src.error(at, `no service ${JSON.stringify(name)}`);
+        const before = seen.get(name);
+        if (before !== undefined) {
+          throw src.error(at, before === gi ? `service ${name} is listed twice in group ${gi + 1}` : `service ${name} is in two groups (${before + 1} and ${gi + 1}): a service belongs to one group`);
+        }
+        seen.set(name, gi);
+        if (!on.includes(s)) throw src.error(at, `service ${name} is not on network ${x.network}`);
+        if (!s.replicas) throw src.error(at, `service ${name} has no replicas: nothing of it to partition`);
+        return name;
+      });
+    });
+    const rest = on.filter((s) => s.replicas && !seen.has(s.name));
+    if (x.oneway) {
+      if (groups.length !== 2) throw src.error([...p, 'oneway'], `a one-way partition has exactly two groups, FROM and TO (traffic FROM -> TO is dropped), not ${groups.length}`);
+    } else if (groups.length + (rest.length ? 1 : 0) < 2) {
+      throw src.error([...p, 'groups'], `only one group on network ${x.network} (every service of it is listed in it): nothing to cut; give two groups or leave some services out`);
+    }
+    out.push({ network: x.network, groups, oneway: !!x.oneway });
+  }
+  return out;
 }
 
 function healthcheckOf(s: Record<string, unknown>): boolean {

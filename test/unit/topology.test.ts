@@ -91,7 +91,6 @@ test('topology: every bad file is one error with file, line and key, and nothing
     ['services:\n  a:\n    command: x\nnetworks:\n  n:\n    enable_ipv6: true\n', /networks\.n\.enable_ipv6: IPv6 networks are not supported yet/],
     ['services:\n  a:\n    command: x\n    x-netem: {delay: 50ms}\n', /services\.a\.x-netem: x-netem belongs under the service's network/],
     ['x-netem: {delay: 50ms}\nservices:\n  a:\n    command: x\n', /^compose\.yaml:1: x-netem: x-netem belongs under a service's network/],
-    ['x-partitions: []\nservices:\n  a:\n    command: x\n', /^compose\.yaml:1: x-partitions: partitions are not supported yet/],
     ['services:\n  a:\n    command: x\n    networks:\n      n: {x-netem: {loss: 120%}}\nnetworks:\n  n: {}\n', /^compose\.yaml:5: services\.a\.networks\.n\.x-netem: invalid --loss 120%: must be between 0% and 100%/],
     ['services:\n  a:\n    command: x\n    networks:\n      n: {x-netem: {delay: fast}}\nnetworks:\n  n: {}\n', /x-netem: invalid --delay fast: expected a duration/],
     ['services:\n  a:\n    command: x\n    networks:\n      n: {x-netem: {loss: 1}}\nnetworks:\n  n: {}\n', /x-netem\.loss: must be string/],
@@ -136,4 +135,67 @@ test('topology: durations and command words as Compose reads them', () => {
   assert.equal(parseDuration('soon'), null);
   assert.equal(parseDuration('10'), null, 'a unit is required');
   assert.deepEqual(shellWords(`sh -c 'a b' "c \\"d\\"" e\\ f ''`), ['sh', '-c', 'a b', 'c "d"', 'e f', '']);
+});
+
+const PART = (xp: string) => `
+services:
+  db1: {command: x, networks: [back]}
+  db2: {command: x, networks: [back, front]}
+  db3: {command: x, networks: [back], deploy: {replicas: 2}}
+  web: {command: x, networks: [front]}
+  off: {command: x, network_mode: host}
+  none: {command: x, networks: [back], scale: 0}
+networks:
+  back: {}
+  front: {}
+  ext: {external: true, name: shared}
+x-partitions:
+${xp}`;
+
+test('topology: x-partitions, groups of services on one network of the file', () => {
+  const t = load(PART('  - network: back\n    groups: [[db1, db2], [db3]]\n  - network: front\n    groups: [web]\n    oneway: false\n'), 'lab');
+  assert.deepEqual(t.partitions, [
+    { network: 'back', groups: [['db1', 'db2'], ['db3']], oneway: false },
+    { network: 'front', groups: [['web']], oneway: false }, // web against the rest (db2)
+  ]);
+  const one = load(PART('  - network: back\n    groups: [db1, [db3]]\n    oneway: true\n'), 'lab');
+  assert.deepEqual(one.partitions, [{ network: 'back', groups: [['db1'], ['db3']], oneway: true }]);
+  assert.deepEqual(load('services: {a: {command: x}}\n').partitions, []);
+  // The default network, when a service is on it.
+  const d = load('services: {a: {command: x}, b: {command: x}}\nx-partitions: [{network: default, groups: [[a], [b]]}]\n');
+  assert.deepEqual(d.partitions, [{ network: 'default', groups: [['a'], ['b']], oneway: false }]);
+});
+
+test('topology: a bad x-partitions is one error naming the file, the line and the key', () => {
+  const cases: Array<[string, RegExp]> = [
+    ['  - network: nope\n    groups: [[db1]]\n', /^compose\.yaml:14: x-partitions\[0\]\.network: no network "nope" under networks:$/],
+    ['  - network: ext\n    groups: [[db1]]\n', /^compose\.yaml:14: x-partitions\[0\]\.network: network ext is external/],
+    ['  - network: back\n    groups: [[db1], [ghost]]\n', /^compose\.yaml:15: x-partitions\[0\]\.groups\[1\]\[0\]: no service "ghost"$/],
+    ['  - network: back\n    groups: [[db1, db2], [db2]]\n', /^compose\.yaml:15: x-partitions\[0\]\.groups\[1\]\[0\]: service db2 is in two groups \(1 and 2\)/],
+    ['  - network: back\n    groups: [[db1, db1]]\n', /x-partitions\[0\]\.groups\[0\]\[1\]: service db1 is listed twice in group 1$/],
+    ['  - network: back\n    groups: [[db1], [web]]\n', /^compose\.yaml:15: x-partitions\[0\]\.groups\[1\]\[0\]: service web is not on network back$/],
+    ['  - network: back\n    groups: [[db1], [off]]\n', /x-partitions\[0\]\.groups\[1\]\[0\]: service off is not on network back$/],
+    ['  - network: back\n    groups: [[db1], [none]]\n', /x-partitions\[0\]\.groups\[1\]\[0\]: service none has no replicas/],
+    ['  - network: back\n    groups: [[db1, db2, db3]]\n', /^compose\.yaml:15: x-partitions\[0\]\.groups: only one group on network back \(every service of it is listed in it\): nothing to cut/],
+    ['  - network: back\n    groups: [[db1], [db2], [db3]]\n    oneway: true\n', /^compose\.yaml:16: x-partitions\[0\]\.oneway: a one-way partition has exactly two groups, FROM and TO .*not 3$/],
+    ['  - network: back\n    groups: [[db1]]\n    oneway: true\n', /x-partitions\[0\]\.oneway: a one-way partition has exactly two groups.*not 1$/],
+    ['  - network: back\n    groups: [[db1], [db3]]\n  - network: back\n    groups: [[db2], [db3]]\n', /^compose\.yaml:16: x-partitions\[1\]\.network: network back already has a partition \(x-partitions\[0\]\): one partition per network$/],
+    ['  - network: back\n    groups: []\n', /^compose\.yaml:15: x-partitions\[0\]\.groups: give the groups/],
+    ['  - network: back\n    groups: [[db1], []]\n', /x-partitions\[0\]\.groups\[1\]: group 2 is empty$/],
+    ['  - network: back\n    groups: [[db1]]\n    duration: 30s\n', /^compose\.yaml:16: x-partitions\[0\]\.duration: not supported by nsnet/],
+    ['  - network: back\n', /^compose\.yaml:14: x-partitions\[0\]: missing groups$/],
+    ['  - network: back\n    groups: [[db1], [db3]]\n    oneway: yes please\n', /x-partitions\[0\]\.oneway: must be boolean$/],
+    ['  - network: back\n    groups: [[1], [db3]]\n', /x-partitions\[0\]\.groups\[0\](\[0\])?: must be string/],
+    ['  network: back\n', /^compose\.yaml:14: x-partitions: must be array$/],
+  ];
+  for (const [xp, re] of cases) {
+    assert.throws(() => load(PART(xp), 'lab'), (e: Error) => {
+      assert.match(e.message, re, xp);
+      assert.ok(!e.message.includes('\n'), e.message);
+      return true;
+    });
+  }
+  // The default network with no service on it is no network of the file.
+  assert.throws(() => load('services: {a: {command: x, networks: [n]}}\nnetworks: {n: {}}\nx-partitions: [{network: default, groups: [[a]]}]\n'),
+    (e: Error) => /^compose\.yaml:3: x-partitions\[0\]\.network: no network "default" under networks: \(no service is on the default network\)$/.test(e.message));
 });
