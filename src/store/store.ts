@@ -258,6 +258,20 @@ class Stmt {
   }
 }
 
+const isBusy = (e: unknown) => typeof (e as { code?: unknown }).code === 'string' && (e as { code: string }).code.startsWith('SQLITE_BUSY');
+
+/** Runs `fn`, again after a short pause when SQLite answers SQLITE_BUSY (and `retryable()` agrees), for up to ≈10 s. */
+export function retryBusy<T>(fn: () => T, retryable: () => boolean = () => true): T {
+  for (let i = 0; ; i++) {
+    try {
+      return fn();
+    } catch (e) {
+      if (!isBusy(e) || !retryable() || i >= 200) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20 + Math.floor(Math.random() * 30));
+    }
+  }
+}
+
 export class Store {
   readonly db: BetterSqlite3.Database;
   /** The file held no store when opened (missing or empty): see Host.storeLost. */
@@ -268,7 +282,9 @@ export class Store {
     this.fresh = prepareDbFiles(file);
     try {
       this.db = new Database(file, { timeout: 30000 });
-      this.db.pragma('journal_mode = WAL');
+      // Many first commands at once on a new store (50 parallel CNI ADDs on a fresh state directory) race to switch
+      // it to WAL: SQLite can answer that switch with SQLITE_BUSY at once, without its busy handler. Retried.
+      retryBusy(() => this.db.pragma('journal_mode = WAL'));
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma('foreign_keys = ON');
       this.migrate();
@@ -305,7 +321,10 @@ export class Store {
   /** Runs fn in a BEGIN IMMEDIATE transaction (writers serialize; readers are never blocked under WAL). */
   tx<T>(fn: () => T): T {
     try {
-      return this.db.transaction(fn).immediate();
+      // A BEGIN IMMEDIATE refused with SQLITE_BUSY before `fn` ran (the busy handler is not always consulted, e.g.
+      // while another connection recovers the WAL) is retried; once `fn` has started, an error is the caller's.
+      let started = false;
+      return retryBusy(() => this.db.transaction(() => { started = true; return fn(); }).immediate(), () => !started);
     } catch (e) {
       throw storeError(this.file, e);
     }
