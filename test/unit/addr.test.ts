@@ -1,22 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { UserError } from '../../src/util/errors.js';
 import {
   Addr, Prefix, canonicalAddr, canonicalPrefix, formatBytes, formatV4, isIP, isIPv4, isIPv6, parseInto,
   parseReverseName, parseReverseV4, parseV4, ulaPrefixFromId, ulaSubnet, v4Mask,
 } from '../../src/util/addr.js';
 import { formatIpv6 as netlinkFormatIpv6, parseIp as netlinkParseIp } from '../../src/kernel/netlink.js';
+import { throwsUser } from '../helpers/user-error.js';
 
-function throwsUser(fn: () => unknown, msg: string, code: UserError['code'] = 'invalid'): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof UserError, `expected UserError, got ${String(e)}`);
-    assert.ok(e.message.includes(msg), `message ${JSON.stringify(e.message)} lacks ${JSON.stringify(msg)}`);
-    assert.equal(e.code, code);
-    assert.ok(!/[\n\r]/.test(e.message), 'message must be one line');
-    return true;
-  }, msg);
-}
 
 const A = (s: string) => {
   const a = Addr.tryParse(s, { zone: true });

@@ -5,17 +5,8 @@ import {
   canonicalCidr, cidrContains, cidrInside, cidrOverlaps, formatIPv4, isIPv4, parseCidr, parseIPv4, prefixMask,
   tryParseCidr, tryParseIPv4,
 } from '../../src/util/ip.js';
+import { throwsUser } from '../helpers/user-error.js';
 
-/** Asserts fn throws a one-line UserError with the given code whose message contains `msg`. */
-function throwsUser(fn: () => unknown, msg: string, code: UserError['code'] = 'invalid'): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof UserError, `expected UserError, got ${String(e)}`);
-    assert.ok(e.message.includes(msg), `message ${JSON.stringify(e.message)} lacks ${JSON.stringify(msg)}`);
-    assert.equal(e.code, code);
-    assert.ok(!/[\n\r]/.test(e.message), 'message must be one line');
-    return true;
-  });
-}
 
 test('UserError: code, exitCode, name, instanceof', () => {
   const cases: Array<[UserError['code'], number]> = [['invalid', 2], ['notfound', 1], ['conflict', 1], ['refused', 1]];

@@ -6,16 +6,8 @@ import {
   DEFAULT_BRIDGE_SUBNET, DEFAULT_POOLS, allocateIp, checkStaticIp, dynamicBounds, macFromIp, pickSubnet, planNetworkIpam,
   type IpamNetwork,
 } from '../../src/ipam/ipam.js';
+import { throwsUser } from '../helpers/user-error.js';
 
-function throwsUser(fn: () => unknown, msg: string, code: UserError['code'] = 'invalid', label = msg): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof UserError, `${label}: expected UserError, got ${String(e)}`);
-    assert.ok(e.message.includes(msg), `${label}: message ${JSON.stringify(e.message)} lacks ${JSON.stringify(msg)}`);
-    assert.equal(e.code, code, label);
-    assert.ok(!/[\n\r]/.test(e.message), 'message must be one line');
-    return true;
-  }, label);
-}
 
 const EXHAUSTED_POOLS = 'could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network';
 

@@ -7,16 +7,8 @@ import {
   MAX_SUBNET6_PREFIX, MIN_SUBNET6_PREFIX, allocateIp, checkStaticIp, dynamicBounds6, pickSubnet6, planDualIpam,
   planNetworkIpam, planNetworkIpam6, type IpamNetwork,
 } from '../../src/ipam/ipam.js';
+import { throwsUser } from '../helpers/user-error.js';
 
-function throwsUser(fn: () => unknown, msg: string, code: UserError['code'] = 'invalid', label = msg): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof UserError, `${label}: expected UserError, got ${String(e)}`);
-    assert.ok(e.message.includes(msg), `${label}: message ${JSON.stringify(e.message)} lacks ${JSON.stringify(msg)}`);
-    assert.equal(e.code, code, label);
-    assert.ok(!/[\n\r]/.test(e.message), 'message must be one line');
-    return true;
-  }, label);
-}
 
 const ULA = 'fd42:98fc:1c14::/48'; // ulaPrefixFromId('')
 const EXHAUSTED6 = 'could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network';
