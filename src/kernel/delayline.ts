@@ -13,12 +13,11 @@
 // of its own through it: every frame read from it came through the redirect.
 import fs from 'node:fs';
 import { Netlink } from './netlink.js';
-import { CLONE_NEWNET, SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET, bind, ioctlPtr, openPath, setns, setsockoptInt, sendPart, socket, SysError } from './libc.js';
+import { CLONE_NEWNET, O_CLOEXEC, SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET, bind, ioctlPtr, openPath, setns, setsockoptInt, sendPart, socket, SysError } from './libc.js';
 
 const AF_PACKET = 17;
 const SO_MARK = 36;
 const O_RDWR = 2;
-const O_CLOEXEC = 0o2000000;
 const TUNSETIFF = 0x400454ca;
 const IFF_TAP = 0x0002;
 const IFF_NO_PI = 0x1000;

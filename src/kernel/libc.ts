@@ -37,6 +37,8 @@ const _open = libc.func('int open(const char *path, int flags, int mode)');
 const _close = libc.func('int close(int fd)');
 const _socket = libc.func('int socket(int domain, int type, int protocol)');
 const _bind = libc.func('int bind(int fd, const void *addr, uint32_t addrlen)');
+const _connect = libc.func('int connect(int fd, const void *addr, uint32_t addrlen)');
+const _getsockname = libc.func('int getsockname(int fd, _Out_ void *addr, _Inout_ uint32_t *addrlen)');
 const _send = libc.func('intptr_t send(int fd, const void *buf, size_t len, int flags)');
 const _recv = libc.func('intptr_t recv(int fd, _Out_ void *buf, size_t len, int flags)');
 const _setsockopt = libc.func('int setsockopt(int fd, int level, int optname, const void *optval, uint32_t optlen)');
@@ -126,6 +128,16 @@ export function accept4(fd: number, flags: number): number {
   return check('accept4', _accept4(fd, null, null, flags));
 }
 /** getsockopt(2) into `buf`; returns the option's length. */
+/** connect(2): 0, or the errno it failed with (EINPROGRESS of a non-blocking socket is the caller's to judge). */
+export function connectErrno(fd: number, addr: Buffer): number {
+  return Number(_connect(fd, addr, addr.length)) < 0 ? koffi.errno() : 0;
+}
+/** getsockname(2) into `buf`; returns the address's length. */
+export function getsockname(fd: number, buf: Buffer): number {
+  const len = [buf.length];
+  check('getsockname', _getsockname(fd, buf, len));
+  return len[0];
+}
 export function getsockoptBuf(fd: number, level: number, name: number, buf: Buffer): number {
   const len = [buf.length];
   check('getsockopt', _getsockopt(fd, level, name, buf, len));

@@ -1,26 +1,16 @@
 // One probe packet for `nsnet explain --trace`: a TCP SYN (a non-blocking connect), a UDP datagram or an ICMP
 // echo request, from a socket made in a given netns (a socket stays in the netns it was created in), and what
 // came back. Synchronous: safe inside a temporary setns (KERNEL-NOTES).
-import { createRequire } from 'node:module';
-import { SOCK_CLOEXEC, SOL_SOCKET, SysError, bind, close, getsockoptBuf, pollOne, recv, sendPart, strerror } from './libc.js';
+import {
+  SOCK_CLOEXEC, SOCK_RAW, SOL_SOCKET, SysError, bind, close, connectErrno, getsockname, getsockoptBuf, pollOne, recv, sendPart, socket, strerror,
+} from './libc.js';
 import { inNetns } from './netns.js';
 
-const require = createRequire(import.meta.url);
-const koffi = require('koffi') as typeof import('koffi');
-const libc = koffi.load('libc.so.6');
-const _socket = libc.func('int socket(int domain, int type, int protocol)');
-const _connect = libc.func('int connect(int fd, const void *addr, uint32_t addrlen)');
-const _getsockname = libc.func('int getsockname(int fd, _Out_ void *addr, _Inout_ uint32_t *addrlen)');
-
-function getsockname(fd: number, buf: Buffer): void {
-  if (Number(_getsockname(fd, buf, [buf.length])) < 0) throw new SysError('getsockname', koffi.errno());
-}
 const send = (fd: number, b: Buffer) => sendPart(fd, b, b.length);
 
 const AF_INET = 2;
 const SOCK_STREAM = 1;
 const SOCK_DGRAM = 2;
-const SOCK_RAW = 3;
 const SOCK_NONBLOCK = 0o4000;
 const IPPROTO_ICMP = 1;
 const SO_ERROR = 4;
@@ -53,9 +43,7 @@ export class Probe {
   static open(proto: ProbeProto, daddr: string, dport: number, netnsFd?: number): Probe {
     const make = () => {
       const type = (proto === 'tcp' ? SOCK_STREAM : proto === 'udp' ? SOCK_DGRAM : SOCK_RAW) | SOCK_NONBLOCK | SOCK_CLOEXEC;
-      const fd = Number(_socket(AF_INET, type, proto === 'icmp' ? IPPROTO_ICMP : 0));
-      if (fd < 0) throw new SysError('socket', koffi.errno());
-      return fd;
+      return socket(AF_INET, type, proto === 'icmp' ? IPPROTO_ICMP : 0);
     };
     const fd = netnsFd === undefined ? make() : inNetns(netnsFd, make);
     try {
@@ -78,9 +66,8 @@ export class Probe {
    *  ENETUNREACH), null when it was sent. */
   send(): { outcome: ProbeOutcome; detail: string } | null {
     const sa = sockaddr(this.daddr, this.proto === 'icmp' ? 0 : this.dport);
-    const rc = Number(_connect(this.fd, sa, sa.length));
-    if (rc < 0) {
-      const errno = koffi.errno();
+    const errno = connectErrno(this.fd, sa);
+    if (errno) {
       if (errno === ENETUNREACH || errno === EHOSTUNREACH) return { outcome: 'unreachable', detail: strerror(errno) };
       if (!(this.proto === 'tcp' && errno === EINPROGRESS)) throw new SysError('connect', errno, `${this.daddr}:${this.dport}`);
     }
