@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { buildModel } from '../firewall/ruleset.js';
 import { NAMES, type FirewallModel } from '../firewall/model.js';
-import { Netlink, type LinkInfo } from '../kernel/netlink.js';
+import { Netlink, withNetnsNetlink, type LinkInfo } from '../kernel/netlink.js';
 import { closeFd, netnsExists, openNetns } from '../kernel/netns.js';
 import { TraceSocket, type TraceEvent } from '../kernel/nftrace.js';
 import { Probe } from '../kernel/probe.js';
@@ -39,19 +39,10 @@ function addrsOf(nl: Netlink, links: LinkInfo[]): NsAddr[] {
 /** A container's routes as the kernel has them (null: its netns cannot be read). */
 function containerRoutes(c: ContainerRecord): NsRoute[] | null {
   if (!c.netns || !isSafeName(c.netns) || !netnsExists(c.netns)) return null;
-  let fd = -1;
   try {
-    fd = openNetns(c.netns);
-    const nl = Netlink.openIn(fd);
-    try {
-      return routesOf(nl, nl.links());
-    } finally {
-      nl.close();
-    }
+    return withNetnsNetlink(c.netns, (nl) => routesOf(nl, nl.links()));
   } catch {
     return null;
-  } finally {
-    if (fd >= 0) closeFd(fd);
   }
 }
 

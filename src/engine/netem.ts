@@ -15,8 +15,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { findDelayLines, type DelayLineConfig } from '../kernel/delayline.js';
-import { Netlink } from '../kernel/netlink.js';
-import { closeFd, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
+import { withNetnsNetlink, type Netlink } from '../kernel/netlink.js';
+import { netnsExists, netnsPath } from '../kernel/netns.js';
 import { isAlive, processStart, signal } from '../kernel/proc.js';
 import * as tc from '../kernel/tc.js';
 import type { ImpairmentRow } from '../store/store.js';
@@ -198,17 +198,7 @@ export function impairmentText(row: ImpairmentRow): string {
 
 /** The container's netns fd and a socket there, for `fn`. */
 function inContainer<T>(c: ContainerRecord, fn: (cnl: Netlink) => T): T {
-  const fd = openNetns(c.netns);
-  try {
-    const cnl = Netlink.openIn(fd);
-    try {
-      return fn(cnl);
-    } finally {
-      cnl.close();
-    }
-  } finally {
-    closeFd(fd);
-  }
+  return withNetnsNetlink(c.netns, fn);
 }
 
 /** A device plan that puts nothing on the root qdisc (only delay, done by the delay line). */

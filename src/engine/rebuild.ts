@@ -16,8 +16,8 @@
 // removes nothing without --force.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Netlink, type LinkInfo } from '../kernel/netlink.js';
-import { closeFd, listNetns, openNetns } from '../kernel/netns.js';
+import { withNetnsNetlink, type LinkInfo, type Netlink } from '../kernel/netlink.js';
+import { listNetns } from '../kernel/netns.js';
 import { findSupervisors } from '../kernel/proc.js';
 import { startDate } from '../kernel/pidstat.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord } from '../types.js';
@@ -78,19 +78,13 @@ function markedContainers(h: Host, left: string[]): SeenNetns[] {
   const out: SeenNetns[] = [];
   for (const name of listNetns()) {
     if (!name.startsWith(h.netnsPrefix) || !isSafeName(name)) continue;
-    let fd = -1;
+    let seen: SeenNetns | 'old' | null = null;
     try {
-      fd = openNetns(name);
-      const nl = Netlink.openIn(fd);
-      try {
+      seen = withNetnsNetlink(name, (nl) => {
         const links = nl.links();
-        const lo = links.find((l) => l.index === 1);
-        const m = parseMark(lo?.alias, h.owner);
-        if (!m) continue; // not nsnet's (or another nsnet's)
-        if (m.kind !== 'ctr') {
-          left.push(`network namespace ${name} (made by an nsnet before its marks described containers)`);
-          continue;
-        }
+        const m = parseMark(links.find((l) => l.index === 1)?.alias, h.owner);
+        if (!m) return null; // not nsnet's (or another nsnet's)
+        if (m.kind !== 'ctr') return 'old';
         const all = nl.addresses();
         const addrs = all.filter((a) => a.family === 4);
         // IPv6: the global address nsnet gave (not the link-local one the kernel adds).
@@ -101,15 +95,13 @@ function markedContainers(h: Host, left: string[]): SeenNetns[] {
             ifaces.set(l.name, { mac: l.mac, ip: addrs.find((a) => a.index === l.index)?.address ?? null, ip6: addrs6.find((a) => a.index === l.index)?.address ?? null });
           }
         }
-        out.push({ netns: name, id: m.id, name: m.name, mode: m.mode as 'bridge' | 'none', ifaces });
-      } finally {
-        nl.close();
-      }
+        return { netns: name, id: m.id, name: m.name, mode: m.mode as 'bridge' | 'none', ifaces };
+      });
     } catch {
       /* gone meanwhile, or not a netns */
-    } finally {
-      if (fd >= 0) closeFd(fd);
     }
+    if (seen === 'old') left.push(`network namespace ${name} (made by an nsnet before its marks described containers)`);
+    else if (seen) out.push(seen);
   }
   return out;
 }

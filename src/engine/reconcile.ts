@@ -1,8 +1,8 @@
 // Make the kernel match the store (and finish what a crash interrupted), or just report the differences.
 import fs from 'node:fs';
 import * as bridge from '../drivers/bridge.js';
-import { Netlink } from '../kernel/netlink.js';
-import { closeFd, deleteNetns, listNetns, netnsExists, openNetns } from '../kernel/netns.js';
+import { withNetnsNetlink } from '../kernel/netlink.js';
+import { deleteNetns, listNetns, netnsExists } from '../kernel/netns.js';
 import { killNetnsProcesses } from '../kernel/proc.js';
 import { containerMark, endpointMark, networkMark, ownedBy } from './marks.js';
 import { writeSavedCopy } from './netcopy.js';
@@ -136,26 +136,18 @@ export function check(h: Host): Difference[] {
       continue;
     }
     // Inside the container: every endpoint's interface carries its address.
-    const fd = openNetns(c.netns);
-    try {
-      const cnl = Netlink.openIn(fd);
-      try {
-        const clinks = new Map(cnl.links().map((l) => [l.name, l.index]));
-        const caddrs = cnl.addresses();
-        for (const e of endpoints.filter((x) => x.containerId === c.id)) {
-          const idx = clinks.get(e.ifname);
-          for (const ip of [e.ip, e.ip6 ?? '']) {
-            if (ip && (idx === undefined || !caddrs.some((a) => a.index === idx && a.address === ip))) {
-              diffs.push({ kind: 'missing-address', detail: `${c.name}: ${e.ifname} ${ip}` });
-            }
+    withNetnsNetlink(c.netns, (cnl) => {
+      const clinks = new Map(cnl.links().map((l) => [l.name, l.index]));
+      const caddrs = cnl.addresses();
+      for (const e of endpoints.filter((x) => x.containerId === c.id)) {
+        const idx = clinks.get(e.ifname);
+        for (const ip of [e.ip, e.ip6 ?? '']) {
+          if (ip && (idx === undefined || !caddrs.some((a) => a.index === idx && a.address === ip))) {
+            diffs.push({ kind: 'missing-address', detail: `${c.name}: ${e.ifname} ${ip}` });
           }
         }
-      } finally {
-        cnl.close();
       }
-    } finally {
-      closeFd(fd);
-    }
+    });
   }
   const knownLinks = new Set([...networks.map((n) => n.bridge), ...endpoints.map((e) => e.hostIf)]);
   for (const l of links) if (ownedBy(l.alias, h.owner) && !knownLinks.has(l.name) && !dying.has(l.name)) diffs.push({ kind: 'orphan-link', detail: l.name });
@@ -393,23 +385,16 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
 
 /** Gives the loopback of a container's netns its describing mark if it has an older one; true if it did. */
 function describeNetns(h: Host, c: ContainerRecord): boolean {
-  let fd = -1;
   try {
-    fd = openNetns(c.netns);
-    const nl = Netlink.openIn(fd);
-    try {
+    return withNetnsNetlink(c.netns, (nl) => {
       const lo = nl.links().find((l) => l.index === 1);
       const want = containerMark(h.owner, c);
       if (!lo || lo.alias === want || (lo.alias && !ownedBy(lo.alias, h.owner))) return false;
       nl.setAlias(1, want);
       return true;
-    } finally {
-      nl.close();
-    }
+    });
   } catch {
     return false; // gone meanwhile
-  } finally {
-    if (fd >= 0) closeFd(fd);
   }
 }
 

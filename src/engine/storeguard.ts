@@ -3,8 +3,8 @@
 // containers: treating the kernel objects as orphans would delete every veth and netns and kill every process in
 // them. This module recognises that state, records it in the (new) store so it survives the next create, and
 // makes reconcile refuse destructive orphan removal until the operator says `reconcile --force`.
-import { Netlink } from '../kernel/netlink.js';
-import { closeFd, listNetns, netnsInode, openNetns } from '../kernel/netns.js';
+import { withNetnsNetlink } from '../kernel/netlink.js';
+import { listNetns, netnsInode } from '../kernel/netns.js';
 import { pidsInNetns } from '../kernel/proc.js';
 import { isSafeName } from '../util/validate.js';
 import type { Host } from './host.js';
@@ -17,19 +17,10 @@ const LOST_KEY = 'store.lost';
  *  are not recognised (they are only removed through the store's own records). */
 export function markedNetns(h: Host, name: string): boolean {
   if (!isSafeName(name)) return false;
-  let fd = -1;
   try {
-    fd = openNetns(name);
-    const nl = Netlink.openIn(fd);
-    try {
-      return nl.links().some((l) => l.index === 1 && ownedBy(l.alias, h.owner));
-    } finally {
-      nl.close();
-    }
+    return withNetnsNetlink(name, (nl) => nl.links().some((l) => l.index === 1 && ownedBy(l.alias, h.owner)));
   } catch {
     return false; // gone meanwhile, or not a netns
-  } finally {
-    if (fd >= 0) closeFd(fd);
   }
 }
 

@@ -27,6 +27,7 @@ import {
 import { deleteClsact, qdiscs, type QdiscInfo } from './netlink/qdisc.js';
 import { RT_TABLE_MAIN, routes, type RouteInfo, type RouteSpec } from './netlink/route.js';
 import { MODE_ACK, NetlinkSocket, openRouteSocket, openRouteSocketIn } from './netlink/socket.js';
+import { closeFd, openNetns } from './netns.js';
 import { NetlinkError, checkAlias } from './netlink/wire.js';
 
 export { NetlinkBatch } from './netlink/batch.js';
@@ -263,5 +264,21 @@ export class Netlink extends NetlinkSocket {
       b.w.reset();
       this.many = b;
     }
+  }
+}
+
+/** Runs `fn` with a netlink socket inside the named netns (/run/netns/NAME); the socket and the netns fd are closed
+ *  afterwards. Errors (the netns gone, not a netns) are the caller's. */
+export function withNetnsNetlink<T>(name: string, fn: (nl: Netlink) => T): T {
+  const fd = openNetns(name);
+  try {
+    const nl = Netlink.openIn(fd);
+    try {
+      return fn(nl);
+    } finally {
+      nl.close();
+    }
+  } finally {
+    closeFd(fd);
   }
 }
