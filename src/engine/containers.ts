@@ -439,8 +439,9 @@ function releaseSandbox(h: Host, c: ContainerRecord): void {
   const nets = networksById(h);
   const ports = containerPorts(h, c);
   const ids: number[] = [];
+  let saved: Released[] = [];
   h.store.tx(() => {
-    const saved: Released[] = [...(h.store.savedEndpoints(c.id) as Released[]), ...eps.map((e) => ({
+    saved = [...(h.store.savedEndpoints(c.id) as Released[]), ...eps.map((e) => ({
       networkId: e.networkId, ifname: e.ifname, aliases: e.aliases, ip: e.staticIp ? e.ip : null, prevIp: e.ip || undefined,
       ip6: e.staticIp6 ? e.ip6 : null, prevIp6: e.ip6 ?? undefined, networkName: nets.get(e.networkId)?.name,
     }))];
@@ -450,7 +451,7 @@ function releaseSandbox(h: Host, c: ContainerRecord): void {
       h.store.deleteEndpoint(c.id, e.networkId);
     }
   });
-  writeSavedCopy(h, c.id, h.store.savedEndpoints(c.id));
+  writeSavedCopy(h, c.id, saved);
   crashPoint('release:persisted');
   if (ports.length) applyPortDelta(h, [], ports);
   suspendImpairments(h, c.id); // delay lines end with the links (the impairments stay, applied again at start)
