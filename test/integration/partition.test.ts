@@ -91,7 +91,7 @@ const netns = (c: string) => `/run/netns/${h.netnsName(c)}`;
 /** A shell command in a container's netns, entered directly (cheaper than nsnet exec; no /etc files needed). */
 const inCtr = (c: string, cmd: string) => sh(`nsenter --net=${netns(c)} sh -c ${JSON.stringify(cmd).replace(/\$/g, '\\$')}`);
 
-before(() => {
+before(async () => {
   h = TestHost.create('part');
   dir = h.root;
   fs.writeFileSync(path.join(dir, 'server.py'), SERVER);
@@ -109,6 +109,14 @@ before(() => {
     for (const [net, e] of Object.entries(v.NetworkSettings.Networks as Record<string, { IPAddress: string }>)) ip[`${c}@${net}`] = e.IPAddress;
   }
   assert.ok(fs.existsSync('/proc/sys/net/bridge/bridge-nf-call-iptables'), 'br_netfilter is loaded on this machine');
+  // Every server listens (TCP and UDP) before the first probe: on a loaded machine python3 can take longer to start
+  // than the commands above (CI once saw the control matrix fail for the last one started).
+  const listening = (c: string) => {
+    const r = inCtr(c, 'cat /proc/net/tcp /proc/net/udp').stdout;
+    const port = `:${PORT.toString(16).toUpperCase().padStart(4, '0')} `;
+    return r.split('\n').filter((l) => l.includes(port)).length >= 2;
+  };
+  for (const c of ['n1', 'n2', 'n3', 'n4', 'm1']) await waitFor(() => listening(c), 15000);
 });
 
 after(() => {
