@@ -19,7 +19,8 @@ export interface NetworkRecord {
   /** 64 lowercase hex characters, like Docker's network IDs. */
   id: string;
   name: string;
-  driver: 'bridge';
+  /** The network driver (src/drivers/registry.ts): 'bridge' today. */
+  driver: string;
   /** Name of the Linux bridge in the host netns (<= 15 bytes). */
   bridge: string;
   /** IPv4 CIDR in canonical form, e.g. "172.18.0.0/16"; '' on an IPv6-only network (--ipv4=false). */

@@ -1,13 +1,13 @@
 // The bridge driver: what the seed document does by hand with `ip link add ... type bridge`, veth pairs,
 // `ip addr add`, `ip route add default via`, done with a handful of rtnetlink requests.
-import { Netlink, NetlinkError, encodeSockFilter, type SockFilter, type TcFilterInfo } from '../kernel/netlink.js';
-import { enableIPv6On, writeSysctl } from '../kernel/sysctl.js';
 import crypto from 'node:crypto';
+import { NetlinkError, encodeSockFilter, type SockFilter, type TcFilterInfo } from '../kernel/netlink.js';
+import { enableIPv6On } from '../kernel/sysctl.js';
 import type { EndpointRecord, NetworkRecord } from '../types.js';
 import { parsePrefix } from '../util/addr.js';
 import { macFromIp } from '../ipam/ipam.js';
-import type { Host } from '../engine/host.js';
-import { endpointMark, networkMark, ownedBy } from '../engine/marks.js';
+import { once, type AttachOptions, type DriverPorts, type DriverView, type Finding, type NetworkDriver } from './driver.js';
+import { ownedLink, removeLink } from './links.js';
 
 function prefixOf(n: NetworkRecord): number {
   return parsePrefix(n.subnet).bits;
@@ -26,15 +26,15 @@ export function bridgeMac(n: NetworkRecord): string {
 }
 
 /** Creates (or adopts, if it is already ours) the bridge with the gateway address, and enables forwarding. */
-export function setupNetwork(h: Host, n: NetworkRecord): void {
-  const nl = h.nl;
+function setupNetwork(p: DriverPorts, n: NetworkRecord): void {
+  const nl = p.nl;
   let link = nl.linkByName(n.bridge);
-  if (link && !ownedBy(link.alias, h.owner)) {
+  if (link && !p.marks.owns(link.alias)) {
     throw new NetlinkError(`interface ${n.bridge} already exists and is not nsnet's`, 'EEXIST', 17, 'createBridge');
   }
   // A fixed MAC (derived from the gateway, like containers' own): otherwise the bridge takes the lowest MAC of
   // its ports, changing whenever a container comes or goes, and containers' ARP entries for the gateway go stale.
-  const index = link ? link.index : nl.createBridge(n.bridge, { mtu: n.mtu, alias: networkMark(h.owner, n), up: true, mac: bridgeMac(n) });
+  const index = link ? link.index : nl.createBridge(n.bridge, { mtu: n.mtu, alias: p.marks.network(n), up: true, mac: bridgeMac(n) });
   if (link) nl.setUp(index);
   const addrs = nl.addresses();
   if (n.gateway) {
@@ -45,21 +45,19 @@ export function setupNetwork(h: Host, n: NetworkRecord): void {
   if (n.subnet6 && n.gateway6) {
     // IPv6 on the bridge (the host's default may have it off), no router advertisement accepted there, forwarding
     // on in the host netns; the gateway without duplicate address detection (usable at once, as Docker's).
-    h.inHost(() => {
-      enableIPv6On(n.bridge);
-      writeSysctl('net.ipv6.conf.all.forwarding', '1');
-    });
+    p.enableIPv6(n.bridge);
+    p.sysctl('net.ipv6.conf.all.forwarding', '1');
     const p6 = prefix6Of(n);
     if (!addrs.some((a) => a.index === index && a.address === n.gateway6 && a.prefixLen === p6)) nl.addAddress(index, n.gateway6, p6, { nodad: true });
   }
   link = null;
   // The guard's block before route_localnet is armed (containers come later and bind their ports to it).
-  ensureGuardBlock(h, index, n.bridge);
-  if (n.gateway) h.inHost(() => {
-    writeSysctl('net.ipv4.ip_forward', '1');
+  ensureGuardBlock(p, index, n.bridge);
+  if (n.gateway) {
+    p.sysctl('net.ipv4.ip_forward', '1');
     // Lets DNAT of 127.0.0.1:PORT to a container leave through the bridge (docs/kernel-notes.md §13).
-    writeSysctl(`net.ipv4.conf.${n.bridge.replace(/\./g, '/')}.route_localnet`, '1');
-  });
+    p.sysctl(`net.ipv4.conf.${n.bridge.replace(/\./g, '/')}.route_localnet`, '1');
+  }
 }
 
 // ---------------------------------------------------------------------------------------------- loopback guard
@@ -110,86 +108,64 @@ function isGuard(f: TcFilterInfo): boolean {
 }
 
 /** True when the shared block holds nsnet's guard filter, exactly as nsnet writes it. */
-export function hasGuardFilter(h: Host): boolean {
-  return h.nl.filters({ block: GUARD_BLOCK }).some(isGuard);
+function hasGuardFilter(p: DriverPorts): boolean {
+  return p.nl.filters({ block: GUARD_BLOCK }).some(isGuard);
 }
 
 /** Ingress block of each interface's clsact qdisc (0 = a clsact without a block), by ifindex. */
-export function clsactBlocks(h: Host): Map<number, number> {
-  return new Map(h.nl.qdiscs().filter((q) => q.kind === 'clsact').map((q) => [q.index, q.ingressBlock]));
+function clsactBlocks(p: DriverPorts): Map<number, number> {
+  return new Map(p.nl.qdiscs().filter((q) => q.kind === 'clsact').map((q) => [q.index, q.ingressBlock]));
 }
 
 /** The bridge anchors the block (clsact egress) and the block has the guard filter; idempotent. */
-export function ensureGuardBlock(h: Host, bridgeIndex: number, bridgeName: string): void {
-  const q = h.nl.qdiscs().find((x) => x.index === bridgeIndex && x.kind === 'clsact');
-  if (!q) h.nl.addClsact(bridgeIndex, { egressBlock: GUARD_BLOCK });
+function ensureGuardBlock(p: DriverPorts, bridgeIndex: number, bridgeName: string): void {
+  const q = p.nl.qdiscs().find((x) => x.index === bridgeIndex && x.kind === 'clsact');
+  if (!q) p.nl.addClsact(bridgeIndex, { egressBlock: GUARD_BLOCK });
   else if (q.egressBlock !== GUARD_BLOCK) throw new Error(`bridge ${bridgeName} has a clsact qdisc nsnet did not make (remove it: tc qdisc del dev ${bridgeName} clsact, then run nsnet reconcile)`);
-  const fs = h.nl.filters({ block: GUARD_BLOCK });
+  const fs = p.nl.filters({ block: GUARD_BLOCK });
   const foreign = fs.filter((f) => f.handle !== 0 && !isGuard(f)); // handle 0: the classifier's own entry
   if (foreign.length) throw new Error(`tc block ${GUARD_BLOCK} holds filters nsnet did not make: it is nsnet's loopback guard (docs/firewall.md)`);
-  if (!fs.some(isGuard)) h.nl.addBpfFilter({ block: GUARD_BLOCK }, { ...GUARD_SPEC, replace: true });
+  if (!fs.some(isGuard)) p.nl.addBpfFilter({ block: GUARD_BLOCK }, { ...GUARD_SPEC, replace: true });
 }
 
 /** Binds a container port's ingress to the guard block (reconcile: a port without it); replaces a clsact
  *  qdisc on it that is not bound to the block (the port is nsnet's own veth). */
-export function ensurePortGuard(h: Host, index: number, blocks = clsactBlocks(h)): boolean {
+function ensurePortGuard(p: DriverPorts, index: number, blocks = clsactBlocks(p)): boolean {
   const b = blocks.get(index);
   if (b === GUARD_BLOCK) return false;
-  if (b !== undefined) h.nl.deleteClsact(index);
-  h.nl.addClsact(index, { ingressBlock: GUARD_BLOCK });
+  if (b !== undefined) p.nl.deleteClsact(index);
+  p.nl.addClsact(index, { ingressBlock: GUARD_BLOCK });
   return true;
 }
 
-export function teardownNetwork(h: Host, n: NetworkRecord): void {
-  const link = ownedLink(h, n.bridge);
-  if (link) h.nl.deleteLink(link.index);
-}
-
-/** The link named `name` if nsnet made it on this host (it carries the host's owner alias), else null. */
-export function ownedLink(h: Host, name: string): { index: number } | null {
-  const link = h.nl.linkByName(name);
-  return link && ownedBy(link.alias, h.owner) ? link : null;
-}
-
-/** Deletes a link; tolerates its being gone already. */
-export function removeLink(h: Host, index: number): void {
-  try {
-    h.nl.deleteLink(index);
-  } catch (e) {
-    if (!(e instanceof NetlinkError) || e.code !== 'ENODEV') throw e;
-  }
-}
-
-export interface AttachOptions {
-  /** Container netns fd. */
-  nsFd: number;
-  /** Netlink socket bound to the container netns. */
-  cnl: Netlink;
-  defaultRoute: boolean;
-  /** The IPv6 default route via this network's IPv6 gateway (default: defaultRoute). */
-  defaultRoute6?: boolean;
-  /** Also bring the container's loopback (always ifindex 1 in a new netns) up in the same batch, with this mark
-   *  (src/engine/marks.ts containerMark). */
-  loMark?: string;
+function teardownNetwork(p: DriverPorts, n: NetworkRecord): void {
+  const link = ownedLink(p.nl, p.marks.owns, n.bridge);
+  if (link) p.nl.deleteLink(link.index);
 }
 
 /** veth pair with the host end on the bridge and the peer (named ep.ifname) inside the container, then the
  *  container side in one batch: up, address, default route. The host port gets hairpin mode (as Docker without
  *  userland proxy): with br_netfilter on, a container reaching its own published port is DNATed back out of
  *  the port it came in through, which a bridge otherwise refuses. */
-export function attach(h: Host, n: NetworkRecord, ep: EndpointRecord, o: AttachOptions): void {
-  const br = h.nl.ifindex(n.bridge);
+function attach(p: DriverPorts, n: NetworkRecord, ep: EndpointRecord, o: AttachOptions): void {
+  const br = p.nl.ifindex(n.bridge);
   if (br === null) throw new Error(`bridge ${n.bridge} of network ${n.name} is missing (run: nsnet reconcile)`);
   // The veth is created up: its tc loopback guard is in place before the container side is configured (below),
   // so no frame of the container passes unguarded. One send for both requests (no extra round trip).
-  const hostIdx = h.nl.createVeth(ep.hostIf, ep.ifname, o.nsFd, { master: br, mtu: n.mtu, peerMac: ep.mac, alias: endpointMark(h.owner, ep), up: true });
+  const hostIdx = p.nl.createVeth(ep.hostIf, ep.ifname, o.nsFd, { master: br, mtu: n.mtu, peerMac: ep.mac, alias: p.marks.endpoint(ep), up: true });
   // icc=false: the port is isolated (kernel port isolation: isolated ports never exchange frames, whatever the
   // protocol, while each still reaches the bridge itself, i.e. the gateway and the host). The firewall's rules
   // match IPv4 only, and without br_netfilter a container that re-enables IPv6 would talk link-local past them.
-  h.nl.batch((b) => {
+  p.nl.batch((b) => {
     b.setBridgePort(hostIdx, { hairpin: true, isolated: !n.icc });
     b.addClsact(hostIdx, { ingressBlock: GUARD_BLOCK });
   });
+  configureInside(n, ep, o);
+}
+
+/** The container side of an attachment, in one batch: up, addresses, default routes (IPv6 on this interface
+ *  only, when the network has it). Shared by every driver whose endpoint is a veth peer named ep.ifname. */
+export function configureInside(n: NetworkRecord, ep: EndpointRecord, o: AttachOptions): void {
   const peer = o.cnl.ifindex(ep.ifname);
   if (peer === null) throw new Error(`veth peer ${ep.ifname} did not appear in the container`);
   // A network with IPv6: IPv6 on this interface only (accept_ra=0 first); every other stays without it.
@@ -207,24 +183,112 @@ export function attach(h: Host, n: NetworkRecord, ep: EndpointRecord, o: AttachO
 }
 
 /** Removes the host end of the veth (the peer goes with it). Tolerates an already missing link. */
-export function detach(h: Host, ep: EndpointRecord): void {
-  const link = ownedLink(h, ep.hostIf);
-  if (link) removeLink(h, link.index);
+function detach(p: DriverPorts, ep: EndpointRecord): void {
+  const link = ownedLink(p.nl, p.marks.owns, ep.hostIf);
+  if (link) removeLink(p.nl, link.index);
 }
 
 /** Takes the host ends of veths that are left to die with their container's netns out of service at once: a port
  *  that is down gets no frames and the bridge forgets the MACs it learned on it, so an address (and its MAC)
  *  handed out again right away is reached on its new port, never in the dying netns. 0.07 ms per veth, where
  *  deleting it would wait ≈30 ms for the kernel. */
-export function quiesce(h: Host, eps: EndpointRecord[]): void {
+function quiesce(p: DriverPorts, eps: EndpointRecord[]): void {
   for (const ep of eps) {
-    const idx = h.nl.ifindex(ep.hostIf);
+    const idx = p.nl.ifindex(ep.hostIf);
     if (idx === null) continue;
     try {
-      h.nl.setDown(idx);
+      p.nl.setDown(idx);
     } catch (e) {
       // Already gone: the kernel finished deleting the pair between the lookup and now (its netns died).
       if ((e as { code?: string }).code !== 'ENODEV') throw e;
     }
   }
 }
+
+/** The bridge driver's kernel objects against its records: bridges and gateway addresses, the loopback guard
+ *  (filter, the bridges' anchors, every port's binding), veths on their bridge, port isolation on icc=false
+ *  networks, and marks that describe each object (src/engine/marks.ts). */
+function diff(p: DriverPorts, v: DriverView): Finding[] {
+  const out: Finding[] = [];
+  const byName = new Map(v.links.map((l) => [l.name, l]));
+  const addrs = v.networks.length ? p.nl.addresses() : [];
+  const setups = new Map<string, () => string[]>();
+  for (const n of v.networks) {
+    const setup = once(() => { setupNetwork(p, n); return [`recreated bridge ${n.bridge} of ${n.name}`]; });
+    setups.set(n.id, setup);
+    const l = byName.get(n.bridge);
+    if (!l) { out.push({ kind: 'missing-bridge', detail: `${n.name}: ${n.bridge}`, repair: setup }); continue; }
+    for (const gw of [n.gateway, n.gateway6 ?? '']) {
+      if (gw && !addrs.some((a) => a.index === l.index && a.address === gw)) out.push({ kind: 'missing-gateway', detail: `${n.name}: ${gw} on ${n.bridge}`, repair: setup });
+    }
+  }
+  if (v.networks.length && !hasGuardFilter(p)) {
+    out.push({
+      kind: 'missing-guard', detail: `the tc loopback guard filter (block ${GUARD_BLOCK})`,
+      repair: () => {
+        for (const n of v.networks) {
+          const l = ownedLink(p.nl, p.marks.owns, n.bridge);
+          if (l) ensureGuardBlock(p, l.index, n.bridge);
+        }
+        return ['restored the tc loopback guard filter'];
+      },
+    });
+  }
+  const bridgeIndex = new Map(v.networks.map((n) => [n.id, byName.get(n.bridge)?.index]));
+  const iccOff = new Set(v.networks.filter((n) => !n.icc).map((n) => n.id));
+  const ports = iccOff.size ? new Map(p.nl.bridgePorts().map((x) => [x.index, x])) : null;
+  const blocks = v.endpoints.length ? clsactBlocks(p) : new Map<number, number>();
+  for (const e of v.endpoints) {
+    if (v.lostContainers.has(e.containerId)) continue;
+    const l = byName.get(e.hostIf);
+    if (!l) { out.push({ kind: 'missing-veth', detail: `${e.containerName}: ${e.hostIf}` }); continue; }
+    const br = bridgeIndex.get(e.networkId);
+    if (l.master !== br) {
+      out.push({
+        kind: 'veth-not-on-bridge', detail: `${e.containerName}: ${e.hostIf}`,
+        repair: () => {
+          const idx = p.nl.ifindex(v.networks.find((n) => n.id === e.networkId)!.bridge);
+          if (idx === null || !p.marks.owns(l.alias)) return [];
+          p.nl.setMaster(l.index, idx);
+          return [`put ${e.hostIf} of ${e.containerName} back on its bridge`];
+        },
+      });
+    }
+    if (p.marks.owns(l.alias) && !v.dying.has(e.hostIf) && blocks.get(l.index) !== GUARD_BLOCK) {
+      out.push({
+        kind: 'missing-guard', detail: `${e.containerName}: ${e.hostIf} is not bound to the tc loopback guard`,
+        repair: () => (ensurePortGuard(p, l.index) ? [`bound ${e.hostIf} of ${e.containerName} to the loopback guard`] : []),
+      });
+    }
+    if (l.master === br && ports && iccOff.has(e.networkId) && !ports.get(l.index)?.isolated) {
+      out.push({
+        kind: 'port-not-isolated', detail: `${e.containerName}: ${e.hostIf} (network has icc=false)`,
+        repair: () => { p.nl.setBridgePort(l.index, { isolated: true }); return [`isolated port ${e.hostIf} of ${e.containerName} (icc=false)`]; },
+      });
+    }
+  }
+  // Marks that describe: objects made before marks described them get them, so that a lost store can be rebuilt
+  // from them (src/engine/rebuild.ts). The engine says how many it described, in one line.
+  for (const n of v.networks) {
+    const l = byName.get(n.bridge);
+    const want = p.marks.network(n);
+    if (l && p.marks.owns(l.alias) && l.alias !== want) out.push({ kind: 'old-mark', detail: `${n.bridge} of ${n.name}`, repair: () => { p.nl.setAlias(l.index, want); return []; } });
+  }
+  for (const e of v.endpoints) {
+    const l = byName.get(e.hostIf);
+    const want = p.marks.endpoint(e);
+    if (l && p.marks.owns(l.alias) && l.alias !== want && !v.dying.has(e.hostIf)) out.push({ kind: 'old-mark', detail: `${e.hostIf} of ${e.containerName}`, repair: () => { p.nl.setAlias(l.index, want); return []; } });
+  }
+  return out;
+}
+
+export const bridgeDriver: NetworkDriver = {
+  name: 'bridge',
+  setupNetwork,
+  teardownNetwork,
+  attach,
+  detach,
+  quiesce,
+  networkLinks: (n) => [n.bridge],
+  diff,
+};

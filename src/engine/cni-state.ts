@@ -7,7 +7,7 @@
 // Imports nothing from the engine's use cases (reconcile.ts imports this module).
 import crypto from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
-import * as bridge from '../drivers/bridge.js';
+import { ownedLink, removeLink, removeOwnedLink } from '../drivers/links.js';
 import { closeFd } from '../kernel/netns.js';
 import { openPath } from '../kernel/libc.js';
 import { Netlink } from '../kernel/netlink.js';
@@ -15,6 +15,8 @@ import type { ContainerRecord, EndpointRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
 import { crashPoint } from './faults.js';
 import type { Host } from './host.js';
+import { attachEndpoint, quiesceEndpoints } from './drivers.js';
+import type { Finding } from '../drivers/driver.js';
 
 /** First word of a CNI container row's command: what `ps` shows, and how refreshState knows it has no process of
  *  nsnet's (its processes are the runtime's). */
@@ -114,35 +116,49 @@ export function openRuntimeNetns(path: string): number | null {
   }
 }
 
-export interface CniDifference {
-  kind: string;
-  detail: string;
-}
-
-/** `check`: every CNI attachment's netns exists and holds its interface with its address; no row lost its
- *  endpoint. (Host-side veths, bridges and published ports are covered by check's generic parts.) */
-export function checkCni(h: Host): CniDifference[] {
-  const out: CniDifference[] = [];
+/** Every CNI attachment's netns exists and holds its interface with its address (repair: put back, or recreate the
+ *  interface); a row that lost its endpoint, or whose runtime netns vanished without a DEL (the runtime crashed, or
+ *  removed the netns first), is removed with what it holds. (Host-side veths, bridges and published ports are
+ *  covered by the generic detectors; reconcile rewrites the firewall and the resolver's view afterwards.) */
+export function diffCni(h: Host): Finding[] {
+  const out: Finding[] = [];
+  const drop = (r: CniRow, line: string) => () => {
+    h.store.tx(() => h.store.dropGarbage(dropCniRows(h, [r], 'cni-reconcile').unfinished));
+    return [line];
+  };
   for (const r of cniRows(h)) {
     const c = h.store.containerById(r.containerId);
     const ep = h.store.endpointsOf(r.containerId).find((e) => e.networkId === r.networkId);
     const who = `${c?.name ?? r.containerId} (CNI ${r.runtimeId} ${r.ifname})`;
-    if (!ep) { out.push({ kind: 'cni-orphan', detail: `${who}: no endpoint` }); continue; }
+    if (!ep) { out.push({ kind: 'cni-orphan', detail: `${who}: no endpoint`, repair: drop(r, `dropped CNI attachment ${r.runtimeId} ${r.ifname} without an endpoint`) }); continue; }
     const fd = openRuntimeNetns(r.netnsPath);
-    if (fd === null) { out.push({ kind: 'cni-netns-gone', detail: `${who}: ${r.netnsPath}` }); continue; }
+    if (fd === null) { out.push({ kind: 'cni-netns-gone', detail: `${who}: ${r.netnsPath}`, repair: drop(r, `removed CNI attachment ${r.runtimeId} ${r.ifname}: its netns ${r.netnsPath} is gone`) }); continue; }
+    let present = false;
     try {
       const cnl = Netlink.openIn(fd);
       try {
         const idx = cnl.ifindex(r.ifname);
-        if (idx === null || !cnl.addresses(4).some((a) => a.index === idx && a.address === ep.ip)) {
-          out.push({ kind: 'missing-address', detail: `${who}: ${r.ifname} ${ep.ip} in ${r.netnsPath}` });
-        }
+        present = idx !== null && cnl.addresses(4).some((a) => a.index === idx && a.address === ep.ip);
       } finally {
         cnl.close();
       }
     } finally {
       closeFd(fd);
     }
+    if (present) continue;
+    out.push({
+      kind: 'missing-address', detail: `${who}: ${r.ifname} ${ep.ip} in ${r.netnsPath}`,
+      repair: () => {
+        const fd2 = openRuntimeNetns(r.netnsPath);
+        if (fd2 === null) return drop(r, `removed CNI attachment ${r.runtimeId} ${r.ifname}: its netns ${r.netnsPath} is gone`)();
+        try {
+          const a = repairAttachment(h, r, fd2);
+          return a ? [a] : [];
+        } finally {
+          closeFd(fd2);
+        }
+      },
+    });
   }
   return out;
 }
@@ -179,11 +195,8 @@ export function dropCniRows(h: Host, rows: CniRow[], point: 'cni-del' | 'cni-gc'
     }
   });
   crashPoint(`${point}:persisted`);
-  if (dying.length) bridge.quiesce(h, dying);
-  for (const l of links) {
-    const link = bridge.ownedLink(h, l.hostIf);
-    if (link) bridge.removeLink(h, link.index);
-  }
+  if (dying.length) quiesceEndpoints(h, dying);
+  for (const l of links) removeOwnedLink(h.nl, h.ports.marks.owns, l.hostIf);
   crashPoint(`${point}:detached`);
   h.store.tx(() => h.store.dropGarbage(links.map((l) => l.id)));
   return { containers: [...touched], unfinished };
@@ -222,7 +235,7 @@ function repairAttachment(h: Host, r: CniRow, fd: number): string | null {
   const cnl = Netlink.openIn(fd);
   try {
     const link = cnl.linkByName(r.ifname);
-    const host = bridge.ownedLink(h, ep.hostIf);
+    const host = ownedLink(h.nl, h.ports.marks.owns, ep.hostIf);
     if (link && host) {
       if (cnl.addresses(4).some((a) => a.index === link.index && a.address === ep.ip)) return null;
       cnl.addAddress(link.index, ep.ip, prefix);
@@ -230,34 +243,12 @@ function repairAttachment(h: Host, r: CniRow, fd: number): string | null {
       return `put back address ${ep.ip} of CNI attachment ${r.runtimeId} ${r.ifname}`;
     }
     if (link) return null; // someone else's interface took the name: CHECK reports it, DEL/ADD is the runtime's call
-    if (host) bridge.removeLink(h, host.index);
+    if (host) removeLink(h.nl, host.index);
     const defaultRoute = r.defaultRoute && !cnl.routes(4).some((x) => x.prefixLen === 0);
-    bridge.attach(h, net, ep, { nsFd: fd, cnl, defaultRoute });
+    attachEndpoint(h, net, ep, { nsFd: fd, cnl, defaultRoute });
     return `recreated interface ${r.ifname} of CNI attachment ${r.runtimeId} in ${r.netnsPath}`;
   } finally {
     cnl.close();
   }
 }
 
-/** `reconcile`: attachments whose runtime netns vanished without a DEL (the runtime crashed, or removed the netns
- *  first) are removed, and rows left without an endpoint dropped. Returns the actions taken. The caller (reconcile)
- *  rewrites the firewall and the resolver's view afterwards. Call with the host lock held. */
-export function reconcileCni(h: Host): string[] {
-  const actions: string[] = [];
-  const gone: CniRow[] = [];
-  for (const r of cniRows(h)) {
-    const hasEp = h.store.endpointsOf(r.containerId).some((e) => e.networkId === r.networkId);
-    if (!hasEp) { gone.push(r); actions.push(`dropped CNI attachment ${r.runtimeId} ${r.ifname} without an endpoint`); continue; }
-    const fd = openRuntimeNetns(r.netnsPath);
-    if (fd === null) { gone.push(r); actions.push(`removed CNI attachment ${r.runtimeId} ${r.ifname}: its netns ${r.netnsPath} is gone`); continue; }
-    try {
-      const a = repairAttachment(h, r, fd);
-      if (a) actions.push(a);
-    } finally {
-      closeFd(fd);
-    }
-  }
-  // reconcile rewrites the whole firewall and the resolver's view right after.
-  if (gone.length) h.store.tx(() => h.store.dropGarbage(dropCniRows(h, gone, 'cni-reconcile').unfinished));
-  return actions;
-}

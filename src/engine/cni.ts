@@ -4,7 +4,7 @@
 // finished by the next command (recoverIfNeeded / reconcile). The runtime owns the netns at CNI_NETNS: nsnet only
 // ever adds or removes its own veth there, never deletes the netns or signals a process inside it.
 import crypto from 'node:crypto';
-import * as bridge from '../drivers/bridge.js';
+import { attachEndpoint, detachEndpoint } from './drivers.js';
 import {
   addResult, CniError, CODES, compareVersions, type Attachment, type CniEnv, type NetConf,
 } from '../cni/protocol.js';
@@ -192,7 +192,7 @@ export function cniAdd(h: Host, env: CniEnv, conf: NetConf): Record<string, unkn
       let defaultRoute = false;
       try {
         defaultRoute = !o.cnl.routes(4).some((r) => r.prefixLen === 0);
-        bridge.attach(h, net, ep, { nsFd: o.fd, cnl: o.cnl, defaultRoute });
+        attachEndpoint(h, net, ep, { nsFd: o.fd, cnl: o.cnl, defaultRoute });
         // IPv4-only networks, as nsnet's own containers: no IPv6 on this interface (link-local, or addresses from a
         // forged router advertisement), so no IPv6 path between containers bypasses the IPv4 firewall (icc=false).
         // Only our interface: the rest of the netns is the runtime's.
@@ -205,7 +205,7 @@ export function cniAdd(h: Host, env: CniEnv, conf: NetConf): Record<string, unkn
         });
         crashPoint('cni-add:committed');
       } catch (e) {
-        try { bridge.detach(h, ep); } catch { /* reconcile */ }
+        try { detachEndpoint(h, ep); } catch { /* reconcile */ }
         h.store.tx(() => {
           h.store.deleteEndpoint(cid, net.id);
           if (!existing) h.store.deleteContainer(cid);

@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import * as bridge from '../drivers/bridge.js';
+import { attachEndpoint, detachEndpoint, quiesceEndpoints } from './drivers.js';
 import { allocateIp, checkStaticIp, macFromIp } from '../ipam/ipam.js';
 import { Netlink } from '../kernel/netlink.js';
 import { closeFd, createNetns, deleteNetns, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
@@ -309,10 +309,10 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
     try {
       crashPoint('create:netns');
       const nl = cnl as unknown as Netlink;
-      if (!eps.length) nl.batch((b) => b.setUp(1).setAlias(1, containerMark(h.owner, c))); // the mark: see bridge.attach
+      if (!eps.length) nl.batch((b) => b.setUp(1).setAlias(1, containerMark(h.owner, c))); // the mark: see the bridge driver's configureInside
       const first6 = eps.findIndex(([ep]) => ep.ip6);
       eps.forEach(([ep, net], i) => {
-        bridge.attach(h, net, ep, { nsFd: fd, cnl: nl, defaultRoute: i === 0, defaultRoute6: i === first6, loMark: i === 0 ? containerMark(h.owner, c) : undefined });
+        attachEndpoint(h, net, ep, { nsFd: fd, cnl: nl, defaultRoute: i === 0, defaultRoute6: i === first6, loMark: i === 0 ? containerMark(h.owner, c) : undefined });
         crashPoint('create:endpoint');
       });
     } finally {
@@ -323,16 +323,16 @@ function buildSandbox(h: Host, c: ContainerRecord, eps: Array<[EndpointRecord, N
 }
 
 /** Removes everything a container made in the kernel; tolerant of objects already gone. `eps` are detached
- *  explicitly; `dying` are left to die with the netns (taken out of service first: bridge.quiesce). What fails is
+ *  explicitly; `dying` are left to die with the netns (taken out of service first: quiesceEndpoints). What fails is
  *  left to reconcile (the caller has recorded it as garbage) and, with `failures`, said there. */
 function destroySandbox(h: Host, c: ContainerRecord, eps: EndpointRecord[], keepDir = false, dying: EndpointRecord[] = [], failures?: string[]): void {
   const failed = (what: string, e: unknown) => failures?.push(`${what}: ${(e as Error)?.message ?? String(e)}`);
   for (const ep of eps) {
-    try { bridge.detach(h, ep); } catch (e) { failed(`veth ${ep.hostIf}`, e); }
+    try { detachEndpoint(h, ep); } catch (e) { failed(`veth ${ep.hostIf}`, e); }
   }
   if (c.netns) {
     if (dying.length) {
-      try { bridge.quiesce(h, dying); } catch { /* reconcile and sweepDyingLinks finish */ }
+      try { quiesceEndpoints(h, dying); } catch { /* reconcile and sweepDyingLinks finish */ }
     }
     try { deleteNetns(c.netns); } catch (e) { failed(`netns ${c.netns}`, e); }
   }
@@ -458,7 +458,7 @@ function releaseSandbox(h: Host, c: ContainerRecord): void {
   // Its addresses go back to the pool: a partition must not treat their next holder as this container.
   if (h.store.anyPartitioned(eps.map((e) => e.networkId))) applyFirewall(h);
   for (const e of eps) {
-    try { bridge.detach(h, e); } catch { /* reconcile removes what is left (garbage rows) */ }
+    try { detachEndpoint(h, e); } catch { /* reconcile removes what is left (garbage rows) */ }
   }
   h.store.tx(() => h.store.dropGarbage(ids));
   refreshEtc(h, c, [], nets);
@@ -799,7 +799,7 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
       cnl = Netlink.openIn(fd);
       const hasDefault = cnl.routes(4).some((r) => r.prefixLen === 0);
       const hasDefault6 = ep.ip6 ? cnl.routes(6).some((r) => r.prefixLen === 0 && r.gateway !== null) : true;
-      bridge.attach(h, net, ep, { nsFd: fd, cnl, defaultRoute: !hasDefault, defaultRoute6: !hasDefault6 });
+      attachEndpoint(h, net, ep, { nsFd: fd, cnl, defaultRoute: !hasDefault, defaultRoute6: !hasDefault6 });
       crashPoint('connect:attached');
       h.store.tx(() => h.store.commitEndpoint(c.id, net.id));
     } catch (e) {
@@ -807,7 +807,7 @@ export function connect(h: Host, netRef: string, ctrRef: string, o: ConnectOptio
         const id = h.store.addGarbage('link', ep.hostIf);
         h.store.deleteEndpoint(c.id, net.id);
         return [id];
-      }, () => bridge.detach(h, ep));
+      }, () => detachEndpoint(h, ep));
     } finally {
       cnl?.close();
       closeFd(fd);
@@ -841,7 +841,7 @@ export function disconnect(h: Host, netRef: string, ctrRef: string, force = fals
       forgetEndpoint(h, c.id, net.id); // its impairment there goes with the link
     });
     crashPoint('disconnect:persisted');
-    bridge.detach(h, ep);
+    detachEndpoint(h, ep);
     crashPoint('disconnect:detached');
     h.store.tx(() => h.store.dropGarbage([gid]));
     const rest = h.store.endpointsOf(c.id);

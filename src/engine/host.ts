@@ -8,6 +8,9 @@ import { openPath } from '../kernel/libc.js';
 import { inNetns, isCurrentNetns, selfNetnsFd } from '../kernel/netns.js';
 import { Nft } from '../kernel/nft.js';
 import { Store } from '../store/store.js';
+import type { DriverPorts } from '../drivers/driver.js';
+import { enableIPv6On, writeSysctl } from '../kernel/sysctl.js';
+import { endpointMark, networkMark, ownedBy } from './marks.js';
 import { assertSafeName } from '../util/validate.js';
 import { checkStateDir, ensureStateSubdir } from './statedir.js';
 import { guardStore } from './storeguard.js';
@@ -86,6 +89,22 @@ export class Host {
   get nl(): Netlink {
     if (!this._nl) this._nl = this.inHost(() => Netlink.open());
     return this._nl;
+  }
+
+  private _ports: DriverPorts | null = null;
+  /** What network drivers get of this host (src/drivers/driver.ts): the netlink handle, its marks, host sysctls. */
+  get ports(): DriverPorts {
+    if (!this._ports) {
+      const h = this;
+      const owner = this.owner;
+      this._ports = {
+        get nl() { return h.nl; },
+        marks: { network: (n) => networkMark(owner, n), endpoint: (ep) => endpointMark(owner, ep), owns: (a) => ownedBy(a, owner) },
+        sysctl: (key, value) => h.inHost(() => writeSysctl(key, value)),
+        enableIPv6: (ifname) => h.inHost(() => enableIPv6On(ifname)),
+      };
+    }
+    return this._ports;
   }
 
   /** libnftables context bound to the host netns. */

@@ -27,6 +27,7 @@ import { isSafeName } from '../util/validate.js';
 import { crashPoint } from './faults.js';
 import type { Host } from './host.js';
 import { recoverIfNeeded } from './reconcile.js';
+import { once, type Finding } from '../drivers/driver.js';
 
 // ---------------------------------------------------------------------------------------------- the spec (pure)
 
@@ -651,31 +652,6 @@ export function netemInspect(h: Host, containerId: string, view: Record<string, 
 
 // ---------------------------------------------------------------------------------------------- check / reconcile
 
-export interface NetemDifference {
-  kind: string;
-  detail: string;
-}
-
-/** Differences between the impairments recorded and the links' qdiscs (also nsnet qdiscs with no record). */
-export function checkNetem(h: Host): NetemDifference[] {
-  const diffs: NetemDifference[] = [];
-  const now = Date.now();
-  const rows = new Map(h.store.impairments().map((r) => [`${r.containerId} ${r.networkId}`, r]));
-  for (const r of rows.values()) {
-    if (r.pending) diffs.push({ kind: 'unfinished-netem', detail: `${h.store.containerById(r.containerId)?.name ?? r.containerId}` });
-    else if (r.expires !== null && r.expires <= now) diffs.push({ kind: 'netem-expired', detail: `${h.store.containerById(r.containerId)?.name ?? r.containerId}: expired ${new Date(r.expires).toISOString()}, still recorded` });
-  }
-  const known = new Set([...rows.values()].map((r) => r.linePid).filter((p): p is number => p !== null));
-  for (const pid of findDelayLines(h.root)) if (!known.has(pid)) diffs.push({ kind: 'orphan-netem', detail: `a delay line no impairment records (pid ${pid})` });
-  for (const { c, ep, net } of impairableLinks(h)) {
-    const r = rows.get(`${c.id} ${ep.networkId}`);
-    if (r?.pending) continue;
-    const d = linkDiff(h, c, ep, net, r ?? null);
-    if (d) diffs.push({ kind: r ? 'netem' : 'orphan-netem', detail: `${c.name} on ${net.name}: ${d}` });
-  }
-  return diffs;
-}
-
 /** Every link an impairment could be on (check and reconcile compare the same ones): each endpoint of a bridge-mode
  *  container whose netns exists (CNI attachments are the runtime's). */
 function* impairableLinks(h: Host): Generator<{ c: ContainerRecord; ep: EndpointRecord; net: NetworkRecord }> {
@@ -689,60 +665,91 @@ function* impairableLinks(h: Host): Generator<{ c: ContainerRecord; ep: Endpoint
   }
 }
 
-/** Finishes interrupted changes (back to the previous spec), removes expired and unrecorded impairments, restores
- *  recorded ones the kernel lost. Call with the lock held. */
-export function reconcileNetem(h: Host): string[] {
-  const actions: string[] = [];
-  for (const r of h.store.impairments()) {
-    if (!r.pending) continue;
-    const name = h.store.containerById(r.containerId)?.name ?? r.containerId;
-    h.store.tx(() => {
-      if (r.prev) h.store.putImpairment({ ...r, spec: r.prev, prev: null, pending: false, expires: null, healerPid: null, healerStart: null });
-      else h.store.deleteImpairment(r.containerId, r.networkId);
-    });
-    if (!r.prev) stopLine(r.linePid, r.lineStart);
-    actions.push(`rolled back the netem change of ${name}`);
-  }
+/** Impairments whose change was interrupted (rolled back to the previous spec), whose network is gone (dropped),
+ *  or whose --duration ran out (removed). The first of netem's two detectors (src/engine/reconcile.ts runs them in
+ *  order, so the second compares the links with what these repairs left). */
+export function diffNetemRows(h: Host): Finding[] {
+  const out: Finding[] = [];
+  const now = Date.now();
   const netIds = new Set(h.store.networks().map((n) => n.id));
+  const name = (r: ImpairmentRow) => h.store.containerById(r.containerId)?.name ?? r.containerId;
+  const expire = once(() => {
+    const expired = expireImpairments(h);
+    return expired ? [`removed ${expired} expired impairment(s)`] : [];
+  });
   for (const r of h.store.impairments()) {
-    if (netIds.has(r.networkId)) continue;
-    stopHealer(r);
-    stopLine(r.linePid, r.lineStart);
-    h.store.tx(() => h.store.deleteImpairment(r.containerId, r.networkId));
-    actions.push(`dropped the impairment of a removed network (${h.store.containerById(r.containerId)?.name ?? r.containerId})`);
-  }
-  const expired = expireImpairments(h);
-  if (expired) actions.push(`removed ${expired} expired impairment(s)`);
-  const rows = new Map(h.store.impairments().map((r) => [`${r.containerId} ${r.networkId}`, r]));
-  for (const { c, ep, net } of impairableLinks(h)) {
-    const r = rows.get(`${c.id} ${ep.networkId}`);
-    const d = linkDiff(h, c, ep, net, r ?? null);
-    if (!d) continue;
-    if (r) {
-      try {
-        const a = applyLink(h, c, ep, net, specOf(r), { pid: r.linePid, start: r.lineStart });
-        h.store.tx(() => h.store.setImpairmentApplied(c.id, r.networkId, JSON.stringify(a.spec), a.line?.pid ?? null, a.line?.start ?? null));
-        actions.push(`restored the impairment of ${c.name} on ${net.name}`);
-      } catch (e) {
-        actions.push(`could not restore the impairment of ${c.name} on ${net.name}: ${(e as Error).message}`);
-      }
-    } else {
-      removeLink(h, c, ep, { pid: null, start: null });
-      actions.push(`removed an unrecorded impairment of ${c.name} on ${net.name}`);
+    if (r.pending) {
+      out.push({
+        kind: 'unfinished-netem', detail: name(r),
+        repair: () => {
+          h.store.tx(() => {
+            if (r.prev) h.store.putImpairment({ ...r, spec: r.prev, prev: null, pending: false, expires: null, healerPid: null, healerStart: null });
+            else h.store.deleteImpairment(r.containerId, r.networkId);
+          });
+          if (!r.prev) stopLine(r.linePid, r.lineStart);
+          return [`rolled back the netem change of ${name(r)}`];
+        },
+      });
+    } else if (!netIds.has(r.networkId)) {
+      out.push({
+        kind: 'netem-network-gone', detail: `${name(r)}: an impairment on a removed network`, hidden: true,
+        repair: () => {
+          stopHealer(r);
+          stopLine(r.linePid, r.lineStart);
+          h.store.tx(() => h.store.deleteImpairment(r.containerId, r.networkId));
+          return [`dropped the impairment of a removed network (${name(r)})`];
+        },
+      });
+    } else if (r.expires !== null && r.expires <= now) {
+      out.push({ kind: 'netem-expired', detail: `${name(r)}: expired ${new Date(r.expires).toISOString()}, still recorded`, repair: expire });
     }
   }
-  // Delay lines no row records (a crash between their start and the record): ended.
-  const known = new Set(h.store.impairments().map((r) => r.linePid).filter((p): p is number => p !== null));
+  return out;
+}
+
+/** Links' qdiscs against the impairments recorded (restored, or removed when nothing records them), delay lines no
+ *  impairment records (ended), healers of timed impairments that died (started again). */
+export function diffNetemLinks(h: Host): Finding[] {
+  const out: Finding[] = [];
+  const rows = new Map(h.store.impairments().map((r) => [`${r.containerId} ${r.networkId}`, r]));
+  const known = new Set([...rows.values()].map((r) => r.linePid).filter((p): p is number => p !== null));
   for (const pid of findDelayLines(h.root)) {
     if (known.has(pid)) continue;
-    stopLine(pid, processStart(pid));
-    actions.push(`ended an unrecorded delay line (pid ${pid})`);
+    out.push({ kind: 'orphan-netem', detail: `a delay line no impairment records (pid ${pid})`, repair: () => { stopLine(pid, processStart(pid)); return [`ended an unrecorded delay line (pid ${pid})`]; } });
+  }
+  for (const { c, ep, net } of impairableLinks(h)) {
+    const r = rows.get(`${c.id} ${ep.networkId}`);
+    if (r?.pending) continue;
+    const d = linkDiff(h, c, ep, net, r ?? null);
+    if (!d) continue;
+    out.push({
+      kind: r ? 'netem' : 'orphan-netem', detail: `${c.name} on ${net.name}: ${d}`,
+      repair: () => {
+        if (!r) {
+          removeLink(h, c, ep, { pid: null, start: null });
+          return [`removed an unrecorded impairment of ${c.name} on ${net.name}`];
+        }
+        try {
+          const a = applyLink(h, c, ep, net, specOf(r), { pid: r.linePid, start: r.lineStart });
+          h.store.tx(() => h.store.setImpairmentApplied(c.id, r.networkId, JSON.stringify(a.spec), a.line?.pid ?? null, a.line?.start ?? null));
+          return [`restored the impairment of ${c.name} on ${net.name}`];
+        } catch (e) {
+          return [`could not restore the impairment of ${c.name} on ${net.name}: ${(e as Error).message}`];
+        }
+      },
+    });
   }
   // A healer that died (killed, or a reboot) while its impairment has a time: started again.
-  for (const r of h.store.impairments()) {
+  for (const r of rows.values()) {
     if (r.expires === null || r.pending || (r.healerPid && r.healerStart && isAlive(r.healerPid, r.healerStart))) continue;
-    const hl = startHealer(h, r.expires);
-    h.store.tx(() => h.store.setImpairmentHealer(r.containerId, r.networkId, hl.pid, hl.start));
+    out.push({
+      kind: 'netem-healer', detail: `${h.store.containerById(r.containerId)?.name ?? r.containerId}: the timer that ends its impairment is not running`, hidden: true,
+      repair: () => {
+        const hl = startHealer(h, r.expires!);
+        h.store.tx(() => h.store.setImpairmentHealer(r.containerId, r.networkId, hl.pid, hl.start));
+        return [];
+      },
+    });
   }
-  return actions;
+  return out;
 }

@@ -1,7 +1,8 @@
 // Network use cases: create, remove, prune, list. Each mutation: validate and plan (pure), persist as pending,
 // apply to the kernel, commit; on failure the kernel work is undone and the pending row removed.
 import crypto from 'node:crypto';
-import * as bridge from '../drivers/bridge.js';
+import { setupNetwork, teardownNetwork } from './drivers.js';
+import { DEFAULT_DRIVER, driverNames, hasDriver } from '../drivers/registry.js';
 import { DEFAULT_BRIDGE_SUBNET, pickSubnet, planDualIpam, planNetworkIpam } from '../ipam/ipam.js';
 import type { NetworkRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
@@ -106,7 +107,7 @@ export function defaultNetworkPreview(h: Host): NetworkRecord {
   } catch {
     // Its creation would fail right now (e.g. the subnet is taken): still shown, as it is configured.
     return {
-      id: defaultNetworkId(h), name: DEFAULT_NETWORK, driver: 'bridge', bridge: DEFAULT_BRIDGE_IF, subnet: DEFAULT_BRIDGE_SUBNET,
+      id: defaultNetworkId(h), name: DEFAULT_NETWORK, driver: DEFAULT_DRIVER, bridge: DEFAULT_BRIDGE_IF, subnet: DEFAULT_BRIDGE_SUBNET,
       gateway: '172.17.0.1', ipRange: null, enableIPv6: false, subnet6: null, gateway6: null, ipRange6: null,
       internal: false, icc: true, mtu: 1500, isDefault: true, labels: {}, options: {}, created: '',
     };
@@ -127,8 +128,8 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
       throw new UserError(`network name ${o.name} is reserved (a predefined network)`, 'invalid');
     }
   }
-  const driver = o.driver ?? 'bridge';
-  if (driver !== 'bridge') throw new UserError(`unsupported network driver ${JSON.stringify(driver)}: only "bridge" is available`, 'invalid');
+  const driver = o.driver ?? DEFAULT_DRIVER;
+  if (!hasDriver(driver)) throw new UserError(`unsupported network driver ${JSON.stringify(driver)}: available: ${driverNames().map((d) => JSON.stringify(d)).join(', ')}`, 'invalid');
   if (h.store.findNetwork(o.name) || h.store.allNetworksIncludingPending().some((n) => n.name === o.name)) {
     throw new UserError(`network with name ${o.name} already exists`, 'conflict');
   }
@@ -196,7 +197,7 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
   if (ipam6 && opts.host_binding_ipv4 !== undefined && !ipam) throw new UserError('option com.docker.network.bridge.host_binding_ipv4 needs IPv4 (the network is IPv6-only)', 'invalid');
   bridgeName = bridgeName.trim();
   return {
-    id, name: o.name, driver: 'bridge', bridge: bridgeName, subnet: ipam?.subnet ?? '', gateway: ipam?.gateway ?? '',
+    id, name: o.name, driver, bridge: bridgeName, subnet: ipam?.subnet ?? '', gateway: ipam?.gateway ?? '',
     ipRange: ipam?.ipRange ?? null, enableIPv6: !!ipam6, subnet6: ipam6?.subnet ?? null, gateway6: ipam6?.gateway ?? null,
     ipRange6: ipam6?.ipRange ?? null, internal: !!o.internal, icc, mtu, isDefault,
     labels: { ...(o.labels ?? {}) }, options: opts, created: new Date().toISOString(),
@@ -218,14 +219,14 @@ export function createNetwork(h: Host, o: NetworkCreateOptions, isDefault = fals
     crashPoint('network-create:persisted');
     try {
       writeNetworkCopy(h, n);
-      bridge.setupNetwork(h, n);
+      setupNetwork(h, n);
       crashPoint('network-create:bridge');
       h.store.tx(() => h.store.commitNetwork(n.id));
       applyFirewall(h);
       crashPoint('network-create:firewall');
       if (!n.isDefault) notifyDns(h);
     } catch (e) {
-      try { bridge.teardownNetwork(h, n); } catch { /* best effort */ }
+      try { teardownNetwork(h, n); } catch { /* best effort */ }
       try { removeNetworkCopy(h, n.id); } catch { /* best effort: a copy without its bridge is never read */ }
       undoOrReport(e, `network ${n.name}`, () => {
         h.store.tx(() => h.store.deleteNetwork(n.id));
@@ -278,7 +279,7 @@ export function removeNetwork(h: Host, ref: string): NetworkRecord {
       h.store.deleteNetwork(n.id);
     });
     crashPoint('network-rm:persisted');
-    bridge.teardownNetwork(h, n);
+    teardownNetwork(h, n);
     removeNetworkCopy(h, n.id);
     crashPoint('network-rm:bridge');
     h.store.tx(() => h.store.dropGarbage([gid]));

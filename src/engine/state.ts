@@ -19,9 +19,14 @@ export function errLogFile(h: Host, c: ContainerRecord): string {
 }
 
 /** Brings the stored state up to date with reality (a detached process may have ended since). */
+/** True when the store says running but the container's process is gone. A CNI container's processes are its
+ *  runtime's, not nsnet's (src/engine/cni-state.ts): it is up while attached. */
+export function hasEnded(c: ContainerRecord): boolean {
+  return c.state === 'running' && c.command[0] !== '<cni>' && !isAlive(c.pid, c.pidStart);
+}
+
 export function refreshState(h: Host, c: ContainerRecord): ContainerRecord {
-  // A CNI container's processes are its runtime's, not nsnet's (src/engine/cni-state.ts): it is up while attached.
-  if (c.state !== 'running' || c.command[0] === '<cni>' || isAlive(c.pid, c.pidStart)) return c;
+  if (!hasEnded(c)) return c;
   let code: number | null = null;
   let finished = new Date().toISOString();
   try {

@@ -165,7 +165,7 @@ export interface GarbageRow {
 
 function netFromRow(r: Row): NetworkRecord {
   return {
-    id: r.id as string, name: r.name as string, driver: 'bridge', bridge: r.bridge as string,
+    id: r.id as string, name: r.name as string, driver: r.driver as string, bridge: r.bridge as string,
     subnet: r.subnet as string, gateway: r.gateway as string, ipRange: (r.ip_range as string | null) ?? null,
     internal: !!r.internal, icc: !!r.icc, mtu: r.mtu as number, isDefault: !!r.is_default,
     enableIPv6: !!r.enable_ipv6, subnet6: (r.subnet6 as string | null) ?? null, gateway6: (r.gateway6 as string | null) ?? null,
