@@ -12,6 +12,7 @@ import * as C from './engine/containers.js';
 import { Host, type HostOptions } from './engine/host.js';
 import * as N from './engine/networks.js';
 import * as R from './engine/reconcile.js';
+import * as A from './engine/attach.js';
 import { rebuildAndReconcile, rebuildLines } from './engine/rebuild.js';
 import { UserError } from './util/errors.js';
 import { networkView } from './engine/views.js';
@@ -23,6 +24,24 @@ export type { HostOptions } from './engine/host.js';
 export type { CreateOptions, ConnectOptions } from './engine/containers.js';
 export type { NetworkCreateOptions } from './engine/networks.js';
 export type { NetworkSummary } from './engine/catalog.js';
+export type { AttachResult } from './engine/attach.js';
+
+/** A network namespace nsnet did not make, attached to a network (Nsnet.attach). */
+export interface AttachOptions {
+  /** Path of the netns: /run/netns/NAME, /proc/PID/ns/net, or any bind mount of one. */
+  netns: string;
+  /** The caller's id for what lives in that netns; (owner, ifname) is the attachment's key. */
+  owner: string;
+  /** Interface name inside the netns (default eth0). */
+  ifname?: string;
+  /** Network name or id. */
+  network: string;
+  aliases?: string[];
+  ip?: string;
+  mac?: string;
+  /** Published ports, `-p` syntax. */
+  ports?: string[];
+}
 export { UserError } from './util/errors.js';
 
 export class Nsnet {
@@ -83,6 +102,18 @@ export class Nsnet {
   disconnect(network: string, container: string, force = false): void {
     C.disconnect(this.host, network, container, force);
   }
+  /** Attaches a network namespace nsnet did not make (a runtime's, a sandbox's) to a network: an interface in it with
+   *  an address, the default route if it has none, its DNS names, published ports; covered by check and reconcile,
+   *  and removed by detach (the netns itself stays the caller's). What CNI ADD does. */
+  attach(o: AttachOptions): A.AttachResult {
+    const network = N.resolveNetwork(this.host, o.network);
+    return A.attachNetns(this.host, { netns: o.netns, owner: o.owner, ifname: o.ifname ?? 'eth0', network, aliases: o.aliases, ip: o.ip, mac: o.mac, ports: o.ports });
+  }
+  /** Detaches (owner, ifname) from the network; false when there was no such attachment. What CNI DEL does. */
+  detach(o: { owner: string; ifname?: string; network: string }): boolean {
+    return A.detachNetns(this.host, o.owner, o.ifname ?? 'eth0', N.resolveNetwork(this.host, o.network));
+  }
+
   /** Containers newest first (as `nsnet ps -a`), states refreshed. */
   containers(): ContainerRecord[] {
     return listContainers(this.host, true).map((x) => x.c);

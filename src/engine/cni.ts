@@ -3,46 +3,34 @@
 // pending, apply to the kernel, commit; a crash at any point (NSNET_CRASH_AT=cni-add:...) is rolled back or
 // finished by the next command (recoverIfNeeded / reconcile). The runtime owns the netns at CNI_NETNS: nsnet only
 // ever adds or removes its own veth there, never deletes the netns or signals a process inside it.
-import crypto from 'node:crypto';
-import { attachEndpoint, detachEndpoint } from './drivers.js';
+import { AttachError, attachNetns, attachmentOwnerId, detachNetns, removeAttachments, type AttachResult } from './attach.js';
 import {
   addResult, CniError, CODES, compareVersions, type Attachment, type CniEnv, type NetConf,
 } from '../cni/protocol.js';
-import { allocateIp, checkStaticIp, macFromIp } from '../ipam/ipam.js';
+import { allocateIp } from '../ipam/ipam.js';
 import { Netlink, NetlinkError } from '../kernel/netlink.js';
 import { closeFd } from '../kernel/netns.js';
-import { writeSysctl } from '../kernel/sysctl.js';
-import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
+import type { NetworkRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
 import { canonicalPrefix, parsePrefix } from '../util/addr.js';
 import { validateAlias } from '../util/validate.js';
-import { CNI_MARK, cniRow, cniRowsOn, dropCniRows, insertCniRow, openRuntimeNetns, retireInterface, type CniRow } from './cni-state.js';
+import { cniRow, cniRowsOn, openRuntimeNetns } from './cni-state.js';
 import { hostResolvConf, usableUpstreams } from './etc.js';
-import { crashPoint } from './faults.js';
-import { applyFirewall, applyPortDelta, containerPorts, missingDnat } from './firewall.js';
+import { containerPorts, missingDnat } from './firewall.js';
 import { TABLE } from '../firewall/ruleset.js';
 import type { Host } from './host.js';
 import { createNetwork, DEFAULT_NETWORK, ensureDefaultNetwork } from './networks.js';
-import { resolvePorts } from './ports.js';
 import { recoverIfNeeded } from './reconcile.js';
-import { notifyDnsContainer, resolverRunning } from './dnsctl.js';
+import { resolverRunning } from './dnsctl.js';
 
-/** The container row of a runtime's container: one per CNI_CONTAINERID (its attachments to several networks are
- *  its endpoints), with a stable id so that a retried ADD finds what an interrupted one left. */
-export function cniContainerId(runtimeId: string): string {
-  return crypto.createHash('sha256').update(`nsnet-cni\0${runtimeId}`).digest('hex');
-}
-
-function rowName(h: Host, runtimeId: string): string {
-  const base = `cni-${runtimeId.slice(0, 12)}`;
-  if (!h.store.nameTaken(base)) return base;
-  return `${base}-${cniContainerId(runtimeId).slice(0, 8)}`;
-}
+/** The container row of a runtime's container (src/engine/attach.ts). */
+export const cniContainerId = attachmentOwnerId;
 
 /** UserErrors of the engine as CNI errors: bad input is an invalid configuration (7), a taken address or port is
  *  a conflict (101), the rest a refusal (102). */
 function asCni(e: unknown, invalidCode: number = CODES.invalidConfig): never {
   if (e instanceof CniError) throw e;
+  if (e instanceof AttachError) throw new CniError(e.reason === 'exists' ? CODES.exists : CODES.invalidEnv, e.message, e.details || undefined);
   if (e instanceof UserError) {
     const code = e.code === 'invalid' || e.code === 'notfound' ? invalidCode : e.code === 'conflict' ? CODES.conflict : CODES.refused;
     throw new CniError(code, e.message);
@@ -129,139 +117,29 @@ export function cniAdd(h: Host, env: CniEnv, conf: NetConf): Record<string, unkn
     try { validateAlias(a); } catch (e) { asCni(e); }
     if (!names.includes(a)) names.push(a);
   }
-  const o = openNetnsOf(env);
+  let r: AttachResult;
   try {
-    return h.lock.with(() => {
-      recoverIfNeeded(h);
-      const net = ensureNetwork(h, conf);
-      if (cniRow(h, net.id, env.containerId, env.ifname)) {
-        throw new CniError(CODES.exists, `container ${env.containerId} is already attached to network ${net.name} as ${env.ifname}`, 'DEL it first');
-      }
-      if (o.cnl.ifindex(env.ifname) !== null) {
-        throw new CniError(CODES.exists, `interface ${env.ifname} already exists in ${env.netns}`);
-      }
-      const cid = cniContainerId(env.containerId);
-      const existing = h.store.containerById(cid);
-      if (existing && h.store.endpointsOf(cid).some((e) => e.networkId === net.id)) {
-        throw new CniError(CODES.exists, `container ${env.containerId} is already attached to network ${net.name} (under another interface name)`, 'nsnet gives a container one interface per network');
-      }
-      // IPv6 through CNI (an ipam result with both families) is not built: refused, not half-attached.
-      if (!net.subnet) throw new CniError(CODES.invalidConfig, `network ${net.name} is IPv6-only: CNI attachments are IPv4 only in nsnet`);
-      let ports: PortMapping[] = [];
-      // Published ports belong to the container: made with its first attachment (a runtime passes the same
-      // mappings to every network's ADD; they are published once, on the container's first network).
-      if (!existing && conf.portMappings.length && !net.internal) {
-        try { ports = resolvePorts(h, portSpecs(conf)); } catch (e) { asCni(e); }
-      }
-      const prefix = parsePrefix(net.subnet).bits;
-      let staticIp: string | undefined;
-      if (conf.ips.length) {
-        const [addr, p] = conf.ips[0].split('/');
-        if (p !== undefined && Number(p) !== prefix) throw new CniError(CODES.invalidConfig, `requested address ${conf.ips[0]}: the prefix of network ${net.name} is /${prefix} (${net.subnet})`);
-        staticIp = addr;
-      }
-      const now = new Date().toISOString();
-      const c: ContainerRecord = existing ?? {
-        id: cid, name: rowName(h, env.containerId), mode: 'bridge', modeTarget: null, netns: '',
-        command: [CNI_MARK, env.containerId], ports, dns: conf.dns.servers, autoRemove: false, state: 'running',
-        pid: null, pidStart: null, exitCode: null, created: now, started: now, finished: null, used: false,
-      };
-      let ep!: EndpointRecord;
-      h.store.tx(() => {
-        const inUse = h.store.addressesOf(net.id);
-        let ip: string;
-        try {
-          if (staticIp !== undefined) {
-            checkStaticIp(net, staticIp, inUse);
-            ip = staticIp;
-          } else {
-            ip = allocateIp(net, inUse, h.store.lastIp(net.id), net.name);
-          }
-        } catch (e) {
-          asCni(e);
-        }
-        ep = {
-          containerId: cid, containerName: c.name, networkId: net.id, ifname: env.ifname,
-          hostIf: 'nsv' + crypto.randomBytes(4).toString('hex'), ip, mac: conf.mac ?? macFromIp(ip), aliases: names, staticIp: staticIp !== undefined,
-        };
-        if (!existing) h.store.insertContainer(c, true);
-        h.store.insertEndpoint(ep, true);
-        if (!ep.staticIp) h.store.setLastIp(net.id, ep.ip);
-      });
-      crashPoint('cni-add:persisted');
-      let defaultRoute = false;
-      try {
-        defaultRoute = !o.cnl.routes(4).some((r) => r.prefixLen === 0);
-        attachEndpoint(h, net, ep, { nsFd: o.fd, cnl: o.cnl, defaultRoute });
-        // IPv4-only networks, as nsnet's own containers: no IPv6 on this interface (link-local, or addresses from a
-        // forged router advertisement), so no IPv6 path between containers bypasses the IPv4 firewall (icc=false).
-        // Only our interface: the rest of the netns is the runtime's.
-        try { writeSysctl(`net.ipv6.conf.${env.ifname.replace(/\./g, '/')}.disable_ipv6`, '1', o.fd); } catch { /* no IPv6 in this kernel/netns */ }
-        crashPoint('cni-add:attached');
-        h.store.tx(() => {
-          if (existing) h.store.commitEndpoint(cid, net.id);
-          else h.store.commitContainer(cid);
-          insertCniRow(h, { networkId: net.id, runtimeId: env.containerId, ifname: env.ifname, containerId: cid, netnsPath: env.netns, defaultRoute, created: now });
-        });
-        crashPoint('cni-add:committed');
-      } catch (e) {
-        try { detachEndpoint(h, ep); } catch { /* reconcile */ }
-        h.store.tx(() => {
-          h.store.deleteEndpoint(cid, net.id);
-          if (!existing) h.store.deleteContainer(cid);
-        });
-        if (e instanceof NetlinkError && e.code === 'EEXIST') throw new CniError(CODES.exists, `interface ${env.ifname} already exists in ${env.netns}`, e.message);
-        asCni(e);
-      }
-      if (ports.length) applyPortDelta(h, containerPorts(h, c), []);
-      crashPoint('cni-add:firewall');
-      // The name resolves when ADD returns: the runtime starts the container's processes right after.
-      if (!net.isDefault) notifyDnsContainer(h, cid, 'wait');
-      const brLink = h.nl.linkByName(net.bridge);
-      const hostLink = h.nl.linkByName(ep.hostIf);
-      return addResult(conf.cniVersion, {
-        bridge: { name: net.bridge, mac: brLink?.mac ?? macFromIp(net.gateway), mtu: net.mtu },
-        host: { name: ep.hostIf, mac: hostLink?.mac ?? '', mtu: net.mtu },
-        container: { name: ep.ifname, mac: ep.mac, mtu: net.mtu, sandbox: env.netns },
-        address: ep.ip, prefix, gateway: net.gateway, defaultRoute, ...dnsOf(h, net, conf),
-      }, conf.prevResult);
+    r = attachNetns(h, {
+      netns: env.netns, owner: env.containerId, ifname: env.ifname, network: () => ensureNetwork(h, conf), aliases: names,
+      ip: conf.ips[0], mac: conf.mac, ports: conf.portMappings.length ? portSpecs(conf) : [], dns: conf.dns.servers,
     });
-  } finally {
-    closeOpened(o);
+  } catch (e) {
+    if (e instanceof AttachError && e.reason === 'netns') throw new CniError(CODES.invalidEnv, `CNI_NETNS ${env.netns} is not a network namespace`, e.details);
+    asCni(e);
   }
-}
-
-/** Removes attachments and brings the firewall and the resolver in step. Call with the host lock held. */
-function removeAttachments(h: Host, rows: CniRow[], point: 'cni-del' | 'cni-gc', lazy = false): void {
-  if (!rows.length) return;
-  const before = new Map<string, ReturnType<typeof containerPorts>>();
-  for (const r of rows) {
-    const c = h.store.containerById(r.containerId);
-    if (c && c.ports.length && !before.has(c.id)) before.set(c.id, containerPorts(h, c));
-  }
-  const { containers, unfinished } = dropCniRows(h, rows, point, lazy);
-  // Ports of a container removed entirely: one delta; of one that keeps another network: they may have moved.
-  const removed = [...before.entries()].filter(([id]) => !h.store.containerById(id)).flatMap(([, p]) => p);
-  if ([...before.keys()].some((id) => h.store.containerById(id))) applyFirewall(h);
-  else if (removed.length) applyPortDelta(h, [], removed);
-  crashPoint(`${point}:firewall`);
-  h.store.tx(() => h.store.dropGarbage(unfinished));
-  for (const id of containers) notifyDnsContainer(h, id, 'signal');
+  const { endpoint: ep, network: net } = r;
+  return addResult(conf.cniVersion, {
+    bridge: { name: net.bridge, mac: r.bridgeMac, mtu: net.mtu },
+    host: { name: ep.hostIf, mac: r.hostMac, mtu: net.mtu },
+    container: { name: ep.ifname, mac: ep.mac, mtu: net.mtu, sandbox: env.netns },
+    address: ep.ip, prefix: r.prefix, gateway: net.gateway, defaultRoute: r.defaultRoute, ...dnsOf(h, net, conf),
+  }, conf.prevResult);
 }
 
 /** DEL: best effort and idempotent; success when there is nothing (left) to remove. */
 export function cniDel(h: Host, env: CniEnv, conf: NetConf): void {
-  h.lock.with(() => {
-    recoverIfNeeded(h);
-    const net = h.store.networks().find((x) => x.name === conf.name);
-    if (!net) return;
-    const row = cniRow(h, net.id, env.containerId, env.ifname);
-    if (!row) return;
-    const ep = h.store.endpointsOf(row.containerId).find((e) => e.networkId === net.id);
-    if (ep) retireInterface(row, ep, parsePrefix(net.subnet).bits);
-    crashPoint('cni-del:netns');
-    removeAttachments(h, [row], 'cni-del', true);
-  });
+  const net = h.store.networks().find((x) => x.name === conf.name);
+  if (net) detachNetns(h, env.containerId, env.ifname, net);
 }
 
 /** CHECK: the attachment exists and its interface, address, route, host veth and published ports are in place. */
