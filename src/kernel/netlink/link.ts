@@ -94,7 +94,7 @@ export function encSetLink(w: NlWriter, index: number, flags: number, change: nu
 }
 
 export function noAliasInBatch(op: string, o: object): void {
-  if ((o as { alias?: unknown }).alias !== undefined) {
+  if (o && (o as { alias?: unknown }).alias !== undefined) {
     throw invalid(op, 'alias cannot be set by a batched create (use Netlink.' + op + ', or setAlias in a later batch)');
   }
 }
