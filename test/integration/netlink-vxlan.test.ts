@@ -159,6 +159,18 @@ test('overlay across two hosts: vxlan + FDB + permanent neighbours through nsnet
   assert.match(tooBig.out, /message too long, mtu ?= ?1450/i, 'refused locally, at the container\'s MTU');
   // a 1450-byte packet (the container MTU) fills the underlay's 1500 exactly: it passes too
   assert.ok(ping(a.container, C_IP[1], ['-M', 'do', '-s', '1422', '-c', '1', '-W', '2']).ok, 'MTU underlay-50 is exact');
+  // a container MTU above the vxlan device's: the bridge drops the frames too big for the vx0 port without a word
+  // (no ICMP "frag needed", no local error): big packets vanish, small ones pass
+  const eth0 = must(a.container.nl.ifindex('eth0'), 'c1 eth0');
+  const vc0 = must(a.ns.nl.ifindex('vc0'), 'vc0');
+  a.ns.nl.setMtu(vc0, 1500);
+  a.container.nl.setMtu(eth0, 1500);
+  const lost = ping(a.container, C_IP[1], ['-M', 'do', '-s', '1472', '-c', '1', '-W', '2']);
+  assert.equal(lost.ok, false, lost.out);
+  assert.doesNotMatch(lost.out, /too long|frag/i, 'nobody tells the sender');
+  assert.ok(ping(a.container, C_IP[1], ['-c', '1', '-W', '2']).ok, 'small packets still pass');
+  a.container.nl.setMtu(eth0, 1450);
+  a.ns.nl.setMtu(vc0, 1450);
 
   // --- the entries listed back (nsnet's dump and iproute2's agree)
   assert.deepEqual(own(a.ns.nl.fdbEntries(a.vx)).sort(), [[FLOOD_MAC, U_IP[1]], [C_MAC[1], U_IP[1]]]);
