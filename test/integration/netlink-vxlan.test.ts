@@ -149,6 +149,16 @@ test('overlay across two hosts: vxlan + FDB + permanent neighbours through nsnet
   const cn = JSON.parse(execFileSync('ip', ['-n', a.container.name, '-j', 'neigh', 'show', C_IP[1]], { encoding: 'utf8' }))[0];
   assert.equal(cn.lladdr, C_MAC[1], 'the container learnt c2\'s MAC from the proxy answer');
 
+  // --- IPv6 inside the overlay: ND is answered by the proxy from permanent IPv6 entries the same way
+  for (const [i, h] of [a, b].entries()) {
+    const e = must(h.container.nl.ifindex('eth0'), 'eth0');
+    h.container.nl.addAddress(e, `fd00:90::${i + 1}`, 64, { nodad: true });
+  }
+  assert.equal(ping(a.container, 'fd00:90::2', ['-c', '1', '-W', '2']).ok, false, 'no ND entry: the solicitation is not sent across');
+  a.ns.nl.addNeighbour(a.vx, 'fd00:90::2', C_MAC[1]);
+  b.ns.nl.addNeighbour(b.vx, 'fd00:90::1', C_MAC[0]);
+  assert.ok(pingUntil(a.container, 'fd00:90::2'), 'c1 -> c2 over IPv6 in the overlay');
+
   // --- MTU: a 1400-byte IPv4 packet with DF passes (1372 + 8 ICMP + 20 IP; 1450 outside the tunnel + 50 = 1500 on
   // the underlay); a 1451-byte one is refused at the container's own MTU 1450
   const big = ping(a.container, C_IP[1], ['-M', 'do', '-s', '1372', '-c', '2', '-W', '2']);
