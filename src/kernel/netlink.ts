@@ -12,7 +12,7 @@
 //   netlink/filter.ts  tc filters (classic-BPF cls_bpf)
 //   netlink/batch.ts   NetlinkBatch: mutations of every family queued for one send()
 // Callers import from here only: the Netlink class (one socket) and the types and helpers re-exported below.
-// A new family (traffic control, neighbours, vxlan links, ...) is a file under netlink/ (see the header of
+// A new family (or link kind, as vxlan.ts) is a file under netlink/ (see the header of
 // netlink/wire.ts): its encoders write into an NlWriter, its requests go through the primitives every Netlink has
 // (exec(w, isBatch, MODE_*, parser), dump(op, type, header, parser), request(): netlink/socket.ts), and its
 // mutations join NetlinkBatch (netlink/batch.ts) so that they can share one send() with the others.

@@ -11,7 +11,7 @@ import { formatMac, parseMacInto } from './text.js';
 import { addrText } from './addr.js';
 import {
   AF_BRIDGE, AF_INET, AF_INET6, AF_UNSPEC, NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST,
-  RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH, NlWriter, checkIndex, invalid, ipOf, macAttr,
+  NLA_TYPE_MASK, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH, NlWriter, checkIndex, invalid, ipOf, macAttr,
 } from './wire.js';
 
 // linux/neighbour.h
@@ -168,7 +168,7 @@ export function parseFdb(b: Buffer, off: number, end: number): FdbInfo | null {
     const alen = b.readUInt16LE(a);
     if (alen < 4 || a + alen > end) break;
     const n = alen - 4;
-    switch (b.readUInt16LE(a + 2) & 0x3fff) {
+    switch (b.readUInt16LE(a + 2) & NLA_TYPE_MASK) {
       case NDA_LLADDR: f.mac = formatMac(b, a + 4, n); break;
       case NDA_DST: if (n === 4) f.dst = addrText(b, a + 4, AF_INET); else if (n === 16) f.dst = addrText(b, a + 4, AF_INET6); break;
       case NDA_MASTER: if (n >= 4) f.master = b.readUInt32LE(a + 4) || null; break;
@@ -195,7 +195,7 @@ export function parseNeighbour(b: Buffer, off: number, end: number): NeighbourIn
   for (let a = off + 12; a + 4 <= end;) {
     const alen = b.readUInt16LE(a);
     if (alen < 4 || a + alen > end) break;
-    const t = b.readUInt16LE(a + 2) & 0x3fff;
+    const t = b.readUInt16LE(a + 2) & NLA_TYPE_MASK;
     if (t === NDA_DST && alen - 4 >= n) ip = addrText(b, a + 4, family);
     else if (t === NDA_LLADDR) mac = formatMac(b, a + 4, alen - 4);
     a += (alen + 3) & ~3;

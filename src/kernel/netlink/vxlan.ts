@@ -5,7 +5,7 @@
 // Byte orders (docs/kernel-notes.md §17): IFLA_VXLAN_PORT is a u16 in NETWORK byte order (4789 = 12 b5), the
 // addresses are raw bytes (network order), ID/LINK/AGEING are host-order u32, TTL/LEARNING/PROXY u8.
 import { formatIpv4, formatIpv6 } from './text.js';
-import { NlWriter, checkIndex, invalid, ipOf } from './wire.js';
+import { NLA_TYPE_MASK, NlWriter, checkIndex, invalid, ipOf } from './wire.js';
 
 export const IFLA_VXLAN_ID = 1;
 export const IFLA_VXLAN_GROUP = 2;
@@ -31,8 +31,8 @@ export interface VxlanOptions {
   local?: string;
   /** Destination UDP port, 4789 by default (VXLAN_PORT). */
   port?: number;
-  /** ifindex of the underlay device: the MTU defaults to its MTU − 50 (IPv4) / − 70 (IPv6), and the kernel
-   *  refuses a larger one; without it the MTU defaults to 1500. */
+  /** ifindex of the underlay device: the MTU defaults to its MTU − 50 (IPv4) / − 70 (IPv6), a larger `mtu` is
+   *  clamped to that at creation (and refused by a later setMtu: EINVAL); without it the MTU defaults to 1500. */
   link?: number;
   /** IP TTL of the encapsulated packets, 1..255 (0 or omitted: the route's default). */
   ttl?: number;
@@ -102,7 +102,7 @@ export function parseVxlanData(b: Buffer, s: number, e: number): VxlanInfo {
     if (alen < 4 || a + alen > e) break;
     const n = alen - 4;
     const p = a + 4;
-    switch (b.readUInt16LE(a + 2) & 0x3fff) {
+    switch (b.readUInt16LE(a + 2) & NLA_TYPE_MASK) {
       case IFLA_VXLAN_ID: if (n >= 4) v.vni = b.readUInt32LE(p); break;
       case IFLA_VXLAN_PORT: if (n >= 2) v.port = b.readUInt16BE(p); break;
       case IFLA_VXLAN_LOCAL: if (n >= 4) v.local = formatIpv4(b, p); break;
