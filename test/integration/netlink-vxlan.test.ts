@@ -1,9 +1,9 @@
 // Integration test of the overlay data plane's kernel side (src/kernel/netlink/vxlan.ts, neigh.ts) against the real
-// kernel: two "hosts" (throwaway netns) joined by a veth underlay (192.0.2.1/24 - 192.0.2.2/24), on each a bridge,
-// a vxlan device (VNI 42, UDP 4789, learning off, ARP proxy on) and a "container" netns with a veth on the bridge,
-// all made, and the FDB and neighbour entries programmed, through nsnet's netlink client only (no multicast, no
-// learning). `ip`, `bridge` and `ping` only observe. Every netns is deleted when the test ends, even on failure.
-// Needs root.
+// kernel: two "hosts" (throwaway netns, named nlt-vx*) joined by a veth underlay (192.0.2.1/24 - 192.0.2.2/24), on
+// each a bridge, a vxlan device (VNI 42, UDP 4789, learning off, ARP proxy on) and a "container" netns with a veth on
+// the bridge, all made, and the FDB and neighbour entries programmed, through nsnet's netlink client only (no
+// multicast, no learning). `ip`, `bridge`, `ss` and `ping` only observe. Every netns is deleted when the test ends,
+// even on failure. Needs root.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -22,7 +22,7 @@ interface Ns {
 
 /** A throwaway netns with a socket in it (lo up); removed when the test ends, whatever happens. */
 function netns(t: TestContext, tag: string): Ns {
-  const name = `nlx-${tag}-${crypto.randomBytes(3).toString('hex')}`;
+  const name = `nlt-vx${tag}-${crypto.randomBytes(3).toString('hex')}`; // nlt-: covered by the suite's leak guard
   const ns: { name: string; fd: number; nl: Netlink | null } = { name, fd: -1, nl: null };
   t.after(() => {
     ns.nl?.close();
@@ -126,9 +126,11 @@ test('overlay across two hosts: vxlan + FDB + permanent neighbours through nsnet
   assert.deepEqual(l.vxlan, { vni: VNI, port: 4789, local: U_IP[0], group: null, learning: false, proxy: true, link: u1, ttl: 0 });
   const j = JSON.parse(execFileSync('ip', ['-n', h1.name, '-d', '-j', 'link', 'show', 'dev', 'vx0'], { encoding: 'utf8' }))[0];
   assert.equal(j.linkinfo.info_kind, 'vxlan');
+  const d = j.linkinfo.info_data;
   assert.deepEqual(
-    { id: j.linkinfo.info_data.id, port: j.linkinfo.info_data.port, local: j.linkinfo.info_data.local, learning: j.linkinfo.info_data.learning, proxy: j.linkinfo.info_data.proxy, link: j.linkinfo.info_data.link },
+    { id: d.id, port: d.port, local: d.local, learning: d.learning, proxy: d.proxy, link: d.link },
     { id: VNI, port: 4789, local: U_IP[0], learning: false, proxy: true, link: 'ul0' },
+    'iproute2 reads the same configuration',
   );
   assert.equal(j.master, 'br0');
   // The kernel listens on UDP 4789 in the host's netns (the vxlan socket, bound to any address)
