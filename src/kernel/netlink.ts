@@ -3,14 +3,16 @@
 //   netlink/wire.ts    protocol constants, the request encoder (NlWriter), argument checks, attribute parsing
 //   netlink/text.ts    address, MAC and interface-name text <-> bytes
 //   netlink/socket.ts  the transport (NetlinkSocket: open, exec, dump, errors)
-//   netlink/link.ts    links (bridge, veth, flags, master, MTU, alias, name, MAC; bridge ports)
+//   netlink/link.ts    links (bridge, veth, vxlan, flags, master, MTU, alias, name, MAC; bridge ports)
+//   netlink/vxlan.ts   the vxlan link kind's attributes (VNI, local address, UDP port, learning, proxy, underlay)
+//   netlink/neigh.ts   neighbour entries (ARP/ND) and FDB entries (a vxlan device's remotes)
 //   netlink/addr.ts    interface addresses
 //   netlink/route.ts   routes
 //   netlink/qdisc.ts   tc qdiscs (clsact)
 //   netlink/filter.ts  tc filters (classic-BPF cls_bpf)
 //   netlink/batch.ts   NetlinkBatch: mutations of every family queued for one send()
 // Callers import from here only: the Netlink class (one socket) and the types and helpers re-exported below.
-// A new family (traffic control, neighbours, vxlan links, ...) is a file under netlink/ (see the header of
+// A new family (or link kind, as vxlan.ts) is a file under netlink/ (see the header of
 // netlink/wire.ts): its encoders write into an NlWriter, its requests go through the primitives every Netlink has
 // (exec(w, isBatch, MODE_*, parser), dump(op, type, header, parser), request(): netlink/socket.ts), and its
 // mutations join NetlinkBatch (netlink/batch.ts) so that they can share one send() with the others.
@@ -21,9 +23,11 @@ import { NetlinkBatch } from './netlink/batch.js';
 import { addresses, type AddrInfo, type AddressOptions } from './netlink/addr.js';
 import { deleteFilter, filters, type BpfFilterSpec, type TcFilterInfo, type TcTarget } from './netlink/filter.js';
 import {
-  bridgePorts, encBridge, encVeth, ifindex, linkByIndex, linkByName, links, type BridgeOptions, type BridgePortInfo, type LinkInfo,
-  type VethOptions,
+  bridgePorts, encBridge, encVeth, encVxlan, ifindex, linkByIndex, linkByName, links, type BridgeOptions, type BridgePortInfo,
+  type LinkInfo, type VethOptions,
 } from './netlink/link.js';
+import { fdbEntries, neighbours, type FdbInfo, type NeighbourInfo } from './netlink/neigh.js';
+import type { VxlanOptions } from './netlink/vxlan.js';
 import { deleteClsact, qdiscs, type QdiscInfo } from './netlink/qdisc.js';
 import { RT_TABLE_MAIN, routes, type RouteInfo, type RouteSpec } from './netlink/route.js';
 import { MODE_ACK, NetlinkSocket, openRouteSocket, openRouteSocketIn } from './netlink/socket.js';
@@ -34,12 +38,14 @@ export { NetlinkBatch } from './netlink/batch.js';
 export type { AddrInfo, AddressOptions } from './netlink/addr.js';
 export { encodeSockFilter, parseTcFilter, type BpfFilterSpec, type SockFilter, type TcFilterInfo, type TcTarget } from './netlink/filter.js';
 export { parseBridgePort, parseLink, type BridgeOptions, type BridgePortInfo, type LinkInfo, type VethOptions } from './netlink/link.js';
+export { FLOOD_MAC, parseFdb, parseNeighbour, type FdbInfo, type NeighbourInfo } from './netlink/neigh.js';
 export { TC_INGRESS, parseQdisc, type QdiscInfo } from './netlink/qdisc.js';
 export { RT_TABLE_MAIN, type RouteInfo, type RouteSpec } from './netlink/route.js';
 export { MODE_ACK, MODE_DUMP, MODE_GET, NetlinkSocket, type Parser } from './netlink/socket.js';
 export {
   formatIp, formatIpv4, formatIpv6, formatMac, parseIp, parseIpInto, parseIpv4Into, parseIpv6Into, parseMac, parseMacInto, validIfName,
 } from './netlink/text.js';
+export { VXLAN_PORT, parseVxlanData, type VxlanInfo, type VxlanOptions } from './netlink/vxlan.js';
 export { NetlinkError, NlWriter } from './netlink/wire.js';
 
 /**
@@ -101,6 +107,20 @@ export class Netlink extends NetlinkSocket {
     encVeth(w, hostName, peerName, peerNetnsFd, o);
     this.exec(w, false, MODE_ACK, null);
     return this.created('createVeth', hostName, o.alias);
+  }
+
+  /**
+   * Creates a vxlan device `name` (VNI, underlay local address, UDP port 4789 by default, learning off unless
+   * `o.learning`, optional underlay `link`, TTL, ARP/ND `proxy`, MTU, MAC, master, alias, up) and returns its
+   * ifindex. EEXIST if an interface of that name exists, or another vxlan device of this netns has the same VNI
+   * and port. Remotes are FDB entries (addFdb, appendFdb); docs/kernel-notes.md §17.
+   */
+  createVxlan(name: string, o: VxlanOptions): number {
+    if (o && o.alias !== undefined) checkAlias('createVxlan', o.alias);
+    const w = this.single().w;
+    encVxlan(w, name, o);
+    this.exec(w, false, MODE_ACK, null);
+    return this.created('createVxlan', name, o.alias);
   }
 
   /**
@@ -210,6 +230,42 @@ export class Netlink extends NetlinkSocket {
   /** All interfaces of this netns (RTM_GETLINK dump, without statistics). */
   links(): LinkInfo[] {
     return links(this);
+  }
+
+  /** See NetlinkBatch.addFdb. */
+  addFdb(index: number, mac: string, dst: string, o: { replace?: boolean } = {}): void {
+    this.exec(this.single().addFdb(index, mac, dst, o).w, false, MODE_ACK, null);
+  }
+
+  /** See NetlinkBatch.appendFdb. */
+  appendFdb(index: number, mac: string, dst: string): void {
+    this.exec(this.single().appendFdb(index, mac, dst).w, false, MODE_ACK, null);
+  }
+
+  /** See NetlinkBatch.deleteFdb. */
+  deleteFdb(index: number, mac: string, dst?: string): void {
+    this.exec(this.single().deleteFdb(index, mac, dst).w, false, MODE_ACK, null);
+  }
+
+  /** FDB entries of one device (RTM_GETNEIGH dump, AF_BRIDGE): a vxlan device's own (self) entries, and the
+   *  bridge's entries for it when it is a bridge port. */
+  fdbEntries(index: number): FdbInfo[] {
+    return fdbEntries(this, index);
+  }
+
+  /** See NetlinkBatch.addNeighbour. */
+  addNeighbour(index: number, ip: string, mac: string, o: { replace?: boolean } = {}): void {
+    this.exec(this.single().addNeighbour(index, ip, mac, o).w, false, MODE_ACK, null);
+  }
+
+  /** See NetlinkBatch.deleteNeighbour. */
+  deleteNeighbour(index: number, ip: string): void {
+    this.exec(this.single().deleteNeighbour(index, ip).w, false, MODE_ACK, null);
+  }
+
+  /** Neighbour (ARP/ND) entries of this netns, optionally of one device and/or family. */
+  neighbours(index?: number, family?: 4 | 6): NeighbourInfo[] {
+    return neighbours(this, index, family);
   }
 
   /** Adds an IPv4 or IPv6 address (EEXIST if present). `o.broadcast` ('+' = computed) and `o.nodad` optional. */

@@ -5,8 +5,10 @@ import { encAddAddress, encDeleteAddress, type AddressOptions } from './addr.js'
 import { encAddBpfFilter, type BpfFilterSpec, type TcTarget } from './filter.js';
 import {
   encBridge, encDeleteLink, encSetAlias, encSetBridgePort, encSetDown, encSetMac, encSetMaster, encSetMtu, encSetName, encSetUp,
-  encVeth, noAliasInBatch, type BridgeOptions, type VethOptions,
+  encVeth, encVxlan, noAliasInBatch, type BridgeOptions, type VethOptions,
 } from './link.js';
+import { encAddFdb, encAddNeighbour, encAppendFdb, encDeleteFdb, encDeleteNeighbour } from './neigh.js';
+import type { VxlanOptions } from './vxlan.js';
 import { encAddClsact } from './qdisc.js';
 import { encAddRoute, encDeleteRoute, type RouteSpec } from './route.js';
 import { NlWriter } from './wire.js';
@@ -43,6 +45,13 @@ export class NetlinkBatch {
   createVeth(hostName: string, peerName: string, peerNetnsFd: number, o: Omit<VethOptions, 'alias'> = {}): this {
     noAliasInBatch('createVeth', o);
     encVeth(this.w, hostName, peerName, peerNetnsFd, o);
+    return this;
+  }
+
+  /** Creates a vxlan device (see Netlink.createVxlan; no `alias` here). */
+  createVxlan(name: string, o: Omit<VxlanOptions, 'alias'>): this {
+    noAliasInBatch('createVxlan', o);
+    encVxlan(this.w, name, o);
     return this;
   }
 
@@ -137,6 +146,39 @@ export class NetlinkBatch {
   /** Deletes a route matching dst/prefixLen (and gateway/oif/table/metric when given). */
   deleteRoute(r: RouteSpec): this {
     encDeleteRoute(this.w, r);
+    return this;
+  }
+
+  /** Unicast FDB entry `mac` -> remote `dst` on a vxlan device (NTF_SELF, permanent): EEXIST if `mac` has one,
+   *  unless `o.replace` (created or moved: idempotent). The all-zeros/multicast MACs: appendFdb. */
+  addFdb(index: number, mac: string, dst: string, o: { replace?: boolean } = {}): this {
+    encAddFdb(this.w, index, mac, dst, o);
+    return this;
+  }
+
+  /** Adds the remote `dst` to the flood list (the all-zeros MAC, FLOOD_MAC) or to a multicast MAC's list
+   *  (NLM_F_APPEND; a remote already there is not added twice, no error). */
+  appendFdb(index: number, mac: string, dst: string): this {
+    encAppendFdb(this.w, index, mac, dst);
+    return this;
+  }
+
+  /** Deletes one remote (`dst`) of an FDB entry, or the whole entry (ENOENT if `mac` has none). */
+  deleteFdb(index: number, mac: string, dst?: string): this {
+    encDeleteFdb(this.w, index, mac, dst);
+    return this;
+  }
+
+  /** Permanent ARP (IPv4) / ND (IPv6) entry `ip` -> `mac` on the device: EEXIST if `ip` has one there, unless
+   *  `o.replace` (created or overwritten: idempotent). */
+  addNeighbour(index: number, ip: string, mac: string, o: { replace?: boolean } = {}): this {
+    encAddNeighbour(this.w, index, ip, mac, o);
+    return this;
+  }
+
+  /** Deletes the neighbour entry of `ip` on the device (ENOENT if none). */
+  deleteNeighbour(index: number, ip: string): this {
+    encDeleteNeighbour(this.w, index, ip);
     return this;
   }
 }

@@ -1,5 +1,6 @@
-// Links (interfaces): RTM_NEWLINK / DELLINK / GETLINK / SETLINK, family AF_UNSPEC (bridge, veth, flags, master,
-// MTU, alias, name, MAC) and AF_BRIDGE (bridge-port flags). Encoders, reply parsers, and the GET/dump requests.
+// Links (interfaces): RTM_NEWLINK / DELLINK / GETLINK / SETLINK, family AF_UNSPEC (bridge, veth, vxlan, flags,
+// master, MTU, alias, name, MAC) and AF_BRIDGE (bridge-port flags). Encoders, reply parsers, and the GET/dump
+// requests. The vxlan kind's own attributes are vxlan.ts's.
 import { SIOCGIFINDEX } from '../libc.js';
 import { MODE_GET, type NetlinkSocket } from './socket.js';
 import { formatMac, validIfName } from './text.js';
@@ -7,6 +8,7 @@ import {
   AF_BRIDGE, AF_UNSPEC, NLA_F_NESTED, NLA_TYPE_MASK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, RTM_DELLINK, RTM_GETLINK,
   RTM_NEWLINK, RTM_SETLINK, NetlinkError, NlWriter, checkAlias, checkIndex, checkMtu, checkName, cstr, forEachAttr, invalid, macAttr,
 } from './wire.js';
+import { checkVxlan, encVxlanData, parseVxlanData, type VxlanInfo, type VxlanOptions } from './vxlan.js';
 
 // linux/if.h, linux/if_link.h, linux/veth.h
 export const IFF_UP = 0x1;
@@ -51,6 +53,8 @@ export interface LinkInfo {
   operState: string;
   /** Raw IFF_* flags. */
   flags: number;
+  /** The vxlan configuration (IFLA_INFO_DATA), present only for kind 'vxlan'. */
+  vxlan?: VxlanInfo;
 }
 
 export interface BridgeOptions {
@@ -90,7 +94,7 @@ export function encSetLink(w: NlWriter, index: number, flags: number, change: nu
 }
 
 export function noAliasInBatch(op: string, o: object): void {
-  if ((o as { alias?: unknown }).alias !== undefined) {
+  if (o && (o as { alias?: unknown }).alias !== undefined) {
     throw invalid(op, 'alias cannot be set by a batched create (use Netlink.' + op + ', or setAlias in a later batch)');
   }
 }
@@ -143,6 +147,32 @@ export function encVeth(w: NlWriter, hostName: string, peerName: string, peerNet
   w.nestEnd(data);
   w.nestEnd(li);
   w.end(op, `${op}(${hostName}, ${peerName})`);
+}
+
+/**
+ * RTM_NEWLINK creating a vxlan device: IFLA_LINKINFO { IFLA_INFO_KIND "vxlan", IFLA_INFO_DATA { IFLA_VXLAN_* }
+ * (vxlan.ts) }, with IFLA_MTU, IFLA_ADDRESS and IFLA_MASTER as for a bridge or veth. Without alias (see encBridge).
+ */
+export function encVxlan(w: NlWriter, name: string, o: VxlanOptions): void {
+  const op = 'createVxlan';
+  checkName(op, name);
+  checkVxlan(op, o);
+  if (o.mtu !== undefined) checkMtu(op, o.mtu);
+  if (o.master !== undefined) checkIndex(op, o.master, 'master index');
+  const up = o.up ? IFF_UP : 0;
+  w.begin(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL);
+  w.ifinfomsg(AF_UNSPEC, 0, up, up);
+  w.str(IFLA_IFNAME, name, true);
+  if (o.mtu !== undefined) w.u32(IFLA_MTU, o.mtu);
+  if (o.mac !== undefined) macAttr(w, op, IFLA_ADDRESS, o.mac);
+  if (o.master !== undefined) w.u32(IFLA_MASTER, o.master);
+  const li = w.nestStart(IFLA_LINKINFO | NLA_F_NESTED);
+  w.str(IFLA_INFO_KIND, 'vxlan', false);
+  const data = w.nestStart(IFLA_INFO_DATA | NLA_F_NESTED);
+  encVxlanData(w, op, o);
+  w.nestEnd(data);
+  w.nestEnd(li);
+  w.end(op, `${op}(${name}, vni ${o.vni})`);
 }
 
 /** RTM_GETLINK of one interface by name (no statistics). */
@@ -247,14 +277,16 @@ export function encDeleteLink(w: NlWriter, index: number): void {
 
 // ---- reply parsing ----
 
-function linkKind(b: Buffer, s: number, e: number): string | null {
+/** IFLA_INFO_KIND of an IFLA_LINKINFO b[s..e), and the vxlan configuration for a vxlan link. */
+function linkKind(b: Buffer, s: number, e: number): { kind: string | null; vxlan: VxlanInfo | null } {
   let kind: string | null = null;
+  let ds = -1;
+  let de = -1;
   forEachAttr(b, s, e, (t, ps, pe) => {
-    if (t !== IFLA_INFO_KIND) return false;
-    kind = cstr(b, ps, pe);
-    return true;
+    if (t === IFLA_INFO_KIND) kind = cstr(b, ps, pe);
+    else if (t === IFLA_INFO_DATA) { ds = ps; de = pe; }
   });
-  return kind;
+  return { kind, vxlan: kind === 'vxlan' && ds >= 0 ? parseVxlanData(b, ds, de) : null };
 }
 
 /** Parses an AF_BRIDGE RTM_NEWLINK payload; null for entries without port info (the bridge itself). */
@@ -296,6 +328,7 @@ export function parseLink(b: Buffer, off: number, end: number): LinkInfo {
   let mac = '';
   let mtu = 0;
   let oper = 0;
+  let vxlan: VxlanInfo | null = null;
   let a = off + 16;
   while (a + 4 <= end) {
     const alen = b.readUInt16LE(a);
@@ -307,15 +340,17 @@ export function parseLink(b: Buffer, off: number, end: number): LinkInfo {
       case IFLA_IFALIAS: alias = cstr(b, a + 4, a + alen) || null; break;
       case IFLA_ADDRESS: mac = formatMac(b, a + 4, alen - 4); break;
       case IFLA_OPERSTATE: oper = b[a + 4]; break;
-      case IFLA_LINKINFO: kind = linkKind(b, a + 4, a + alen); break;
+      case IFLA_LINKINFO: ({ kind, vxlan } = linkKind(b, a + 4, a + alen)); break;
     }
     a += (alen + 3) & ~3;
   }
-  return {
+  const l: LinkInfo = {
     index, name, kind, master, alias, mac, mtu,
     up: (flags & IFF_UP) !== 0, operUp: (flags & IFF_RUNNING) !== 0,
     operState: OPER_STATES[oper] ?? `state${oper}`, flags,
   };
+  if (vxlan !== null) l.vxlan = vxlan; // only for vxlan links: the other kinds' objects keep their shape
+  return l;
 }
 
 // ---- requests ----

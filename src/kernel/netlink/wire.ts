@@ -3,7 +3,7 @@
 // parsing helpers, and NetlinkError.
 //
 // Wire format (all host byte order, little-endian here): nlmsghdr {u32 len, u16 type, u16 flags, u32 seq,
-// u32 pid} (16 bytes), a family header (ifinfomsg 16 / ifaddrmsg 8 / rtmsg 12 / tcmsg 20 bytes), then rtattrs
+// u32 pid} (16 bytes), a family header (ifinfomsg 16 / ifaddrmsg 8 / rtmsg 12 / ndmsg 12 / tcmsg 20 bytes), then rtattrs
 // {u16 len, u16 type, payload} each padded to 4 bytes.
 //
 // A new message family is one file beside the others: its attribute constants, encoders `encX(w: NlWriter, ...)`
@@ -24,6 +24,8 @@ export const NLM_F_DUMP_INTR = 0x10;
 export const NLM_F_DUMP = 0x300;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
+export const NLM_F_REPLACE = 0x100; // in a NEW request: replace an existing object
+export const NLM_F_APPEND = 0x800; // in a NEW request: add to the end of an object's list
 export const NLM_F_CAPPED = 0x100; // in an NLMSG_ERROR: the request's payload was not echoed
 export const NLM_F_ACK_TLVS = 0x200; // in an NLMSG_ERROR: extended-ack attributes follow
 export const NLMSGERR_ATTR_MSG = 1;
@@ -39,6 +41,9 @@ export const RTM_GETADDR = 22;
 export const RTM_NEWROUTE = 24;
 export const RTM_DELROUTE = 25;
 export const RTM_GETROUTE = 26;
+export const RTM_NEWNEIGH = 28;
+export const RTM_DELNEIGH = 29;
+export const RTM_GETNEIGH = 30;
 export const RTM_NEWQDISC = 36;
 export const RTM_DELQDISC = 37;
 export const RTM_GETQDISC = 38;
@@ -211,6 +216,21 @@ export class NlWriter {
     this.len = o + 20;
   }
 
+  /** struct ndmsg (12 bytes): neighbour and FDB entries. */
+  ndmsg(family: number, index: number, state: number, flags: number, type: number): void {
+    this.reserve(12);
+    const b = this.buf;
+    const o = this.len;
+    b[o] = family;
+    b[o + 1] = 0;
+    b.writeUInt16LE(0, o + 2);
+    b.writeInt32LE(index, o + 4);
+    b.writeUInt16LE(state, o + 8);
+    b[o + 10] = flags;
+    b[o + 11] = type;
+    this.len = o + 12;
+  }
+
   /** struct rtmsg (12 bytes). */
   rtmsg(family: number, dstLen: number, table: number, protocol: number, scope: number, type: number): void {
     this.reserve(12);
@@ -243,6 +263,15 @@ export class NlWriter {
     this.buf.writeUInt16LE(type, o + 2);
     this.buf.writeUInt8(v & 0xff, o + 4);
     this.attrEnd(o, 1);
+  }
+
+  /** A u16 attribute in network byte order (big-endian: IFLA_VXLAN_PORT, NDA_PORT). */
+  be16(type: number, v: number): void {
+    this.reserve(8);
+    const o = this.len;
+    this.buf.writeUInt16LE(type, o + 2);
+    this.buf.writeUInt16BE(v & 0xffff, o + 4);
+    this.attrEnd(o, 2);
   }
 
   u32(type: number, v: number): void {
