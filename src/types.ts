@@ -140,3 +140,20 @@ export interface PartitionState {
   groups: PartitionMember[][];
   rest: PartitionMember[];
 }
+
+/** An endpoint another host of the cluster has on an overlay network (src/cluster/, src/drivers/overlay.ts), as the local
+ *  store mirrors it from the cluster. */
+export interface RemoteEndpoint {
+  networkId: string;
+  /** Cluster-wide key of the endpoint (its host and container). */
+  key: string;
+  /** The host that has it, and that host's underlay address (the VXLAN tunnel's far end). */
+  host: string;
+  underlay: string;
+  /** Container name and aliases: DNS names on the network. */
+  name: string;
+  aliases: string[];
+  ip: string | null;
+  ip6: string | null;
+  mac: string;
+}

@@ -113,7 +113,7 @@ function hasGuardFilter(p: DriverPorts): boolean {
 }
 
 /** Ingress block of each interface's clsact qdisc (0 = a clsact without a block), by ifindex. */
-function clsactBlocks(p: DriverPorts): Map<number, number> {
+export function clsactBlocks(p: DriverPorts): Map<number, number> {
   return new Map(p.nl.qdiscs().filter((q) => q.kind === 'clsact').map((q) => [q.index, q.ingressBlock]));
 }
 
@@ -130,7 +130,7 @@ function ensureGuardBlock(p: DriverPorts, bridgeIndex: number, bridgeName: strin
 
 /** Binds a container port's ingress to the guard block (reconcile: a port without it); replaces a clsact
  *  qdisc on it that is not bound to the block (the port is nsnet's own veth). */
-function ensurePortGuard(p: DriverPorts, index: number, blocks = clsactBlocks(p)): boolean {
+export function ensurePortGuard(p: DriverPorts, index: number, blocks = clsactBlocks(p)): boolean {
   const b = blocks.get(index);
   if (b === GUARD_BLOCK) return false;
   if (b !== undefined) p.nl.deleteClsact(index);

@@ -16,7 +16,7 @@
 // driver whose endpoints do not meet on one L2 device there must say what the firewall should match instead
 // (not needed yet: the overlay's VXLAN device is a port of its bridge).
 import type { LinkInfo, Netlink } from '../kernel/netlink.js';
-import type { EndpointRecord, NetworkRecord } from '../types.js';
+import type { EndpointRecord, NetworkRecord, RemoteEndpoint } from '../types.js';
 
 /** What a driver may use of the host: nothing else. */
 export interface DriverPorts {
@@ -27,8 +27,17 @@ export interface DriverPorts {
   readonly marks: {
     network(n: NetworkRecord): string;
     endpoint(ep: EndpointRecord): string;
+    /** Another device a driver makes for a network (the overlay's VXLAN device: role 'vxlan'). */
+    device(n: NetworkRecord, role: string): string;
     owns(alias: string | null | undefined): boolean;
   };
+  /** Multi-host drivers: this host in its cluster (nsnet cluster join), or null when it is in none. */
+  readonly cluster: {
+    /** This host's underlay address (--advertise): the local end of tunnels. */
+    advertise: string;
+    /** The endpoints other hosts have on a network, as the store last mirrored them from the cluster. */
+    remoteEndpoints(networkId: string): RemoteEndpoint[];
+  } | null;
   /** Writes a net.* sysctl of the host netns (only if it differs). */
   sysctl(key: string, value: string): void;
   /** Turns IPv6 on for one interface of the host netns (accept_ra=0 first). */

@@ -2,8 +2,9 @@
 import type { NetworkRecord } from '../types.js';
 import { bridgeDriver } from './bridge.js';
 import type { NetworkDriver } from './driver.js';
+import { overlayDriver } from './overlay.js';
 
-const drivers = new Map<string, NetworkDriver>([[bridgeDriver.name, bridgeDriver]]);
+const drivers = new Map<string, NetworkDriver>([[bridgeDriver.name, bridgeDriver], [overlayDriver.name, overlayDriver]]);
 
 /** The driver networks get when `network create` names none (Docker's default too). */
 export const DEFAULT_DRIVER = bridgeDriver.name;

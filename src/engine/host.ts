@@ -10,7 +10,8 @@ import { Nft } from '../kernel/nft.js';
 import { Store } from '../store/store.js';
 import type { DriverPorts } from '../drivers/driver.js';
 import { enableIPv6On, writeSysctl } from '../kernel/sysctl.js';
-import { endpointMark, networkMark, ownedBy } from './marks.js';
+import { deviceMark, endpointMark, networkMark, ownedBy } from './marks.js';
+import { readClusterConfig } from './clusterconf.js';
 import { assertSafeName } from '../util/validate.js';
 import { checkStateDir, ensureStateSubdir } from './statedir.js';
 import { guardStore } from './storeguard.js';
@@ -99,7 +100,12 @@ export class Host {
       const owner = this.owner;
       this._ports = {
         get nl() { return h.nl; },
-        marks: { network: (n) => networkMark(owner, n), endpoint: (ep) => endpointMark(owner, ep), owns: (a) => ownedBy(a, owner) },
+        marks: { network: (n) => networkMark(owner, n), endpoint: (ep) => endpointMark(owner, ep), device: (n, role) => deviceMark(owner, n, role), owns: (a) => ownedBy(a, owner) },
+        // Read per use (a join or leave of another command changes it; the file is small).
+        get cluster() {
+          const c = readClusterConfig(h.root);
+          return c ? { advertise: c.advertise, remoteEndpoints: (id: string) => h.store.remoteEndpoints(id) } : null;
+        },
         sysctl: (key, value) => h.inHost(() => writeSysctl(key, value)),
         enableIPv6: (ifname) => h.inHost(() => enableIPv6On(ifname)),
       };

@@ -4,6 +4,7 @@
 //   bridge:                      nsnet/<hostid> net <network id> <flags> <network name>
 //   host end of a veth:          nsnet/<hostid> ep <container id> <ifname> <s|-> <alias,alias,...>
 //   loopback of a container:     nsnet/<hostid> ctr <container id> <mode> <container name>
+//   another device of a network: nsnet/<hostid> dev <network id> <role>     (the overlay's VXLAN device: vxlan)
 //
 // The first word alone ("nsnet/<hostid>") is the mark of objects made before these forms existed: they are owned
 // just the same, only not described. An alias holds at most 255 bytes (IFALIASZ - 1): names are at most 64
@@ -33,6 +34,10 @@ export function networkMark(owner: string, n: Pick<NetworkRecord, 'id' | 'name' 
   return `${owner} net ${n.id} ${flagsOf(n)} ${n.name}`.slice(0, ALIAS_MAX);
 }
 
+export function deviceMark(owner: string, n: Pick<NetworkRecord, 'id'>, role: string): string {
+  return `${owner} dev ${n.id} ${role}`;
+}
+
 export function containerMark(owner: string, c: Pick<ContainerRecord, 'id' | 'name' | 'mode'>): string {
   return `${owner} ctr ${c.id} ${c.mode} ${c.name}`.slice(0, ALIAS_MAX);
 }
@@ -55,6 +60,7 @@ export type Mark =
   | { kind: 'plain' }
   | { kind: 'net'; id: string; name: string; isDefault: boolean; internal: boolean; icc: boolean }
   | { kind: 'ctr'; id: string; name: string; mode: string }
+  | { kind: 'dev'; networkId: string; role: string }
   | { kind: 'ep'; containerId: string; ifname: string; staticIp: boolean; aliases: string[]; truncated: boolean };
 
 const ID = '[0-9a-f]{64}';
@@ -66,6 +72,8 @@ export function parseMark(alias: string | null | undefined, owner: string): Mark
   if (alias === owner) return { kind: 'plain' };
   let m = new RegExp(`^net (${ID}) ([dix]+|-) (\\S{1,64})$`).exec(rest);
   if (m) return { kind: 'net', id: m[1], name: m[3], isDefault: m[2].includes('d'), internal: m[2].includes('i'), icc: !m[2].includes('x') };
+  m = new RegExp(`^dev (${ID}) ([a-z0-9]{1,16})$`).exec(rest);
+  if (m) return { kind: 'dev', networkId: m[1], role: m[2] };
   m = new RegExp(`^ctr (${ID}) (bridge|none) (\\S{1,64})$`).exec(rest);
   if (m) return { kind: 'ctr', id: m[1], mode: m[2], name: m[3] };
   m = new RegExp(`^ep (${ID}) (\\S{1,15}) ([s-]) (\\S*)$`).exec(rest);

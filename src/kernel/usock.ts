@@ -7,8 +7,8 @@
 // Frames, both ways: one type byte, a little-endian u32 payload length, the payload.
 import fs from 'node:fs';
 import {
-  SOL_SOCKET, SOCK_CLOEXEC, SysError, accept4, bind, close, getsockoptBuf, listen, pidfdSignal, pollOne, recv,
-  sendPart, socket,
+  SOL_SOCKET, SOCK_CLOEXEC, SysError, accept4, bind, close, connectErrno, getsockoptBuf, listen, pidfdSignal,
+  pollOne, recv, sendPart, socket,
 } from './libc.js';
 
 const AF_UNIX = 1;
@@ -39,6 +39,18 @@ function sockaddrUn(file: string): Buffer {
 export class UnixConn {
   private closed = false;
   constructor(readonly fd: number) {}
+
+  /** Connects to the server at `file` (blocking; a local socket answers at once or refuses). Throws a SysError
+   *  (ENOENT: no socket there, ECONNREFUSED: nobody listens). */
+  static connect(file: string): UnixConn {
+    const fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const errno = connectErrno(fd, sockaddrUn(file));
+    if (errno) {
+      close(fd);
+      throw new SysError('connect', errno);
+    }
+    return new UnixConn(fd);
+  }
 
   /** Sends one frame; false if the peer is gone (EPIPE/ECONNRESET). */
   send(type: string, payload: Buffer | string = ''): boolean {

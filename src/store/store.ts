@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
-import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
+import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping, RemoteEndpoint } from '../types.js';
 import { UserError } from '../util/errors.js';
 
 const require = createRequire(import.meta.url);
@@ -89,7 +89,16 @@ export const MIGRATIONS: string[] = [
    DROP TABLE endpoints;
    ALTER TABLE endpoints_v6 RENAME TO endpoints;
    CREATE INDEX endpoints_pending ON endpoints(pending) WHERE pending = 1;`,
+  // Overlay networks (issue #17): the endpoints other hosts of the cluster have on this host's overlay networks, as
+  // the cluster agent last read them from etcd (src/cluster/). The overlay driver programs the VXLAN forwarding
+  // entries from them and the resolver answers their names; `check`/`reconcile` compare the kernel with them.
+  // Cluster-wide uniqueness of addresses is etcd's (compare-and-swap); here each is unique per network too.
+  `CREATE TABLE IF NOT EXISTS remote_endpoints(
+     network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE, key TEXT NOT NULL, host TEXT NOT NULL,
+     underlay TEXT NOT NULL, name TEXT NOT NULL, aliases TEXT NOT NULL, ip TEXT, ip6 TEXT, mac TEXT NOT NULL,
+     PRIMARY KEY(network_id, key), UNIQUE(network_id, ip), UNIQUE(network_id, ip6));`,
 ];
+
 
 /** A link impairment as stored (spec and prev are the engine's JSON). */
 export interface ImpairmentRow {
@@ -457,13 +466,39 @@ export class Store {
   }
 
   /** Everything the DNS view needs about committed endpoints, in one query (no full-row decoding). */
+  /** Every name the resolver answers: local endpoints, then other hosts' endpoints on overlay networks. */
   dnsEntries(): Array<{ networkId: string; ip: string; ip6: string | null; aliases: string[]; containerId: string; name: string; dns: string[] }> {
-    return (this.st(`SELECT e.network_id, e.ip, e.ip6, e.aliases, c.id, c.name, c.dns FROM endpoints e JOIN containers c ON c.id = e.container_id
+    const local = (this.st(`SELECT e.network_id, e.ip, e.ip6, e.aliases, c.id, c.name, c.dns FROM endpoints e JOIN containers c ON c.id = e.container_id
       WHERE e.pending = 0 AND c.pending = 0`).all() as Row[]).map((r) => ({
       networkId: r.network_id as string, ip: (r.ip as string | null) ?? '', ip6: (r.ip6 as string | null) ?? null,
       aliases: JSON.parse(r.aliases as string), containerId: r.id as string,
       name: r.name as string, dns: JSON.parse(r.dns as string),
     }));
+    const remote = this.remoteEndpoints().map((r) => ({ networkId: r.networkId, ip: r.ip ?? '', ip6: r.ip6, aliases: r.aliases, containerId: r.key, name: r.name, dns: [] as string[] }));
+    return remote.length ? [...local, ...remote] : local;
+  }
+
+  // ---- other hosts' endpoints on overlay networks
+  remoteEndpoints(networkId?: string): RemoteEndpoint[] {
+    const rows = (networkId === undefined
+      ? this.st('SELECT * FROM remote_endpoints ORDER BY network_id, key').all()
+      : this.st('SELECT * FROM remote_endpoints WHERE network_id = ? ORDER BY key').all(networkId)) as Row[];
+    return rows.map((r) => ({
+      networkId: r.network_id as string, key: r.key as string, host: r.host as string, underlay: r.underlay as string,
+      name: r.name as string, aliases: JSON.parse(r.aliases as string), ip: (r.ip as string | null) ?? null,
+      ip6: (r.ip6 as string | null) ?? null, mac: r.mac as string,
+    }));
+  }
+  /** Makes the network's remote endpoints exactly `list` (a full resync from etcd); returns whether anything changed. */
+  setRemoteEndpoints(networkId: string, list: RemoteEndpoint[]): boolean {
+    const key = (e: RemoteEndpoint) => JSON.stringify([e.key, e.host, e.underlay, e.name, e.aliases, e.ip, e.ip6, e.mac]);
+    const before = new Set(this.remoteEndpoints(networkId).map(key));
+    const after = new Set(list.map(key));
+    if (before.size === after.size && [...after].every((k) => before.has(k))) return false;
+    this.st('DELETE FROM remote_endpoints WHERE network_id = ?').run(networkId);
+    const ins = this.st('INSERT INTO remote_endpoints(network_id,key,host,underlay,name,aliases,ip,ip6,mac) VALUES(?,?,?,?,?,?,?,?,?)');
+    for (const e of list) ins.run(networkId, e.key, e.host, e.underlay, e.name, JSON.stringify(e.aliases), e.ip, e.ip6, e.mac);
+    return true;
   }
 
   // ---- endpoints
