@@ -284,6 +284,7 @@ function diff(p: DriverPorts, v: DriverView): Finding[] {
 
 export const bridgeDriver: NetworkDriver = {
   name: 'bridge',
+  scope: 'local',
   setupNetwork,
   teardownNetwork,
   attach,

@@ -82,6 +82,10 @@ export interface DriverView {
 
 export interface NetworkDriver {
   readonly name: string;
+  /** 'local': a network of this host only (the store is the truth); 'cluster': one network across the hosts of a
+   *  cluster, defined in the cluster store (its id, subnet and driver options come from there, its addresses are
+   *  allocated there: src/engine/cluster.ts). Docker's network Scope ("local", "swarm"). */
+  readonly scope: 'local' | 'cluster';
   /** Creates (or adopts, if it is already ours) the network's kernel objects in the host netns; idempotent. */
   setupNetwork(p: DriverPorts, n: NetworkRecord): void;
   /** Removes them; tolerates their being gone. */

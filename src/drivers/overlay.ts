@@ -180,6 +180,7 @@ export function syncPeers(p: DriverPorts, n: NetworkRecord): number {
 
 export const overlayDriver: NetworkDriver = {
   name: 'overlay',
+  scope: 'cluster',
   setupNetwork,
   teardownNetwork,
   attach: bridgeDriver.attach,
