@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { findDelayLines, type DelayLineConfig } from '../kernel/delayline.js';
 import { withNetnsNetlink, type Netlink } from '../kernel/netlink.js';
-import { netnsExists, netnsPath } from '../kernel/netns.js';
+import { netnsPath } from '../kernel/netns.js';
 import { isAlive, processStart, signal } from '../kernel/proc.js';
 import * as tc from '../kernel/tc.js';
 import type { ImpairmentRow } from '../store/store.js';
@@ -331,7 +331,7 @@ function removeLink(h: Host, c: ContainerRecord, ep: EndpointRecord, line: { pid
     tc.removeRedirect(h.nl, hi);
     tc.removeImpairment(h.nl, hi);
   }
-  if (c.netns && isSafeName(c.netns) && netnsExists(c.netns)) {
+  if (c.netns && isSafeName(c.netns) && h.kernel.netns.exists(c.netns)) {
     inContainer(c, (cnl) => {
       const ci = cnl.ifindex(ep.ifname);
       if (ci === null) return;
@@ -358,7 +358,7 @@ function linkDiff(h: Host, c: ContainerRecord, ep: EndpointRecord, net: NetworkR
   };
   const hi = h.nl.ifindex(ep.hostIf);
   if (hi !== null) side(h.nl, hi, `host side ${ep.hostIf}`, plans?.[1]);
-  if (c.netns && isSafeName(c.netns) && netnsExists(c.netns)) {
+  if (c.netns && isSafeName(c.netns) && h.kernel.netns.exists(c.netns)) {
     inContainer(c, (cnl) => {
       const ci = cnl.ifindex(ep.ifname);
       if (ci !== null) side(cnl, ci, `container side ${ep.ifname}`, plans?.[0]);
@@ -657,7 +657,7 @@ export function netemInspect(h: Host, containerId: string, view: Record<string, 
 function* impairableLinks(h: Host): Generator<{ c: ContainerRecord; ep: EndpointRecord; net: NetworkRecord }> {
   const nets = new Map(h.store.networks().map((n) => [n.id, n]));
   for (const c of h.store.containers()) {
-    if (c.mode !== 'bridge' || !c.netns || !isSafeName(c.netns) || !netnsExists(c.netns) || c.command[0] === '<cni>') continue;
+    if (c.mode !== 'bridge' || !c.netns || !isSafeName(c.netns) || !h.kernel.netns.exists(c.netns) || c.command[0] === '<cni>') continue;
     for (const ep of h.store.endpointsOf(c.id)) {
       const net = nets.get(ep.networkId);
       if (net) yield { c, ep, net };
