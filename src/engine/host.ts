@@ -3,7 +3,7 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import { FileLock } from '../kernel/flock.js';
-import { Netlink, withNetnsNetlink, type NetlinkPort } from '../kernel/netlink.js';
+import { Netlink, withNetnsNetlink } from '../kernel/netlink.js';
 import { openPath } from '../kernel/libc.js';
 import { deleteNetns, inNetns, isCurrentNetns, listNetns, netnsExists, netnsInode, selfNetnsFd } from '../kernel/netns.js';
 import { Nft, type NftPort } from '../kernel/nft.js';
@@ -50,8 +50,9 @@ export interface KernelPorts {
     remove(name: string): void;
     /** Its nsfs inode (what /proc/PID/ns/net of its processes shows). */
     inode(name: string): number;
-    /** Runs `fn` with a netlink socket inside it (closed afterwards); throws when it is gone or not a netns. */
-    withNetlink<T>(name: string, fn: (nl: NetlinkPort) => T): T;
+    /** Runs `fn` with a netlink socket inside it (closed afterwards); throws when it is gone or not a netns. Typed
+     *  as Netlink for netem's tc requests; the diff engine uses NetlinkPort's part, what a fake implements. */
+    withNetlink<T>(name: string, fn: (nl: Netlink) => T): T;
     /** Ends every process inside it; returns how many there were. */
     killProcesses(name: string): number;
     /** The processes whose netns has this inode. */
