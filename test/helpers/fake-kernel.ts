@@ -122,13 +122,11 @@ export class FakeNetlink implements NetlinkPort {
     return this.add(name, 'bridge', o, 'createBridge');
   }
 
-  createVeth(hostName: string, peerName: string, peerNetnsFd: number, o: VethOptions = {}): number {
+  /** Not faked: a veth's peer goes into a container netns given as an fd, and the fake opens none (network
+   *  create/rm and reconcile make no veth; attach is the integration tests'). */
+  createVeth(hostName: string, peerName: string, _peerNetnsFd: number, _o: VethOptions = {}): number {
     this.log('createVeth', hostName, peerName);
-    const peer = this.k.netnsOfFd(peerNetnsFd);
-    if (!peer) throw nlError('createVeth', 'EBADF', 9, `fd ${peerNetnsFd} is no fake netns`);
-    const index = this.add(hostName, 'veth', { mtu: o.mtu, mac: o.hostMac, alias: o.alias, up: o.up, master: o.master }, 'createVeth');
-    new FakeNetlink(this.k, peerName, () => this.k.state.netns[peer]!).add(peerName, 'veth', { mtu: o.mtu, mac: o.peerMac }, 'createVeth');
-    return index;
+    throw nlError('createVeth', 'EOPNOTSUPP', 95, 'the fake kernel opens no container netns fd');
   }
 
   ifindex(name: string): number | null {
@@ -444,7 +442,6 @@ export class FakeKernel implements KernelPorts {
   readonly rulesets: string[] = [];
   /** A call matching (op, and args' text) throws this error instead of acting (a kernel request that fails). */
   failOn: { op: string; match?: RegExp; error?: Error } | null = null;
-  private readonly fds = new Map<number, string>();
 
   constructor(state: KernelState = emptyKernel()) {
     this.state = state;
@@ -497,10 +494,6 @@ export class FakeKernel implements KernelPorts {
     const ns = { ...emptyNetns(), inode: this.state.nextInode++ };
     ns.links[0]!.alias = loAlias;
     this.state.netns[name] = ns;
-  }
-
-  netnsOfFd(fd: number): string | undefined {
-    return this.fds.get(fd);
   }
 
   // ---- KernelPorts

@@ -396,3 +396,27 @@ test('a driver registered by the test is the one called for setup, diff (check, 
     h.close();
   }
 });
+
+test('the lost-store guard on the fake kernel: an empty store while links of ours exist is recorded as lost; reconcile refuses until --force', () => {
+  const root = tmpRoot();
+  const k = new FakeKernel();
+  const h0 = open(root, k);
+  const owner = h0.owner;
+  h0.close();
+  assert.equal(warnings.filter((w) => w.includes(root)).length, 0);
+  k.addHostLink('nsbr-lost', { kind: 'bridge', alias: `${owner} net ${hex(32)} - lost` });
+  const h = open(root, k);
+  try {
+    assert.ok(warnings.some((w) => w.includes('was empty while the kernel held 1 link(s) (nsbr-lost)')), warnings.join('\n'));
+    assert.deepEqual(kinds(h), ['orphan-link', 'store-lost']);
+    assert.throws(() => reconcile(h), /reconcile --force/);
+    assert.ok(k.hostLink('nsbr-lost'), 'nothing removed');
+    const { actions } = reconcile(h, { force: true });
+    assert.ok(actions.includes('removed orphan link nsbr-lost'), actions.join('; '));
+    assert.equal(k.hostLink('nsbr-lost'), null);
+    assert.deepEqual(check(h), []);
+    assertRealKernelUntouched(h, k, { links: ['nsbr-lost'] });
+  } finally {
+    h.close();
+  }
+});
