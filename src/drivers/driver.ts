@@ -15,13 +15,13 @@
 // The firewall treats `NetworkRecord.bridge` as the network's interface in the host netns for every driver: a
 // driver whose endpoints do not meet on one L2 device there must say what the firewall should match instead
 // (not needed yet: the overlay's VXLAN device is a port of its bridge).
-import type { LinkInfo, Netlink } from '../kernel/netlink.js';
+import type { LinkInfo, NetlinkPort } from '../kernel/netlink.js';
 import type { EndpointRecord, NetworkRecord, RemoteEndpoint } from '../types.js';
 
 /** What a driver may use of the host: nothing else. */
 export interface DriverPorts {
   /** rtnetlink socket of the host netns. */
-  readonly nl: Netlink;
+  readonly nl: NetlinkPort;
   /** The marks of this nsnet host (src/engine/marks.ts): every link a driver makes carries one in its alias,
    *  and a driver deletes or adopts only links whose alias `owns` says are this host's. */
   readonly marks: {
@@ -48,7 +48,7 @@ export interface AttachOptions {
   /** Container netns fd. */
   nsFd: number;
   /** Netlink socket bound to the container netns. */
-  cnl: Netlink;
+  cnl: NetlinkPort;
   defaultRoute: boolean;
   /** The IPv6 default route via this network's IPv6 gateway (default: defaultRoute). */
   defaultRoute6?: boolean;

@@ -26,6 +26,29 @@ export interface DnsView {
   resolvConf: string;
 }
 
+/** The resolver's processes as the engine drives them, through Host.kernel.resolver (src/engine/host.ts): the real
+ *  ones below ({@link processResolver}), or a unit test's fake. The view files under <root>/dns/ are the engine's
+ *  either way. */
+export interface ResolverPort {
+  /** Whether the resolver is built (src/dns/main.js next to this file): without it nothing is started or told. */
+  available(): boolean;
+  running(h: Host): boolean;
+  /** Starts the supervisor on <root>/dns/view.json (a stale resolver of a killed supervisor stopped first); the
+   *  engine then waits for view.json.loaded. */
+  start(h: Host): void;
+  /** Tells the running resolver to read its view and delta log again (SIGHUP). */
+  reload(h: Host): void;
+  stop(h: Host): void;
+}
+
+export const processResolver: ResolverPort = {
+  available: () => fs.existsSync(resolverMain()),
+  running: (h) => { const p = readPid(h); return !!p && isAlive(p.pid, p.start); },
+  start: (h) => startResolver(h),
+  reload: (h) => { signal(readPid(h)!.pid, 'SIGHUP'); },
+  stop: (h) => stopResolverProcesses(h),
+};
+
 function dir(h: Host): string {
   return path.join(h.root, 'dns');
 }
@@ -70,7 +93,7 @@ function nextGeneration(h: Host): number {
 
 /** A resolver update never fails the network operation itself: it is reported, and `reconcile` restarts it. */
 function reported(h: Host, fn: () => void): void {
-  if (!fs.existsSync(resolverMain())) return; // resolver not built
+  if (!h.kernel.resolver.available()) return; // resolver not built
   try {
     fn();
   } catch (e) {
@@ -80,7 +103,7 @@ function reported(h: Host, fn: () => void): void {
 
 /** Tells the running resolver to read its view and log again. */
 function hup(h: Host): void {
-  signal(readPid(h)!.pid, 'SIGHUP');
+  h.kernel.resolver.reload(h);
 }
 
 function signalAndWait(h: Host, gen: number): void {
@@ -116,8 +139,7 @@ function readPid(h: Host, file = pidFile(h)): { pid: number; start: string } | n
 }
 
 export function resolverRunning(h: Host): boolean {
-  const p = readPid(h);
-  return !!p && isAlive(p.pid, p.start);
+  return h.kernel.resolver.running(h);
 }
 
 function resolverMain(): string {
@@ -160,7 +182,7 @@ function syncDns(h: Host): void {
   if (running) {
     signalAndWait(h, gen);
   } else {
-    startResolver(h);
+    h.kernel.resolver.start(h);
     if (!waitLoaded(h, gen)) throw new Error(`the DNS resolver did not start (see ${path.join(dir(h), 'log')})`);
   }
 }
@@ -244,6 +266,10 @@ function startResolver(h: Host): void {
 }
 
 export function stopResolver(h: Host): void {
+  h.kernel.resolver.stop(h);
+}
+
+function stopResolverProcesses(h: Host): void {
   const p = readPid(h);
   if (p && isAlive(p.pid, p.start)) {
     // The supervisor passes SIGTERM on and exits once the resolver has (at most 1.5 s).

@@ -4,14 +4,33 @@
 // (`fail:create:netns,create:rollback`: a create fails after its netns was made, and nsnet is killed while it
 // rolls back). NSNET_TRACE_POINTS=1 prints every point passed to stderr. Test-only; costs one boolean test
 // otherwise.
-const spec = process.env.NSNET_CRASH_AT ?? '';
 const killAt = new Set<string>();
 const failAt = new Set<string>();
-for (const p of spec.split(',')) {
-  if (p.startsWith('fail:')) failAt.add(p.slice(5));
-  else if (p) killAt.add(p);
+let armed = false;
+/** What a kill point does in place of SIGKILL (unit tests: see armFaults). */
+let killer: ((point: CrashPoint) => never) | null = null;
+
+function arm(spec: string): void {
+  killAt.clear();
+  failAt.clear();
+  for (const p of spec.split(',')) {
+    if (p.startsWith('fail:')) failAt.add(p.slice(5));
+    else if (p) killAt.add(p);
+  }
+  armed = killAt.size + failAt.size > 0;
 }
-const armed = killAt.size + failAt.size > 0;
+arm(process.env.NSNET_CRASH_AT ?? '');
+
+/**
+ * For the unit tests (test/unit/engine-tx.test.ts), which run the engine in their own process on a fake kernel:
+ * arms the points as NSNET_CRASH_AT=`spec` would ('' disarms). A kill point calls `kill` instead of sending
+ * SIGKILL to the test's process; it must throw (nothing after the point runs, as after kill -9), and the test
+ * takes the state as the kill left it (the store and the fake kernel, copied at that moment).
+ */
+export function armFaults(spec: string, kill?: (point: CrashPoint) => never): void {
+  arm(spec);
+  killer = kill ?? null;
+}
 
 /**
  * Every crash point, per operation in the order it passes them. crashPoint() takes only these names, so this is
@@ -51,7 +70,10 @@ export type CrashPoint = (typeof CRASH_POINTS)[number];
 
 export function crashPoint(name: CrashPoint): void {
   if (armed) {
-    if (killAt.has(name)) process.kill(process.pid, 'SIGKILL');
+    if (killAt.has(name)) {
+      if (killer) killer(name);
+      process.kill(process.pid, 'SIGKILL');
+    }
     if (failAt.has(name)) throw new Error(`injected fault at ${name} (NSNET_CRASH_AT=fail:${name})`);
   }
   if (process.env.NSNET_TRACE_POINTS) process.stderr.write(`crashpoint ${name}\n`);

@@ -15,8 +15,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { findDelayLines, type DelayLineConfig } from '../kernel/delayline.js';
-import { withNetnsNetlink, type Netlink } from '../kernel/netlink.js';
-import { netnsExists, netnsPath } from '../kernel/netns.js';
+import type { Netlink } from '../kernel/netlink.js';
+import { netnsPath } from '../kernel/netns.js';
 import { isAlive, processStart, signal } from '../kernel/proc.js';
 import * as tc from '../kernel/tc.js';
 import type { ImpairmentRow } from '../store/store.js';
@@ -198,8 +198,8 @@ export function impairmentText(row: ImpairmentRow): string {
 }
 
 /** The container's netns fd and a socket there, for `fn`. */
-function inContainer<T>(c: ContainerRecord, fn: (cnl: Netlink) => T): T {
-  return withNetnsNetlink(c.netns, fn);
+function inContainer<T>(h: Host, c: ContainerRecord, fn: (cnl: Netlink) => T): T {
+  return h.kernel.netns.withNetlink(c.netns, fn);
 }
 
 /** A device plan that puts nothing on the root qdisc (only delay, done by the delay line). */
@@ -285,7 +285,7 @@ function applyLink(h: Host, c: ContainerRecord, ep: EndpointRecord, net: Network
     removeLink(h, c, ep, oldLine);
     if (needsNetem(s) && s.via !== 'delayline') {
       try {
-        inContainer(c, (cnl) => tc.applyImpairment(cnl, ifindexIn(cnl, c, ep), devicePlans(s, mtu)[0]));
+        inContainer(h, c, (cnl) => tc.applyImpairment(cnl, ifindexIn(cnl, c, ep), devicePlans(s, mtu)[0]));
         s.via = 'netem';
       } catch (e) {
         if (!isUnknownKind(e)) throw e;
@@ -293,7 +293,7 @@ function applyLink(h: Host, c: ContainerRecord, ep: EndpointRecord, net: Network
       }
     }
     const [ctr, host] = devicePlans(s.via === 'delayline' ? { ...s, delayMs: 0, jitterMs: 0, duplicate: 0, corrupt: 0, reorder: 0 } : s, mtu);
-    inContainer(c, (cnl) => {
+    inContainer(h, c, (cnl) => {
       const ci = ifindexIn(cnl, c, ep);
       if (emptyPlan(ctr)) tc.removeImpairment(cnl, ci);
       else tc.applyImpairment(cnl, ci, ctr);
@@ -303,7 +303,7 @@ function applyLink(h: Host, c: ContainerRecord, ep: EndpointRecord, net: Network
     if (s.via === 'delayline') {
       line = startLine(h, c, ep, net, s);
       const tap = tapName(c.id, net.id);
-      inContainer(c, (cnl) => tc.addRedirect(cnl, ifindexIn(cnl, c, ep), ctr, cnl.ifindex(tap)!));
+      inContainer(h, c, (cnl) => tc.addRedirect(cnl, ifindexIn(cnl, c, ep), ctr, cnl.ifindex(tap)!));
       const ti = h.nl.ifindex(tap);
       if (ti === null) throw new Error(`the delay line's ${tap} is missing`);
       tc.addRedirect(h.nl, hi, host, ti);
@@ -331,8 +331,8 @@ function removeLink(h: Host, c: ContainerRecord, ep: EndpointRecord, line: { pid
     tc.removeRedirect(h.nl, hi);
     tc.removeImpairment(h.nl, hi);
   }
-  if (c.netns && isSafeName(c.netns) && netnsExists(c.netns)) {
-    inContainer(c, (cnl) => {
+  if (c.netns && isSafeName(c.netns) && h.kernel.netns.exists(c.netns)) {
+    inContainer(h, c, (cnl) => {
       const ci = cnl.ifindex(ep.ifname);
       if (ci === null) return;
       // The container side's clsact is only ever the delay line's.
@@ -358,8 +358,8 @@ function linkDiff(h: Host, c: ContainerRecord, ep: EndpointRecord, net: NetworkR
   };
   const hi = h.nl.ifindex(ep.hostIf);
   if (hi !== null) side(h.nl, hi, `host side ${ep.hostIf}`, plans?.[1]);
-  if (c.netns && isSafeName(c.netns) && netnsExists(c.netns)) {
-    inContainer(c, (cnl) => {
+  if (c.netns && isSafeName(c.netns) && h.kernel.netns.exists(c.netns)) {
+    inContainer(h, c, (cnl) => {
       const ci = cnl.ifindex(ep.ifname);
       if (ci !== null) side(cnl, ci, `container side ${ep.ifname}`, plans?.[0]);
     });
@@ -657,7 +657,7 @@ export function netemInspect(h: Host, containerId: string, view: Record<string, 
 function* impairableLinks(h: Host): Generator<{ c: ContainerRecord; ep: EndpointRecord; net: NetworkRecord }> {
   const nets = new Map(h.store.networks().map((n) => [n.id, n]));
   for (const c of h.store.containers()) {
-    if (c.mode !== 'bridge' || !c.netns || !isSafeName(c.netns) || !netnsExists(c.netns) || c.command[0] === '<cni>') continue;
+    if (c.mode !== 'bridge' || !c.netns || !isSafeName(c.netns) || !h.kernel.netns.exists(c.netns) || c.command[0] === '<cni>') continue;
     for (const ep of h.store.endpointsOf(c.id)) {
       const net = nets.get(ep.networkId);
       if (net) yield { c, ep, net };

@@ -11,7 +11,6 @@ import { validateIfName, validateLabel, validateMtu, validateNetworkName } from 
 import { applyFirewall, assertSoleNsnet } from './firewall.js';
 import type { Host } from './host.js';
 import { hostRouteCidrs } from './hostinfo.js';
-import { ipv6Available } from '../kernel/sysctl.js';
 import { crashPoint } from './faults.js';
 import { notifyDns } from './dnsctl.js';
 import { recoverIfNeeded } from './reconcile.js';
@@ -193,7 +192,7 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
     // Remembered (not shown by inspect): Docker refuses --ip on a network whose subnet it chose.
     opts[AUTO_SUBNET] = 'true';
   }
-  if (ipam6 && !h.inHost(ipv6Available)) throw new UserError('IPv6 is not available in this kernel (booted with ipv6.disable=1?): a network with --ipv6 cannot be made', 'refused');
+  if (ipam6 && !h.kernel.ipv6Available()) throw new UserError('IPv6 is not available in this kernel (booted with ipv6.disable=1?): a network with --ipv6 cannot be made', 'refused');
   if (ipam6 && opts.host_binding_ipv4 !== undefined && !ipam) throw new UserError('option com.docker.network.bridge.host_binding_ipv4 needs IPv4 (the network is IPv6-only)', 'invalid');
   bridgeName = bridgeName.trim();
   return {

@@ -3,9 +3,6 @@ import fs from 'node:fs';
 import { once, type Finding, type NetworkDriver } from '../drivers/driver.js';
 import { ownedLink, removeLink, removeOwnedLink } from '../drivers/links.js';
 import { driverFor } from './drivers.js';
-import { withNetnsNetlink } from '../kernel/netlink.js';
-import { deleteNetns, listNetns, netnsExists } from '../kernel/netns.js';
-import { killNetnsProcesses } from '../kernel/proc.js';
 import { containerMark, ownedBy } from './marks.js';
 import { writeSavedCopy } from './netcopy.js';
 import { NAMES } from '../firewall/model.js';
@@ -164,7 +161,7 @@ const garbage: Detector = (h, ctx) => {
       repair: () => {
         if (g.kind === 'link') removeOwnedLink(h.nl, h.ports.marks.owns, g.name);
         // Not a file name: no netns of ours (a damaged row); only the row goes.
-        else if (g.kind === 'netns') { if (!unsafe) removeNetnsAndProcesses(g.name); }
+        else if (g.kind === 'netns') { if (!unsafe) removeNetnsAndProcesses(h, g.name); }
         else if (g.kind === 'dir' && /^[0-9a-f]{64}$/.test(g.name)) fs.rmSync(h.containerDir(g.name), { recursive: true, force: true });
         h.store.tx(() => h.store.dropGarbage([g.id]));
         return [`removed ${g.kind} ${g.name}`];
@@ -187,9 +184,9 @@ const orphans: Detector = (h, ctx) => {
   }
   if (h.netnsPrefix) {
     const knownNs = new Set(h.store.containers().map((c) => c.netns).filter(Boolean));
-    for (const ns of listNetns()) {
+    for (const ns of h.kernel.netns.list()) {
       if (!ns.startsWith(h.netnsPrefix) || knownNs.has(ns) || !markedNetns(h, ns)) continue;
-      out.push({ kind: 'orphan-netns', detail: ns, repair: remove ? () => { removeNetnsAndProcesses(ns); return [`removed orphan netns ${ns}`]; } : undefined });
+      out.push({ kind: 'orphan-netns', detail: ns, repair: remove ? () => { removeNetnsAndProcesses(h, ns); return [`removed orphan netns ${ns}`]; } : undefined });
     }
   }
   return out;
@@ -200,7 +197,7 @@ const drivers: Detector = (h) => {
   const networks = h.store.networks();
   const endpoints = h.store.endpoints();
   const containers = new Map(h.store.containers().map((c) => [c.id, c]));
-  const lostContainers = new Set([...containers.values()].filter((c) => c.netns && (!isSafeName(c.netns) || !netnsExists(c.netns))).map((c) => c.id));
+  const lostContainers = new Set([...containers.values()].filter((c) => c.netns && (!isSafeName(c.netns) || !h.kernel.netns.exists(c.netns))).map((c) => c.id));
   const dying = dyingNames(h);
   const links = h.nl.links();
   const byDriver = new Map<NetworkDriver, NetworkRecord[]>();
@@ -233,7 +230,7 @@ const containersDetector: Detector = (h, ctx) => {
     if (hasEnded(c)) out.push({ kind: 'exited', detail: `${c.name}: its process ended`, hidden: true, repair: () => { refreshState(h, c); return []; } });
     if (!c.netns) continue;
     const eps = endpoints.filter((e) => e.containerId === c.id);
-    if (!netnsExists(c.netns)) {
+    if (!h.kernel.netns.exists(c.netns)) {
       if (c.state === 'running' || eps.length) {
         out.push({ kind: 'missing-netns', detail: `${c.name}: ${c.netns}`, repair: () => { lostSandbox(h, h.store.containerById(c.id) ?? c); return [`container ${c.name}: sandbox lost, marked exited`]; } });
       }
@@ -244,15 +241,15 @@ const containersDetector: Detector = (h, ctx) => {
         kind: 'stray-processes', detail: `${c.name}: processes of a container that is not running`, hidden: true,
         repair: () => {
           const now = h.store.containerById(c.id);
-          if (!now || now.state === 'running' || !netnsExists(c.netns)) return [];
-          const strays = killNetnsProcesses(c.netns);
+          if (!now || now.state === 'running' || !h.kernel.netns.exists(c.netns)) return [];
+          const strays = h.kernel.netns.killProcesses(c.netns);
           return strays ? [`ended ${strays} unrecorded process(es) of ${c.name}`] : [];
         },
       });
     }
     // Inside the container: every endpoint's interface carries its addresses; lo carries the describing mark.
     try {
-      withNetnsNetlink(c.netns, (cnl) => {
+      h.kernel.netns.withNetlink(c.netns, (cnl) => {
         const clinks = cnl.links();
         const index = new Map(clinks.map((l) => [l.name, l.index]));
         const caddrs = eps.length ? cnl.addresses() : [];
@@ -360,10 +357,10 @@ function firewallDiff(h: Host): string {
   return compareFirewall(want, listedTable(h, 'inet'), () => listedTable(h, 'bridge'));
 }
 
-function removeNetnsAndProcesses(name: string): void {
-  if (!netnsExists(name)) return;
-  killNetnsProcesses(name);
-  deleteNetns(name);
+function removeNetnsAndProcesses(h: Host, name: string): void {
+  if (!h.kernel.netns.exists(name)) return;
+  h.kernel.netns.killProcesses(name);
+  h.kernel.netns.remove(name);
 }
 
 export interface ReconcileOptions {
@@ -409,7 +406,7 @@ export function reconcile(h: Host, o: ReconcileOptions = {}): { actions: string[
 /** Gives the loopback of a container's netns its describing mark if it has an older one; true if it did. */
 function describeNetns(h: Host, c: ContainerRecord): boolean {
   try {
-    return withNetnsNetlink(c.netns, (nl) => {
+    return h.kernel.netns.withNetlink(c.netns, (nl) => {
       const lo = nl.links().find((l) => l.index === 1);
       const want = containerMark(h.owner, c);
       if (!lo || lo.alias === want || (lo.alias && !ownedBy(lo.alias, h.owner))) return false;

@@ -3,9 +3,6 @@
 // containers: treating the kernel objects as orphans would delete every veth and netns and kill every process in
 // them. This module recognises that state, records it in the (new) store so it survives the next create, and
 // makes reconcile refuse destructive orphan removal until the operator says `reconcile --force`.
-import { withNetnsNetlink } from '../kernel/netlink.js';
-import { listNetns, netnsInode } from '../kernel/netns.js';
-import { pidsInNetns } from '../kernel/proc.js';
 import { isSafeName } from '../util/validate.js';
 import type { Host } from './host.js';
 import { ownedBy } from './marks.js';
@@ -18,7 +15,7 @@ const LOST_KEY = 'store.lost';
 export function markedNetns(h: Host, name: string): boolean {
   if (!isSafeName(name)) return false;
   try {
-    return withNetnsNetlink(name, (nl) => nl.links().some((l) => l.index === 1 && ownedBy(l.alias, h.owner)));
+    return h.kernel.netns.withNetlink(name, (nl) => nl.links().some((l) => l.index === 1 && ownedBy(l.alias, h.owner)));
   } catch {
     return false; // gone meanwhile, or not a netns
   }
@@ -29,7 +26,7 @@ export function markedNetns(h: Host, name: string): boolean {
 export function markedObjects(h: Host): { links: string[]; netns: string[] } {
   const links = h.nl.links().filter((l) => ownedBy(l.alias, h.owner)).map((l) => l.name);
   // No prefix to narrow them down: only when links say there was something (a netns opened per name otherwise).
-  const netns = h.netnsPrefix || links.length ? listNetns().filter((n) => n.startsWith(h.netnsPrefix) && markedNetns(h, n)) : [];
+  const netns = h.netnsPrefix || links.length ? h.kernel.netns.list().filter((n) => n.startsWith(h.netnsPrefix) && markedNetns(h, n)) : [];
   return { links, netns };
 }
 
@@ -84,11 +81,11 @@ export function busyOrphanNetns(h: Host): Array<{ name: string; pids: number }> 
   const known = new Set<string>(h.store.allContainersIncludingPending().map((c) => c.netns));
   for (const g of h.store.garbage()) if (g.kind === 'netns') known.add(g.name);
   const out: Array<{ name: string; pids: number }> = [];
-  for (const ns of listNetns()) {
+  for (const ns of h.kernel.netns.list()) {
     if (!ns.startsWith(h.netnsPrefix) || known.has(ns) || !markedNetns(h, ns)) continue;
     let pids = 0;
     try {
-      pids = pidsInNetns(netnsInode(ns)).filter((p) => p !== process.pid).length;
+      pids = h.kernel.netns.pids(h.kernel.netns.inode(ns)).filter((p) => p !== process.pid).length;
     } catch { /* gone meanwhile */ }
     if (pids) out.push({ name: ns, pids });
   }

@@ -323,6 +323,13 @@ export class Netlink extends NetlinkSocket {
   }
 }
 
+/** The part of {@link Netlink} network drivers (src/drivers/) and the engine's diff engine use on the host netns's
+ *  handle: what a fake kernel (test/helpers/fake-kernel.ts) implements in memory for the unit tests. */
+export type NetlinkPort = Pick<Netlink,
+  | 'createBridge' | 'createVeth' | 'ifindex' | 'setUp' | 'setDown' | 'setBridgePort' | 'setMaster' | 'setAlias' | 'deleteLink'
+  | 'linkByName' | 'links' | 'bridgePorts' | 'addAddress' | 'addresses' | 'routes' | 'addClsact' | 'deleteClsact' | 'qdiscs'
+  | 'addBpfFilter' | 'filters' | 'batch' | 'createVxlan' | 'fdbEntries' | 'neighbours'>;
+
 /** Runs `fn` with a netlink socket inside the named netns (/run/netns/NAME); the socket and the netns fd are closed
  *  afterwards. Errors (the netns gone, not a netns) are the caller's. */
 export function withNetnsNetlink<T>(name: string, fn: (nl: Netlink) => T): T {

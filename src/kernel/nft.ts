@@ -40,6 +40,9 @@ export class NftError extends Error {
   }
 }
 
+/** What the engine uses of an {@link Nft} context: a fake (test/helpers/fake-kernel.ts) records the scripts. */
+export type NftPort = Pick<Nft, 'run' | 'listTable' | 'close'>;
+
 /** One libnftables context, bound to the netns it was created in. */
 export class Nft {
   private ctx: unknown;
