@@ -177,7 +177,8 @@ const garbage: Detector = (h, ctx) => {
 const orphans: Detector = (h, ctx) => {
   const out: Finding[] = [];
   const remove = !(ctx.o.keepOrphans && (ctx.lost || ctx.busy.length));
-  const known = new Set([...h.store.networks().flatMap((n) => driverFor(n).networkLinks(n)), ...h.store.endpoints().map((e) => e.hostIf), ...dyingNames(h)]);
+  // Links of rows still pending are not orphans: the pending detector rolls them back (check reports them there).
+  const known = new Set([...h.store.allNetworksIncludingPending().flatMap((n) => driverFor(n).networkLinks(n)), ...h.store.allEndpointsIncludingPending().map((e) => e.hostIf), ...dyingNames(h)]);
   for (const l of h.nl.links()) {
     if (!ownedBy(l.alias, h.owner) || known.has(l.name)) continue;
     out.push({ kind: 'orphan-link', detail: l.name, repair: remove ? () => { removeLink(h.nl, l.index); return [`removed orphan link ${l.name}`]; } : undefined });
