@@ -169,8 +169,8 @@ let networkCommand = false;
 network.hook('preAction', () => { networkCommand = true; });
 
 network.command('create')
-  .description('create a bridge network')
-  .option('-d, --driver <driver>', 'driver (bridge)', 'bridge')
+  .description('create a network: bridge (this host), or overlay (across the hosts of a cluster)')
+  .option('-d, --driver <driver>', 'driver: bridge, or overlay (needs nsnet cluster join)', 'bridge')
   .option('--subnet <cidr>', 'subnet in CIDR form (one IPv4 and, with --ipv6, one IPv6)', collect, [])
   .option('--gateway <ip>', 'gateway address (default: first address of the subnet; one per family)', collect, [])
   .option('--ip-range <cidr>', 'allocate container addresses from this sub-range (one per family)', collect, [])
@@ -276,6 +276,57 @@ network.command('disconnect')
     const h = await openHost();
     const { disconnect } = await import('../engine/containers.js');
     disconnect(h, net, ctr, !!o.force);
+  });
+
+// ---------------------------------------------------------------- cluster (issue #17)
+const cluster = program.command('cluster').description('this host in a cluster of nsnet hosts (overlay networks across hosts, coordinated by etcd)');
+
+cluster.command('join')
+  .description('join this host to a cluster: its etcd, and the address other hosts reach it at')
+  .option('--store <endpoints>', 'etcd endpoints: etcd://HOST:PORT[,etcd://HOST:PORT...] (default NSNET_CLUSTER)')
+  .option('--advertise <address>', "this host's underlay address (default NSNET_ADVERTISE)")
+  .option('--name <name>', "this host's name in the cluster (default: this state directory's id)")
+  .option('--ttl <seconds>', 'how long a host that stopped answering keeps its endpoints (default 10)')
+  .action(async (o) => {
+    const env = io().env;
+    const store = o.store ?? env.NSNET_CLUSTER;
+    const advertise = o.advertise ?? env.NSNET_ADVERTISE;
+    if (!store) throw new CliError('--store is required (or NSNET_CLUSTER): etcd://HOST:PORT[,...]', 2);
+    if (!advertise) throw new CliError('--advertise is required (or NSNET_ADVERTISE): this host\'s underlay address', 2);
+    let ttl: number | undefined;
+    if (o.ttl !== undefined) {
+      if (!/^[0-9]{1,4}$/.test(o.ttl)) throw new CliError(`invalid --ttl ${JSON.stringify(o.ttl)}: whole seconds`, 2);
+      ttl = Number(o.ttl);
+    }
+    const h = await openHost();
+    const { joinCluster } = await import('../engine/cluster.js');
+    const c = joinCluster(h, { store, advertise, name: o.name, ttl });
+    out(`${c.hostId}\n`);
+  });
+
+cluster.command('ls').alias('list')
+  .description("the cluster's hosts: name, underlay address, last heartbeat")
+  .option('--format <format>', 'table (default) or json')
+  .action(async (o) => {
+    const h = await openHost();
+    const { clusterHosts } = await import('../engine/cluster.js');
+    const hosts = clusterHosts(h).sort((a, b) => a.host.localeCompare(b.host));
+    if (o.format === 'json') return out(JSON.stringify(hosts.map((x) => ({ Host: x.host, Address: x.advertise, Joined: new Date(x.joined).toISOString(), Heartbeat: new Date(x.heartbeat).toISOString() })), null, 2) + '\n');
+    if (o.format !== undefined && o.format !== 'table') throw new CliError(`invalid --format ${JSON.stringify(o.format)}: table or json`, 2);
+    const now = Date.now();
+    const ago = (t: number) => `${Math.max(0, Math.round((now - t) / 1000))} s ago`;
+    const rows = [['HOST', 'ADDRESS', 'JOINED', 'LAST HEARTBEAT'], ...hosts.map((x) => [x.host, x.advertise, new Date(x.joined).toISOString(), ago(x.heartbeat)])];
+    const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+    out(rows.map((r) => r.map((c, i) => (i < r.length - 1 ? c.padEnd(w[i] + 3) : c)).join('')).join('\n') + '\n');
+  });
+
+cluster.command('leave')
+  .description('leave the cluster (refused while containers of this host use an overlay network, unless --force)')
+  .option('-f, --force', 'leave even so, and even if etcd does not answer')
+  .action(async (o) => {
+    const h = await openHost();
+    const { leaveCluster } = await import('../engine/cluster.js');
+    warn(leaveCluster(h, !!o.force));
   });
 
 // ---------------------------------------------------------------- containers

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { attachEndpoint, detachEndpoint, quiesceEndpoints } from './drivers.js';
+import { clusterAddress, clusterScoped } from './cluster.js';
 import { allocateIp, checkStaticIp, macFromIp } from '../ipam/ipam.js';
 import { Netlink } from '../kernel/netlink.js';
 import { closeFd, createNetns, deleteNetns, netnsExists, netnsPath, openNetns } from '../kernel/netns.js';
@@ -269,6 +270,16 @@ const USER_SUBNET_ONLY = 'user specified IP address is supported only when conne
 function planEndpoint(h: Host, c: ContainerRecord, net: NetworkRecord, ifname: string, ip: string | undefined, aliases: string[], mac?: string, reuse = false,
   v6: { ip6?: string; reuse6?: boolean } = {}): EndpointRecord {
   let addr = '';
+  if (clusterScoped(net)) {
+    // An overlay network's addresses are the cluster's: allocated there, unique across every host (the local
+    // store's UNIQUE(network_id, ip) still holds on top).
+    const a4 = clusterAddress(h, net, c.id, 4, ip);
+    const a6 = net.subnet6 ? clusterAddress(h, net, c.id, 6, v6.ip6) : null;
+    return {
+      containerId: c.id, containerName: c.name, networkId: net.id, ifname, hostIf: hostIfName(), ip: a4, ip6: a6,
+      mac: mac ? mac.toLowerCase() : macFromIp(a4), aliases, staticIp: ip !== undefined, staticIp6: v6.ip6 !== undefined,
+    };
+  }
   if (ip !== undefined) {
     if (!net.subnet) throw new UserError(`invalid --ip ${ip}: network ${net.name} has no IPv4 (--ipv4=false)`, 'invalid');
     if (net.options[AUTO_SUBNET] === 'true' && !reuse) throw new UserError(USER_SUBNET_ONLY, 'invalid');

@@ -9,6 +9,7 @@
 // Files under <root>/dns/ are never opened through a symlink (src/dns/files.ts): view.json and its delta log
 // 0600, the log 0600, pid files and the acknowledgement 0644.
 import { childProcess } from '../util/lazy.js';
+import { syncCluster } from './cluster.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { appendFileSafe, ensurePrivateDir, openAppend, readFileSafe, writeFileAtomic } from '../dns/files.js';
@@ -224,6 +225,7 @@ export function notifyDnsContainer(h: Host, containerId: string, push: DnsPush =
     if (push === 'wait') signalAndWait(h, gen);
     else if (push === 'signal') hup(h);
   });
+  syncCluster(h); // the container's endpoints on overlay networks are registered in the cluster
 }
 
 /** The resolver's whole environment: nothing of the starting command's (a client's environment may carry

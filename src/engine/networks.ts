@@ -2,7 +2,9 @@
 // apply to the kernel, commit; on failure the kernel work is undone and the pending row removed.
 import crypto from 'node:crypto';
 import { setupNetwork, teardownNetwork } from './drivers.js';
-import { DEFAULT_DRIVER, driverNames, hasDriver } from '../drivers/registry.js';
+import { DEFAULT_DRIVER, driverNames, driverOf, hasDriver } from '../drivers/registry.js';
+import { VNI_OPTION } from '../drivers/overlay.js';
+import { agentCall, clusterScoped, requireCluster } from './cluster.js';
 import { DEFAULT_BRIDGE_SUBNET, pickSubnet, planDualIpam, planNetworkIpam } from '../ipam/ipam.js';
 import type { NetworkRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
@@ -204,6 +206,14 @@ export function planNetwork(h: Host, o: NetworkCreateOptions, isDefault = false)
 }
 
 export function createNetwork(h: Host, o: NetworkCreateOptions, isDefault = false): NetworkRecord {
+  const driver = o.driver ?? DEFAULT_DRIVER;
+  if (!isDefault && hasDriver(driver) && driverOf(driver).scope === 'cluster') return createClusterNetwork(h, o, driver);
+  return persistNetwork(h, () => planNetwork(h, o, isDefault));
+}
+
+/** The transaction every network is made by: plan (under the host lock), persist as pending, the driver's kernel
+ *  objects, commit, firewall, resolver; on failure the kernel work is undone and the pending row removed. */
+function persistNetwork(h: Host, plan: () => NetworkRecord): NetworkRecord {
   return h.lock.with(() => {
     ensureSpace(h.root, h.env);
     // Before anything is written: a second nsnet on this host netns would take over the other's table and
@@ -211,7 +221,7 @@ export function createNetwork(h: Host, o: NetworkCreateOptions, isDefault = fals
     assertSoleNsnet(h);
     recoverIfNeeded(h);
     const n = h.store.tx(() => {
-      const rec = planNetwork(h, o, isDefault);
+      const rec = plan();
       h.store.insertNetwork(rec, true);
       return rec;
     });
@@ -233,6 +243,85 @@ export function createNetwork(h: Host, o: NetworkCreateOptions, isDefault = fals
       });
     }
     return n;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------- cluster networks
+
+/** Overlay networks' MTU: a 1500-byte underlay minus VXLAN's 50 bytes of headers (docs/kernel-notes.md §17). */
+export const OVERLAY_MTU = 1450;
+
+/** A network of a cluster-scoped driver (overlay): defined in the cluster (name unique there, VNI, subnet: the
+ *  cluster agent's compare-and-swap in etcd), then made on this host as on every other (adoptClusterNetwork). */
+function createClusterNetwork(h: Host, o: NetworkCreateOptions, driver: string): NetworkRecord {
+  requireCluster(h, `network driver ${JSON.stringify(driver)}`);
+  validateNetworkName(o.name);
+  if ((PSEUDO_NETWORKS as readonly string[]).includes(o.name) || o.name === DEFAULT_NETWORK) throw new UserError(`network name ${o.name} is reserved (a predefined network)`, 'invalid');
+  if (h.store.networks().some((n) => n.name === o.name)) throw new UserError(`network with name ${o.name} already exists`, 'conflict');
+  for (const k of Object.keys(o.options ?? {})) throw new UserError(`option ${k} is not supported on ${driver} networks`, 'invalid');
+  if (o.ipRange !== undefined || o.ipRanges?.length) throw new UserError(`--ip-range is not supported on ${driver} networks`, 'invalid');
+  if (o.ipv4 === false) throw new UserError(`${driver} networks have IPv4 (--ipv4=false is not supported)`, 'invalid');
+  for (const [k, v] of Object.entries(o.labels ?? {})) validateLabel(`${k}=${v}`);
+  const subnets = [...(o.subnet !== undefined ? [o.subnet] : []), ...(o.subnets ?? [])];
+  const gateways = [...(o.gateway !== undefined ? [o.gateway] : []), ...(o.gateways ?? [])];
+  const v6 = (x: string) => x.includes(':');
+  if (subnets.filter(v6).length > 1 || subnets.filter((x) => !v6(x)).length > 1) throw new UserError('at most one subnet per family', 'invalid');
+  if (subnets.some(v6) && !o.ipv6) throw new UserError('an IPv6 subnet needs --ipv6', 'invalid');
+  const existing = h.store.allNetworksIncludingPending();
+  const avoid = [...existing.flatMap((n) => [n.subnet, n.subnet6 ?? '']), ...hostRouteCidrs(h, existing.map((n) => n.bridge))].filter(Boolean);
+  const def = agentCall<ClusterNetworkDef>(h, 'createNetwork', {
+    name: o.name, subnet: subnets.find((x) => !v6(x)) ?? null, gateway: gateways.find((x) => !v6(x)) ?? null,
+    ipv6: !!o.ipv6, subnet6: subnets.find(v6) ?? null, gateway6: gateways.find(v6) ?? null,
+    internal: !!o.internal, labels: o.labels ?? {}, avoid,
+  });
+  try {
+    return adoptClusterNetwork(h, def);
+  } catch (e) {
+    try { agentCall(h, 'removeNetwork', { name: def.name }); } catch { /* the cluster keeps it: nsnet network rm */ }
+    throw e;
+  }
+}
+
+/** A network as the cluster defines it (src/cluster/values.ts NetworkRecord). */
+export interface ClusterNetworkDef {
+  id: string;
+  name: string;
+  driver: string;
+  vni: number;
+  subnet: string;
+  gateway: string;
+  subnet6: string | null;
+  gateway6: string | null;
+  internal: boolean;
+  labels: Record<string, string>;
+  created: number;
+}
+
+/** Makes on this host a network the cluster defines (idempotent: the one with that id is returned). A network of
+ *  this host with the same name is a conflict, said; nothing is made. */
+export function adoptClusterNetwork(h: Host, def: ClusterNetworkDef): NetworkRecord {
+  return h.lock.with(() => {
+    const have = h.store.networkById(def.id);
+    if (have) return have;
+    if (h.store.allNetworksIncludingPending().some((n) => n.name === def.name)) {
+      throw new UserError(`the cluster's network ${def.name} has the name of a network of this host: rename or remove this host's`, 'conflict');
+    }
+    return persistNetwork(h, () => ({
+      id: def.id, name: def.name, driver: def.driver, bridge: `nsov-${def.id.slice(0, 10)}`, subnet: def.subnet, gateway: def.gateway,
+      ipRange: null, enableIPv6: !!def.subnet6, subnet6: def.subnet6, gateway6: def.gateway6, ipRange6: null,
+      internal: def.internal, icc: true, mtu: OVERLAY_MTU, isDefault: false, labels: { ...def.labels },
+      options: { [VNI_OPTION]: String(def.vni) }, created: new Date(def.created).toISOString(),
+    }));
+  });
+}
+
+/** A cluster network that the cluster no longer has: removed here unless a container of this host still holds
+ *  it (then false: it stays until those are gone). */
+export function dropClusterNetwork(h: Host, n: NetworkRecord): boolean {
+  return h.lock.with(() => {
+    if (h.store.endpointsOn(n.id).length) return false;
+    removeLocal(h, n);
+    return true;
   });
 }
 
@@ -267,26 +356,35 @@ export function removeNetwork(h: Host, ref: string): NetworkRecord {
       const names = [...new Set(holders.map((e) => e.containerName))].sort().join(', ');
       throw new UserError(`error while removing network: network ${n.name} id ${n.id} has active endpoints (${names})`, 'refused');
     }
-    for (const e of eps) {
-      const c = h.store.containerById(e.containerId);
-      if (c) releaseSandbox(h, c);
-    }
-    let gid = 0;
-    const cut = h.store.partitionOf(n.id); // its partition goes with it (ON DELETE CASCADE), its timer below
-    h.store.tx(() => {
-      gid = h.store.addGarbage('link', n.bridge);
-      h.store.deleteNetwork(n.id);
-    });
-    crashPoint('network-rm:persisted');
-    teardownNetwork(h, n);
-    removeNetworkCopy(h, n.id);
-    crashPoint('network-rm:bridge');
-    h.store.tx(() => h.store.dropGarbage([gid]));
-    applyFirewall(h);
-    networkRemoved(cut);
-    notifyDns(h);
+    // A cluster's network goes from the cluster first (refused while any host has an endpoint on it); every other
+    // host's agent then removes its copy.
+    if (clusterScoped(n)) agentCall(h, 'removeNetwork', { name: n.name });
+    removeLocal(h, n);
     return n;
   });
+}
+
+/** Removes a network from this host: stopped containers let go of it, the store row, the driver's objects (each
+ *  recorded as garbage first), the firewall and the resolver. Call with the host lock held. */
+function removeLocal(h: Host, n: NetworkRecord): void {
+  for (const e of h.store.endpointsOn(n.id)) {
+    const c = h.store.containerById(e.containerId);
+    if (c) releaseSandbox(h, c);
+  }
+  const gids: number[] = [];
+  const cut = h.store.partitionOf(n.id); // its partition goes with it (ON DELETE CASCADE), its timer below
+  h.store.tx(() => {
+    for (const l of driverOf(n).networkLinks(n)) gids.push(h.store.addGarbage('link', l));
+    h.store.deleteNetwork(n.id);
+  });
+  crashPoint('network-rm:persisted');
+  teardownNetwork(h, n);
+  removeNetworkCopy(h, n.id);
+  crashPoint('network-rm:bridge');
+  h.store.tx(() => h.store.dropGarbage(gids));
+  applyFirewall(h);
+  networkRemoved(cut);
+  notifyDns(h);
 }
 
 /** Removes every user-defined network without endpoints. Returns the removed names. */

@@ -284,9 +284,15 @@ function mainCases(v: { baseBridge: string; c1Ip: string }): Case[] {
   add(NC('--label', `k=${long(4097, 'v')}`, 's1'), /the value is longer than 4096 characters/);
   add(NC('--label', `$(${TOUCH})=v`, 's1'), /invalid label/);
   add(NC('--label', `k=$(${TOUCH})`, '--subnet', '10.0.0.0/33', 's1'), /invalid subnet/, { name: 'network create: label value $(touch) with a bad subnet' });
-  add(NC('--label', `k=\`${TOUCH}\``, '--driver', 'overlay', 's1'), /unsupported network driver/, { name: 'network create: label value `touch` with a bad driver' });
-  add(NC('--label', `\`touch\${IFS}${MARKER}\`=v`, '--driver', 'overlay', 's1'), /unsupported network driver/, { name: 'network create: label key `touch${IFS}...` with a bad driver' });
-  add(NC('--driver', 'overlay', 's1'), /unsupported network driver "overlay"/);
+  add(NC('--label', `k=\`${TOUCH}\``, '--driver', 'macvlan', 's1'), /unsupported network driver/, { name: 'network create: label value `touch` with a bad driver' });
+  add(NC('--label', `\`touch\${IFS}${MARKER}\`=v`, '--driver', 'macvlan', 's1'), /unsupported network driver/, { name: 'network create: label key `touch${IFS}...` with a bad driver' });
+  add(NC('--driver', 'overlay', 's1'), /network driver "overlay" needs this host in a cluster: nsnet cluster join/);
+  add(['cluster', 'join', '--store', 'etcd://127.0.0.1:1', '--advertise', '192.0.2.250'], /--advertise 192\.0\.2\.250: not an address of this host/);
+  add(['cluster', 'join', '--store', 'etcd://127.0.0.1:1'], /--advertise is required/);
+  add(['cluster', 'join', '--store', 'etcd://a b', '--advertise', '127.0.0.1'], /invalid etcd endpoint "etcd:\/\/a b"/);
+  add(['cluster', 'join', '--store', 'etcd://127.0.0.1:2379', '--advertise', '127.0.0.1', '--ttl', 'x'], /invalid --ttl "x"/);
+  add(['cluster', 'ls'], /nsnet cluster ls needs this host in a cluster/);
+  add(['cluster', 'leave'], /this host is in no cluster/);
   add(NC('--driver', 'macvlan', 's1'), /unsupported network driver "macvlan"/);
   add(NC('--driver', 'host', 's1'), /unsupported network driver "host"/);
   add(NC('--driver', '', 's1'), /unsupported network driver ""/);
