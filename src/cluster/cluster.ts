@@ -104,7 +104,7 @@ export class Cluster extends EventEmitter {
   private heartbeat: NodeJS.Timeout | null = null;
   private closed = false;
   private wanted = false;
-  private rejoining = false;
+  private rejoining: Promise<void> | null = null;
   /** What this process holds under its lease, to re-claim after the lease was lost. */
   private readonly ownedAddrs = new Map<string, Owned>();
   private readonly ownedEps = new Map<string, EndpointRecord>();
@@ -146,9 +146,19 @@ export class Cluster extends EventEmitter {
   }
 
   /** Runs one etcd interaction within the bound. */
-  private call<T>(f: () => Promise<T>): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('cluster: the client is closed'));
-    return bounded(this.etcdEndpoints, this.timeoutMs, f);
+  private async call<T>(f: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new Error('cluster: the client is closed');
+    const lease = this.lease;
+    try {
+      return await bounded(this.etcdEndpoints, this.timeoutMs, f);
+    } catch (e) {
+      // etcd forgot our lease (it expired while we could not renew it) before the keep-alive noticed.
+      if (lease && lease === this.lease && /requested lease not found/.test(String((e as Error)?.message))) {
+        this.onLeaseLost(lease);
+        throw new ClusterUnavailable(this.etcdEndpoints, null, `the lease of host ${this.hostId} expired; re-joining`);
+      }
+      throw e;
+    }
   }
 
   private t(compare: Parameters<typeof txn>[1], success: Parameters<typeof txn>[2], failure: Parameters<typeof txn>[3] = []) {
@@ -156,8 +166,9 @@ export class Cluster extends EventEmitter {
   }
 
   private requireLease(): string {
-    if (!this.leaseId) throw new NotJoined(this.hostId);
-    return this.leaseId;
+    if (this.leaseId) return this.leaseId;
+    if (this.wanted && !this.closed) throw new ClusterUnavailable(this.etcdEndpoints, null, `host ${this.hostId} lost its lease and is re-joining`);
+    throw new NotJoined(this.hostId);
   }
 
   get joined(): boolean {
@@ -182,8 +193,15 @@ export class Cluster extends EventEmitter {
       this.joinedAt = Date.now();
       await this.t([], [op.put(this.keys.host(this.hostId), this.hostValue(id), id)]);
     } catch (e) {
+      lease.removeAllListeners('lost');
       lease.release();
       throw e;
+    }
+    if (!this.wanted || this.closed) {
+      // leave() or close() while joining: undo.
+      lease.removeAllListeners('lost');
+      await lease.revoke().catch(() => lease.release());
+      throw new NotJoined(this.hostId);
     }
     this.lease = lease;
     this.leaseId = id;
@@ -214,34 +232,44 @@ export class Cluster extends EventEmitter {
   }
 
   /** After a lost lease: join again (retrying until etcd answers) and re-claim what this process holds. */
-  private async rejoin(): Promise<void> {
-    if (this.rejoining) return;
-    this.rejoining = true;
-    try {
+  private rejoin(): Promise<void> {
+    if (!this.rejoining) this.rejoining = this.rejoinLoop().finally(() => { this.rejoining = null; });
+    return this.rejoining;
+  }
+
+  private async rejoinLoop(): Promise<void> {
+    {
       while (this.wanted && !this.closed && !this.leaseId) {
         try {
           await this.join();
           const r = await this.reclaim([...this.ownedAddrs.values()], [...this.ownedEps.values()]);
           this.emit('rejoined', r);
         } catch (e) {
-          if (!(e instanceof ClusterUnavailable)) this.emit('error', e);
+          // Not 'error' (an EventEmitter throws that one when nobody listens): retried until etcd answers.
+          if (!(e instanceof ClusterUnavailable)) this.emit('warning', e);
           await sleep(500);
         }
       }
-    } finally {
-      this.rejoining = false;
     }
   }
 
   /** Revokes the lease: this host's record, addresses and endpoints go at once. */
   async leave(): Promise<void> {
     this.wanted = false;
+    if (this.rejoining) await this.rejoining;
     const lease = this.lease;
-    if (!lease) return;
+    const id = this.leaseId;
+    if (!lease || !id) return;
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
     lease.removeAllListeners('lost');
-    await this.call(() => lease.revoke());
+    try {
+      await this.call(() => lease.revoke());
+    } catch (e) {
+      // Already expired: what was bound to it is gone too.
+      if (!/lease not found|EtcdLeaseInvalid/.test(`${(e as Error)?.name} ${(e as Error)?.message}`)) throw e;
+      lease.release();
+    }
     this.lease = null;
     this.leaseId = null;
     this.ownedAddrs.clear();

@@ -4,8 +4,10 @@ import { Addr } from '../util/addr.js';
 
 /** etcd could not be reached (or gave no answer) within the bound: one line for the user, exit status 1. */
 export class ClusterUnavailable extends UserError {
-  constructor(readonly endpoints: readonly string[], readonly afterMs: number, cause?: string) {
-    super(`etcd at ${endpoints.join(',')} unreachable (no answer within ${(afterMs / 1000).toFixed(1)} s${cause ? `: ${oneLine(cause)}` : ''})`, 'refused');
+  constructor(readonly endpoints: readonly string[], readonly afterMs: number | null, cause?: string) {
+    const within = afterMs === null ? '' : `no answer within ${(afterMs / 1000).toFixed(1)} s`;
+    const why = [within, cause ? oneLine(cause) : ''].filter(Boolean).join(': ');
+    super(`etcd at ${endpoints.join(',')} unreachable${why ? ` (${why})` : ''}`, 'refused');
     this.name = 'ClusterUnavailable';
   }
 }

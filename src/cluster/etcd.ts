@@ -15,8 +15,34 @@ function backoff(d: number, max: number): { duration: number; next(): ReturnType
   return { duration: d, next: () => backoff(Math.min(max, d * 2), max) };
 }
 
+/** A member that just failed is skipped for a second (etcd3's default circuit breaker keeps a member out for
+ *  5 s after 3 failures, so a cluster that came back stayed refused for 5 s). */
+class MemberDown extends Error {
+  constructor() {
+    super('etcd member failed less than a second ago');
+    this.name = 'BrokenCircuitError';
+  }
+}
+
+function memberPolicy(isRecoverable: (e: Error) => boolean) {
+  let downUntil = 0;
+  return {
+    async execute<T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> {
+      if (Date.now() < downUntil) throw new MemberDown();
+      try {
+        return await fn({ signal: new AbortController().signal });
+      } catch (e) {
+        if (e instanceof Error && isRecoverable(e)) downUntil = Date.now() + 1000;
+        throw e;
+      }
+    },
+  };
+}
+
+type Fault = NonNullable<IOptions['faultHandling']>;
+
 export async function openClient(endpoints: readonly string[], timeoutMs: number): Promise<Etcd3> {
-  const { Etcd3: Client } = await import('etcd3');
+  const { Etcd3: Client, isRecoverableError } = await import('etcd3');
   const callMs = Math.max(500, Math.floor(timeoutMs / 2));
   const opts: IOptions = {
     hosts: [...endpoints],
@@ -31,7 +57,10 @@ export async function openClient(endpoints: readonly string[], timeoutMs: number
       'grpc.keepalive_time_ms': 10000,
       'grpc.keepalive_timeout_ms': 3000,
     },
-    faultHandling: { watchBackoff: backoff(100, 1000) as unknown as NonNullable<IOptions['faultHandling']>['watchBackoff'] },
+    faultHandling: {
+      watchBackoff: backoff(100, 1000) as unknown as Fault['watchBackoff'],
+      host: () => memberPolicy(isRecoverableError) as unknown as ReturnType<NonNullable<Fault['host']>>,
+    },
   };
   return new Client(opts);
 }
@@ -57,7 +86,7 @@ export async function bounded<T>(endpoints: readonly string[], timeoutMs: number
     return await Promise.race([f(), timeout]);
   } catch (e) {
     if (e instanceof ClusterUnavailable || !isUnavailable(e)) throw e;
-    throw new ClusterUnavailable(endpoints, Math.max(Date.now() - t0, 1), (e as Error).message);
+    throw new ClusterUnavailable(endpoints, null, `after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${(e as Error).message}`);
   } finally {
     clearTimeout(timer);
   }
