@@ -22,6 +22,7 @@ import { ensureNetem } from './netem.js';
 import { heal, partition } from './partitions.js';
 import { compareFirewall, firewallState, foreignOwner, listedTable, ownerOf } from './firewall.js';
 import { buildModel } from '../firewall/ruleset.js';
+import { recoverIfNeeded } from './reconcile.js';
 
 /** Prefix of the id of a partition `up` made from the file's x-partitions (a partition made by hand has a bare
  *  hex id): `up` heals its own when the file no longer declares it, and leaves a hand-made one alone. */
@@ -118,6 +119,9 @@ export async function up(h: Host, t: Topology, say: (line: string) => void): Pro
   for (const n of t.networks) {
     if (n.external && !h.store.findNetwork(n.name)) throw new UserError(`network ${n.name} declared as external, but could not be found`, 'notfound');
   }
+  // An earlier `up` killed half-way is finished or rolled back first (as every use case does it), so that what
+  // is compared below is the state, not a pending row of it (a connect killed at connect:persisted).
+  h.lock.with(() => recoverIfNeeded(h));
   const existingCtrs = projectContainers(h, P);
   const netHash = new Map<string, string>();
   // 1. Networks: unchanged, re-created (with every project container on them), or made.
@@ -154,6 +158,7 @@ export async function up(h: Host, t: Topology, say: (line: string) => void): Pro
   }
   // 3. Services in depends_on order.
   const namesOf = new Map(t.services.map((s) => [s.name, containerNames(P, s)]));
+  const netName = (key: string) => t.networks.find((n) => n.key === key)!.name;
   for (const s of t.services) {
     for (const d of s.dependsOn) {
       await waitFor(h, t.services.find((x) => x.name === d.service)!, namesOf.get(d.service)!, d.condition, say);
@@ -166,6 +171,15 @@ export async function up(h: Host, t: Topology, say: (line: string) => void): Pro
         const labels = containerConfig(h, have).labels;
         if (labels[PROJECT_LABEL] !== P) throw new UserError(`container ${name} exists and is not project ${P}'s: remove it first`, 'conflict');
         if (labels[HASH_LABEL] === want) {
+          // An `up` killed between the container's create and its connects (crash points create:committed,
+          // connect:*) left it on fewer networks than the file says: connected now, before it is started.
+          const on = new Set(h.store.endpointsOf(have.id).map((e) => e.networkId));
+          for (const m of s.networkMode ? [] : s.networks) {
+            const n = h.store.findNetwork(netName(m.key));
+            if (n && on.has(n.id)) continue;
+            connect(h, netName(m.key), have.id, { ip: m.ipv4Address, ip6: m.ipv6Address, aliases: [s.name, ...m.aliases] });
+            say(`Container ${name}  Connected to ${netName(m.key)}`);
+          }
           if (refreshState(h, have).state !== 'running') {
             startContainer(h, have.id);
             say(`Container ${name}  Started`);
@@ -177,7 +191,6 @@ export async function up(h: Host, t: Topology, say: (line: string) => void): Pro
       }
       const net = s.networkMode;
       const [first, ...more] = s.networks;
-      const netName = (key: string) => t.networks.find((n) => n.key === key)!.name;
       const mode = !net ? netName(first.key) : net.kind === 'service' ? `container:${namesOf.get(net.target!)![0]}` : net.kind === 'container' ? `container:${net.target}` : net.kind;
       const { container } = createContainer(h, {
         name, network: mode, ip: first?.ipv4Address, ip6: first?.ipv6Address, aliases: first ? [s.name, ...first.aliases] : [], publish: s.ports, dns: s.dns,

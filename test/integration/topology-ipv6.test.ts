@@ -187,3 +187,78 @@ test('up/down: IPv6 networks from a Compose file, traffic by address and by name
   assert.equal(out(h.sh('ip -6 route show | grep -c "^fd00:8[678]::" || true')), '0', 'no IPv6 route of the project left');
   assert.equal(h.nsnet(['check']).status, 0, 'check: clean after down');
 });
+
+const FAULT_FILE = `services:
+  web:
+    command: ["sleep", "300"]
+    ports: ["8089:80"]
+    networks:
+      dual:
+        ipv6_address: "fd00:89::10"
+      v6only: {}
+  db:
+    command: ["sleep", "300"]
+    networks: [v6only]
+networks:
+  dual:
+    enable_ipv6: true
+    ipam:
+      config:
+        - subnet: 10.89.0.0/24
+        - subnet: "fd00:89::/64"
+  v6only:
+    enable_ipv6: true
+    enable_ipv4: false
+`;
+
+test('up of IPv6 networks killed at every crash point: the next up finishes it, check is exact, up again changes nothing, down removes everything', { timeout: 600000 }, async (t) => {
+  const tmpFile = (h: TestHost) => {
+    const f = path.join(h.root, '..', `compose6-${path.basename(h.root)}.yaml`);
+    fs.writeFileSync(f, FAULT_FILE);
+    return f;
+  };
+  const probe = TestHost.create('fu6p');
+  let pts: string[];
+  try {
+    const f = tmpFile(probe);
+    try {
+      const r = probe.nsnet(['up', '-d', '-f', f, '-p', 'fu6'], { env: { NSNET_TRACE_POINTS: '1' } });
+      assert.equal(r.status, 0, r.stderr);
+      pts = [...new Set(r.stderr.split('\n').filter((l) => l.startsWith('crashpoint ')).map((l) => l.slice(11)))];
+    } finally {
+      fs.rmSync(f, { force: true });
+    }
+  } finally {
+    probe.cleanup();
+  }
+  assert.ok(pts.length >= 8, `up passes its use cases' crash points (got ${pts.join(', ')})`);
+  for (const p of pts) {
+    await t.test(`up @ ${p}`, () => {
+      const h = TestHost.create('fu6');
+      const f = tmpFile(h);
+      try {
+        const killed = h.nsnet(['up', '-d', '-f', f, '-p', 'fu6'], { env: { NSNET_CRASH_AT: p } });
+        assert.equal(killed.status, 128, `killed at ${p} (status ${killed.status}: ${killed.stderr})`);
+        const again = h.nsnet(['up', '-d', '-f', f, '-p', 'fu6']);
+        assert.equal(again.status, 0, `up after the kill at ${p}: ${again.stderr}`);
+        const chk = h.nsnet(['check']);
+        assert.equal(chk.status, 0, `check after up at ${p}:\n${chk.stdout}${chk.stderr}`);
+        assert.deepEqual(h.ok(['ps', '-a', '--format', '{{.Names}} {{.State}}']).split('\n').sort(), ['fu6-db-1 running', 'fu6-web-1 running']);
+        const web = JSON.parse(h.ok(['inspect', 'fu6-web-1']))[0].NetworkSettings.Networks;
+        assert.equal(web.fu6_dual.GlobalIPv6Address, 'fd00:89::10', 'the static IPv6 address, held once');
+        assert.equal(web.fu6_v6only.IPAddress, '');
+        const third = h.nsnet(['up', '-d', '-f', f, '-p', 'fu6']);
+        assert.equal(third.status, 0, third.stderr);
+        assert.doesNotMatch(third.stdout, /Created|Removed|Started/, `a third up changes nothing: ${third.stdout}`);
+        h.ok(['down', '-f', f, '-p', 'fu6']);
+        assert.equal(h.nsnet(['check']).status, 0);
+        assert.deepEqual(h.containerNetns(), []);
+        assert.equal(h.ok(['ps', '-a', '-q']), '');
+        assert.equal(h.ok(['network', 'ls', '--format', '{{.Name}}']).split('\n').filter((n) => n.startsWith('fu6')).length, 0);
+      } finally {
+        h.cleanup();
+        fs.rmSync(f, { force: true });
+      }
+    });
+  }
+});
