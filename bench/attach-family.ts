@@ -153,7 +153,9 @@ function summarize(c: Comparison): string[] {
     const pr = pairRatios(k);
     const ratio = b.med / a.med;
     const verdict = k === 'attachMs' ? ` — target ${c.target}x: **${ratio <= c.target ? 'met' : 'MISSED'}**` : '';
-    lines.push(`- ${k === 'attachMs' ? 'attach' : 'detach'}: median ${f2(ratio)}x, p90 ${f2(b.p90 / a.p90)}x; per ABBA pair ${pr.map(f2).join(' ')} (median ${f2(median(pr))}x)${verdict}`);
+    const spread = `median ${f2(median(pr))}x, quartiles ${f2(pct(pr, 25))}-${f2(pct(pr, 75))}x, ${pr.filter((x) => x > 1).length} of ${pr.length} above 1`;
+    lines.push(`- ${k === 'attachMs' ? 'attach' : 'detach'}: pooled median ${f2(ratio)}x, p90 ${f2(b.p90 / a.p90)}x; per ABBA pair (ratio of the two rounds' medians): ${spread}${verdict}`);
+    lines.push(`  pairs: ${pr.map(f2).join(' ')}`);
   }
   lines.push('');
   return lines;
