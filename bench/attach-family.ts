@@ -7,10 +7,11 @@
 // inside a throwaway host netns it creates and always deletes, with its own state directory under /tmp. Rounds
 // go A B B A A B B A ... (ABBA), so that the drift of a shared machine's load hits both arms alike. As root:
 //
-//   node dist/bench/attach-family.js [--n 100] [--rounds 8] [--base DIR] [--only family|regress] [--out FILE]
+//   node dist/bench/attach-family.js [--n 100] [--rounds 8] [--base DIR] [--build DIR] [--only family|regress] [--out FILE]
 //
 //   --base DIR   a worktree of the pre-IPv6 commit, built (npm run build), node_modules symlinked: its
 //                dist/src/index.js is the library measured as "base" (default /work/wt/v6base)
+//   --build DIR  the build measured as "this build" (default: the worktree this file was built in)
 //
 // Prints a markdown table (per arm: pooled median and p90 of every attach, the median of the rounds' medians;
 // ratios of pooled medians and the median of the per-pair ratios) and writes the raw samples as JSON.
@@ -177,14 +178,16 @@ async function main(): Promise<void> {
   if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error('--n: 1..1000');
   if (!Number.isInteger(rounds) || rounds < 2 || rounds % 2) throw new Error('--rounds: an even number >= 2 (ABBA pairs)');
   const comps: Comparison[] = [];
-  const cur4: Arm = { label: 'this build, IPv4-only', build: THIS_BUILD, family: 'v4' };
-  if (only !== 'regress') comps.push({ name: 'family', a: cur4, b: { label: 'this build, dual-stack', build: THIS_BUILD, family: 'dual' }, target: 1.3, rounds: [] });
+  const build = path.resolve(opt('--build', THIS_BUILD));
+  if (!fs.existsSync(path.join(build, 'dist/src/index.js'))) throw new Error(`--build ${build}: no dist/src/index.js (npm run build there)`);
+  const cur4: Arm = { label: 'this build, IPv4-only', build, family: 'v4' };
+  if (only !== 'regress') comps.push({ name: 'family', a: cur4, b: { label: 'this build, dual-stack', build, family: 'dual' }, target: 1.3, rounds: [] });
   if (only !== 'family') {
     if (!fs.existsSync(path.join(base, 'dist/src/index.js'))) throw new Error(`--base ${base}: no dist/src/index.js (build the pre-IPv6 commit there: npm run build)`);
     const rev = spawnSync('git', ['-C', base, 'log', '-1', '--format=%h'], { encoding: 'utf8' }).stdout.trim() || '?';
     comps.push({ name: 'regress', a: { label: `base ${rev}, IPv4-only`, build: base, family: 'v4' }, b: cur4, target: 1.05, rounds: [] });
   }
-  const rev = spawnSync('git', ['-C', THIS_BUILD, 'log', '-1', '--format=%h'], { encoding: 'utf8' }).stdout.trim() || '?';
+  const rev = spawnSync('git', ['-C', build, 'log', '-1', '--format=%h'], { encoding: 'utf8' }).stdout.trim() || '?';
   const m = machine();
   console.log(`# attach-family: N=${n}, ${rounds} rounds per comparison (ABBA), this build ${rev}, ${m.nproc} CPUs, ${m.cpu}, kernel ${m.kernel}, node ${m.node}, load ${m.loadavg}`);
   const t0 = performance.now();
