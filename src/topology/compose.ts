@@ -3,7 +3,10 @@
 //
 // Validation happens in two steps, both before anything is created: a JSON schema of the subset nsnet supports
 // (ajv: unknown keys, wrong types, bad enums), then the cross-references (networks, services, depends_on cycles,
-// duplicate static addresses, port specs). Every error is one line: `FILE:LINE: KEY: what`, where KEY is the
+// duplicate static addresses, port specs) and each network's address plan: its `ipam.config` entries sorted by
+// family (at most one IPv4 and one IPv6, an IPv6 one only with enable_ipv6, an IPv4 one never with
+// enable_ipv4: false), planned as `network create` plans them, overlaps between the file's networks, and every
+// static ipv4_address/ipv6_address checked against its network's configured subnet. Every error is one line: `FILE:LINE: KEY: what`, where KEY is the
 // dotted path of the offending entry (services.web.ports[0]) and LINE its line in the file. Compose keys nsnet
 // does not support are errors, never silently dropped; `x-` extension keys are ignored as Compose ignores them,
 // except nsnet's own: `x-netem` under a service's network (a link impairment, applied by `up`), and the top-level
