@@ -12,7 +12,7 @@ import { containerConfig } from './config.js';
 import { connect, createContainer, execCaptured, refreshState, removeContainer, startContainer, stopContainer } from './containers.js';
 import { logFile } from './state.js';
 import type { Host } from './host.js';
-import { createNetwork, removeNetwork } from './networks.js';
+import { createNetwork, removeNetwork, type NetworkCreateOptions } from './networks.js';
 import {
   NETWORK_LABEL, PROJECT_LABEL, SERVICE_LABEL, containerNames, type Topology, type TopologyNetwork, type TopologyService,
 } from '../topology/compose.js';
@@ -22,6 +22,7 @@ import { ensureNetem } from './netem.js';
 import { heal, partition } from './partitions.js';
 import { compareFirewall, firewallState, foreignOwner, listedTable, ownerOf } from './firewall.js';
 import { buildModel } from '../firewall/ruleset.js';
+import { recoverIfNeeded } from './reconcile.js';
 
 /** Prefix of the id of a partition `up` made from the file's x-partitions (a partition made by hand has a bare
  *  hex id): `up` heals its own when the file no longer declares it, and leaves a hand-made one alone. */
@@ -33,8 +34,25 @@ const NUMBER_LABEL = 'com.docker.compose.container-number';
 
 const hash = (v: unknown) => crypto.createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 16);
 
-function networkSpec(n: TopologyNetwork): unknown {
-  return { name: n.name, internal: n.internal, subnet: n.subnet ?? null, gateway: n.gateway ?? null, ipRange: n.ipRange ?? null, options: n.options, labels: n.labels };
+export function networkSpec(n: TopologyNetwork): unknown {
+  const spec = { name: n.name, internal: n.internal, subnet: n.subnet ?? null, gateway: n.gateway ?? null, ipRange: n.ipRange ?? null, options: n.options, labels: n.labels };
+  // The families only when not the IPv4-only default, so that a network of a file without IPv6 keeps the hash it
+  // was made with before IPv6 (an upgraded nsnet's `up` of the same file re-creates nothing).
+  if (!hasIPv6(n)) return spec;
+  return { ...spec, ipv6: n.enableIPv6, ipv4: n.enableIPv4, subnet6: n.subnet6 ?? null, gateway6: n.gateway6 ?? null, ipRange6: n.ipRange6 ?? null };
+}
+
+const hasIPv6 = (n: TopologyNetwork) => n.enableIPv6 || !n.enableIPv4;
+
+/** `network create`'s options for a network of the file: --ipv6 / --ipv4=false and a subnet per family. */
+export function createOptions(n: TopologyNetwork): NetworkCreateOptions {
+  const common = { name: n.name, internal: n.internal, options: n.options };
+  if (!hasIPv6(n)) return { ...common, subnet: n.subnet, gateway: n.gateway, ipRange: n.ipRange };
+  const both = (a: string | undefined, b: string | undefined) => [a, b].filter((x): x is string => x !== undefined);
+  return {
+    ...common, ipv6: n.enableIPv6, ipv4: n.enableIPv4,
+    subnets: both(n.subnet, n.subnet6), gateways: both(n.gateway, n.gateway6), ipRanges: both(n.ipRange, n.ipRange6),
+  };
 }
 
 /** A service's containers' spec: includes the hashes of the networks they are on (a re-created network means
@@ -42,7 +60,11 @@ function networkSpec(n: TopologyNetwork): unknown {
 function serviceSpec(s: TopologyService, netHash: Map<string, string>): unknown {
   return {
     // x-netem is not part of it: an impairment changes without re-creating the container (applyTopologyNetem).
-    command: s.command, env: s.environment, workdir: s.workingDir ?? '', networks: s.networks.map((n) => ({ key: n.key, aliases: n.aliases, ipv4Address: n.ipv4Address, net: netHash.get(n.key) })),
+    command: s.command, env: s.environment, workdir: s.workingDir ?? '', networks: s.networks.map((n) => ({
+      key: n.key, aliases: n.aliases, ipv4Address: n.ipv4Address,
+      ...(n.ipv6Address !== undefined ? { ipv6Address: n.ipv6Address } : {}), // absent: the hash made before IPv6
+      net: netHash.get(n.key),
+    })),
     mode: s.networkMode ?? null, ports: s.ports, dns: s.dns, labels: s.labels, healthcheck: s.healthcheck ?? null,
   };
 }
@@ -97,6 +119,9 @@ export async function up(h: Host, t: Topology, say: (line: string) => void): Pro
   for (const n of t.networks) {
     if (n.external && !h.store.findNetwork(n.name)) throw new UserError(`network ${n.name} declared as external, but could not be found`, 'notfound');
   }
+  // An earlier `up` killed half-way is finished or rolled back first (as every use case does it), so that what
+  // is compared below is the state, not a pending row of it (a connect killed at connect:persisted).
+  h.lock.with(() => recoverIfNeeded(h));
   const existingCtrs = projectContainers(h, P);
   const netHash = new Map<string, string>();
   // 1. Networks: unchanged, re-created (with every project container on them), or made.
@@ -120,10 +145,7 @@ export async function up(h: Host, t: Topology, say: (line: string) => void): Pro
       removeNetwork(h, have.id);
       say(`Network ${n.name}  Removed`);
     }
-    createNetwork(h, {
-      name: n.name, subnet: n.subnet, gateway: n.gateway, ipRange: n.ipRange, internal: n.internal, options: n.options,
-      labels: { ...n.labels, [PROJECT_LABEL]: P, [NETWORK_LABEL]: n.key, [HASH_LABEL]: want },
-    });
+    createNetwork(h, { ...createOptions(n), labels: { ...n.labels, [PROJECT_LABEL]: P, [NETWORK_LABEL]: n.key, [HASH_LABEL]: want } });
     say(`Network ${n.name}  Created`);
   }
   // 2. Containers that no longer belong (service gone, scaled down) go first: their names and addresses free up.
@@ -136,6 +158,7 @@ export async function up(h: Host, t: Topology, say: (line: string) => void): Pro
   }
   // 3. Services in depends_on order.
   const namesOf = new Map(t.services.map((s) => [s.name, containerNames(P, s)]));
+  const netName = (key: string) => t.networks.find((n) => n.key === key)!.name;
   for (const s of t.services) {
     for (const d of s.dependsOn) {
       await waitFor(h, t.services.find((x) => x.name === d.service)!, namesOf.get(d.service)!, d.condition, say);
@@ -148,6 +171,15 @@ export async function up(h: Host, t: Topology, say: (line: string) => void): Pro
         const labels = containerConfig(h, have).labels;
         if (labels[PROJECT_LABEL] !== P) throw new UserError(`container ${name} exists and is not project ${P}'s: remove it first`, 'conflict');
         if (labels[HASH_LABEL] === want) {
+          // An `up` killed between the container's create and its connects (crash points create:committed,
+          // connect:*) left it on fewer networks than the file says: connected now, before it is started.
+          const on = new Set(h.store.endpointsOf(have.id).map((e) => e.networkId));
+          for (const m of s.networkMode ? [] : s.networks) {
+            const n = h.store.findNetwork(netName(m.key));
+            if (n && on.has(n.id)) continue;
+            connect(h, netName(m.key), have.id, { ip: m.ipv4Address, ip6: m.ipv6Address, aliases: [s.name, ...m.aliases] });
+            say(`Container ${name}  Connected to ${netName(m.key)}`);
+          }
           if (refreshState(h, have).state !== 'running') {
             startContainer(h, have.id);
             say(`Container ${name}  Started`);
@@ -159,17 +191,16 @@ export async function up(h: Host, t: Topology, say: (line: string) => void): Pro
       }
       const net = s.networkMode;
       const [first, ...more] = s.networks;
-      const netName = (key: string) => t.networks.find((n) => n.key === key)!.name;
       const mode = !net ? netName(first.key) : net.kind === 'service' ? `container:${namesOf.get(net.target!)![0]}` : net.kind === 'container' ? `container:${net.target}` : net.kind;
       const { container } = createContainer(h, {
-        name, network: mode, ip: first?.ipv4Address, aliases: first ? [s.name, ...first.aliases] : [], publish: s.ports, dns: s.dns,
+        name, network: mode, ip: first?.ipv4Address, ip6: first?.ipv6Address, aliases: first ? [s.name, ...first.aliases] : [], publish: s.ports, dns: s.dns,
         command: s.command,
         config: {
           env: Object.entries(s.environment).map(([k, v]) => `${k}=${v}`), workdir: s.workingDir ?? '',
           labels: { ...s.labels, [PROJECT_LABEL]: P, [SERVICE_LABEL]: s.name, [NUMBER_LABEL]: String(i + 1), [HASH_LABEL]: want },
         },
       });
-      for (const m of more) connect(h, netName(m.key), container.id, { ip: m.ipv4Address, aliases: [s.name, ...m.aliases] });
+      for (const m of more) connect(h, netName(m.key), container.id, { ip: m.ipv4Address, ip6: m.ipv6Address, aliases: [s.name, ...m.aliases] });
       startContainer(h, container.id);
       say(`Container ${name}  Started`);
     }

@@ -3,7 +3,10 @@
 //
 // Validation happens in two steps, both before anything is created: a JSON schema of the subset nsnet supports
 // (ajv: unknown keys, wrong types, bad enums), then the cross-references (networks, services, depends_on cycles,
-// duplicate static addresses, port specs). Every error is one line: `FILE:LINE: KEY: what`, where KEY is the
+// duplicate static addresses, port specs) and each network's address plan: its `ipam.config` entries sorted by
+// family (at most one IPv4 and one IPv6, an IPv6 one only with enable_ipv6, an IPv4 one never with
+// enable_ipv4: false), planned as `network create` plans them, overlaps between the file's networks, and every
+// static ipv4_address/ipv6_address checked against its network's configured subnet. Every error is one line: `FILE:LINE: KEY: what`, where KEY is the
 // dotted path of the offending entry (services.web.ports[0]) and LINE its line in the file. Compose keys nsnet
 // does not support are errors, never silently dropped; `x-` extension keys are ignored as Compose ignores them,
 // except nsnet's own: `x-netem` under a service's network (a link impairment, applied by `up`), and the top-level
@@ -11,7 +14,8 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, isMap, isPair, isScalar, parseDocument, type Document, type Node as YNode } from 'yaml';
 import { UserError } from '../util/errors.js';
-import { isIPv4 } from '../util/addr.js';
+import { Prefix, canonicalAddr, isIPv4, isIPv6 } from '../util/addr.js';
+import { checkStaticIp, planNetworkIpam, planNetworkIpam6, type IpamPlan } from '../ipam/ipam.js';
 import { parsePortSpec } from '../util/ports.js';
 import { validateAlias, validateNetworkName } from '../util/validate.js';
 import { parseNetemInput, type NetemInput } from '../engine/netem.js';
@@ -24,9 +28,18 @@ export interface TopologyNetwork {
   /** Made elsewhere (`external: true`): used, never created or removed. */
   external: boolean;
   internal: boolean;
+  /** `enable_ipv6`: the network also has IPv6 (a /64 of the host's ULA /48 unless an IPv6 subnet is given). */
+  enableIPv6: boolean;
+  /** `enable_ipv4` (Compose's key, Docker 28): false for an IPv6-only network. Default true. */
+  enableIPv4: boolean;
+  /** The IPv4 entry of `ipam.config`. */
   subnet?: string;
   gateway?: string;
   ipRange?: string;
+  /** The IPv6 entry of `ipam.config` (at most one per family, as Docker's bridge takes). */
+  subnet6?: string;
+  gateway6?: string;
+  ipRange6?: string;
   options: Record<string, string>;
   labels: Record<string, string>;
 }
@@ -35,6 +48,8 @@ export interface ServiceNetwork {
   key: string;
   aliases: string[];
   ipv4Address?: string;
+  /** `ipv6_address`: on a network with enable_ipv6 and an IPv6 subnet in its ipam config. */
+  ipv6Address?: string;
   /** `x-netem` of this service on this network (src/engine/netem.ts): `to` names containers or CIDRs (a service
    *  name given in the file is replaced by its containers' names). */
   netem?: NetemInput;
@@ -194,7 +209,7 @@ const NETWORK = {
   anyOf: [{ type: 'null' }, {
     type: 'object', additionalProperties: false, patternProperties: ext,
     properties: {
-      name: str, driver: { enum: ['bridge'] }, internal: { type: 'boolean' }, enable_ipv6: { type: 'boolean' },
+      name: str, driver: { enum: ['bridge'] }, internal: { type: 'boolean' }, enable_ipv6: { type: 'boolean' }, enable_ipv4: { type: 'boolean' },
       external: { type: 'boolean' }, attachable: { type: 'boolean' },
       driver_opts: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } },
       labels: mapOrList,
@@ -203,7 +218,7 @@ const NETWORK = {
         properties: {
           driver: { enum: ['default'] },
           config: {
-            type: 'array', maxItems: 1,
+            type: 'array',
             items: { type: 'object', additionalProperties: false, properties: { subnet: str, gateway: str, ip_range: str } },
           },
         },
@@ -277,8 +292,6 @@ function ajvMessage(e: ErrorObject): { path: PathSeg[]; what: string; onKey: boo
       return { path, what: `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`, onKey: false };
     case 'type':
       return { path, what: `must be ${(e.params as { type: string | string[] }).type.toString().replace(/,/g, ' or ')}`, onKey: false };
-    case 'maxItems':
-      return { path, what: `at most ${(e.params as { limit: number }).limit} entry (one subnet per family; IPv6 is not supported yet)`, onKey: false };
     default:
       return { path, what: e.message ?? e.keyword, onKey: false };
   }
@@ -397,25 +410,32 @@ export function loadTopology(text: string, o: LoadOptions): Topology {
 
   // Networks (the default network is made only if a service is on it, as Compose does).
   const nets = new Map<string, TopologyNetwork>();
+  // The address plan of each network's configured subnets (per family), for the static addresses below.
+  const plans = new Map<string, NetPlans>();
   for (const [key, raw] of Object.entries(top.networks ?? {})) {
     const n = raw ?? {};
     const p = ['networks', key];
-    if (n.enable_ipv6) throw src.error([...p, 'enable_ipv6'], 'IPv6 networks are not supported yet');
-    const ipam = (n.ipam as { config?: Array<{ subnet?: string; gateway?: string; ip_range?: string }> } | undefined)?.config?.[0];
     const name = typeof n.name === 'string' ? n.name : `${project}_${key}`;
     try {
       validateNetworkName(name);
     } catch (e) {
       throw src.error(p, (e as Error).message, true);
     }
-    if (n.external && (ipam || n.internal !== undefined || n.driver_opts)) throw src.error(p, 'an external network is used as it is: no ipam, internal or driver_opts', true);
+    const config = (n.ipam as { config?: RawIpamEntry[] } | undefined)?.config;
+    if (n.external && (config || n.internal !== undefined || n.driver_opts || n.enable_ipv6 !== undefined || n.enable_ipv4 !== undefined)) {
+      throw src.error(p, 'an external network is used as it is: no ipam, internal, enable_ipv6, enable_ipv4 or driver_opts', true);
+    }
+    const options = Object.fromEntries(Object.entries((n.driver_opts as Record<string, unknown>) ?? {}).map(([k, v]) => [k, String(v)]));
+    const fam = loadFamilies(src, p, n, config ?? [], options);
+    plans.set(key, fam.plans);
     nets.set(key, {
-      key, name, external: !!n.external, internal: !!n.internal,
-      subnet: ipam?.subnet, gateway: ipam?.gateway, ipRange: ipam?.ip_range,
-      options: Object.fromEntries(Object.entries((n.driver_opts as Record<string, unknown>) ?? {}).map(([k, v]) => [k, String(v)])),
-      labels: kvOf(n.labels, {}, false),
+      key, name, external: !!n.external, internal: !!n.internal, enableIPv6: fam.enableIPv6, enableIPv4: fam.enableIPv4,
+      subnet: fam.v4.subnet, gateway: fam.v4.gateway, ipRange: fam.v4.ip_range,
+      subnet6: fam.v6.subnet, gateway6: fam.v6.gateway, ipRange6: fam.v6.ip_range,
+      options, labels: kvOf(n.labels, {}, false),
     });
   }
+  refuseOverlaps(src, plans);
 
   const names = Object.keys(top.services);
   const services: TopologyService[] = [];
@@ -462,13 +482,32 @@ export function loadTopology(text: string, o: LoadOptions): Topology {
         : Object.entries(raw as Record<string, never>).map(([k, v]) => [k, v, [...p, 'networks', k]]);
       for (const [key, v, np] of entries) {
         if (key === 'default' && !nets.has('default')) {
-          nets.set('default', { key: 'default', name: `${project}_default`, external: false, internal: false, options: {}, labels: {} });
+          nets.set('default', { key: 'default', name: `${project}_default`, external: false, internal: false, enableIPv6: false, enableIPv4: true, options: {}, labels: {} });
+          plans.set('default', {});
         }
         if (!nets.has(key)) throw src.error(np, `no network ${JSON.stringify(key)} under networks:`, !Array.isArray(raw));
-        if (v?.ipv6_address) throw src.error([...np, 'ipv6_address'], 'IPv6 is not supported yet');
-        if (v?.ipv4_address !== undefined) {
-          if (!isIPv4(v.ipv4_address)) throw src.error([...np, 'ipv4_address'], `not an IPv4 address: ${JSON.stringify(v.ipv4_address)}`);
-          if (replicas > 1) throw src.error([...np, 'ipv4_address'], 'a static address is for one replica only');
+        const net = nets.get(key)!;
+        for (const [k, family] of [['ipv4_address', 4], ['ipv6_address', 6]] as const) {
+          const ip = v?.[k];
+          if (ip === undefined) continue;
+          const at = [...np, k];
+          if (family === 4 ? !isIPv4(ip) : !isIPv6(ip)) {
+            const hint = family === 4 && ip.includes(':') ? ' (an IPv6 address is given with ipv6_address)' : family === 6 && isIPv4(ip) ? ' (an IPv4 address is given with ipv4_address)' : '';
+            throw src.error(at, `not an IPv${family} address: ${JSON.stringify(ip)}${hint}`);
+          }
+          if (replicas > 1) throw src.error(at, 'a static address is for one replica only');
+          if (net.external) continue; // its subnets are not in this file: the engine checks the address
+          if (family === 6 && !net.enableIPv6) throw src.error(at, `network ${key} has no IPv6: set enable_ipv6: true on it (networks.${key})`);
+          if (family === 4 && !net.enableIPv4) throw src.error(at, `network ${key} has no IPv4 (enable_ipv4: false)`);
+          const plan = plans.get(key)![family];
+          if (!plan) {
+            throw src.error(at, `network ${key} has no IPv${family} subnet in its ipam config: a static address needs one (Docker refuses one on a subnet it chose)`);
+          }
+          try {
+            checkStaticIp(plan, ip, new Set());
+          } catch (e) {
+            throw src.error(at, (e as Error).message);
+          }
         }
         for (const [i, a] of (v?.aliases ?? []).entries()) {
           try {
@@ -489,7 +528,10 @@ export function loadTopology(text: string, o: LoadOptions): Topology {
           }
           if (networkMode) throw src.error([...np, 'x-netem'], 'a shared network namespace has no link of its own to impair');
         }
-        snets.push({ key, aliases: v?.aliases ?? [], ipv4Address: v?.ipv4_address, ...(netem ? { netem } : {}) });
+        snets.push({
+          key, aliases: v?.aliases ?? [], ipv4Address: v?.ipv4_address,
+          ...(v?.ipv6_address !== undefined ? { ipv6Address: v.ipv6_address } : {}), ...(netem ? { netem } : {}),
+        });
       }
     }
     const ports: string[] = [];
@@ -555,11 +597,13 @@ export function loadTopology(text: string, o: LoadOptions): Topology {
   const taken = new Map<string, string>();
   for (const s of services) {
     for (const n of s.networks) {
-      if (!n.ipv4Address) continue;
-      const k = `${n.key} ${n.ipv4Address}`;
-      const other = taken.get(k);
-      if (other) throw src.error(['services', s.name, 'networks', n.key, 'ipv4_address'], `${n.ipv4Address} is already ${other}'s on network ${n.key}`);
-      taken.set(k, s.name);
+      for (const [k, ip] of [['ipv4_address', n.ipv4Address], ['ipv6_address', n.ipv6Address]] as const) {
+        if (!ip) continue;
+        const id = `${n.key} ${canonicalAddr(ip) ?? ip}`; // fd00::0a and fd00::a are one address
+        const other = taken.get(id);
+        if (other) throw src.error(['services', s.name, 'networks', n.key, k], `${ip} is already ${other}'s on network ${n.key}`);
+        taken.set(id, s.name);
+      }
     }
   }
   // x-netem's `to`: a service of the file stands for its containers.
@@ -573,6 +617,76 @@ export function loadTopology(text: string, o: LoadOptions): Topology {
   }
   const partitions = loadPartitions(src, (data as { 'x-partitions'?: RawPartition[] })['x-partitions'] ?? [], nets, services);
   return { project, networks: [...nets.values()], services: startOrder(services, src), partitions, warnings };
+}
+
+type RawIpamEntry = { subnet?: string; gateway?: string; ip_range?: string };
+/** Per family, the plan of the network's configured subnet and the index of its `ipam.config` entry. */
+type NetPlans = { 4?: IpamPlan & { entry: number }; 6?: IpamPlan & { entry: number } };
+
+/** A network's families: enable_ipv6, enable_ipv4 and the `ipam.config` entries sorted by family (at most one
+ *  each), each planned as `network create` plans it (syntax, gateway and ip_range inside the subnet, prefix
+ *  lengths, forbidden blocks), so that a bad subnet is refused before anything is made. */
+function loadFamilies(src: Source, p: PathSeg[], n: Record<string, unknown>, config: RawIpamEntry[], options: Record<string, string>) {
+  const enableIPv6 = n.enable_ipv6 === true;
+  const enableIPv4 = n.enable_ipv4 !== false;
+  if (!enableIPv4 && !enableIPv6) {
+    throw src.error([...p, 'enable_ipv4'], 'IPv4 and IPv6 cannot both be disabled: an IPv6-only network (enable_ipv4: false) needs enable_ipv6: true');
+  }
+  const per: { 4: RawIpamEntry; 6: RawIpamEntry } = { 4: {}, 6: {} };
+  const at: { 4?: number; 6?: number } = {};
+  for (const [i, e] of config.entries()) {
+    const ep = [...p, 'ipam', 'config', i];
+    const first = (['subnet', 'gateway', 'ip_range'] as const).find((k) => e[k] !== undefined);
+    if (!first) throw src.error(ep, 'an empty entry: give its subnet (and gateway, ip_range)');
+    const family = e[first]!.includes(':') ? 6 : 4;
+    for (const k of ['gateway', 'ip_range'] as const) {
+      if (e[k] !== undefined && (e[k]!.includes(':') ? 6 : 4) !== family) {
+        throw src.error([...ep, k], `${e[k]} is IPv${10 - family} and the entry's ${first} ${e[first]} IPv${family}: one entry per family, each with its own subnet, gateway and ip_range`);
+      }
+    }
+    const prev = at[family];
+    if (prev !== undefined) {
+      throw src.error([...ep, first], `a second IPv${family} entry (networks.${p[1]}.ipam.config[${prev}] is one): a network has at most one subnet per family`);
+    }
+    if (family === 6 && !enableIPv6) throw src.error([...ep, first], `an IPv6 ${first} needs enable_ipv6: true on the network`);
+    if (family === 4 && !enableIPv4) throw src.error([...ep, first], `an IPv4 ${first} on a network with enable_ipv4: false`);
+    at[family] = i;
+    per[family] = e;
+  }
+  const plans: NetPlans = {};
+  for (const family of [4, 6] as const) {
+    const e = per[family];
+    const i = at[family];
+    if (i === undefined) continue;
+    try {
+      const req = { subnet: e.subnet, gateway: e.gateway, ipRange: e.ip_range };
+      // No ULA base is needed: a family given here has a subnet, or the planner refuses its gateway/ip_range.
+      plans[family] = { ...(family === 4 ? planNetworkIpam(req, []) : planNetworkIpam6(req, [], '')), entry: i };
+    } catch (err) {
+      const msg = (err as Error).message;
+      const k = /^invalid gateway/.test(msg) ? 'gateway' : /^invalid ip-range/.test(msg) ? 'ip_range' : /^invalid subnet/.test(msg) ? 'subnet' : null;
+      throw src.error([...p, 'ipam', 'config', i, ...(k && e[k] !== undefined ? [k] : [])], msg);
+    }
+  }
+  const mode = Object.keys(options).find((k) => k === 'com.docker.network.bridge.gateway_mode_ipv6' || k === 'gateway_mode_ipv6');
+  if (mode && !enableIPv6) throw src.error([...p, 'driver_opts', mode], 'needs enable_ipv6: true on the network');
+  return { enableIPv6, enableIPv4, v4: per[4], v6: per[6], plans };
+}
+
+/** Two networks of the file whose configured subnets overlap: refused before either is made (the engine would
+ *  refuse the second one after making the first). */
+function refuseOverlaps(src: Source, plans: Map<string, NetPlans>): void {
+  const seen: Array<{ key: string; family: 4 | 6; p: Prefix }> = [];
+  for (const [key, pl] of plans) {
+    for (const family of [4, 6] as const) {
+      const plan = pl[family];
+      if (!plan) continue;
+      const p = Prefix.parse(plan.subnet);
+      const other = seen.find((x) => x.family === family && x.p.overlaps(p));
+      if (other) throw src.error(['networks', key, 'ipam', 'config', plan.entry, 'subnet'], `${plan.subnet} overlaps network ${other.key}'s subnet ${other.p}`);
+      seen.push({ key, family, p });
+    }
+  }
 }
 
 type RawPartition = { network: string; groups: Array<string | string[]>; oneway?: boolean };
