@@ -46,7 +46,8 @@ export function agentLog(h: Host): string {
   return path.join(h.root, 'cluster', 'agent.log');
 }
 function agentMain(): string {
-  return path.resolve(path.dirname(new URL(import.meta.url).pathname), 'cluster-agent.js');
+  // '../engine/': this module runs as dist/src/engine/cluster.js, or inside the CLI's bundle (as dist/src/cli/main.js).
+  return path.resolve(path.dirname(new URL(import.meta.url).pathname), '../engine/cluster-agent.js');
 }
 
 export function inAgent(h: Host): boolean {
@@ -113,7 +114,12 @@ export function ensureAgent(h: Host): void {
       sleepSync(20);
     }
   }
-  throw new Error(`the cluster agent did not start (see ${agentLog(h)})`);
+  let last = '';
+  try {
+    const lines = readFileSafe(agentLog(h)).trim().split('\n');
+    last = [...lines].reverse().find((l) => /error/i.test(l)) ?? lines[lines.length - 1] ?? '';
+  } catch { /* no log */ }
+  throw new Error(`the cluster agent did not start${last ? `: ${last.replace(/^\S+ /, '')}` : ''} (see ${agentLog(h)})`);
 }
 
 /** Stops the agent (SIGTERM, then SIGKILL after 3 s). */
@@ -186,7 +192,8 @@ const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
  *  this returns; on failure nothing is left (no membership, no agent). Joining again with the same settings is a
  *  no-op; with others it is refused. */
 export function joinCluster(h: Host, o: JoinOptions): ClusterConfig {
-  return h.lock.with(() => {
+  // Not under the host lock: the agent's first pass takes it (this waits for that pass).
+  {
     const store = o.store.trim();
     if (!store) throw new UserError('--store is required (etcd://HOST:PORT[,etcd://HOST:PORT...])', 'invalid');
     for (const item of store.split(',')) {
@@ -210,7 +217,10 @@ export function joinCluster(h: Host, o: JoinOptions): ClusterConfig {
       throw new UserError(`this host is in a cluster already (store ${have.store}, as ${have.hostId}): nsnet cluster leave first`, 'conflict');
     }
     const cfg: ClusterConfig = { store, advertise, hostId: name, ttl, joined: new Date().toISOString() };
-    writeClusterConfig(h.root, cfg);
+    h.lock.with(() => {
+      if (readClusterConfig(h.root)) throw new UserError('this host joined a cluster meanwhile (another nsnet cluster join)', 'conflict');
+      writeClusterConfig(h.root, cfg);
+    });
     try {
       ensureAgent(h);
       const end = Date.now() + 12000;
@@ -227,7 +237,7 @@ export function joinCluster(h: Host, o: JoinOptions): ClusterConfig {
       throw e;
     }
     return cfg;
-  });
+  }
 }
 
 /** Leaves the cluster: refused while containers of this host use an overlay network (unless `force`); the host's
