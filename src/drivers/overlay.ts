@@ -70,7 +70,12 @@ function setupNetwork(p: DriverPorts, n: NetworkRecord): void {
     if (vx.master !== br) p.nl.setMaster(index, br);
     if (!vx.up) p.nl.setUp(index);
   }
-  // Frames arriving from the underlay pass the same loopback guard as those of local containers.
+  // No MAC learning on the VXLAN port: the bridge would keep a remote MAC there after its container moved (an
+  // address, and the MAC derived from it, handed out again on this host would get its frames sent back into the
+  // tunnel, where they are dropped). Frames for remote MACs are flooded to the VXLAN port, whose own entries send
+  // each to its host. And frames arriving from the underlay pass the same loopback guard as local containers'.
+  const port = p.nl.bridgePorts().find((x) => x.index === index);
+  if (!port || port.learning) p.nl.setBridgePort(index, { learning: false });
   ensurePortGuard(p, index);
   programPeers(p, n, index, c.remoteEndpoints(n.id));
 }
@@ -141,6 +146,8 @@ function diff(p: DriverPorts, v: DriverView): Finding[] {
   const out = bridgeDriver.diff(p, v);
   const c = p.cluster;
   const byName = new Map(v.links.map((l) => [l.name, l]));
+  let portMap: Map<number, { learning: boolean }> | null = null;
+  const ports = () => (portMap ??= new Map(p.nl.bridgePorts().map((x) => [x.index, x])));
   for (const n of v.networks) {
     const setup = () => { setupNetwork(p, n); return [`recreated the VXLAN device ${vxlanName(n)} of ${n.name}`]; };
     if (!c) {
@@ -152,6 +159,7 @@ function diff(p: DriverPorts, v: DriverView): Finding[] {
     if (!vxlanMatches(vx, n, c.advertise)) { out.push({ kind: 'vxlan-config', detail: `${n.name}: ${vxlanName(n)} is not VNI ${vniOf(n)}, port ${VXLAN_PORT}, local ${c.advertise}, learning off, proxy on`, repair: setup }); continue; }
     const br = byName.get(n.bridge);
     if (br && vx.master !== br.index) out.push({ kind: 'veth-not-on-bridge', detail: `${n.name}: ${vxlanName(n)} is not on ${n.bridge}`, repair: setup });
+    else if (ports().get(vx.index)?.learning !== false) out.push({ kind: 'vxlan-learning', detail: `${n.name}: the bridge learns MACs on ${vxlanName(n)}`, repair: () => { p.nl.setBridgePort(vx.index, { learning: false }); return [`turned MAC learning off on ${vxlanName(n)} of ${n.name}`]; } });
     const remotes = c.remoteEndpoints(n.id);
     const plan = planFor(p, vx.index, remotes);
     if (planSize(plan)) {

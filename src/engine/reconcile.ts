@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import { once, type Finding, type NetworkDriver } from '../drivers/driver.js';
 import { ownedLink, removeLink, removeOwnedLink } from '../drivers/links.js';
 import { driverFor } from './drivers.js';
+import { agentCall, agentRunning, clusterScoped, ensureAgent, inAgent } from './cluster.js';
+import { readClusterConfig } from './clusterconf.js';
 import { containerMark, ownedBy } from './marks.js';
 import { writeSavedCopy } from './netcopy.js';
 import { NAMES } from '../firewall/model.js';
@@ -315,6 +317,34 @@ const dns: Detector = (h, ctx) => {
   return need !== resolverRunning(h) ? [{ kind: 'dns', detail: need ? 'the resolver is not running' : 'a resolver runs without user-defined networks', repair: tell }] : [];
 };
 
+/** This host in its cluster (src/engine/cluster.ts): the agent runs (without it the lease lapses and the other
+ *  hosts drop this host's endpoints), has joined, and has registered every local endpoint of an overlay network
+ *  (one made in the last few seconds may be on its way). Never from inside the agent itself. */
+const clusterView: Detector = (h) => {
+  if (inAgent(h) || !readClusterConfig(h.root)) return [];
+  if (!agentRunning(h)) {
+    return [{ kind: 'cluster-agent', detail: 'the cluster agent of this host is not running (its lease lapses: the other hosts drop its endpoints)', repair: () => { ensureAgent(h); return ['started the cluster agent']; } }];
+  }
+  let st: { joined: boolean; lastError: string; registered: string[] };
+  try {
+    st = agentCall(h, 'status', {}, 5000);
+  } catch (e) {
+    return [{ kind: 'cluster-agent', detail: (e as Error).message }];
+  }
+  if (!st.joined) return [{ kind: 'cluster-unjoined', detail: `this host has not joined the cluster: ${st.lastError || 'no answer from etcd yet'}` }];
+  const out: Finding[] = [];
+  const registered = new Set(st.registered);
+  const recent = Date.now() - 5000;
+  for (const n of h.store.networks().filter(clusterScoped)) {
+    for (const e of h.store.endpointsOn(n.id)) {
+      const c = h.store.containerById(e.containerId);
+      if (registered.has(`${n.name}/${e.containerId}`) || (c && Date.parse(c.created) > recent)) continue;
+      out.push({ kind: 'cluster-endpoint', detail: `${e.containerName} on ${n.name}: not registered in the cluster (other hosts neither resolve nor reach it)`, repair: () => { agentCall(h, 'sync'); return [`asked the cluster agent to register ${e.containerName} on ${n.name}`]; } });
+    }
+  }
+  return out;
+};
+
 /** The store recorded as lost (storeguard.ts): told by check; acknowledged by reconcile --force, last. */
 const storeState: Detector = (h, ctx) => {
   if (!ctx.lost) return [];
@@ -325,7 +355,7 @@ const storeState: Detector = (h, ctx) => {
 /** In the order reconcile repairs. */
 const DETECTORS: Detector[] = [
   pendingRows, garbage, orphans, drivers, containersDetector, diffCni, diffNetemRows, diffNetemLinks,
-  expiredPartitions, traceRules, firewall, partitionTimers, foreignFirewall, dns, storeState,
+  expiredPartitions, traceRules, firewall, partitionTimers, foreignFirewall, dns, clusterView, storeState,
 ];
 
 function netName(h: Host, id: string): string {

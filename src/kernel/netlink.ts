@@ -24,7 +24,7 @@ import { addresses, type AddrInfo, type AddressOptions } from './netlink/addr.js
 import { deleteFilter, filters, type BpfFilterSpec, type TcFilterInfo, type TcTarget } from './netlink/filter.js';
 import {
   bridgePorts, encBridge, encVeth, encVxlan, ifindex, linkByIndex, linkByName, links, type BridgeOptions, type BridgePortInfo,
-  type LinkInfo, type VethOptions,
+  type BridgePortFlags, type LinkInfo, type VethOptions,
 } from './netlink/link.js';
 import { fdbEntries, neighbours, type FdbInfo, type NeighbourInfo } from './netlink/neigh.js';
 import type { VxlanOptions } from './netlink/vxlan.js';
@@ -37,7 +37,7 @@ import { NetlinkError, checkAlias } from './netlink/wire.js';
 export { NetlinkBatch } from './netlink/batch.js';
 export type { AddrInfo, AddressOptions } from './netlink/addr.js';
 export { encodeSockFilter, parseTcFilter, type BpfFilterSpec, type SockFilter, type TcFilterInfo, type TcTarget } from './netlink/filter.js';
-export { parseBridgePort, parseLink, type BridgeOptions, type BridgePortInfo, type LinkInfo, type VethOptions } from './netlink/link.js';
+export { parseBridgePort, parseLink, type BridgeOptions, type BridgePortFlags, type BridgePortInfo, type LinkInfo, type VethOptions } from './netlink/link.js';
 export { FLOOD_MAC, parseFdb, parseNeighbour, type FdbInfo, type NeighbourInfo } from './netlink/neigh.js';
 export { TC_INGRESS, parseQdisc, type QdiscInfo } from './netlink/qdisc.js';
 export { RT_TABLE_MAIN, type RouteInfo, type RouteSpec } from './netlink/route.js';
@@ -153,7 +153,7 @@ export class Netlink extends NetlinkSocket {
   }
 
   /** See NetlinkBatch.setBridgePort. */
-  setBridgePort(index: number, o: { hairpin?: boolean; isolated?: boolean }): void {
+  setBridgePort(index: number, o: BridgePortFlags): void {
     this.exec(this.single().setBridgePort(index, o).w, false, MODE_ACK, null);
   }
 

@@ -202,7 +202,7 @@ export class FakeNetlink implements NetlinkPort {
 
   bridgePorts(): BridgePortInfo[] {
     this.log('bridgePorts');
-    return this.ns().links.filter((l) => l.master !== null).map((l) => ({ index: l.index, master: l.master, hairpin: l.hairpin, isolated: l.isolated }));
+    return this.ns().links.filter((l) => l.master !== null).map((l) => ({ index: l.index, master: l.master, hairpin: l.hairpin, isolated: l.isolated, learning: true }));
   }
 
   addAddress(index: number, address: string, prefixLen: number): void {

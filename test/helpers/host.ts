@@ -63,7 +63,7 @@ export class TestHost {
   readonly root: string;
   readonly hostId: string;
   readonly extraNs: string[] = [];
-  private env: NodeJS.ProcessEnv;
+  readonly env: NodeJS.ProcessEnv;
 
   private constructor(tag: string) {
     this.ns = `nst-${tag}-${rand()}`;

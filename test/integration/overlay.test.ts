@@ -3,11 +3,12 @@
 // etcd a 3-member cluster in its own namespaces on the same underlay. Everything is removed afterwards, also on
 // failure: the hosts (their agents, containers, namespaces), the etcd members and the underlay.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { EtcdCluster } from '../helpers/etcd.js';
-import { TestHost, waitFor } from '../helpers/host.js';
+import { NSNET, TestHost, waitFor } from '../helpers/host.js';
 
 const PORT = 7000;
 let etcd: EtcdCluster;
@@ -118,4 +119,89 @@ test('3 hosts, 2 overlay networks, 12 containers: mesh by name and address, isol
     const chk = h.nsnet(['check']);
     assert.equal(chk.status, 0, chk.stdout + chk.stderr);
   }
+});
+
+/** Pings each target once from container `c`; returns the targets that did not answer. */
+function unreachable(h: TestHost, c: string, targets: string[]): string[] {
+  const r = h.exec(c, `for t in ${targets.join(' ')}; do ping -c1 -W2 $t >/dev/null 2>&1 || echo $t; done`, { timeout: 120000 });
+  return r.stdout.trim().split('\n').filter(Boolean);
+}
+
+function runAsync(h: TestHost, args: string[]): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn('nsenter', [`--net=/run/netns/${h.ns}`, NSNET, ...args], { env: h.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => { err += d; });
+    p.on('close', (status) => resolve({ status, stderr: err }));
+  });
+}
+
+test('40 concurrent runs across the 3 hosts: no address twice, every one reachable from another host', async () => {
+  const jobs = Array.from({ length: 40 }, (_, k) => ({ h: hosts[k % 3], name: `burst${k}` }));
+  const res = await Promise.all(jobs.map((j) => runAsync(j.h, ['run', '-d', '--name', j.name, '--network', 'web', '--', 'sleep', '300'])));
+  assert.deepEqual(res.map((r, k) => (r.status === 0 ? '' : `${jobs[k].name}: ${r.stderr.trim()}`)).filter(Boolean), []);
+  const ips = jobs.map((j) => ipOf(j.h, j.name, 'web'));
+  assert.equal(new Set(ips).size, 40, 'no address twice');
+  const all = hosts.flatMap((h) => (JSON.parse(h.ok(['network', 'inspect', 'web']))[0].Containers ? Object.values(JSON.parse(h.ok(['network', 'inspect', 'web']))[0].Containers as Record<string, { IPv4Address: string }>).map((x) => x.IPv4Address.split('/')[0]) : []));
+  assert.equal(new Set(all).size, all.length, 'no address twice across the hosts\' own views');
+  // From host 1, every burst container of hosts 2 and 3 answers (their forwarding entries are programmed).
+  const far = jobs.filter((j) => j.h !== hosts[0]).map((j, k) => ips[jobs.indexOf(j)] ?? String(k));
+  const missing = await waitFor(() => { const m = unreachable(hosts[0], 'web11', far); return m.length ? null : m; }, 30000, 1000).catch(() => unreachable(hosts[0], 'web11', far));
+  assert.deepEqual(missing, [], 'every address reached across hosts');
+  await Promise.all(jobs.map((j) => runAsync(j.h, ['rm', '-f', j.name])));
+});
+
+test('a host killed: after the TTL the others drop its endpoints and entries, its addresses are reused; back, it reconciles', async () => {
+  const [h1, , h3] = hosts;
+  const a31 = ipOf(h3, 'web31', 'web');
+  const a32 = ipOf(h3, 'web32', 'web');
+  const vx = (h: TestHost) => h.sh('ip -o link show type vxlan').stdout.split('\n').map((l) => /^\d+: (nsvx-[0-9a-f]+)/.exec(l)?.[1]).filter(Boolean) as string[];
+  const fdbTo = (h: TestHost, dst: string) => vx(h).map((d) => h.sh(`bridge fdb show dev ${d}`).stdout).join('\n').split('\n').filter((l) => l.includes(`dst ${dst}`)).length;
+  assert.ok(fdbTo(h1, under(2)) > 0, 'host 1 has forwarding entries to host 3');
+  // Dead: its agent killed (no more heartbeats), its underlay link down.
+  const pid = Number(fs.readFileSync(path.join(h3.root, 'cluster', 'agent.pid'), 'utf8').split(' ')[0]);
+  process.kill(pid, 'SIGKILL');
+  h3.sh('ip link set ul0 down');
+  await waitFor(() => fdbTo(h1, under(2)) === 0, 20000, 250);
+  assert.deepEqual(unreachable(h1, 'web11', ['web31']), ['web31'], 'its names are gone from the others\' resolvers');
+  // Its addresses are free again: host 1 gets one of them on request.
+  h1.ok(['run', '-d', '--name', 'reuse', '--network', 'web', '--ip', a31, '--', 'sleep', '300']);
+  assert.equal(ipOf(h1, 'reuse', 'web'), a31);
+  // Back: reconcile starts its agent, which joins again and re-claims what is still its own.
+  h3.sh('ip link set ul0 up');
+  const rc = h3.nsnet(['reconcile']);
+  assert.equal(rc.status, 0, rc.stderr);
+  assert.match(rc.stdout, /started the cluster agent/);
+  await waitFor(() => unreachable(h1, 'web11', ['web32', a32]).length === 0, 30000, 500);
+  // web31's address is host 1's now: host 3 says so, and nothing answers for it twice.
+  const chk = await waitFor(() => { const r = h3.nsnet(['check']); return /web31 on web: not registered/.test(r.stdout) ? r : null; }, 20000, 500);
+  assert.equal(chk!.status, 1);
+  assert.deepEqual(unreachable(h1, 'web11', [a31]), [], 'the reused address answers (from host 1\'s own container)');
+  h1.ok(['rm', '-f', 'reuse']);
+});
+
+test('etcd: one member down changes nothing; all down, traffic goes on and a new run fails in one line; back, runs work', async () => {
+  const [h1, h2] = hosts;
+  await etcd.stopMember(0);
+  h1.ok(['run', '-d', '--name', 'm1', '--network', 'web', '--', 'sleep', '300']);
+  await waitFor(() => unreachable(h2, 'web21', ['m1']).length === 0, 20000, 500).catch((e) => {
+    for (const h of [h1, h2]) process.stderr.write(`--- ${h.ns} agent log:\n${fs.readFileSync(path.join(h.root, 'cluster', 'agent.log'), 'utf8').split('\n').slice(-15).join('\n')}\n`);
+    process.stderr.write(`m1 on h1: ${h1.nsnet(['inspect', 'm1']).stdout.slice(0, 300)}\n`);
+    process.stderr.write(`h2 remote: ${h2.sh(`python3 -c "import sqlite3;print(sqlite3.connect('${h2.root}/nsnet.db').execute('select name,ip,host,underlay,mac from remote_endpoints').fetchall())"`).stdout}\n`);
+    process.stderr.write(`h2 resolve: ${JSON.stringify(h2.exec('web21', 'getent hosts m1; ping -c1 -W1 m1'))}\n`);
+    process.stderr.write(`etcdctl: ${JSON.stringify(etcd.ctl(1, 'get --prefix /nsnet/v1/ --keys-only'))}\n`);
+    throw e;
+  });
+  await etcd.stopAll();
+  assert.deepEqual(unreachable(h1, 'web11', ['web21', 'web22', 'm1']), [], 'running traffic continues without etcd');
+  const t0 = Date.now();
+  const r = h2.nsnet(['run', '-d', '--name', 'nope', '--network', 'web', '--', 'sleep', '300'], { timeout: 60000 });
+  assert.notEqual(r.status, 0);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /^Error: .*(etcd .*unreachable|did not answer)/);
+  assert.ok(Date.now() - t0 < 20000, 'within the bound');
+  assert.doesNotMatch(h2.ok(['ps', '-a', '--format', '{{.Names}}']), /nope/, 'no half-made container');
+  await etcd.startAll();
+  await waitFor(() => h2.nsnet(['run', '-d', '--name', 'again', '--network', 'web', '--', 'sleep', '300']).status === 0, 40000, 1000);
+  await waitFor(() => unreachable(h1, 'web11', ['again']).length === 0, 20000, 500);
 });

@@ -5,7 +5,7 @@ import { encAddAddress, encDeleteAddress, type AddressOptions } from './addr.js'
 import { encAddBpfFilter, type BpfFilterSpec, type TcTarget } from './filter.js';
 import {
   encBridge, encDeleteLink, encSetAlias, encSetBridgePort, encSetDown, encSetMac, encSetMaster, encSetMtu, encSetName, encSetUp,
-  encVeth, encVxlan, noAliasInBatch, type BridgeOptions, type VethOptions,
+  encVeth, encVxlan, noAliasInBatch, type BridgeOptions, type BridgePortFlags, type VethOptions,
 } from './link.js';
 import { encAddFdb, encAddNeighbour, encAppendFdb, encDeleteFdb, encDeleteNeighbour } from './neigh.js';
 import type { VxlanOptions } from './vxlan.js';
@@ -97,7 +97,7 @@ export class NetlinkBatch {
   /** Bridge-port flags of an enslaved interface (RTM_SETLINK, family AF_BRIDGE, IFLA_PROTINFO):
    *  `hairpin` lets frames go back out of the port they came in (a container reaching its own published port
    *  while br_netfilter is on), `isolated` forbids traffic between isolated ports of the bridge. */
-  setBridgePort(index: number, o: { hairpin?: boolean; isolated?: boolean }): this {
+  setBridgePort(index: number, o: BridgePortFlags): this {
     encSetBridgePort(this.w, index, o);
     return this;
   }

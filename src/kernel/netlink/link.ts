@@ -29,6 +29,7 @@ export const IFLA_INFO_DATA = 2;
 export const VETH_INFO_PEER = 1;
 export const IFLA_BRPORT_MODE = 4;
 export const IFLA_BRPORT_ISOLATED = 33;
+export const IFLA_BRPORT_LEARNING = 8;
 export const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 
 const OPER_STATES = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'];
@@ -85,6 +86,8 @@ export interface BridgePortInfo {
   master: number | null;
   hairpin: boolean;
   isolated: boolean;
+  /** The bridge learns source MACs of frames arriving on this port (the kernel's default: on). */
+  learning: boolean;
 }
 
 /** Starts an RTM_SETLINK of one interface (the caller adds attributes and ends it). */
@@ -224,9 +227,16 @@ export function encSetMtu(w: NlWriter, index: number, mtu: number): void {
   w.end(op, `${op}(${index}, ${mtu})`);
 }
 
+/** Flags of a bridge port nsnet sets: hairpin mode, isolation, MAC learning. */
+export interface BridgePortFlags {
+  hairpin?: boolean;
+  isolated?: boolean;
+  learning?: boolean;
+}
+
 /** Bridge-port flags of an enslaved interface (RTM_SETLINK, family AF_BRIDGE, IFLA_PROTINFO): see
  *  NetlinkBatch.setBridgePort. */
-export function encSetBridgePort(w: NlWriter, index: number, o: { hairpin?: boolean; isolated?: boolean }): void {
+export function encSetBridgePort(w: NlWriter, index: number, o: BridgePortFlags): void {
   const op = 'setBridgePort';
   checkIndex(op, index);
   w.begin(RTM_SETLINK, NLM_F_REQUEST);
@@ -234,6 +244,7 @@ export function encSetBridgePort(w: NlWriter, index: number, o: { hairpin?: bool
   const pi = w.nestStart(IFLA_PROTINFO | NLA_F_NESTED);
   if (o.hairpin !== undefined) w.u8(IFLA_BRPORT_MODE, o.hairpin ? 1 : 0);
   if (o.isolated !== undefined) w.u8(IFLA_BRPORT_ISOLATED, o.isolated ? 1 : 0);
+  if (o.learning !== undefined) w.u8(IFLA_BRPORT_LEARNING, o.learning ? 1 : 0);
   w.nestEnd(pi);
   w.end(op, `${op}(${index}, ${JSON.stringify(o)})`);
 }
@@ -295,6 +306,7 @@ export function parseBridgePort(b: Buffer, off: number, end: number): BridgePort
   let master: number | null = null;
   let hairpin: boolean | null = null;
   let isolated = false;
+  let learning = true;
   let a = off + 16;
   while (a + 4 <= end) {
     const alen = b.readUInt16LE(a);
@@ -309,12 +321,13 @@ export function parseBridgePort(b: Buffer, off: number, end: number): BridgePort
         const nt = b.readUInt16LE(n + 2) & NLA_TYPE_MASK;
         if (nt === IFLA_BRPORT_MODE) hairpin = b[n + 4] !== 0;
         else if (nt === IFLA_BRPORT_ISOLATED) isolated = b[n + 4] !== 0;
+        else if (nt === IFLA_BRPORT_LEARNING) learning = b[n + 4] !== 0;
         n += (nlen + 3) & ~3;
       }
     }
     a += (alen + 3) & ~3;
   }
-  return hairpin === null ? null : { index, master, hairpin, isolated };
+  return hairpin === null ? null : { index, master, hairpin, isolated, learning };
 }
 
 /** Parses an RTM_NEWLINK payload b[off..end). Exported for tests. */
