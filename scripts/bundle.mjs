@@ -114,10 +114,13 @@ const nativeAddonsPlugin = {
 // namespace object here (made once, on first import): identical to what each importer got before, since a
 // built-in's exports do not change.
 function shareNamespaces(code) {
-  const helper = 'var __toESM=(mod,isNodeMode,target)=>(';
-  if (!code.includes(helper)) throw new Error('bundle: esbuild no longer emits the __toESM helper shareNamespaces rewrites');
-  return code.replace(helper, 'var __toESM=(mod,isNodeMode)=>isNodeMode===1&&mod!==null&&typeof mod==="object"?__esmOf.get(mod)??__esmNew(mod):__toESM1(mod,isNodeMode),'
-    + '__esmOf=new WeakMap(),__esmNew=(mod,t=__toESM1(mod,1))=>(__esmOf.set(mod,t),t),__toESM1=(mod,isNodeMode,target)=>(');
+  // var __toESM=(mod,isNodeMode,target)=>(target=mod!=null?...  (the names as esbuild 0.25 emits them, or minified)
+  const helper = /var ([\w$]+)=\(([\w$]+),([\w$]+),([\w$]+)\)=>\(\4=\2!=null\?/;
+  if (!helper.test(code)) throw new Error('bundle: esbuild no longer emits the __toESM helper shareNamespaces rewrites');
+  return code.replace(helper, (_, toESM, mod, node, target) =>
+    `var ${toESM}=(${mod},${node})=>${node}===1&&${mod}!==null&&typeof ${mod}==="object"?__nsnetNs.get(${mod})??__nsnetNsNew(${mod}):__nsnetToESM(${mod},${node}),`
+    + `__nsnetNs=new WeakMap(),__nsnetNsNew=(${mod},t=__nsnetToESM(${mod},1))=>(__nsnetNs.set(${mod},t),t),`
+    + `__nsnetToESM=(${mod},${node},${target})=>(${target}=${mod}!=null?`);
 }
 
 const cli = await build({
