@@ -1,8 +1,8 @@
 // What one CLI process costs on each of its paths (issue #11): served by the resident helper through the fast
 // client (no Node), in-process (NSNET_NO_HELPER=1), and the first command on a new state directory (no helper yet:
-// in-process, and it starts one). Inside a throwaway host netns (bnh-*), K rounds, the commands interleaved so that
-// the machine's load drift hits them alike; medians in ms, with the floors: spawning /bin/true through nsenter
-// (the harness's own cost) and `node -e 0`.
+// in-process, and it starts one: `ps`, and `network create`). Inside throwaway host netns (bnh-*), K rounds, the
+// commands interleaved so that the machine's load drift hits them alike; medians in ms, with the floors: spawning
+// /bin/true through nsenter (the harness's own cost) and `node -e 0`.
 //
 //   node dist/bench/cli-paths.js [K=30] [BASELINE_BIN]     (root)
 //
@@ -19,6 +19,9 @@ function main(): void {
   const baseline = process.argv[3];
   const id = crypto.randomBytes(2).toString('hex');
   const host = `bnh-${id}-paths`;
+  // One nsnet per host netns: the first `network create`s run in a host of their own (their network removed again
+  // each time).
+  const host2 = `bnh-${id}-first`;
   const tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'bn-paths-')));
   const root = path.join(tmp, 'nsnet');
   const prefixOf = (r: string) => `nsnet-${crypto.createHash('sha256').update(r).digest('hex').slice(0, 6)}-`;
@@ -28,8 +31,8 @@ function main(): void {
   const inProcess = { ...env, NSNET_NO_HELPER: '1' };
   const roots: string[] = [];
   const t: Record<string, number[]> = {};
-  const time = (what: string, bin: string, args: string[], e: NodeJS.ProcessEnv) => {
-    const r = run('nsenter', [`--net=/run/netns/${host}`, bin, ...args], { env: e });
+  const time = (what: string, bin: string, args: string[], e: NodeJS.ProcessEnv, h = host) => {
+    const r = run('nsenter', [`--net=/run/netns/${h}`, bin, ...args], { env: e });
     if (r.status !== 0) throw new Error(`${what}: ${r.stderr}`);
     (t[what] ??= []).push(r.ms);
   };
@@ -39,6 +42,7 @@ function main(): void {
   };
   try {
     makeHostNetns(host);
+    makeHostNetns(host2);
     run('nsenter', [`--net=/run/netns/${host}`, NSNET_BIN, 'network', 'create', '--subnet', '10.202.0.0/16', 'bnet'], { env });
     for (let i = 0; i < 100 && !served(); i++) run('sleep', ['0.05']);
     if (!served()) throw new Error('the resident helper did not start');
@@ -51,10 +55,19 @@ function main(): void {
       time('inspect (helper)', NSNET_BIN, ['inspect', `h${i}`], env);
       time('network ls (helper)', NSNET_BIN, ['network', 'ls'], env);
       // The first command on a new state directory: in-process, and it starts a helper (which idles out fast).
-      for (const [tag, bin] of [['', NSNET_BIN], ...(baseline ? [[' baseline', baseline]] : [])] as const) {
-        const r = path.join(tmp, `first-${roots.length}`);
-        roots.push(r);
-        time(`first command: ps${tag}`, bin, ['ps'], { ...env, NSNET_ROOT: r, NSNET_HELPER_IDLE_MS: '300' });
+      // Two first commands: `ps` (reads a new, empty store) and `network create` (the first thing a user does on a
+      // new host: a bridge, its firewall and its resolver; removed again untimed, in-process).
+      for (const [b, [tag, bin]] of [['', NSNET_BIN], ...(baseline ? [[' baseline', baseline]] : [])].entries()) {
+        const first = () => {
+          const r = path.join(tmp, `first-${roots.length}`);
+          roots.push(r);
+          return { ...env, NSNET_ROOT: r, NSNET_HELPER_IDLE_MS: '300' };
+        };
+        time(`first command: ps${tag}`, bin, ['ps'], first());
+        const e = first();
+        time(`first command: network create${tag}`, bin, ['network', 'create', '--subnet', `10.${210 + b}.${i}.0/24`, 'first'], e, host2);
+        const rm = run('nsenter', [`--net=/run/netns/${host2}`, bin, 'network', 'rm', 'first'], { env: { ...e, NSNET_NO_HELPER: '1' } });
+        if (rm.status !== 0) throw new Error(`network rm: ${rm.stderr}`);
         if (baseline && bin === baseline) time('ps (in-process) baseline', bin, ['ps', '-a'], inProcess);
       }
       time('floor: nsenter /bin/true', '/bin/true', [], env);
@@ -66,9 +79,15 @@ function main(): void {
       time('rm (in-process)', NSNET_BIN, ['rm', `p${i}`], inProcess);
     }
     console.log(`CLI process wall time by path, median of ${K} (ms), through nsenter, in one run:`);
-    for (const [k, xs] of Object.entries(t)) console.log(`  ${k.padEnd(34)} ${median(xs)!.toFixed(2)}`);
+    for (const [k, xs] of Object.entries(t)) console.log(`  ${k.padEnd(40)} ${median(xs)!.toFixed(2)}`);
+    if (baseline) {
+      console.log('Against the baseline build in the same rounds (median / median):');
+      for (const k of Object.keys(t).filter((k) => t[`${k} baseline`])) {
+        console.log(`  ${k.padEnd(40)} ${(median(t[k])! / median(t[`${k} baseline`])!).toFixed(2)}x`);
+      }
+    }
   } finally {
-    deleteNamespaces([...ownNamespaces([prefixOf(root), ...roots.map(prefixOf)]), host]);
+    deleteNamespaces([...ownNamespaces([prefixOf(root), ...roots.map(prefixOf)]), host, host2]);
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
