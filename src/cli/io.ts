@@ -4,6 +4,7 @@
 // over its socket as it is written, its environment, the stdin it sent. One command runs at a time in a process
 // (the helper serves one request at a time), so the current one is a module variable set for its duration.
 import fs from 'node:fs';
+import { writeStd } from './stdio.js';
 
 export interface CommandIO {
   out(s: string | Uint8Array): void;
@@ -19,8 +20,9 @@ export interface CommandIO {
 /** This process's own streams and environment. */
 export function processIO(): CommandIO {
   return {
-    out: (s) => { process.stdout.write(s); },
-    err: (s) => { process.stderr.write(s); },
+    // write(2), not process.stdout/stderr (src/cli/stdio.ts: the same bytes, without loading the stream modules).
+    out: (s) => writeStd(1, s),
+    err: (s) => writeStd(2, s),
     env: process.env,
     input: () => fs.readFileSync(0),
     status: 0,
