@@ -30,6 +30,10 @@ test('cluster: hosts, networks, IPAM, endpoints and watches in a 3-member etcd c
   t.after(async () => {
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
     await etcd.cleanup();
+    // Everything this test opened is closed: nothing may keep the process alive (a reconnect loop, a timer).
+    setTimeout(() => {
+      process.stderr.write(`still open 10 s after cleanup: ${process.getActiveResourcesInfo().join(' ')}\n`);
+    }, 10000).unref();
   });
   etcd.enter();
   const connect = async (i: number, endpoints: string[] = etcd.endpoints) => {
@@ -197,6 +201,39 @@ test('cluster: hosts, networks, IPAM, endpoints and watches in a 3-member etcd c
     const truth = (await h1.endpoints('web')).map((e) => e.id).sort();
     assert.deepEqual(w.endpoints.map((e) => e.id).sort(), truth);
     await hw.close();
+  });
+
+  await t.test('a host cut off for longer than the TTL loses its lease; back, it re-joins and re-claims its addresses (those still free)', async () => {
+    // A host that reaches etcd only through member 3; cutting member 3 off cuts the host off, the other two go on.
+    const h6 = await connect(6, [etcd.members[2].endpoint]);
+    await h6.join();
+    const a = await h6.allocateAddress('web', 'r1');
+    const b = await h6.allocateAddress('web', 'r2');
+    await h6.registerEndpoint('web', { id: 'r1', name: 'r1', ips: [a] });
+    await h6.registerEndpoint('web', { id: 'r2', name: 'r2', ips: [b] });
+    await until('r1, r2 seen', () => seen('endpoint-add', 'r1') && seen('endpoint-add', 'r2'));
+    const lost = new Promise<void>((r) => h6.once('lease-lost', () => r()));
+    const rejoined = new Promise<{ kept: string[]; conflicts: Array<{ ip: string; owner: string }>; endpoints: string[] }>((r) => h6.once('rejoined', r));
+    etcd.isolate(2, true);
+    try {
+      await until('h6 expired for the others', () => seen('endpoint-remove', 'r1') && seen('endpoint-remove', 'r2'), TTL * 1000 + 15000);
+      assert.ok(!(await h1.hosts()).some((h) => h.host === 'h6'));
+      // Meanwhile another host takes one of its addresses.
+      assert.equal(await h1.allocateAddress('web', 'took', { ip: b }), b);
+    } finally {
+      etcd.isolate(2, false);
+    }
+    await lost;
+    const r = await rejoined;
+    assert.deepEqual(r.kept, [a]);
+    assert.deepEqual(r.conflicts.map((c) => [c.ip, c.owner]), [[b, 'h1']]);
+    assert.deepEqual(r.endpoints, ['r1']);
+    assert.ok(h6.joined);
+    assert.ok((await h1.hosts()).some((h) => h.host === 'h6'));
+    await until('r1 back for the others', () => events.filter((e) => e.type === 'endpoint-add' && e.endpoint.id === 'r1').length === 2);
+    assert.equal((await h1.addresses('web')).find((x) => x.ip === a)?.host, 'h6');
+    await h6.leave();
+    await h1.releaseAddress('web', b);
   });
 
   await t.test('all members down: operations fail with one clear error within the bound; back: the watch resumes', async () => {
