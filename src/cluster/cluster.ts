@@ -154,8 +154,9 @@ export class Cluster extends EventEmitter {
       return await bounded(this.etcdEndpoints, this.timeoutMs, f);
     } catch (e) {
       // etcd forgot our lease (it expired while we could not renew it) before the keep-alive noticed.
-      if (lease && lease === this.leaseId && /requested lease not found/.test(String((e as Error)?.message))) {
+      if (lease && /requested lease not found/.test(String((e as Error)?.message))) {
         this.onLeaseLost(lease);
+        if (!this.wanted) throw new NotJoined(this.hostId);
         throw new ClusterUnavailable(this.etcdEndpoints, null, `the lease of host ${this.hostId} expired; re-joining`);
       }
       throw e;
@@ -202,8 +203,8 @@ export class Cluster extends EventEmitter {
     return decode('host', this.keys.host(this.hostId), this.hostValue(id));
   }
 
-  private schedule(id: string): void {
-    this.beatTimer = setTimeout(() => void this.beat(id), this.heartbeatMs);
+  private schedule(id: string, ms = this.heartbeatMs): void {
+    this.beatTimer = setTimeout(() => void this.beat(id), ms);
     this.beatTimer.unref();
   }
 
@@ -230,17 +231,23 @@ export class Cluster extends EventEmitter {
         this.onLeaseLost(id);
         return;
       }
+      // Failed (the member that was asked is marked down for a second): again soon, through another one.
+      if (id === this.leaseId && !this.closed) this.schedule(id, 100);
+      return;
     }
     if (id === this.leaseId && !this.closed) this.schedule(id);
   }
 
   /** The lease's TTL after one keep-alive (0: etcd no longer knows it). Bounded. */
   private keepAliveOnce(id: string): Promise<number> {
+    // A third of the TTL per try: a member that does not answer must leave time to ask another one. The
+    // deadline fails the stream, which marks that member down (etcd.ts memberPolicy).
+    const ms = Math.max(300, Math.min(this.timeoutMs, Math.floor((this.ttl * 1000) / 3)));
     return this.call(async () => {
-      const stream = await this.client.leaseClient.leaseKeepAlive();
+      const stream = await this.client.leaseClient.leaseKeepAlive({ deadline: Date.now() + ms });
       try {
         return await new Promise<number>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new ClusterUnavailable(this.etcdEndpoints, this.timeoutMs)), this.timeoutMs);
+          const timer = setTimeout(() => reject(new ClusterUnavailable(this.etcdEndpoints, ms)), ms + 200);
           stream.on('data', (res: { TTL: string | number }) => { clearTimeout(timer); resolve(Number(res.TTL)); });
           stream.on('error', (e: Error) => { clearTimeout(timer); reject(e); });
           stream.write({ ID: id });
