@@ -473,7 +473,7 @@ export class Cluster extends EventEmitter {
     }
     const prefix = this.keys.addressesPrefix(network);
     let taken = new Set((await this.t([], [op.list(prefix, true)])).ranges[0].map((kv) => kv.key.toString().slice(prefix.length)));
-    let window = 4;
+    let window = 1; // the lowest free address first (Docker's order); widened on each lost race
     for (let attempt = 0; attempt < 30; attempt++) {
       const ip = pickAddress(subnet, gateway, new Set([...taken, ...this.pending]), window);
       if (!ip) throw new UserError(`no available IPv${fam} addresses on network ${network} (${subnet})`, 'refused');

@@ -67,6 +67,17 @@ test('cluster: hosts, networks, IPAM, endpoints and watches in a 3-member etcd c
     assert.ok(![a.vni, b.vni].includes(net.vni));
     await h2.removeNetwork('a');
     await h3.removeNetwork('b');
+    // Dual stack: an IPv6 /64 of the cluster's ULA block, addresses of both families for one endpoint.
+    const d = await h1.createNetwork({ name: 'dual', ipv6: true });
+    assert.match(d.subnet6 ?? '', /^fd[0-9a-f:]+::\/64$/);
+    const v4 = await h2.allocateAddress('dual', 'e6');
+    const v6 = await h2.allocateAddress('dual', 'e6', { family: 6 });
+    assert.equal(v6, d.subnet6!.replace('/64', '2'));
+    const ep6 = await h2.registerEndpoint('dual', { id: 'e6', name: 'six', ips: [v4, v6] });
+    assert.deepEqual(ep6.ips, [v4, v6]);
+    await h2.removeEndpoint('dual', 'e6');
+    assert.deepEqual(await h1.addresses('dual'), []);
+    await h1.removeNetwork('dual');
     assert.deepEqual((await h1.networks()).map((n) => n.name), ['web']);
     await assert.rejects(h1.removeNetwork('a'), { message: 'network a not found' });
   });
@@ -156,12 +167,18 @@ test('cluster: hosts, networks, IPAM, endpoints and watches in a 3-member etcd c
       const ip = await h1.allocateAddress('web', 'm1');
       await h1.registerEndpoint('web', { id: 'm1', name: 'm1', ips: [ip] });
       await until('m1 seen by host 2', () => seen('endpoint-add', 'm1'));
+      const hostEvents: string[] = [];
+      const hw = await h2.watchHosts((ev) => hostEvents.push(`${ev.type} ${ev.host.host}`));
       const h4 = await connect(4);
       await h4.join();
       assert.ok((await h2.hosts()).some((h) => h.host === 'h4'));
       const net = await h4.createNetwork({ name: 'during-outage' });
       await h4.removeNetwork(net.name);
+      await until('h4 beats', async () => (await h1.hosts()).find((h) => h.host === 'h4')!.heartbeat > Date.now() - 300);
       await h4.leave();
+      await until('host watch: h4 up and down', () => hostEvents.includes('host-down h4'));
+      assert.deepEqual(hostEvents.filter((e) => !e.startsWith('host-up h') || e === 'host-up h4'), ['host-up h4', 'host-down h4'], 'heartbeats are not events');
+      await hw.close();
     } finally {
       await etcd.startMember(down);
     }
