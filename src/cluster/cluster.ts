@@ -18,6 +18,9 @@
 // store with reconcile().
 //
 // Every call is bounded (timeoutMs, 5 s by default): no answer means ClusterUnavailable, one line.
+//
+// Events: 'lease-lost'; 'rejoined' (ReconcileResult: what was kept, what another host took); 'warning' (an
+// unexpected error while re-joining, retried); 'watch-error' (a value a watch could not use). Never 'error'.
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Etcd3 } from 'etcd3';
@@ -42,7 +45,8 @@ export interface ClusterOptions {
   prefix?: string;
   /** Bound on every etcd call, ms (default 5000). */
   timeoutMs?: number;
-  /** Heartbeat period, ms (default a third of the TTL). */
+  /** Heartbeat period, ms: the keep-alive and the host record's heartbeat time (default and at most a third
+   *  of the TTL). */
   heartbeatMs?: number;
   labels?: Record<string, string>;
 }
