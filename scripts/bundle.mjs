@@ -141,11 +141,13 @@ const cli = await build({
   format: 'cjs',
   target: 'node20',
   outfile: 'dist/nsnet.cjs',
-  // Native addons, and the libraries only some commands load (`up`: ajv, yaml; `graph`: dagre): kept out of the
+  // Native addons, and the libraries only some commands load (`up`: ajv, yaml; `graph`: dagre; `cluster`: etcd3): kept out of the
   // bundle every command parses (they tripled it, and every in-process start paid for it), loaded from
   // node_modules when used.
   // better-sqlite3's JavaScript is bundled (nativeAddonsPlugin); without its addon found, it is loaded from there.
-  external: [...(native.sqlite ? [] : ['better-sqlite3']), 'koffi', 'ajv', 'yaml', '@dagrejs/dagre'],
+  // etcd3 is never reached from the CLI (only the cluster agent, an ESM process of its own, loads it); kept external
+  // in case: grpc-js reads its proto files relative to the package's own directory, which a bundle would break.
+  external: [...(native.sqlite ? [] : ['better-sqlite3']), 'koffi', 'ajv', 'yaml', '@dagrejs/dagre', 'etcd3'],
   // Modules locate files relative to themselves (the resolver's entry, bin/nsnet): in the bundle, as if they
   // were dist/src/cli/main.js, which resolves to the same places.
   // (A file URL made by hand: url.pathToFileURL cost ≈1 ms at every start.)

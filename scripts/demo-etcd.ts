@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TestHost, waitFor, type Result } from '../test/helpers/host.js';
+import { etcdCommand, initialCluster, parseEndpointStatus } from '../test/helpers/etcd.js';
 
 const IPS = ['10.79.0.11', '10.79.0.12', '10.79.0.13'];
 const NAMES = ['e1', 'e2', 'e3'];
@@ -29,19 +30,15 @@ const ctl = (m: number, args: string, timeout = '3s') =>
   h.exec(`demo-${NAMES[m]}-1`, `etcdctl --endpoints=http://${IPS[m]}:2379 --dial-timeout=2s --command-timeout=${timeout} ${args}`, { timeout: 15000 });
 function status(m: number): { id: string; leader: string } | null {
   const r = ctl(m, 'endpoint status -w json', '1s');
-  const id = /"member_id":(\d+)/.exec(r.stdout)?.[1];
-  const leader = /"leader":(\d+)/.exec(r.stdout)?.[1];
-  return r.status === 0 && id && leader ? { id, leader } : null;
+  return r.status === 0 ? parseEndpointStatus(r.stdout) : null;
 }
 
 try {
   if (!fs.existsSync('/usr/bin/etcd')) throw new Error('etcd-server is not installed (bash scripts/setup.sh installs it)');
-  const cluster = NAMES.map((n, i) => `${n}=http://${IPS[i]}:2380`).join(',');
+  const cluster = initialCluster(NAMES, IPS);
   const services = NAMES.map((n, i) => {
     const ip = IPS[i];
-    const cmd = ['etcd', '--name', n, '--data-dir', path.join(dir, n), '--listen-peer-urls', `http://${ip}:2380`,
-      '--initial-advertise-peer-urls', `http://${ip}:2380`, '--listen-client-urls', `http://${ip}:2379,http://127.0.0.1:2379`,
-      '--advertise-client-urls', `http://${ip}:2379`, '--initial-cluster', cluster, '--initial-cluster-state', 'new'];
+    const cmd = etcdCommand({ name: n, ip, dataDir: path.join(dir, n), initialCluster: cluster, token: 'nsnet-demo' });
     return `  ${n}:\n    command: ${JSON.stringify(cmd)}\n    networks:\n      etcd:\n        ipv4_address: ${ip}\n`;
   }).join('');
   const file = path.join(dir, 'compose.yaml');

@@ -9,9 +9,10 @@
 //   host that returns re-claims exactly the addresses it still runs with (not a block that others now share);
 // - the price, one etcd transaction per allocation (~1 ms on a LAN), is small next to making a container, and
 //   a command that must reach etcd anyway (the endpoint is registered there) pays no extra round trip to fail.
-// Contention: concurrent allocators read the taken set, then each picks at random among the first `window`
-// free addresses (not all the lowest one), so most transactions succeed the first time; a loser re-reads the
-// taken set from its failed transaction's answer and retries with a wider window.
+// Contention: an allocator reads the taken set and tries the lowest free address (Docker's order; allocations
+// in flight in the same process are skipped); one that loses the race (the key was created meanwhile) gets
+// the taken set back in its failed transaction's answer and retries, picking at random among the first 2,
+// then 4, 8... free addresses, so concurrent losers spread out instead of colliding again.
 import { UserError, showValue } from '../util/errors.js';
 import { Addr, Prefix, ulaPrefixFromId, ulaSubnet } from '../util/addr.js';
 

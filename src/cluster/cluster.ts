@@ -18,9 +18,12 @@
 // store with reconcile().
 //
 // Every call is bounded (timeoutMs, 5 s by default): no answer means ClusterUnavailable, one line.
+//
+// Events: 'lease-lost'; 'rejoined' (ReconcileResult: what was kept, what another host took); 'warning' (an
+// unexpected error while re-joining, retried); 'watch-error' (a value a watch could not use). Never 'error'.
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Etcd3, Lease } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { UserError, showValue } from '../util/errors.js';
 import { Addr, Prefix } from '../util/addr.js';
 import { validateNetworkName, validateAlias, validateLabel } from '../util/validate.js';
@@ -42,7 +45,8 @@ export interface ClusterOptions {
   prefix?: string;
   /** Bound on every etcd call, ms (default 5000). */
   timeoutMs?: number;
-  /** Heartbeat period, ms (default a third of the TTL). */
+  /** Heartbeat period, ms: the keep-alive and the host record's heartbeat time (default and at most a third
+   *  of the TTL). */
   heartbeatMs?: number;
   labels?: Record<string, string>;
 }
@@ -98,10 +102,11 @@ export class Cluster extends EventEmitter {
   readonly keys: Keys;
   private readonly heartbeatMs: number;
   private readonly labels: Record<string, string>;
-  private lease: Lease | null = null;
   private leaseId: string | null = null;
   private joinedAt = 0;
-  private heartbeat: NodeJS.Timeout | null = null;
+  /** When the lease was last renewed (ms). */
+  private renewed = 0;
+  private beatTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private wanted = false;
   private rejoining: Promise<void> | null = null;
@@ -120,7 +125,7 @@ export class Cluster extends EventEmitter {
     this.ttl = o.ttl;
     this.timeoutMs = o.timeoutMs;
     this.keys = new Keys(o.prefix);
-    this.heartbeatMs = o.heartbeatMs ?? Math.max(500, Math.floor((o.ttl * 1000) / 3));
+    this.heartbeatMs = Math.max(200, Math.min(o.heartbeatMs ?? Infinity, Math.floor((o.ttl * 1000) / 3)));
     this.labels = o.labels ?? {};
   }
 
@@ -148,13 +153,14 @@ export class Cluster extends EventEmitter {
   /** Runs one etcd interaction within the bound. */
   private async call<T>(f: () => Promise<T>): Promise<T> {
     if (this.closed) throw new Error('cluster: the client is closed');
-    const lease = this.lease;
+    const lease = this.leaseId;
     try {
       return await bounded(this.etcdEndpoints, this.timeoutMs, f);
     } catch (e) {
       // etcd forgot our lease (it expired while we could not renew it) before the keep-alive noticed.
-      if (lease && lease === this.lease && /requested lease not found/.test(String((e as Error)?.message))) {
+      if (lease && /requested lease not found/.test(String((e as Error)?.message))) {
         this.onLeaseLost(lease);
+        if (!this.wanted) throw new NotJoined(this.hostId);
         throw new ClusterUnavailable(this.etcdEndpoints, null, `the lease of host ${this.hostId} expired; re-joining`);
       }
       throw e;
@@ -185,47 +191,100 @@ export class Cluster extends EventEmitter {
   async join(): Promise<HostRecord> {
     this.wanted = true;
     if (this.leaseId) return decode('host', this.keys.host(this.hostId), this.hostValue(this.leaseId));
-    const lease = this.client.lease(this.ttl, { autoKeepAlive: true });
-    lease.on('lost', () => this.onLeaseLost(lease));
-    let id: string;
+    const g = await this.call(() => this.client.leaseClient.leaseGrant({ TTL: this.ttl }));
+    const id = String(g.ID);
+    this.joinedAt = Date.now();
     try {
-      id = await this.call(() => lease.grant());
-      this.joinedAt = Date.now();
       await this.t([], [op.put(this.keys.host(this.hostId), this.hostValue(id), id)]);
+      if (!this.wanted || this.closed) throw new NotJoined(this.hostId); // leave() or close() meanwhile
     } catch (e) {
-      lease.removeAllListeners('lost');
-      lease.release();
+      await this.revoke(id).catch(() => undefined);
       throw e;
     }
-    if (!this.wanted || this.closed) {
-      // leave() or close() while joining: undo.
-      lease.removeAllListeners('lost');
-      await lease.revoke().catch(() => lease.release());
-      throw new NotJoined(this.hostId);
-    }
-    this.lease = lease;
     this.leaseId = id;
-    this.heartbeat = setInterval(() => {
-      const l = this.leaseId;
-      if (!l) return;
-      // A failed beat is not an error: the keep-alive says whether the lease lives.
-      this.t([cmp.lease(this.keys.host(this.hostId), l)], [op.put(this.keys.host(this.hostId), this.hostValue(l), l)]).catch(() => undefined);
-    }, this.heartbeatMs);
-    this.heartbeat.unref();
+    this.renewed = Date.now();
+    this.schedule(id);
     return decode('host', this.keys.host(this.hostId), this.hostValue(id));
   }
 
+  private schedule(id: string, ms = this.heartbeatMs): void {
+    this.beatTimer = setTimeout(() => void this.beat(id), ms);
+    this.beatTimer.unref();
+  }
+
+  /**
+   * One keep-alive of the lease, then the heartbeat (the host record rewritten with the time). The lease is
+   * taken as lost when etcd says it expired, or when it could not be renewed for a whole TTL (etcd expired
+   * it, unless a leader change extended it: joining again is right either way). etcd3's own keep-alive loop
+   * is not used: it leaks an interval per reconnect (two error paths each start a new loop).
+   */
+  private async beat(id: string): Promise<void> {
+    if (id !== this.leaseId || this.closed) return;
+    try {
+      const ttl = await this.keepAliveOnce(id);
+      if (id !== this.leaseId) return;
+      if (ttl <= 0) {
+        this.onLeaseLost(id);
+        return;
+      }
+      this.renewed = Date.now();
+      const hk = this.keys.host(this.hostId);
+      await this.t([cmp.lease(hk, id)], [op.put(hk, this.hostValue(id), id)]).catch(() => undefined);
+    } catch {
+      if (id === this.leaseId && Date.now() - this.renewed > this.ttl * 1000) {
+        this.onLeaseLost(id);
+        return;
+      }
+      // Failed (the member that was asked is marked down for a second): again soon, through another one.
+      if (id === this.leaseId && !this.closed) this.schedule(id, 100);
+      return;
+    }
+    if (id === this.leaseId && !this.closed) this.schedule(id);
+  }
+
+  /** The lease's TTL after one keep-alive (0: etcd no longer knows it). Bounded. */
+  private keepAliveOnce(id: string): Promise<number> {
+    // A third of the TTL per try: a member that does not answer must leave time to ask another one. The
+    // deadline fails the stream, which marks that member down (etcd.ts memberPolicy).
+    const ms = Math.max(300, Math.min(this.timeoutMs, Math.floor((this.ttl * 1000) / 3)));
+    return this.call(async () => {
+      const stream = await this.client.leaseClient.leaseKeepAlive({ deadline: Date.now() + ms });
+      try {
+        return await new Promise<number>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new ClusterUnavailable(this.etcdEndpoints, ms)), ms + 200);
+          stream.on('data', (res: { TTL: string | number }) => { clearTimeout(timer); resolve(Number(res.TTL)); });
+          stream.on('error', (e: Error) => { clearTimeout(timer); reject(e); });
+          stream.write({ ID: id });
+        });
+      } finally {
+        const call = stream as unknown as { removeAllListeners(e: string): void; cancel?: () => void };
+        call.removeAllListeners('data');
+        stream.on('error', () => undefined);
+        stream.end();
+        call.cancel?.();
+      }
+    });
+  }
+
+  private revoke(id: string): Promise<void> {
+    return this.call(async () => {
+      try {
+        await this.client.leaseClient.leaseRevoke({ ID: id });
+      } catch (e) {
+        // Already expired: what was bound to it is gone too.
+        if (!/lease not found|EtcdLeaseInvalid/.test(`${(e as Error)?.name} ${(e as Error)?.message}`)) throw e;
+      }
+    });
+  }
+
   private stopLease(): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = null;
-    this.lease?.removeAllListeners('lost');
-    this.lease?.release();
-    this.lease = null;
+    if (this.beatTimer) clearTimeout(this.beatTimer);
+    this.beatTimer = null;
     this.leaseId = null;
   }
 
-  private onLeaseLost(lease: Lease): void {
-    if (lease !== this.lease) return;
+  private onLeaseLost(id: string): void {
+    if (id !== this.leaseId) return;
     this.stopLease();
     this.emit('lease-lost');
     if (this.wanted && !this.closed) void this.rejoin();
@@ -238,17 +297,15 @@ export class Cluster extends EventEmitter {
   }
 
   private async rejoinLoop(): Promise<void> {
-    {
-      while (this.wanted && !this.closed && !this.leaseId) {
-        try {
-          await this.join();
-          const r = await this.reclaim([...this.ownedAddrs.values()], [...this.ownedEps.values()]);
-          this.emit('rejoined', r);
-        } catch (e) {
-          // Not 'error' (an EventEmitter throws that one when nobody listens): retried until etcd answers.
-          if (!(e instanceof ClusterUnavailable)) this.emit('warning', e);
-          await sleep(500);
-        }
+    while (this.wanted && !this.closed && !this.leaseId) {
+      try {
+        await this.join();
+        const r = await this.reclaim([...this.ownedAddrs.values()], [...this.ownedEps.values()]);
+        this.emit('rejoined', r);
+      } catch (e) {
+        // Not 'error' (an EventEmitter throws that one when nobody listens): retried until etcd answers.
+        if (!(e instanceof ClusterUnavailable)) this.emit('warning', e);
+        await sleep(500);
       }
     }
   }
@@ -257,21 +314,10 @@ export class Cluster extends EventEmitter {
   async leave(): Promise<void> {
     this.wanted = false;
     if (this.rejoining) await this.rejoining;
-    const lease = this.lease;
     const id = this.leaseId;
-    if (!lease || !id) return;
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = null;
-    lease.removeAllListeners('lost');
-    try {
-      await this.call(() => lease.revoke());
-    } catch (e) {
-      // Already expired: what was bound to it is gone too.
-      if (!/lease not found|EtcdLeaseInvalid/.test(`${(e as Error)?.name} ${(e as Error)?.message}`)) throw e;
-      lease.release();
-    }
-    this.lease = null;
-    this.leaseId = null;
+    if (!id) return;
+    this.stopLease();
+    await this.revoke(id);
     this.ownedAddrs.clear();
     this.ownedEps.clear();
   }
@@ -431,7 +477,7 @@ export class Cluster extends EventEmitter {
     }
     const prefix = this.keys.addressesPrefix(network);
     let taken = new Set((await this.t([], [op.list(prefix, true)])).ranges[0].map((kv) => kv.key.toString().slice(prefix.length)));
-    let window = 4;
+    let window = 1; // the lowest free address first (Docker's order); widened on each lost race
     for (let attempt = 0; attempt < 30; attempt++) {
       const ip = pickAddress(subnet, gateway, new Set([...taken, ...this.pending]), window);
       if (!ip) throw new UserError(`no available IPv${fam} addresses on network ${network} (${subnet})`, 'refused');
@@ -493,15 +539,21 @@ export class Cluster extends EventEmitter {
     }
     const key = this.keys.endpoint(network, rec.id);
     const ipKeys = rec.ips.map((ip) => this.keys.address(network, ip));
-    const r = await this.t(
-      [cmp.created(this.keys.network(network), n.kv.create_revision), ...ipKeys.map((k) => cmp.lease(k, lease))],
-      [op.put(key, encode('endpoint', rec), lease)],
-      ipKeys.map((k) => op.get(k)),
-    );
-    if (!r.succeeded) {
-      const bad = rec.ips.find((_, i) => r.ranges[i]?.[0]?.lease !== lease);
-      if (bad) throw new UserError(`address ${bad} is not allocated to this host on network ${network}`, 'conflict');
-      throw new UserError(`network ${network} not found`, 'notfound');
+    for (let attempt = 0; ; attempt++) {
+      const r = await this.t(
+        [cmp.created(this.keys.network(network), n.kv.create_revision), ...ipKeys.map((k) => cmp.lease(k, lease))],
+        [op.put(key, encode('endpoint', rec), lease)],
+        ipKeys.map((k) => op.get(k)),
+      );
+      if (r.succeeded) break;
+      const bad = rec.ips.findIndex((_, i) => r.ranges[i]?.[0]?.lease !== lease);
+      if (bad < 0) throw new UserError(`network ${network} not found`, 'notfound');
+      // This host's address for this endpoint, still bound to the lease before a re-join: bind it to this one.
+      const kv = r.ranges[bad][0];
+      const cur = kv ? decode('address', ipKeys[bad], kv.value) : null;
+      const rebound = attempt < rec.ips.length + 1 && cur && cur.host === this.hostId && cur.endpoint === rec.id
+        && (await this.t([cmp.mod(ipKeys[bad], kv.mod_revision)], [op.put(ipKeys[bad], kv.value.toString(), lease)])).succeeded;
+      if (!rebound) throw new UserError(`address ${rec.ips[bad]} is not allocated to this host on network ${network}`, 'conflict');
     }
     this.ownedEps.set(key, rec);
     return rec;

@@ -180,7 +180,11 @@ export class PrefixWatch<T> {
     const w = this.watcher;
     this.watcher = null;
     this.onClose?.();
-    if (w) await Promise.race([w.cancel().catch(() => undefined), sleep(2000)]);
+    if (!w) return;
+    // A cancel needs etcd's answer: not waited for longer than 2 s (etcd may be gone).
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([w.cancel().catch(() => undefined), new Promise<void>((r) => { timer = setTimeout(r, 2000); })]);
+    clearTimeout(timer);
   }
 }
 

@@ -8,18 +8,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { TestHost, waitFor } from '../helpers/host.js';
+import { etcdCommand, initialCluster, parseEndpointStatus } from '../helpers/etcd.js';
 
 const IPS = ['10.79.0.11', '10.79.0.12', '10.79.0.13'];
 const NAMES = ['e1', 'e2', 'e3'];
 
 function topology(dir: string): string {
-  const cluster = NAMES.map((n, i) => `${n}=http://${IPS[i]}:2380`).join(',');
+  const cluster = initialCluster(NAMES, IPS);
   const svc = NAMES.map((n, i) => {
     const ip = IPS[i];
-    const cmd = ['etcd', '--name', n, '--data-dir', path.join(dir, n), '--listen-peer-urls', `http://${ip}:2380`,
-      '--initial-advertise-peer-urls', `http://${ip}:2380`, '--listen-client-urls', `http://${ip}:2379,http://127.0.0.1:2379`,
-      '--advertise-client-urls', `http://${ip}:2379`, '--initial-cluster', cluster, '--initial-cluster-state', 'new',
-      '--initial-cluster-token', 'nsnet-test'];
+    const cmd = etcdCommand({ name: n, ip, dataDir: path.join(dir, n), initialCluster: cluster });
     return `  ${n}:\n    command: ${JSON.stringify(cmd)}\n    networks:\n      etcd:\n        ipv4_address: ${ip}\n`;
   }).join('');
   return `services:\n${svc}networks:\n  etcd:\n    ipam:\n      config:\n        - subnet: 10.79.0.0/24\n`;
@@ -40,11 +38,8 @@ test('etcd: the leader partitioned away, the majority elects a new one and takes
     h.exec(`et-${NAMES[member]}-1`, `etcdctl --endpoints=http://${IPS[member]}:2379 --dial-timeout=2s --command-timeout=${timeout} ${args}`, { timeout: 15000 });
   const status = (member: number): { leader: string; id: string } | null => {
     const r = ctl(member, 'endpoint status -w json', '1s');
-    if (r.status !== 0) return null;
     // Member ids are 64-bit: read as text (JSON.parse would round them).
-    const id = /"member_id":(\d+)/.exec(r.stdout)?.[1];
-    const leader = /"leader":(\d+)/.exec(r.stdout)?.[1];
-    return id && leader ? { leader, id } : null;
+    return r.status === 0 ? parseEndpointStatus(r.stdout) : null;
   };
   const leaderIndex = (): number => {
     for (let i = 0; i < 3; i++) {
