@@ -102,8 +102,11 @@ function reported(h: Host, fn: () => void): void {
   }
 }
 
-/** Tells the running resolver to read its view and log again. */
+/** Tells the running resolver to read its view and log again. Not one that has not acknowledged anything since it
+ *  was started (no .loaded file): it loads everything when it is up, and its supervisor may not have its signal
+ *  handlers yet (a SIGHUP during Node's start-up would end it). */
 function hup(h: Host): void {
+  if (!loaded(h)) return;
   h.kernel.resolver.reload(h);
 }
 
@@ -117,7 +120,14 @@ function signalAndWait(h: Host, gen: number): void {
 export function awaitDns(h: Host): void {
   reported(h, () => {
     const gen = Number(h.store.getMeta('dns.generation') ?? '0');
-    if (!gen || !resolverRunning(h) || loaded(h) >= gen) return;
+    if (!gen || loaded(h) >= gen) return;
+    if (!resolverRunning(h)) {
+      // Needed (a user-defined network) and not there: started by the network's create and gone since.
+      if (dnsView(h, gen).networks.length) throw new Error(`the DNS resolver is not running (see ${path.join(dir(h), 'log')}; nsnet reconcile starts it)`);
+      return;
+    }
+    // Possibly just started by a network create (which does not wait for it): its supervisor holds the signal until
+    // the resolver is up, and the resolver loads everything when it starts.
     signalAndWait(h, gen);
   });
 }
@@ -155,7 +165,7 @@ function sleepSync(ms: number): void {
   Atomics.wait(sleeper, 0, 0, ms);
 }
 
-function waitLoaded(h: Host, generation: number, timeoutMs = 3000): boolean {
+function waitLoaded(h: Host, generation: number, timeoutMs = 5000): boolean {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (loaded(h) >= generation) return true;
@@ -183,8 +193,11 @@ function syncDns(h: Host): void {
   if (running) {
     signalAndWait(h, gen);
   } else {
+    // Started, not waited for: its supervisor and then the resolver itself are two Node starts (≈60 ms here), and
+    // nothing needs an answer before a process runs in a container — whose launch waits for this generation to be
+    // loaded (awaitDns), and says so if the resolver never came up. A network create does not pay for them.
+    fs.rmSync(viewFile(h) + '.loaded', { force: true }); // acknowledged again by this start (hup)
     h.kernel.resolver.start(h);
-    if (!waitLoaded(h, gen)) throw new Error(`the DNS resolver did not start (see ${path.join(dir(h), 'log')})`);
   }
 }
 

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { TestHost, must, sh, type Result } from '../helpers/host.js';
+import { TestHost, must, sh, waitFor, type Result } from '../helpers/host.js';
 
 const require = createRequire(import.meta.url);
 const rand = () => crypto.randomBytes(3).toString('hex');
@@ -313,6 +313,9 @@ test('disk full (a 1 MiB tmpfs as state dir): network create fails at once and t
   });
   const env = { NSNET_ROOT: mnt };
   must(h.nsnet(['network', 'create', '--subnet', '10.71.0.0/24', 'base'], { env }), 'create on an empty tmpfs');
+  // network create starts the resolver without waiting for it: let it come up before the disk is filled (what is
+  // tested is each later create, not a resolver starting on a full disk).
+  await waitFor(() => fs.existsSync(path.join(mnt, 'dns', 'view.json.loaded')), 10000, 50);
   const fill = path.join(mnt, 'fill');
   const freeKb = () => { const s = fs.statfsSync(mnt); return Math.floor((Number(s.bfree) * Number(s.bsize)) / 1024); };
   const outcomes: string[] = [];
