@@ -1,7 +1,7 @@
 // Docker-shaped rows of `ps` and `network ls`: the fields (Go "methods" of Docker's formatter contexts) that
 // `--format` templates use, their table headers, their default tables, and Docker's filters.
 import type { ContainerRecord, EndpointRecord, NetworkRecord } from '../types.js';
-import { portsView } from '../engine/views.js';
+import { portsView, scopeOf } from '../engine/views.js';
 import { UserError } from '../util/errors.js';
 import type { ListFormat } from './template.js';
 
@@ -118,7 +118,7 @@ export interface NetInput { id: string; name: string; driver: string; internal: 
 export function networkRow(n: NetInput, trunc: boolean): { row: Record<string, unknown>; json: Record<string, string> } {
   const json: Record<string, string> = {
     CreatedAt: n.created ? goTime(n.created) : '', Driver: n.driver, ID: trunc ? n.id.slice(0, 12) : n.id, IPv6: 'false',
-    Internal: String(n.internal), Labels: labelsColumn(n.labels), Name: n.name, Scope: 'local',
+    Internal: String(n.internal), Labels: labelsColumn(n.labels), Name: n.name, Scope: scopeOf(n.driver),
   };
   return { row: { ...json, Label: (k: unknown) => n.labels[String(k)] ?? '' }, json };
 }

@@ -1,5 +1,6 @@
 // Docker-shaped views of nsnet's records (what `inspect` prints), so scripts written for Docker carry over.
 import crypto from 'node:crypto';
+import { driverOf, hasDriver } from '../drivers/registry.js';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping } from '../types.js';
 import { parsePrefix } from '../util/addr.js';
 import { netnsPath } from '../kernel/netns.js';
@@ -28,7 +29,7 @@ export function networkView(n: NetworkRecord, eps: EndpointRecord[]): Record<str
   if (n.subnet) config.push({ Subnet: n.subnet, Gateway: n.gateway, ...(n.ipRange ? { IPRange: n.ipRange } : {}) });
   if (n.subnet6) config.push({ Subnet: n.subnet6, Gateway: n.gateway6 ?? '', ...(n.ipRange6 ? { IPRange: n.ipRange6 } : {}) });
   return {
-    Name: n.name, Id: n.id, Created: n.created, Scope: 'local', Driver: n.driver, EnableIPv4: !!n.subnet, EnableIPv6: !!n.enableIPv6,
+    Name: n.name, Id: n.id, Created: n.created, Scope: scopeOf(n.driver), Driver: n.driver, EnableIPv4: !!n.subnet, EnableIPv6: !!n.enableIPv6,
     IPAM: { Driver: 'default', Options: {}, Config: config },
     Internal: n.internal, Attachable: false, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false,
     Containers: containers,
@@ -133,4 +134,9 @@ export function containerView(c: ContainerRecord, eps: EndpointRecord[], nets: M
       Networks: networks,
     },
   };
+}
+
+/** Docker's Scope of a network: "local", or "swarm" for one that spans the hosts of a cluster (overlay). */
+export function scopeOf(driver: string): string {
+  return hasDriver(driver) && driverOf(driver).scope === 'cluster' ? 'swarm' : 'local';
 }

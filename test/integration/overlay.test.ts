@@ -78,10 +78,14 @@ test('3 hosts, 2 overlay networks, 12 containers: mesh by name and address, isol
   assert.deepEqual(ls.map((x) => `${x.Host} ${x.Address}`), ['host1 203.0.113.21', 'host2 203.0.113.22', 'host3 203.0.113.23']);
   hosts[0].ok(['network', 'create', '-d', 'overlay', '--subnet', '10.90.1.0/24', 'web']);
   hosts[1].ok(['network', 'create', '--driver', 'overlay', 'db']);
-  // Visible on every host.
+  // Visible on every host, as Docker shows an overlay network (driver overlay, scope swarm), with its VNI.
   for (const h of hosts) {
-    await waitFor(() => { const l = h.ok(['network', 'ls', '--format', '{{.Name}} {{.Driver}}']); return l.includes('web overlay') && l.includes('db overlay'); }, 15000, 200);
+    await waitFor(() => { const l = h.ok(['network', 'ls', '--format', '{{.Name}} {{.Driver}} {{.Scope}}']); return l.includes('web overlay swarm') && l.includes('db overlay swarm'); }, 15000, 200);
   }
+  const wi = JSON.parse(hosts[2].ok(['network', 'inspect', 'web']))[0];
+  assert.equal(wi.IPAM.Config[0].Subnet, '10.90.1.0/24');
+  assert.match(wi.Options['com.docker.network.driver.overlay.vxlanid_list'], /^\d+$/);
+  assert.equal(JSON.parse(hosts[0].ok(['network', 'inspect', 'web']))[0].Id, wi.Id, 'one network id on every host');
   const names: Record<string, string[]> = { web: [], db: [] };
   for (const net of ['web', 'db']) {
     for (let i = 0; i < 3; i++) {
