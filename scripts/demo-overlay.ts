@@ -46,7 +46,7 @@ try {
   say('on host1, the VXLAN device\'s forwarding entries (db\'s MAC -> host2) come from etcd, not from learning');
   process.stdout.write(hosts[0].sh('bridge fdb show | grep dst').stdout);
   nsnet(0, 'check');
-  say('host3 leaves; api and db go, then their hosts leave too');
+  say('host3 leaves the cluster; api and db are removed');
   nsnet(2, 'cluster', 'leave');
   nsnet(0, 'rm', '-f', 'api');
   nsnet(1, 'rm', '-f', 'db');

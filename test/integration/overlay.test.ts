@@ -123,6 +123,32 @@ test('3 hosts, 2 overlay networks, 12 containers: mesh by name and address, isol
     const chk = h.nsnet(['check']);
     assert.equal(chk.status, 0, chk.stdout + chk.stderr);
   }
+  // Isolation from a bridge network of the same host: neither way.
+  hosts[0].ok(['network', 'create', '--subnet', '10.77.0.0/24', 'local']);
+  hosts[0].ok(['run', '-d', '--name', 'loc', '--network', 'local', '--', 'python3', script(hosts[0], 'server.py', SERVER)]);
+  const locIp = ipOf(hosts[0], 'loc', 'local');
+  assert.deepEqual([...probe(hosts[0], 'web11', [locIp]).values()], ['ping:fail tcp:fail'], 'overlay -> bridge network: nothing passes');
+  assert.deepEqual([...probe(hosts[0], 'loc', [addr.web12, addr.web21]).values()], ['ping:fail tcp:fail', 'ping:fail tcp:fail'], 'bridge network -> overlay: nothing passes');
+  // A published port of an overlay container is its host's, reached from that host's upstream as on a bridge network.
+  const up = hosts[1].addUpstream();
+  hosts[1].ok(['run', '-d', '--name', 'pub', '--network', 'web', '-p', `18090:${PORT}`, '--', 'python3', script(hosts[1], 'server.py', SERVER)]);
+  const fetch = `python3 -c "import socket;s=socket.create_connection(('${up.hostIp}',18090),timeout=3);print(s.recv(2).decode())"`;
+  assert.equal((await waitFor(() => { const r = hosts[1].shIn(up.ns, fetch); return r.stdout.trim() === 'ok' ? r : null; }, 10000, 200))!.stdout.trim(), 'ok');
+  // A forwarding entry removed behind nsnet's back: check says so, reconcile puts it back, traffic flows again.
+  const vx = `nsvx-${(wi.Id as string).slice(0, 10)}`;
+  const mac21 = JSON.parse(hosts[1].ok(['inspect', 'web21']))[0].NetworkSettings.Networks.web.MacAddress as string;
+  hosts[0].sh(`bridge fdb del ${mac21} dev ${vx} dst ${under(1)} self`);
+  hosts[0].sh(`ip neigh flush dev ${vx}`);
+  const before = hosts[0].nsnet(['check']);
+  assert.equal(before.status, 1);
+  assert.match(before.stdout, /overlay-peers.*web: .*forwarding entr.* missing/);
+  const rc = hosts[0].ok(['reconcile']);
+  assert.match(rc, /programmed \d+ forwarding\/neighbour entr/);
+  assert.equal(hosts[0].nsnet(['check']).status, 0);
+  assert.deepEqual([...probe(hosts[0], 'web11', ['web21']).values()], ['ping:ok tcp:ok']);
+  hosts[0].ok(['rm', '-f', 'loc']);
+  hosts[0].ok(['network', 'rm', 'local']);
+  hosts[1].ok(['rm', '-f', 'pub']);
 });
 
 /** Pings each target once from container `c`; returns the targets that did not answer. */
