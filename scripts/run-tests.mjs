@@ -30,10 +30,10 @@ const before = netns();
 // leaks in the soak test; with one arena RSS follows what is really allocated.
 const env = { ...process.env, MALLOC_ARENA_MAX: '1' };
 // Two phases. The end-to-end files that start whole clusters (etcd members, several nsnet hosts and their agents),
-// a browser, Podman, or measure memory run last and one at a time: on this machine kind (2 CPUs) they would
-// otherwise share the CPUs with three other files, and their timing bounds (a lease TTL, an etcd outage, a memory
-// bound) would measure the neighbours. Everything else runs four files at a time.
-const HEAVY = /[\\/](overlay|cluster-etcd|etcd-partition|cni-podman|graph|soak)\.test\.js$/;
+// a browser or Podman, or that measure memory or timing by traffic (soak, netem), run last and one at a time: on
+// this machine kind (2 CPUs) they would otherwise share the CPUs with three other files, and their bounds (a lease
+// TTL, an etcd outage, a memory bound, a --duration) would measure the neighbours. The rest runs four at a time.
+const HEAVY = /[\\/](overlay|cluster-etcd|etcd-partition|cni-podman|graph|soak|netem)\.test\.js$/;
 const light = files.filter((f) => !HEAVY.test(f));
 const heavy = files.filter((f) => HEAVY.test(f));
 const runPhase = (list, concurrency) => (list.length

@@ -106,7 +106,11 @@ function reported(h: Host, fn: () => void): void {
  *  was started (no .loaded file): it loads everything when it is up, and its supervisor may not have its signal
  *  handlers yet (a SIGHUP during Node's start-up would end it). */
 function hup(h: Host): void {
-  if (!loaded(h)) return;
+  try {
+    fs.lstatSync(viewFile(h) + '.loaded'); // whatever is there (even something planted): acknowledged before
+  } catch {
+    return; // none since this start: it loads everything when it is up
+  }
   h.kernel.resolver.reload(h);
 }
 
