@@ -18,6 +18,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { Cluster } from '../cluster/cluster.js';
+import { ClusterUnavailable } from '../cluster/errors.js';
 import type { NetworkWatch } from '../cluster/watch.js';
 import type { NetworkRecord as ClusterNetwork } from '../cluster/values.js';
 import { syncPeers } from '../drivers/overlay.js';
@@ -45,6 +46,8 @@ class Agent {
   private readonly registered = new Map<string, { network: string; id: string; spec: string }>();
   /** Addresses allocated for endpoints not seen in the store yet: released if none appears in time. */
   private readonly allocated = new Map<string, { network: string; ip: string; endpoint: string; at: number }>();
+  /** Endpoints the cluster refused to register (key network/id -> the spec and the reason), each reason said once. */
+  private readonly refused = new Map<string, string>();
   private lastError = '';
   private lastSync = 0;
   private syncing: Promise<void> | null = null;
@@ -190,13 +193,25 @@ class Agent {
     const c = this.cluster!;
     const local = await this.locked(() => this.localEndpoints());
     const want = new Map(local.map((e) => [`${e.network}/${e.id}`, e]));
+    // One endpoint that cannot be registered (its address taken by another host while this one was away) is said
+    // once and skipped: it never holds up the others, nor the removals after it. `check` names it.
     for (const [k, e] of want) {
       const spec = JSON.stringify(e);
       if (this.registered.get(k)?.spec === spec) continue;
-      await c.registerEndpoint(e.network, { id: e.id, name: e.name, aliases: e.aliases, mac: e.mac, ips: e.ips });
+      try {
+        await this.register(e);
+      } catch (err) {
+        if (!(err instanceof UserError) || err instanceof ClusterUnavailable) throw err;
+        const why = `${spec}\0${(err as Error).message}`;
+        if (this.refused.get(k) !== why) log(`${e.name} on ${e.network}: not registered: ${(err as Error).message}`);
+        this.refused.set(k, why);
+        continue;
+      }
+      this.refused.delete(k);
       this.registered.set(k, { network: e.network, id: e.id, spec });
       for (const ip of e.ips) this.allocated.delete(`${e.network}/${ip}`);
     }
+    for (const k of this.refused.keys()) if (!want.has(k)) this.refused.delete(k);
     for (const [k, r] of this.registered) {
       if (want.has(k)) continue;
       await c.removeEndpoint(r.network, r.id);
@@ -209,6 +224,27 @@ class Agent {
       if (now - a.at < 30000) continue;
       await c.releaseAddress(a.network, a.ip).catch(() => undefined);
       this.allocated.delete(k);
+    }
+  }
+
+  /** Registers a local endpoint; if the cluster no longer holds its addresses for this host (its lease lapsed while
+   *  etcd was away, and took them), claims them again where they are still free, then registers. */
+  private async register(e: { network: string; id: string; name: string; aliases: string[]; mac: string; ips: string[] }): Promise<void> {
+    const c = this.cluster!;
+    const spec = { id: e.id, name: e.name, aliases: e.aliases, mac: e.mac, ips: e.ips };
+    try {
+      await c.registerEndpoint(e.network, spec);
+    } catch (err) {
+      if (!(err instanceof UserError) || err instanceof ClusterUnavailable || !/not allocated to this host/.test(err.message)) throw err;
+      for (const ip of e.ips) {
+        try {
+          await c.allocateAddress(e.network, e.id, { ip });
+        } catch (a) {
+          // Ours already (re-bound by a reconcile meanwhile) is fine; another host's is the refusal said above.
+          if (!(a instanceof UserError) || a instanceof ClusterUnavailable || !/in use|allocated|taken/i.test(a.message)) throw a;
+        }
+      }
+      await c.registerEndpoint(e.network, spec);
     }
   }
 

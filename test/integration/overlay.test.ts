@@ -68,7 +68,7 @@ after(async () => {
   await etcd?.cleanup();
 });
 
-test('3 hosts, 2 overlay networks, 12 containers: mesh by name and address, isolation, MTU; check is clean', async () => {
+test('3 hosts, 2 overlay networks, 12 containers: mesh by name and address, isolation, MTU; check is clean', async (t) => {
   for (let i = 0; i < 3; i++) {
     const r = hosts[i].nsnet(['cluster', 'join', '--store', store, '--advertise', under(i), '--name', `host${i + 1}`, '--ttl', '3']);
     assert.equal(r.status, 0, r.stderr);
@@ -139,12 +139,17 @@ test('3 hosts, 2 overlay networks, 12 containers: mesh by name and address, isol
   const mac21 = JSON.parse(hosts[1].ok(['inspect', 'web21']))[0].NetworkSettings.Networks.web.MacAddress as string;
   hosts[0].sh(`bridge fdb del ${mac21} dev ${vx} dst ${under(1)} self`);
   hosts[0].sh(`ip neigh flush dev ${vx}`);
+  // The agent's own pass (every 2 s) also programs the entries from the mirror: it may have put them back first.
   const before = hosts[0].nsnet(['check']);
-  assert.equal(before.status, 1);
-  assert.match(before.stdout, /overlay-peers.*web: .*forwarding entr.* missing/);
-  const rc = hosts[0].ok(['reconcile']);
-  assert.match(rc, /programmed \d+ forwarding\/neighbour entr/);
+  if (before.status !== 0) {
+    assert.match(before.stdout, /overlay-peers.*web: .*forwarding entr.* missing/);
+    const rc = hosts[0].ok(['reconcile']);
+    assert.match(rc, /programmed \d+ forwarding\/neighbour entr|^$/);
+  } else {
+    t.diagnostic('the cluster agent restored the entries before check ran');
+  }
   assert.equal(hosts[0].nsnet(['check']).status, 0);
+  assert.match(hosts[0].sh(`bridge fdb show dev ${vx}`).stdout, new RegExp(`${mac21} dst ${under(1).replace(/\./g, '\\.')} self permanent`), 'the entry is back');
   assert.deepEqual([...probe(hosts[0], 'web11', ['web21']).values()], ['ping:ok tcp:ok']);
   hosts[0].ok(['rm', '-f', 'loc']);
   hosts[0].ok(['network', 'rm', 'local']);
@@ -234,4 +239,28 @@ test('etcd: one member down changes nothing; all down, traffic goes on and a new
   await etcd.startAll();
   await waitFor(() => h2.nsnet(['run', '-d', '--name', 'again', '--network', 'web', '--', 'sleep', '300']).status === 0, 40000, 1000);
   await waitFor(() => unreachable(h1, 'web11', ['again']).length === 0, 20000, 500);
+});
+
+test('an overlay network removed on one host goes from every host; refused while any host has a container on it', async () => {
+  const [h1, h2, h3] = hosts;
+  h1.ok(['network', 'create', '-d', 'overlay', 'tmp']);
+  for (const h of hosts) await waitFor(() => h.ok(['network', 'ls', '--format', '{{.Name}}']).split('\n').includes('tmp'), 15000, 200);
+  h3.ok(['run', '-d', '--name', 'holder', '--network', 'tmp', '--', 'sleep', '300']);
+  const busy = h2.nsnet(['network', 'rm', 'tmp']);
+  assert.equal(busy.status, 1);
+  assert.match(busy.stderr, /^Error: error while removing network: network tmp has active endpoints( \(on host3\))?$/m);
+  h3.ok(['rm', '-f', 'holder']);
+  const dump = (e: unknown) => {
+    process.stderr.write(`rm: ${JSON.stringify(h2.nsnet(['network', 'rm', 'tmp']))}\n`);
+    for (const h of hosts) process.stderr.write(`--- ${h.ns}: ${h.nsnet(['network', 'ls', '--format', '{{.Name}}']).stdout.replace(/\n/g, ' ')}\n${fs.readFileSync(path.join(h.root, 'cluster', 'agent.log'), 'utf8').split('\n').slice(-6).join('\n')}\n`);
+    throw e;
+  };
+  await waitFor(() => h2.nsnet(['network', 'rm', 'tmp']).status === 0, 15000, 300).catch(dump);
+  for (const h of [h1, h3]) await waitFor(() => !h.ok(['network', 'ls', '--format', '{{.Name}}']).split('\n').includes('tmp'), 15000, 200).catch(dump);
+  // Clean everywhere, but for host 3's web31, whose address host 1 took while host 3 was away (the test before).
+  for (const h of hosts) {
+    const diffs = (r: { stdout: string }) => r.stdout.split('\n').filter((l) => l && !/^cluster-endpoint\tweb31 on web: not registered/.test(l));
+    const chk = await waitFor(() => { const r = h.nsnet(['check']); return diffs(r).length === 0 ? r : null; }, 10000, 500).catch(() => h.nsnet(['check']));
+    assert.deepEqual(diffs(chk!), [], fs.readFileSync(path.join(h.root, 'cluster', 'agent.log'), 'utf8').split('\n').slice(-8).join('\n'));
+  }
 });
