@@ -18,6 +18,7 @@ import { UnixConn } from '../kernel/usock.js';
 import type { NetworkRecord } from '../types.js';
 import { UserError, type UserErrorCode } from '../util/errors.js';
 import { childProcess } from '../util/lazy.js';
+import { sleepSync } from '../util/sleep.js';
 import { openAppend, readFileSafe, writeFileAtomic } from '../dns/files.js';
 import { readClusterConfig, removeClusterConfig, writeClusterConfig, type ClusterConfig } from './clusterconf.js';
 import { dropClusterNetwork } from './networks.js';
@@ -77,10 +78,6 @@ export function agentPid(h: Host): number | null {
 
 export function agentRunning(h: Host): boolean {
   return agentPid(h) !== null;
-}
-
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 /** Starts the agent if it is not running (detached, in the host netns, its log in the state directory) and waits

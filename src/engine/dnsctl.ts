@@ -10,6 +10,7 @@
 // 0600, the log 0600, pid files and the acknowledgement 0644.
 import { childProcess } from '../util/lazy.js';
 import { syncCluster } from './cluster.js';
+import { sleepSync } from '../util/sleep.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { appendFileSafe, ensurePrivateDir, openAppend, readFileSafe, writeFileAtomic } from '../dns/files.js';
@@ -162,11 +163,6 @@ function resolverMain(): string {
 }
 function supervisorMain(): string {
   return path.resolve(path.dirname(new URL(import.meta.url).pathname), '../dns/supervisor.js');
-}
-
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-function sleepSync(ms: number): void {
-  Atomics.wait(sleeper, 0, 0, ms);
 }
 
 function waitLoaded(h: Host, generation: number, timeoutMs = 5000): boolean {

@@ -27,6 +27,7 @@ import { isSafeName } from '../util/validate.js';
 import { crashPoint } from './faults.js';
 import type { Host } from './host.js';
 import { recoverIfNeeded } from './reconcile.js';
+import { sleepSync } from '../util/sleep.js';
 import { once, type Finding } from '../drivers/driver.js';
 
 // ---------------------------------------------------------------------------------------------- the spec (pure)
@@ -216,15 +217,11 @@ function tapName(containerId: string, networkId: string): string {
   return 'nsd' + createHash('sha256').update(`${containerId} ${networkId}`).digest('hex').slice(0, 8);
 }
 
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
 /** Ends a delay line (SIGKILL, then waits until it is gone: its sockets hold the container's netns). */
 function stopLine(pid: number | null, start: string | null): void {
   if (!pid || !start || pid === process.pid || !isAlive(pid, start)) return;
   signal(pid, 'SIGKILL');
-  for (let i = 0; i < 200 && isAlive(pid, start); i++) sleepMs(5);
+  for (let i = 0; i < 200 && isAlive(pid, start); i++) sleepSync(5);
 }
 
 /** Starts the delay line of a link and waits until its taps are up. */
@@ -261,7 +258,7 @@ function startLine(h: Host, c: ContainerRecord, ep: EndpointRecord, net: Network
     const text = fs.readFileSync(outFile, 'utf8');
     if (text.includes('ready\n')) return { pid, start };
     if (!isAlive(pid, start)) throw new Error(`the delay line of ${c.name} on ${net.name} did not start: ${text.trim().split('\n').pop() ?? 'no output'}`);
-    sleepMs(5);
+    sleepSync(5);
   }
   stopLine(pid, start);
   throw new Error(`the delay line of ${c.name} on ${net.name} did not start within 3s`);

@@ -5,6 +5,7 @@ import { setupNetwork, teardownNetwork } from './drivers.js';
 import { DEFAULT_DRIVER, driverNames, driverOf, hasDriver } from '../drivers/registry.js';
 import { VNI_OPTION } from '../drivers/overlay.js';
 import { agentCall, clusterScoped, requireCluster } from './cluster.js';
+import type { NetworkRecord as ClusterNetwork } from '../cluster/values.js';
 import { DEFAULT_BRIDGE_SUBNET, pickSubnet, planDualIpam, planNetworkIpam } from '../ipam/ipam.js';
 import type { NetworkRecord } from '../types.js';
 import { UserError } from '../util/errors.js';
@@ -269,7 +270,7 @@ function createClusterNetwork(h: Host, o: NetworkCreateOptions, driver: string):
   if (subnets.some(v6) && !o.ipv6) throw new UserError('an IPv6 subnet needs --ipv6', 'invalid');
   const existing = h.store.allNetworksIncludingPending();
   const avoid = [...existing.flatMap((n) => [n.subnet, n.subnet6 ?? '']), ...hostRouteCidrs(h, existing.map((n) => n.bridge))].filter(Boolean);
-  const def = agentCall<ClusterNetworkDef>(h, 'createNetwork', {
+  const def = agentCall<ClusterNetwork>(h, 'createNetwork', {
     name: o.name, subnet: subnets.find((x) => !v6(x)) ?? null, gateway: gateways.find((x) => !v6(x)) ?? null,
     ipv6: !!o.ipv6, subnet6: subnets.find(v6) ?? null, gateway6: gateways.find(v6) ?? null,
     internal: !!o.internal, labels: o.labels ?? {}, avoid,
@@ -282,24 +283,9 @@ function createClusterNetwork(h: Host, o: NetworkCreateOptions, driver: string):
   }
 }
 
-/** A network as the cluster defines it (src/cluster/values.ts NetworkRecord). */
-export interface ClusterNetworkDef {
-  id: string;
-  name: string;
-  driver: string;
-  vni: number;
-  subnet: string;
-  gateway: string;
-  subnet6: string | null;
-  gateway6: string | null;
-  internal: boolean;
-  labels: Record<string, string>;
-  created: number;
-}
-
 /** Makes on this host a network the cluster defines (idempotent: the one with that id is returned). A network of
  *  this host with the same name is a conflict, said; nothing is made. */
-export function adoptClusterNetwork(h: Host, def: ClusterNetworkDef): NetworkRecord {
+export function adoptClusterNetwork(h: Host, def: ClusterNetwork): NetworkRecord {
   return h.lock.with(() => {
     const have = h.store.networkById(def.id);
     if (have) return have;

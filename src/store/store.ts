@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { ContainerRecord, EndpointRecord, NetworkRecord, PortMapping, RemoteEndpoint } from '../types.js';
 import { UserError } from '../util/errors.js';
+import { sleepSync } from '../util/sleep.js';
 
 const require = createRequire(import.meta.url);
 
@@ -276,7 +277,7 @@ export function retryBusy<T>(fn: () => T, retryable: () => boolean = () => true)
       return fn();
     } catch (e) {
       if (!isBusy(e) || !retryable() || i >= 200) throw e;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20 + Math.floor(Math.random() * 30));
+      sleepSync(20 + Math.floor(Math.random() * 30));
     }
   }
 }
